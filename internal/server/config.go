@@ -1,0 +1,60 @@
+// Package server is the relay server: sessions over signaling WebSockets,
+// rooms of members each with one PeerConnection, and the relay between
+// their data channels. The public package server wraps it; parleyd and
+// parleytest run it.
+package server
+
+import (
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Config mirrors the public server.Config field for field (the public
+// package converts one into the other); its documentation is there.
+type Config struct {
+	Listen       string
+	UDPPort      int
+	Apps         map[string]string
+	Logger       *zap.Logger
+	LoopbackOnly bool
+	AuthTimeout  time.Duration
+	JoinTimeout  time.Duration
+	PingInterval time.Duration
+	DrainTimeout time.Duration
+	Now          func() time.Time
+}
+
+// Defaults of the zero Config fields.
+const (
+	DefaultListen       = "127.0.0.1:7880"
+	DefaultAuthTimeout  = 10 * time.Second
+	DefaultJoinTimeout  = 15 * time.Second
+	DefaultPingInterval = 10 * time.Second
+	DefaultDrainTimeout = 10 * time.Second
+)
+
+func (c Config) withDefaults() Config {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.AuthTimeout <= 0 {
+		c.AuthTimeout = DefaultAuthTimeout
+	}
+	if c.JoinTimeout <= 0 {
+		c.JoinTimeout = DefaultJoinTimeout
+	}
+	if c.PingInterval <= 0 {
+		c.PingInterval = DefaultPingInterval
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = DefaultDrainTimeout
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	return c
+}

@@ -1,0 +1,268 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/parleyhq/parley/internal/transport"
+	pb "github.com/parleyhq/parley/proto/parley/v1"
+)
+
+// room is the set of active members of one room ID. Membership changes and
+// the notifications they cause happen under mu, so every session hears
+// about one room's changes in the same order.
+type room struct {
+	srv  *Server
+	id   string
+	refs int // members holding the room, pending or active; guarded by srv.mu
+
+	mu      sync.Mutex
+	members map[string]*member // active members by user ID
+	seq     uint64             // activation counter, for join order
+}
+
+type memberState int
+
+const (
+	statePending memberState = iota // PeerConnection being set up
+	stateActive                     // data channels open, known to the room
+	stateGone                       // removed; its PeerConnection is closed or closing
+)
+
+// member is one session's presence in one room, with its PeerConnection.
+type member struct {
+	room      *room
+	sess      *session
+	userID    string
+	extraInfo string
+	log       *zap.Logger
+
+	pc        *webrtc.PeerConnection
+	chans     transport.Channels
+	joinTimer *time.Timer // guarded by room.mu
+
+	state memberState // guarded by room.mu
+	seq   uint64      // activation order; guarded by room.mu
+
+	finishOnce sync.Once
+}
+
+func newMember(r *room, ss *session, userID, extraInfo string) *member {
+	return &member{
+		room:      r,
+		sess:      ss,
+		userID:    userID,
+		extraInfo: extraInfo,
+		log:       ss.log.With(zap.String("room", r.id), zap.String("user", userID)),
+	}
+}
+
+// start builds the member's PeerConnection from the client's offer and
+// returns the complete answer. The member becomes active when its data
+// channels open.
+func (m *member) start(ctx context.Context, offer string) (string, error) {
+	srv := m.room.srv
+	pc, err := srv.api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return "", fmt.Errorf("new peer connection: %w", err)
+	}
+	m.pc = pc
+	dcs, err := transport.CreateChannels(pc)
+	if err != nil {
+		return "", err
+	}
+	transport.OnOpen(dcs, m.opened, func(err error) {
+		m.log.Warn("data channels failed", zap.Error(err))
+		m.room.remove(m, reasonDropped, true)
+	})
+	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		if st == webrtc.PeerConnectionStateFailed || st == webrtc.PeerConnectionStateClosed {
+			m.room.remove(m, reasonDropped, true)
+		}
+	})
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		return "", fmt.Errorf("bad SDP offer: %w", err)
+	}
+	answer, err := pc.CreateAnswer(nil)
+	if err != nil {
+		return "", fmt.Errorf("create answer: %w", err)
+	}
+	if err := pc.SetLocalDescription(answer); err != nil {
+		return "", fmt.Errorf("set local description: %w", err)
+	}
+	if err := transport.WaitGathered(ctx, pc); err != nil {
+		return "", err
+	}
+	m.room.mu.Lock()
+	m.joinTimer = time.AfterFunc(srv.cfg.JoinTimeout, m.joinExpired)
+	m.room.mu.Unlock()
+	return pc.LocalDescription().SDP, nil
+}
+
+// opened runs when all three data channels are open: the member starts
+// reading them and becomes active.
+func (m *member) opened(chans transport.Channels) {
+	m.room.mu.Lock()
+	if m.state != statePending {
+		m.room.mu.Unlock()
+		for _, ch := range chans {
+			_ = ch.Close()
+		}
+		return
+	}
+	m.chans = chans
+	srv := m.room.srv
+	srv.wg.Add(len(chans))
+	m.room.mu.Unlock()
+	for i, ch := range chans {
+		go func() {
+			defer srv.wg.Done()
+			if err := transport.ReadLoop(ch, func(b []byte) { m.onPacket(i, b) }); err != nil {
+				m.log.Debug("data channel read ended", zap.Int("channel", i), zap.Error(err))
+			}
+		}()
+	}
+	m.room.activate(m)
+}
+
+// onPacket handles one packet from the member's channel ch. Relaying is
+// the messaging layer's; until then a packet is decoded and dropped, and a
+// malformed one only counted.
+func (m *member) onPacket(ch int, b []byte) {
+	var p pb.Packet
+	if err := proto.Unmarshal(b, &p); err != nil {
+		m.log.Debug("malformed packet", zap.Int("channel", ch), zap.Error(err))
+	}
+}
+
+func (m *member) joinExpired() {
+	m.room.mu.Lock()
+	pending := m.state == statePending
+	m.room.mu.Unlock()
+	if !pending {
+		return
+	}
+	m.log.Info("join timed out: data channels did not open", zap.Duration("timeout", m.room.srv.cfg.JoinTimeout))
+	m.sess.send(0, &pb.ServerFrame{Body: &pb.ServerFrame_RoomRemoved{RoomRemoved: &pb.RoomRemoved{
+		RoomId: m.room.id, Code: codeJoinRoom, Reason: "data channels did not open in time",
+	}}})
+	m.room.remove(m, reasonDropped, false)
+}
+
+// finish releases what the member holds; it runs once, outside room.mu.
+func (m *member) finish() {
+	m.finishOnce.Do(func() {
+		m.room.mu.Lock()
+		if m.joinTimer != nil {
+			m.joinTimer.Stop()
+		}
+		m.room.mu.Unlock()
+		m.sess.forget(m)
+		if m.pc != nil {
+			if err := m.pc.Close(); err != nil {
+				m.log.Debug("close peer connection", zap.Error(err))
+			}
+		}
+		m.room.srv.release(m.room)
+	})
+}
+
+func (m *member) info() *pb.Member {
+	return &pb.Member{UserId: m.userID, ExtraInfo: m.extraInfo}
+}
+
+// activate makes m an active member: an earlier member with the same user
+// ID is removed (-1004 to it, Dropped to the rest), m learns who is there,
+// and the rest learn about m.
+func (r *room) activate(m *member) {
+	r.mu.Lock()
+	if m.state != statePending {
+		r.mu.Unlock()
+		return
+	}
+	old := r.members[m.userID]
+	if old != nil {
+		old.state = stateGone
+		delete(r.members, old.userID)
+		r.srv.metrics.members.Dec()
+		old.sess.send(0, &pb.ServerFrame{Body: &pb.ServerFrame_RoomRemoved{RoomRemoved: &pb.RoomRemoved{
+			RoomId: r.id, Code: codeDuplicateLogin, Reason: "the same user joined the room elsewhere",
+		}}})
+		r.broadcastLocked(old, &pb.ServerFrame{Body: &pb.ServerFrame_UserLeft{UserLeft: &pb.UserLeft{
+			RoomId: r.id, UserId: old.userID, Reason: reasonDropped,
+		}}})
+	}
+	present := make([]*member, 0, len(r.members))
+	for _, o := range r.members {
+		present = append(present, o)
+	}
+	slices.SortFunc(present, func(a, b *member) int { return int(a.seq) - int(b.seq) })
+	list := make([]*pb.Member, len(present))
+	for i, o := range present {
+		list[i] = o.info()
+	}
+	r.seq++
+	m.seq = r.seq
+	m.state = stateActive
+	r.members[m.userID] = m
+	r.srv.metrics.members.Inc()
+	m.sess.send(0, &pb.ServerFrame{Body: &pb.ServerFrame_RoomJoined{RoomJoined: &pb.RoomJoined{
+		RoomId: r.id, Members: list,
+	}}})
+	r.broadcastLocked(m, &pb.ServerFrame{Body: &pb.ServerFrame_UserJoined{UserJoined: &pb.UserJoined{
+		RoomId: r.id, Member: m.info(),
+	}}})
+	m.joinTimer.Stop()
+	r.mu.Unlock()
+	m.log.Debug("member active")
+	if old != nil {
+		old.log.Info("replaced by a later join of the same user")
+		old.finish()
+	}
+}
+
+// remove takes m out of the room. An active member's departure is told to
+// the rest with reason when notify is set. Safe to call more than once.
+func (r *room) remove(m *member, reason int32, notify bool) {
+	r.mu.Lock()
+	if m.state == stateGone {
+		r.mu.Unlock()
+		m.finish() // a member replaced in activate is finished there; this is a no-op then
+		return
+	}
+	was := m.state
+	m.state = stateGone
+	if was == stateActive {
+		delete(r.members, m.userID)
+		r.srv.metrics.members.Dec()
+		if notify {
+			r.broadcastLocked(m, &pb.ServerFrame{Body: &pb.ServerFrame_UserLeft{UserLeft: &pb.UserLeft{
+				RoomId: r.id, UserId: m.userID, Reason: reason,
+			}}})
+		}
+	}
+	r.mu.Unlock()
+	m.log.Debug("member removed", zap.Int32("reason", reason))
+	m.finish()
+}
+
+// broadcastLocked sends f to every active member but except.
+func (r *room) broadcastLocked(except *member, f *pb.ServerFrame) {
+	b, err := proto.Marshal(f)
+	if err != nil {
+		r.srv.log.Error("marshal frame", zap.Error(err))
+		return
+	}
+	for _, o := range r.members {
+		if o != except {
+			o.sess.sendRaw(b)
+		}
+	}
+}

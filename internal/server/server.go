@@ -1,0 +1,247 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+
+	"github.com/gorilla/websocket"
+	"github.com/pion/ice/v4"
+	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+
+	"github.com/parleyhq/parley/internal/transport"
+)
+
+// Version is reported in Welcome.
+const Version = "parley/0.1"
+
+// Server is one relay node.
+type Server struct {
+	cfg      Config
+	log      *zap.Logger
+	metrics  *metrics
+	upgrader websocket.Upgrader
+
+	api  *webrtc.API
+	udp  *net.UDPConn
+	mux  ice.UDPMux
+	ln   net.Listener
+	http *http.Server
+	url  string
+
+	mu       sync.Mutex
+	rooms    map[string]*room
+	sessions map[*session]struct{}
+	closing  bool
+	served   chan struct{} // closed when the HTTP server has returned
+
+	wg sync.WaitGroup // sessions and member teardown goroutines
+}
+
+// New checks cfg and prepares a server; it opens no socket.
+func New(cfg Config) (*Server, error) {
+	cfg = cfg.withDefaults()
+	if len(cfg.Apps) == 0 {
+		return nil, errors.New("server: no apps configured (Config.Apps is empty)")
+	}
+	for id, key := range cfg.Apps {
+		if len(id) != 24 {
+			return nil, fmt.Errorf("server: app ID %q is %d characters; tokens need exactly 24", id, len(id))
+		}
+		if key == "" {
+			return nil, fmt.Errorf("server: app %q has an empty key", id)
+		}
+	}
+	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
+		return nil, fmt.Errorf("server: listen address %q: %w", cfg.Listen, err)
+	}
+	if cfg.UDPPort < 0 || cfg.UDPPort > 65535 {
+		return nil, fmt.Errorf("server: UDP port %d out of range", cfg.UDPPort)
+	}
+	s := &Server{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		metrics:  newMetrics(),
+		rooms:    make(map[string]*room),
+		sessions: make(map[*session]struct{}),
+		served:   make(chan struct{}),
+	}
+	s.upgrader = websocket.Upgrader{
+		ReadBufferSize:  16 << 10,
+		WriteBufferSize: 16 << 10,
+		// Non-browser clients send no Origin; browsers are not a client yet.
+		CheckOrigin: func(*http.Request) bool { return true },
+	}
+	return s, nil
+}
+
+// Start binds the TCP listener and the ICE UDP port on the listen host and
+// serves in the background.
+func (s *Server) Start() error {
+	host, _, _ := net.SplitHostPort(s.cfg.Listen)
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("server: listen: %w", err)
+	}
+	ip := net.ParseIP(host)
+	if ip == nil && host != "" {
+		addrs, err := net.LookupIP(host)
+		if err != nil || len(addrs) == 0 {
+			ln.Close()
+			return fmt.Errorf("server: resolve %q: %v", host, err)
+		}
+		ip = addrs[0]
+	}
+	udp, err := transport.ListenUDP(&net.UDPAddr{IP: ip, Port: s.cfg.UDPPort})
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("server: listen UDP: %w", err)
+	}
+	s.ln, s.udp = ln, udp
+	s.mux = webrtc.NewICEUDPMux(nil, udp)
+	loopback := s.cfg.LoopbackOnly || (ip != nil && ip.IsLoopback())
+	s.api = transport.NewAPI(transport.Options{
+		Logger:       s.log,
+		LoopbackOnly: loopback,
+		UDPMux:       s.mux,
+	})
+	s.url = "ws://" + ln.Addr().String() + "/rtc"
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("/rtc", s.serveRTC)
+	mux.HandleFunc("/healthz", s.serveHealth)
+	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	s.http = &http.Server{Handler: mux, ErrorLog: zap.NewStdLog(s.log.Named("http"))}
+	go func() {
+		defer close(s.served)
+		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http serve", zap.Error(err))
+		}
+	}()
+	s.log.Info("serving", zap.String("url", s.url), zap.String("udp", udp.LocalAddr().String()))
+	return nil
+}
+
+// URL is the signaling URL, valid after Start.
+func (s *Server) URL() string { return s.url }
+
+// Addr is the TCP listen address, valid after Start.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// UDPAddr is the ICE UDP address, valid after Start.
+func (s *Server) UDPAddr() net.Addr { return s.udp.LocalAddr() }
+
+func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {
+	s.mu.Lock()
+	closing := s.closing
+	s.mu.Unlock()
+	if closing {
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+func (s *Server) serveRTC(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	closing := s.closing
+	s.mu.Unlock()
+	if closing {
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	ws, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered
+	}
+	s.startSession(ws, r.RemoteAddr)
+}
+
+// Shutdown tells every session the server is going away, removes every
+// member, closes the connections and waits for them, up to ctx's deadline
+// or Config.DrainTimeout, whichever comes first.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closing = true
+	sessions := make([]*session, 0, len(s.sessions))
+	for ss := range s.sessions {
+		sessions = append(sessions, ss)
+	}
+	s.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.DrainTimeout)
+	defer cancel()
+	var errs []error
+	if s.http != nil {
+		if err := s.http.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+		}
+	}
+	for _, ss := range sessions {
+		ss.goAway("server shutting down")
+	}
+	drained := make(chan struct{})
+	go func() { s.wg.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("drain: %w", ctx.Err()))
+		for _, ss := range sessions {
+			ss.conn.Close(websocket.CloseGoingAway, "server shutting down")
+		}
+	}
+	if s.mux != nil {
+		if err := s.mux.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close UDP mux: %w", err))
+		}
+	}
+	if s.ln != nil {
+		<-s.served
+	}
+	s.log.Info("stopped")
+	return errors.Join(errs...)
+}
+
+// room returns the room with id, creating it, and takes a reference that
+// release gives back.
+func (s *Server) room(id string) *room {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.rooms[id]
+	if r == nil {
+		r = &room{srv: s, id: id, members: make(map[string]*member)}
+		s.rooms[id] = r
+		s.metrics.rooms.Inc()
+	}
+	r.refs++
+	return r
+}
+
+func (s *Server) release(r *room) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r.refs--
+	if r.refs == 0 && s.rooms[r.id] == r {
+		delete(s.rooms, r.id)
+		s.metrics.rooms.Dec()
+	}
+}
+
+func newID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+

@@ -1,0 +1,242 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/parleyhq/parley/internal/signal"
+	pb "github.com/parleyhq/parley/proto/parley/v1"
+)
+
+// Close codes and reasons of connections the server closes; the reason is
+// also the label of parley_connections_closed_total.
+const (
+	closeMalformed   = "malformed_frame"
+	closeTooBig      = "frame_too_big"
+	closeTextFrame   = "text_frame"
+	closeAuthTimeout = "auth_timeout"
+	closeSlow        = "slow_consumer"
+	closeShutdown    = "shutdown"
+)
+
+// session is one signaling connection: its user ID once it has joined,
+// and its room memberships.
+type session struct {
+	srv  *Server
+	id   string
+	log  *zap.Logger
+	conn *signal.Conn
+
+	authTimer *time.Timer
+
+	mu      sync.Mutex
+	userID  string             // set by the first accepted join; one per session
+	members map[string]*member // by room ID, pending and active
+	authed  bool
+	ended   bool
+}
+
+func (s *Server) startSession(ws *websocket.Conn, remote string) {
+	ss := &session{
+		srv:     s,
+		id:      newID(),
+		members: make(map[string]*member),
+	}
+	ss.log = s.log.With(zap.String("session", ss.id), zap.String("remote", remote))
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		_ = ws.Close()
+		return
+	}
+	s.sessions[ss] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	s.metrics.sessions.Inc()
+
+	ss.conn = signal.Start(ws, signal.Config{PingInterval: s.cfg.PingInterval}, ss.onFrame, ss.onClose)
+	ss.authTimer = time.AfterFunc(s.cfg.AuthTimeout, ss.authExpired)
+	ss.send(0, &pb.ServerFrame{Body: &pb.ServerFrame_Welcome{Welcome: &pb.Welcome{
+		SessionId: ss.id, ServerVersion: Version,
+	}}})
+	ss.log.Debug("session started")
+}
+
+// authExpired closes a connection that neither logged in nor joined in time.
+func (ss *session) authExpired() {
+	ss.mu.Lock()
+	authed := ss.authed
+	ss.mu.Unlock()
+	if !authed {
+		ss.closeFor(websocket.ClosePolicyViolation, closeAuthTimeout,
+			fmt.Sprintf("no join within %v", ss.srv.cfg.AuthTimeout))
+	}
+}
+
+// closeFor closes the connection for a reason of the server's, with a log
+// line and a metric.
+func (ss *session) closeFor(code int, label, reason string) {
+	ss.srv.metrics.closes.WithLabelValues(label).Inc()
+	ss.log.Info("closing connection", zap.String("reason", label), zap.String("detail", reason))
+	ss.conn.Close(code, reason)
+}
+
+// send queues a frame for the client. A client that cannot keep up with its
+// signaling (1024 frames queued) is disconnected: its state is torn down
+// as if it had dropped, which is the only bound that cannot stall the room
+// that produces the events.
+func (ss *session) send(requestID uint64, f *pb.ServerFrame) {
+	f.RequestId = requestID
+	b, err := proto.Marshal(f)
+	if err != nil {
+		ss.log.Error("marshal frame", zap.Error(err))
+		return
+	}
+	ss.sendRaw(b)
+}
+
+func (ss *session) onFrame(b []byte) error {
+	var f pb.ClientFrame
+	if err := proto.Unmarshal(b, &f); err != nil {
+		ss.srv.metrics.closes.WithLabelValues(closeMalformed).Inc()
+		ss.log.Info("closing connection", zap.String("reason", closeMalformed), zap.Error(err))
+		return &signal.CloseError{Code: websocket.CloseInvalidFramePayloadData, Reason: "malformed frame: " + err.Error()}
+	}
+	switch body := f.Body.(type) {
+	case *pb.ClientFrame_Join:
+		ss.handleJoin(f.RequestId, body.Join)
+	case *pb.ClientFrame_Leave:
+		ss.handleLeave(f.RequestId, body.Leave)
+	default:
+		ss.srv.metrics.closes.WithLabelValues(closeMalformed).Inc()
+		ss.log.Info("closing connection", zap.String("reason", closeMalformed), zap.String("detail", "no request body"))
+		return &signal.CloseError{Code: websocket.CloseInvalidFramePayloadData, Reason: "malformed frame: no known request"}
+	}
+	return nil
+}
+
+func (ss *session) onClose(err error) {
+	ss.authTimer.Stop()
+	ss.mu.Lock()
+	ss.ended = true
+	members := make([]*member, 0, len(ss.members))
+	for _, m := range ss.members {
+		members = append(members, m)
+	}
+	ss.members = nil
+	ss.mu.Unlock()
+	for _, m := range members {
+		m.room.remove(m, reasonDropped, true)
+	}
+	s := ss.srv
+	s.mu.Lock()
+	delete(s.sessions, ss)
+	s.mu.Unlock()
+	s.metrics.sessions.Dec()
+	ss.log.Debug("session ended", zap.Error(err))
+	s.wg.Done()
+}
+
+func (ss *session) refuse(reqID uint64, je *joinError) {
+	ss.srv.metrics.joins.WithLabelValues(je.result).Inc()
+	ss.log.Info("join refused", zap.Int32("code", je.code), zap.String("reason", je.reason))
+	ss.send(reqID, &pb.ServerFrame{Body: &pb.ServerFrame_Join{Join: &pb.JoinResponse{
+		Code: je.code, Reason: je.reason,
+	}}})
+}
+
+func (ss *session) handleJoin(reqID uint64, j *pb.JoinRequest) {
+	if je := checkIDs(j.RoomId, j.UserId, j.ExtraInfo); je != nil {
+		ss.refuse(reqID, je)
+		return
+	}
+	if je := ss.srv.checkToken(j.Token, j.RoomId, j.UserId); je != nil {
+		ss.refuse(reqID, je)
+		return
+	}
+	ss.mu.Lock()
+	switch {
+	case ss.ended:
+		ss.mu.Unlock()
+		return
+	case ss.userID != "" && ss.userID != j.UserId:
+		ss.mu.Unlock()
+		ss.refuse(reqID, &joinError{codeUserIDDifferent, joinUserIDDiffers,
+			fmt.Sprintf("this connection is user %q, not %q", ss.userID, j.UserId)})
+		return
+	case ss.members[j.RoomId] != nil:
+		ss.mu.Unlock()
+		ss.refuse(reqID, &joinError{codeJoinRoom, joinFailed, "already in this room on this connection"})
+		return
+	}
+	ss.userID = j.UserId
+	ss.authed = true
+	r := ss.srv.room(j.RoomId)
+	m := newMember(r, ss, j.UserId, j.ExtraInfo)
+	ss.members[j.RoomId] = m
+	ss.mu.Unlock()
+	ss.authTimer.Stop()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	answer, err := m.start(ctx, j.SdpOffer)
+	if err != nil {
+		r.remove(m, reasonDropped, false)
+		ss.refuse(reqID, &joinError{codeJoinRoom, joinFailed, err.Error()})
+		return
+	}
+	ss.srv.metrics.joins.WithLabelValues(joinOK).Inc()
+	ss.send(reqID, &pb.ServerFrame{Body: &pb.ServerFrame_Join{Join: &pb.JoinResponse{SdpAnswer: answer}}})
+}
+
+func (ss *session) handleLeave(reqID uint64, l *pb.LeaveRequest) {
+	ss.mu.Lock()
+	m := ss.members[l.RoomId]
+	ss.mu.Unlock()
+	if m != nil {
+		m.room.remove(m, reasonQuit, true)
+	}
+	ss.send(reqID, &pb.ServerFrame{Body: &pb.ServerFrame_Leave{Leave: &pb.LeaveResponse{RoomId: l.RoomId}}})
+}
+
+// forget drops m from the session's memberships if it is still there.
+func (ss *session) forget(m *member) {
+	ss.mu.Lock()
+	if ss.members[m.room.id] == m {
+		delete(ss.members, m.room.id)
+	}
+	ss.mu.Unlock()
+}
+
+// goAway removes the session's members without telling the rooms (the
+// whole server is going), tells the client, and closes the connection.
+func (ss *session) goAway(reason string) {
+	ss.mu.Lock()
+	members := make([]*member, 0, len(ss.members))
+	for _, m := range ss.members {
+		members = append(members, m)
+	}
+	ss.mu.Unlock()
+	for _, m := range members {
+		ss.send(0, &pb.ServerFrame{Body: &pb.ServerFrame_RoomRemoved{RoomRemoved: &pb.RoomRemoved{
+			RoomId: m.room.id, Code: codeAbnormalServerState, Reason: reason,
+		}}})
+		m.room.remove(m, reasonDropped, false)
+	}
+	ss.send(0, &pb.ServerFrame{Body: &pb.ServerFrame_GoAway{GoAway: &pb.GoAway{Reason: reason}}})
+	ss.srv.metrics.closes.WithLabelValues(closeShutdown).Inc()
+	ss.conn.Close(websocket.CloseGoingAway, reason)
+}
+
+// sendRaw queues an encoded frame (request ID 0), as send does.
+func (ss *session) sendRaw(b []byte) {
+	if err := ss.conn.Send(b); err == signal.ErrQueueFull {
+		ss.closeFor(websocket.ClosePolicyViolation, closeSlow, "signaling queue full")
+	}
+}

@@ -1,0 +1,292 @@
+// Package signal runs one signaling WebSocket: a read pump and a write pump
+// per connection (gorilla's chat example), keepalive pings with deadlines, a
+// bounded outgoing queue, and a close handshake with a code and reason. The
+// client and the server use it alike; what the frames mean is theirs.
+package signal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// MaxFrameSize is the largest frame either side reads; a larger one closes
+// the connection with websocket.CloseMessageTooBig.
+const MaxFrameSize = 1 << 20
+
+const (
+	writeWait  = 10 * time.Second // deadline of one frame write
+	closeGrace = time.Second      // how long Close waits for the peer's close frame
+)
+
+// Errors of Send.
+var (
+	ErrQueueFull = errors.New("signal: send queue full")
+	ErrClosed    = errors.New("signal: connection closed")
+)
+
+// CloseError is the reason a connection was closed by this side: a frame
+// handler returns one to close the connection with that code and reason.
+type CloseError struct {
+	Code   int    // a websocket close code
+	Reason string // sent in the close frame; at most 123 bytes
+}
+
+func (e *CloseError) Error() string {
+	return fmt.Sprintf("signal: closed with %d: %s", e.Code, e.Reason)
+}
+
+// Config tunes a Conn; zero fields take their defaults.
+type Config struct {
+	// PingInterval is how often a ping is sent. Default: 10s.
+	PingInterval time.Duration
+	// ReadTimeout is how long the connection may stay silent (no frame, ping
+	// or pong) before it is considered dead. Default: 3 × PingInterval.
+	ReadTimeout time.Duration
+	// QueueLen is how many outgoing frames may wait. Default: 1024.
+	QueueLen int
+}
+
+func (c Config) withDefaults() Config {
+	if c.PingInterval <= 0 {
+		c.PingInterval = 10 * time.Second
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = 3 * c.PingInterval
+	}
+	if c.QueueLen <= 0 {
+		c.QueueLen = 1024
+	}
+	return c
+}
+
+// Conn is one running signaling connection.
+type Conn struct {
+	ws      *websocket.Conn
+	cfg     Config
+	onFrame func([]byte) error
+	onClose func(error)
+
+	out      chan []byte
+	closing  chan struct{} // closed by Close: flush, send the close frame, end
+	readDone chan struct{} // closed when the read pump returns
+	done     chan struct{} // closed when both pumps returned
+
+	closeOnce sync.Once
+	mu        sync.Mutex
+	closeErr  *CloseError // what Close was asked to send
+	err       error       // why the connection ended
+}
+
+// Start runs the pumps of ws. onFrame is called from the read goroutine for
+// each binary frame, one at a time; the slice is the callee's. A non-nil
+// error from it closes the connection (with its code if it is a
+// *CloseError, else 1011). onClose, if not nil, is called once, after both
+// pumps have returned, with the reason the connection ended.
+func Start(ws *websocket.Conn, cfg Config, onFrame func([]byte) error, onClose func(error)) *Conn {
+	cfg = cfg.withDefaults()
+	c := &Conn{
+		ws:       ws,
+		cfg:      cfg,
+		onFrame:  onFrame,
+		onClose:  onClose,
+		out:      make(chan []byte, cfg.QueueLen),
+		closing:  make(chan struct{}),
+		readDone: make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	go c.readPump()
+	go c.writePump()
+	return c
+}
+
+// Send queues a frame without waiting: ErrQueueFull when the queue is full,
+// ErrClosed once the connection is closing.
+func (c *Conn) Send(frame []byte) error {
+	select {
+	case <-c.closing:
+		return ErrClosed
+	case <-c.readDone:
+		return ErrClosed
+	default:
+	}
+	select {
+	case c.out <- frame:
+		return nil
+	default:
+		return ErrQueueFull
+	}
+}
+
+// SendWait queues a frame, waiting for room in the queue until ctx is done.
+func (c *Conn) SendWait(ctx context.Context, frame []byte) error {
+	select {
+	case <-c.closing:
+		return ErrClosed
+	case <-c.readDone:
+		return ErrClosed
+	case c.out <- frame:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close flushes the queued frames, sends a close frame with code and
+// reason, waits briefly for the peer's, and ends the connection. It does not
+// wait; Done tells when it is over. Only the first call's code counts.
+func (c *Conn) Close(code int, reason string) {
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.closeErr = &CloseError{Code: code, Reason: reason}
+		c.mu.Unlock()
+		close(c.closing)
+	})
+}
+
+// Done is closed once both pumps have returned and onClose has run.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Err reports why the connection ended: a *CloseError for a close this side
+// asked for, a *websocket.CloseError for the peer's, or the I/O error. Valid
+// once Done is closed.
+func (c *Conn) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// setErr records the first reason the connection ended.
+func (c *Conn) setErr(err error) {
+	c.mu.Lock()
+	if c.err == nil {
+		c.err = err
+	}
+	c.mu.Unlock()
+}
+
+func (c *Conn) readPump() {
+	defer close(c.readDone)
+	c.ws.SetReadLimit(MaxFrameSize)
+	extend := func() { _ = c.ws.SetReadDeadline(time.Now().Add(c.cfg.ReadTimeout)) }
+	extend()
+	c.ws.SetPongHandler(func(string) error { extend(); return nil })
+	c.ws.SetPingHandler(func(data string) error {
+		extend()
+		err := c.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(writeWait))
+		if errors.Is(err, websocket.ErrCloseSent) {
+			return nil
+		}
+		return err
+	})
+	for {
+		typ, data, err := c.ws.ReadMessage()
+		if err != nil {
+			if errors.Is(err, websocket.ErrReadLimit) {
+				err = &CloseError{Code: websocket.CloseMessageTooBig, Reason: fmt.Sprintf("frame over %d bytes", MaxFrameSize)}
+			}
+			c.setErr(err)
+			return
+		}
+		extend()
+		if typ != websocket.BinaryMessage {
+			c.fail(&CloseError{Code: websocket.CloseUnsupportedData, Reason: "text frames are not part of the protocol"})
+			return
+		}
+		if err := c.onFrame(data); err != nil {
+			var ce *CloseError
+			if !errors.As(err, &ce) {
+				ce = &CloseError{Code: websocket.CloseInternalServerErr, Reason: err.Error()}
+			}
+			c.fail(ce)
+			return
+		}
+	}
+}
+
+// fail closes the connection for a reason found while reading.
+func (c *Conn) fail(ce *CloseError) {
+	c.setErr(ce)
+	c.Close(ce.Code, ce.Reason)
+}
+
+func (c *Conn) writePump() {
+	ping := time.NewTicker(c.cfg.PingInterval)
+	defer func() {
+		ping.Stop()
+		_ = c.ws.Close()
+		<-c.readDone
+		close(c.done)
+		if c.onClose != nil {
+			c.onClose(c.Err())
+		}
+	}()
+	for {
+		select {
+		case frame := <-c.out:
+			if !c.write(frame) {
+				return
+			}
+		case <-ping.C:
+			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)); err != nil {
+				c.setErr(err)
+				return
+			}
+		case <-c.readDone:
+			return
+		case <-c.closing:
+			c.flushAndClose()
+			return
+		}
+	}
+}
+
+func (c *Conn) write(frame []byte) bool {
+	_ = c.ws.SetWriteDeadline(time.Now().Add(writeWait))
+	if err := c.ws.WriteMessage(websocket.BinaryMessage, frame); err != nil {
+		c.setErr(err)
+		return false
+	}
+	return true
+}
+
+// flushAndClose writes what is queued, then the close frame, then waits a
+// moment for the peer to answer it.
+func (c *Conn) flushAndClose() {
+	for {
+		select {
+		case frame := <-c.out:
+			if !c.write(frame) {
+				return
+			}
+			continue
+		default:
+		}
+		break
+	}
+	c.mu.Lock()
+	ce := c.closeErr
+	c.mu.Unlock()
+	c.setErr(ce)
+	msg := websocket.FormatCloseMessage(ce.Code, truncate(ce.Reason, 123))
+	if err := c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(writeWait)); err != nil {
+		return
+	}
+	t := time.NewTimer(closeGrace)
+	defer t.Stop()
+	select {
+	case <-c.readDone:
+	case <-t.C:
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

@@ -1,0 +1,81 @@
+package transport
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/pion/datachannel"
+	"github.com/pion/webrtc/v4"
+)
+
+// Channels is the three detached data channels of an open room transport.
+type Channels [NumChannels]datachannel.ReadWriteCloser
+
+// OnOpen calls ready once all of dcs are open, with their detached ends, or
+// failed if one cannot be detached. Exactly one of the two is called, at
+// most once, from a pion goroutine: it must not block.
+func OnOpen(dcs [NumChannels]*webrtc.DataChannel, ready func(Channels), failed func(error)) {
+	var (
+		mu    sync.Mutex
+		chans Channels
+		n     int
+		done  bool
+	)
+	for i, dc := range dcs {
+		dc.OnOpen(func() {
+			rw, err := dc.Detach()
+			mu.Lock()
+			if done {
+				mu.Unlock()
+				if rw != nil {
+					_ = rw.Close()
+				}
+				return
+			}
+			if err != nil {
+				done = true
+				mu.Unlock()
+				failed(fmt.Errorf("detach data channel %d: %w", i, err))
+				return
+			}
+			chans[i] = rw
+			n++
+			all := n == NumChannels
+			if all {
+				done = true
+			}
+			mu.Unlock()
+			if all {
+				ready(chans)
+			}
+		})
+	}
+}
+
+// ReadLoop reads messages from rw into one reused buffer and hands each to
+// handle until rw fails or closes; handle must copy what it keeps. It
+// returns nil when the channel was closed, else the read error.
+func ReadLoop(rw datachannel.ReadWriteCloser, handle func([]byte)) error {
+	buf := make([]byte, MaxSCTPMessage)
+	for {
+		n, err := rw.Read(buf)
+		if err != nil {
+			if isClosed(err) {
+				return nil
+			}
+			return err
+		}
+		handle(buf[:n])
+	}
+}
+
+func isClosed(err error) bool {
+	return errors.Is(err, errClosedPipe) || err.Error() == "io: read/write on closed pipe" ||
+		err.Error() == "EOF" || errors.Is(err, errStreamClosed)
+}
+
+var (
+	errClosedPipe   = errors.New("io: read/write on closed pipe")
+	errStreamClosed = errors.New("stream closed")
+)

@@ -1,0 +1,140 @@
+// Package transport builds the pion side of a room: the WebRTC API with
+// Parley's settings, the three pre-negotiated data channels, and the
+// loopback-only ICE policy. The client and the server share it, so both ends
+// agree on channel IDs, modes and message sizes by construction.
+package transport
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/webrtc/v4"
+	"go.uber.org/zap"
+)
+
+// The data channels of a room, by SCTP stream ID. The index is also the
+// MessageConfig value that selects the channel.
+const (
+	ChannelReliable            = 0 // ordered, retransmitted: reliable messages, broadcasts
+	ChannelUnreliableOrdered   = 1 // ordered, maxRetransmits 0
+	ChannelUnreliableUnordered = 2 // unordered, maxRetransmits 0
+	NumChannels                = 3
+)
+
+// MaxSCTPMessage is the largest SCTP message either end accepts: a 64 KiB
+// payload plus its packet header fits with room to spare.
+const MaxSCTPMessage = 256 << 10
+
+// SocketBuffer is the UDP socket buffer size asked for on sockets Parley
+// opens: with the kernel's default ~208 KiB, bursts overflow the receive
+// buffer and SCTP stalls on its 1 s minimum retransmission timer.
+const SocketBuffer = 4 << 20
+
+// Options configures NewAPI.
+type Options struct {
+	// Logger receives pion's logs; nil discards them.
+	Logger *zap.Logger
+	// LoopbackOnly restricts ICE to IPv4 loopback host candidates: interface
+	// "lo", loopback candidates on, mDNS off.
+	LoopbackOnly bool
+	// UDPMux, when set, carries all ICE traffic on one socket (the server).
+	UDPMux ice.UDPMux
+	// ICEDisconnectedTimeout, ICEFailedTimeout and ICEKeepalive override
+	// pion's ICE timers when non-zero.
+	ICEDisconnectedTimeout, ICEFailedTimeout, ICEKeepalive time.Duration
+}
+
+// NewAPI returns a pion API with Parley's settings: detached data channels
+// (the reader goroutine paces SCTP, which is how back-pressure reaches the
+// sender), a raised SCTP message size, no pion logging unless asked for,
+// and the ICE policy of o.
+func NewAPI(o Options) *webrtc.API {
+	var se webrtc.SettingEngine
+	se.LoggerFactory = newLoggerFactory(o.Logger)
+	se.DetachDataChannels()
+	se.SetSCTPMaxMessageSize(MaxSCTPMessage)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	if o.LoopbackOnly {
+		se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
+		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+		se.SetIncludeLoopbackCandidate(true)
+	}
+	if o.UDPMux != nil {
+		se.SetICEUDPMux(o.UDPMux)
+	}
+	if o.ICEDisconnectedTimeout != 0 || o.ICEFailedTimeout != 0 || o.ICEKeepalive != 0 {
+		se.SetICETimeouts(o.ICEDisconnectedTimeout, o.ICEFailedTimeout, o.ICEKeepalive)
+	}
+	return webrtc.NewAPI(webrtc.WithSettingEngine(se))
+}
+
+// Configuration returns the PeerConnection configuration for the given STUN
+// or TURN URLs (none: host candidates only).
+func Configuration(iceServers []string) webrtc.Configuration {
+	var cfg webrtc.Configuration
+	if len(iceServers) > 0 {
+		cfg.ICEServers = []webrtc.ICEServer{{URLs: iceServers}}
+	}
+	return cfg
+}
+
+// CreateChannels creates the room's three pre-negotiated data channels on
+// pc. Both ends call it before the offer/answer exchange, so no DCEP round
+// trip is needed and no data can arrive on a stream nobody listens to.
+func CreateChannels(pc *webrtc.PeerConnection) ([NumChannels]*webrtc.DataChannel, error) {
+	var dcs [NumChannels]*webrtc.DataChannel
+	zero := uint16(0)
+	inits := [NumChannels]struct {
+		label   string
+		ordered bool
+		maxRtx  *uint16
+	}{
+		ChannelReliable:            {"parley-reliable", true, nil},
+		ChannelUnreliableOrdered:   {"parley-unreliable-ordered", true, &zero},
+		ChannelUnreliableUnordered: {"parley-unreliable-unordered", false, &zero},
+	}
+	for i, in := range inits {
+		id := uint16(i)
+		negotiated := true
+		ordered := in.ordered
+		dc, err := pc.CreateDataChannel(in.label, &webrtc.DataChannelInit{
+			ID:             &id,
+			Negotiated:     &negotiated,
+			Ordered:        &ordered,
+			MaxRetransmits: in.maxRtx,
+		})
+		if err != nil {
+			return dcs, fmt.Errorf("create data channel %s: %w", in.label, err)
+		}
+		dcs[i] = dc
+	}
+	return dcs, nil
+}
+
+// WaitGathered waits until pc has gathered all its ICE candidates, so that
+// its local description is complete.
+func WaitGathered(ctx context.Context, pc *webrtc.PeerConnection) error {
+	gathered := webrtc.GatheringCompletePromise(pc)
+	select {
+	case <-gathered:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("ICE gathering: %w", ctx.Err())
+	}
+}
+
+// ListenUDP opens a UDP socket on addr with SocketBuffer-sized buffers (as
+// far as the kernel allows).
+func ListenUDP(addr *net.UDPAddr) (*net.UDPConn, error) {
+	conn, err := net.ListenUDP("udp4", addr)
+	if err != nil {
+		return nil, err
+	}
+	_ = conn.SetReadBuffer(SocketBuffer)
+	_ = conn.SetWriteBuffer(SocketBuffer)
+	return conn, nil
+}

@@ -1,0 +1,122 @@
+// Package parleytest runs an in-process Parley server for tests, like
+// net/http/httptest: loopback only, ephemeral ports, stopped by
+// tb.Cleanup. Engines used against it need parley.WithLoopbackOnly().
+//
+//	srv := parleytest.NewServer(t)
+//	e, _ := parley.NewEngine(parley.EngineConfig{AppID: srv.AppID, ServerURL: srv.URL}, nil, parley.WithLoopbackOnly())
+//	room, _ := e.CreateRoom("room1", handler)
+//	room.JoinRoom(srv.Token("room1", "alice"), parley.UserInfo{UserID: "alice"}, parley.RoomConfig{})
+package parleytest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/parleyhq/parley/server"
+	"github.com/parleyhq/parley/token"
+)
+
+// Server is a running test server.
+type Server struct {
+	URL    string // signaling URL to put in EngineConfig.ServerURL
+	AppID  string // a 24-character AppID
+	AppKey string // the AppID's key
+
+	srv       *server.Server
+	tb        testing.TB
+	closeOnce sync.Once
+}
+
+// ServerOption adjusts the test server's configuration.
+type ServerOption func(*server.Config)
+
+// WithLogger sends the server's logs to l.
+func WithLogger(l *zap.Logger) ServerOption {
+	return func(c *server.Config) { c.Logger = l }
+}
+
+// WithConfig lets a test change any field of the server's configuration
+// (Listen and LoopbackOnly are forced back to loopback).
+func WithConfig(f func(*server.Config)) ServerOption {
+	return func(c *server.Config) { f(c) }
+}
+
+// NewServer starts a server on 127.0.0.1 with ephemeral TCP and UDP ports
+// and one app with a random ID and key. It fails tb if the server cannot
+// start and stops it in tb.Cleanup.
+func NewServer(tb testing.TB, opts ...ServerOption) *Server {
+	tb.Helper()
+	appID := randomHex(12) // 24 characters
+	appKey := randomHex(16)
+	cfg := server.Config{Apps: map[string]string{appID: appKey}}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	cfg.Listen = "127.0.0.1:0"
+	cfg.UDPPort = 0
+	cfg.LoopbackOnly = true
+	srv, err := server.New(cfg)
+	if err != nil {
+		tb.Fatalf("parleytest: %v", err)
+	}
+	if err := srv.Start(); err != nil {
+		tb.Fatalf("parleytest: %v", err)
+	}
+	s := &Server{URL: srv.URL(), AppID: appID, AppKey: appKey, srv: srv, tb: tb}
+	tb.Cleanup(s.Close)
+	return s
+}
+
+// Token returns a room token for userID in roomID with publish and
+// subscribe privileges, valid for 24 hours.
+func (s *Server) Token(roomID, userID string) string {
+	return s.mint(roomID, userID, time.Now().Add(24*time.Hour))
+}
+
+// LoginToken returns a login token (room "") for userID, valid 24 hours.
+func (s *Server) LoginToken(userID string) string {
+	return s.Token("", userID)
+}
+
+// TokenExpiring returns a room token that expires at expire.
+func (s *Server) TokenExpiring(roomID, userID string, expire time.Time) string {
+	return s.mint(roomID, userID, expire)
+}
+
+func (s *Server) mint(roomID, userID string, expire time.Time) string {
+	t := token.New(s.AppID, s.AppKey, roomID, userID)
+	t.ExpireTime(expire)
+	t.AddPrivilege(token.PrivPublishStream, expire)
+	t.AddPrivilege(token.PrivSubscribeStream, expire)
+	raw, err := t.Serialize()
+	if err != nil {
+		s.tb.Fatalf("parleytest: token: %v", err)
+	}
+	return raw
+}
+
+// Server is the running server, for tests that need its addresses.
+func (s *Server) Server() *server.Server { return s.srv }
+
+// Close shuts the server down and waits for it; later calls do nothing.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.srv.Shutdown(ctx); err != nil {
+			s.tb.Errorf("parleytest: shutdown: %v", err)
+		}
+	})
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

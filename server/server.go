@@ -1,0 +1,87 @@
+// Package server is the Parley relay server as a library: embed it in a Go
+// program, or run it as parleyd. A Server accepts signaling WebSockets at
+// /rtc, serves /healthz and Prometheus /metrics on the same TCP address,
+// and carries every room's WebRTC traffic on one UDP port.
+//
+//	srv, err := server.New(server.Config{Apps: map[string]string{appID: appKey}})
+//	if err != nil { ... }
+//	if err := srv.Start(); err != nil { ... }
+//	defer srv.Shutdown(context.Background())
+//	// clients use srv.URL()
+package server
+
+import (
+	"context"
+	"net"
+	"time"
+
+	"go.uber.org/zap"
+
+	iserver "github.com/parleyhq/parley/internal/server"
+)
+
+// Config configures a Server. Zero fields take the default their comment
+// gives; New checks the rest.
+type Config struct {
+	// Listen is the TCP host:port for /rtc, /healthz and /metrics. The ICE
+	// UDP port is bound on the same host. Default: "127.0.0.1:7880".
+	Listen string
+	// UDPPort is the one UDP port all WebRTC traffic uses (pion's ICE UDP
+	// mux). Default: 0, an ephemeral port (parleyd defaults to 7882).
+	UDPPort int
+	// Apps maps each AppID (24 characters) to its AppKey, the secret tokens
+	// are signed with. Required.
+	Apps map[string]string
+	// Logger receives the server's structured logs. Default: none.
+	Logger *zap.Logger
+	// LoopbackOnly restricts ICE to loopback host candidates even when
+	// Listen is not a loopback address. A loopback Listen implies it.
+	// Default: false.
+	LoopbackOnly bool
+	// AuthTimeout closes a connection that has not joined a room in time.
+	// Default: 10s.
+	AuthTimeout time.Duration
+	// JoinTimeout removes a member whose data channels have not opened in
+	// time after its join was answered. Default: 15s.
+	JoinTimeout time.Duration
+	// PingInterval is how often the server pings each signaling connection;
+	// a connection silent for three intervals is closed. Default: 10s.
+	PingInterval time.Duration
+	// DrainTimeout bounds Shutdown. Default: 10s.
+	DrainTimeout time.Duration
+	// Now is the clock tokens are checked against. Default: time.Now.
+	Now func() time.Time
+}
+
+// Server is a relay server.
+type Server struct {
+	s *iserver.Server
+}
+
+// New checks cfg and returns a server that is not yet listening.
+func New(cfg Config) (*Server, error) {
+	s, err := iserver.New(iserver.Config(cfg))
+	if err != nil {
+		return nil, err
+	}
+	return &Server{s: s}, nil
+}
+
+// Start binds the listen address and the UDP port and serves in the
+// background.
+func (s *Server) Start() error { return s.s.Start() }
+
+// URL is the signaling URL clients put in EngineConfig.ServerURL, e.g.
+// "ws://127.0.0.1:7880/rtc". Valid after Start.
+func (s *Server) URL() string { return s.s.URL() }
+
+// Addr is the bound TCP address. Valid after Start.
+func (s *Server) Addr() net.Addr { return s.s.Addr() }
+
+// UDPAddr is the bound ICE UDP address. Valid after Start.
+func (s *Server) UDPAddr() net.Addr { return s.s.UDPAddr() }
+
+// Shutdown tells every member the server is going away (their rooms report
+// ErrorCodeAbnormalServerStatus), closes every connection and waits for
+// them, until ctx is done or Config.DrainTimeout has passed.
+func (s *Server) Shutdown(ctx context.Context) error { return s.s.Shutdown(ctx) }
