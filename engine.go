@@ -1,0 +1,398 @@
+package parley
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+	"go.uber.org/zap"
+
+	"github.com/parleyhq/parley/internal/dispatch"
+	"github.com/parleyhq/parley/internal/ids"
+	"github.com/parleyhq/parley/internal/signal"
+	"github.com/parleyhq/parley/internal/transport"
+	pb "github.com/parleyhq/parley/proto/parley/v1"
+)
+
+// EngineConfig holds the ByteRTC-shaped settings of an Engine.
+type EngineConfig struct {
+	// AppID is the application the tokens are signed for: 24 characters.
+	AppID string
+	// ServerURL is the signaling endpoint, e.g. "ws://127.0.0.1:7880/rtc".
+	ServerURL string
+}
+
+// Option sets a Go-only knob of an Engine, in the manner of pion's
+// SettingEngine.
+type Option func(*options)
+
+type options struct {
+	logger         *zap.Logger
+	iceServers     []string
+	loopbackOnly   bool
+	messageTimeout time.Duration
+}
+
+// WithLogger sends the Engine's logs, pion's included, to l.
+// Default: no logging at all.
+func WithLogger(l *zap.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithICEServers sets the STUN/TURN URLs used to gather candidates.
+// Default: none (host candidates only).
+func WithICEServers(urls ...string) Option {
+	return func(o *options) { o.iceServers = append([]string(nil), urls...) }
+}
+
+// WithLoopbackOnly restricts ICE to 127.0.0.1: interface "lo", loopback
+// candidates, no mDNS. For tests and single-host setups.
+// Default: off (every interface's host candidates).
+func WithLoopbackOnly() Option { return func(o *options) { o.loopbackOnly = true } }
+
+// WithMessageTimeout sets how long a send may wait for its result before
+// it reports Timeout. Zero or negative keeps the default.
+// Default: 10s.
+func WithMessageTimeout(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.messageTimeout = d
+		}
+	}
+}
+
+// Timing of the Engine's own operations.
+const (
+	dialTimeout  = 10 * time.Second // signaling connect, Welcome included
+	joinTimeout  = 20 * time.Second // JoinRoom call to joined
+	leaveTimeout = 5 * time.Second  // wait for the server to confirm a leave
+)
+
+// Engine is the root object of the SDK, ByteRTC's IRTCVideo: it owns the
+// connection to the server, the rooms, and the goroutine that runs every
+// callback. Create it with NewEngine and release it with Close.
+type Engine struct {
+	cfg     EngineConfig
+	opts    options
+	log     *zap.Logger
+	handler EngineEventHandler
+	q       *dispatch.Queue
+	api     *webrtc.API
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+
+	mu        sync.Mutex
+	closed    bool
+	rooms     map[string]*Room
+	userID    string // the Engine's one user ID while userRefs > 0
+	userRefs  int
+	sig       *signal.Client // the live signaling connection, or nil
+	dialing   *dial          // a connect in progress, or nil
+	connected bool           // has been connected once (for Reconnecting)
+	wg        sync.WaitGroup // joins, leaves and teardowns in flight
+}
+
+// dial is one connect attempt that several callers may wait for.
+type dial struct {
+	done chan struct{}
+	c    *signal.Client
+	err  error
+}
+
+// NewEngine checks cfg and returns an Engine. It does no network I/O: the
+// Engine connects when it first needs to. A nil h means no engine events.
+func NewEngine(cfg EngineConfig, h EngineEventHandler, opts ...Option) (*Engine, error) {
+	if len(cfg.AppID) != 24 {
+		return nil, invalidArg("AppID %q is %d characters, want 24", cfg.AppID, len(cfg.AppID))
+	}
+	u, err := url.Parse(cfg.ServerURL)
+	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
+		return nil, invalidArg("ServerURL %q is not a ws:// or wss:// URL", cfg.ServerURL)
+	}
+	o := options{messageTimeout: 10 * time.Second}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if h == nil {
+		h = NopEngineEventHandler{}
+	}
+	log := o.logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	e := &Engine{
+		cfg:     cfg,
+		opts:    o,
+		log:     log,
+		handler: h,
+		q:       dispatch.New(0),
+		api:     transport.NewAPI(transport.Options{Logger: o.logger, LoopbackOnly: o.loopbackOnly}),
+		rooms:   make(map[string]*Room),
+	}
+	e.ctx, e.cancel = context.WithCancel(context.Background())
+	return e, nil
+}
+
+// CreateRoom returns the Room for roomID, ByteRTC's createRTCRoom. It does
+// not join: call JoinRoom. Creating a room whose ID this Engine already has
+// closes the earlier Room, as ByteRTC replaces it. A nil h means no room
+// events.
+func (e *Engine) CreateRoom(roomID string, h RoomEventHandler) (*Room, error) {
+	if err := ids.Check("room ID", roomID); err != nil {
+		return nil, invalidArg("%v", err)
+	}
+	r := newRoom(e, roomID, h)
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil, ErrEngineClosed
+	}
+	old := e.rooms[roomID]
+	e.rooms[roomID] = r
+	e.mu.Unlock()
+	if old != nil {
+		_ = old.Close()
+	}
+	return r, nil
+}
+
+// Close leaves every room (the others see Quit), closes the connection and
+// stops every goroutine of the Engine, waiting for the network ones. It is
+// idempotent and may be called from a handler. Events already queued still
+// run; Done is closed after the last of them. No OnLeaveRoom follows Close.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	rooms := make([]*Room, 0, len(e.rooms))
+	for _, r := range e.rooms {
+		rooms = append(rooms, r)
+	}
+	e.rooms = nil
+	sig := e.sig
+	e.mu.Unlock()
+
+	// Stop the callbacks first: what is queued still runs, producers
+	// waiting on a full queue are released, nothing new is accepted.
+	e.q.Close()
+	var atts []*attempt
+	for _, r := range rooms {
+		if a := r.destroy(); a != nil {
+			atts = append(atts, a)
+		}
+	}
+	// Leave frames go out before the close frame: the server processes
+	// them in order, so the others see Quit rather than Dropped.
+	if sig != nil {
+		for _, a := range atts {
+			_ = sig.Send(context.Background(), leaveFrame(a.roomID))
+		}
+	}
+	e.cancel()
+	var errs []error
+	for _, a := range atts {
+		if err := a.end(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if sig != nil {
+		sig.Close()
+		<-sig.Done()
+	}
+	e.wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Done is closed once the Engine is closed and its last callback has
+// returned.
+func (e *Engine) Done() <-chan struct{} { return e.q.Done() }
+
+// emit queues a call of the engine handler.
+func (e *Engine) emit(f func(h EngineEventHandler)) {
+	e.q.Control(func() { f(e.handler) })
+}
+
+// goTracked runs f in a goroutine that Close waits for; false if the Engine
+// is closed.
+func (e *Engine) goTracked(f func()) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return false
+	}
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// claimUser makes userID the Engine's user ID for one more room or login;
+// false if another user ID is in use.
+func (e *Engine) claimUser(userID string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.userRefs > 0 && e.userID != userID {
+		return false
+	}
+	e.userID = userID
+	e.userRefs++
+	return true
+}
+
+func (e *Engine) releaseUser() {
+	e.mu.Lock()
+	e.userRefs--
+	e.mu.Unlock()
+}
+
+// signal returns the live signaling connection, connecting if there is
+// none. Concurrent callers share one connect.
+func (e *Engine) signal(ctx context.Context) (*signal.Client, error) {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil, ErrEngineClosed
+	}
+	if e.sig != nil {
+		c := e.sig
+		e.mu.Unlock()
+		return c, nil
+	}
+	d := e.dialing
+	if d == nil {
+		d = &dial{done: make(chan struct{})}
+		e.dialing = d
+		e.wg.Add(1)
+		go e.connect(d, e.connected)
+	}
+	e.mu.Unlock()
+	select {
+	case <-d.done:
+		return d.c, d.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// connect dials the server for d and publishes the result.
+func (e *Engine) connect(d *dial, again bool) {
+	defer e.wg.Done()
+	if again {
+		e.emit(func(h EngineEventHandler) { h.OnConnectionStateChanged(ConnectionStateReconnecting) })
+	} else {
+		e.emit(func(h EngineEventHandler) { h.OnConnectionStateChanged(ConnectionStateConnecting) })
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, dialTimeout)
+	defer cancel()
+	// onClose may run before Dial returns; it then finds no client here,
+	// and the Done check below catches the dead connection instead.
+	var dialed atomic.Pointer[signal.Client]
+	c, err := signal.Dial(ctx, e.cfg.ServerURL, signal.Config{}, e.onSignal,
+		func(err error) { e.signalClosed(dialed.Load(), err) })
+	if err == nil {
+		dialed.Store(c)
+	}
+	e.mu.Lock()
+	e.dialing = nil
+	if err == nil {
+		select {
+		case <-c.Done():
+			err = errors.New("parley: connection closed right after connect")
+		default:
+		}
+	}
+	switch {
+	case err != nil:
+		d.err = err
+	case e.closed:
+		d.err = ErrEngineClosed
+		c.Close()
+	default:
+		d.c = c
+		e.sig = c
+		e.connected = true
+	}
+	e.mu.Unlock()
+	close(d.done)
+	switch {
+	case d.c == nil:
+		e.log.Info("connect failed", zap.Error(err))
+		e.emit(func(h EngineEventHandler) { h.OnConnectionStateChanged(ConnectionStateDisconnected) })
+	case again:
+		e.emit(func(h EngineEventHandler) { h.OnConnectionStateChanged(ConnectionStateReconnected) })
+	default:
+		e.emit(func(h EngineEventHandler) { h.OnConnectionStateChanged(ConnectionStateConnected) })
+	}
+}
+
+// signalClosed runs when a signaling connection ends. Every room that was
+// joining or joined through it has lost its server side.
+func (e *Engine) signalClosed(c *signal.Client, err error) {
+	e.mu.Lock()
+	if c == nil || e.sig != c {
+		e.mu.Unlock()
+		return
+	}
+	e.sig = nil
+	closed := e.closed
+	rooms := make([]*Room, 0, len(e.rooms))
+	for _, r := range e.rooms {
+		rooms = append(rooms, r)
+	}
+	e.mu.Unlock()
+	if closed {
+		return
+	}
+	e.log.Info("connection lost", zap.Error(err))
+	e.emit(func(h EngineEventHandler) { h.OnConnectionStateChanged(ConnectionStateDisconnected) })
+	for _, r := range rooms {
+		r.lost(nil, int(ErrorCodeJoinRoom), "connection to the server lost")
+	}
+}
+
+// onSignal routes a server event to its room; it runs on the signaling
+// read goroutine and must not block.
+func (e *Engine) onSignal(f *pb.ServerFrame) {
+	var roomID string
+	switch b := f.Body.(type) {
+	case *pb.ServerFrame_RoomJoined:
+		roomID = b.RoomJoined.RoomId
+	case *pb.ServerFrame_UserJoined:
+		roomID = b.UserJoined.RoomId
+	case *pb.ServerFrame_UserLeft:
+		roomID = b.UserLeft.RoomId
+	case *pb.ServerFrame_RoomRemoved:
+		roomID = b.RoomRemoved.RoomId
+	case *pb.ServerFrame_GoAway:
+		e.log.Info("server going away", zap.String("reason", b.GoAway.Reason))
+		return
+	default:
+		e.log.Debug("unknown server event dropped")
+		return
+	}
+	e.mu.Lock()
+	r := e.rooms[roomID]
+	e.mu.Unlock()
+	if r != nil {
+		r.onSignal(f)
+	}
+}
+
+func leaveFrame(roomID string) *pb.ClientFrame {
+	return &pb.ClientFrame{Body: &pb.ClientFrame_Leave{Leave: &pb.LeaveRequest{RoomId: roomID}}}
+}
+
+// liveSignal is the current signaling connection, or nil.
+func (e *Engine) liveSignal() *signal.Client {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.sig
+}

@@ -1,0 +1,455 @@
+package parley
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+	"go.uber.org/zap"
+
+	"github.com/parleyhq/parley/internal/ids"
+	"github.com/parleyhq/parley/internal/transport"
+	pb "github.com/parleyhq/parley/proto/parley/v1"
+)
+
+// Room is one room of an Engine, ByteRTC's IRTCRoom. Create it with
+// Engine.CreateRoom; JoinRoom joins it. A Room can be joined, left and
+// joined again; Close releases it for good.
+type Room struct {
+	e       *Engine
+	id      string
+	handler atomic.Value // handlerBox
+
+	mu      sync.Mutex
+	closed  bool
+	att     *attempt      // the current join, joining or joined; nil when not in the room
+	leaving chan struct{} // closed when the last leave is done; nil if none
+}
+
+type handlerBox struct{ h RoomEventHandler }
+
+// attempt is one join of a room, from JoinRoom until the room is left,
+// fails or is lost. Its fields are guarded by Room.mu unless noted.
+type attempt struct {
+	r       *Room
+	roomID  string
+	token   string
+	user    UserInfo
+	started time.Time
+
+	ctx    context.Context // cancelled when the attempt ends
+	cancel context.CancelFunc
+
+	pc       *webrtc.PeerConnection
+	chans    transport.Channels
+	opened   chan struct{} // closed when the data channels are open
+	active   chan struct{} // closed when the server has the member active
+	joined   bool          // state 0 reported
+	joinedAt time.Time
+	members  map[string]UserInfo // the other members, as told by the server
+	pending  []func()            // membership events that arrived before state 0
+
+	endOnce sync.Once
+	endErr  error
+}
+
+func newRoom(e *Engine, id string, h RoomEventHandler) *Room {
+	r := &Room{e: e, id: id}
+	r.SetRoomEventHandler(h)
+	return r
+}
+
+// RoomID is the room's ID.
+func (r *Room) RoomID() string { return r.id }
+
+// SetRoomEventHandler sets the room's handler; it applies to the events
+// dispatched after it returns. A nil h means no room events.
+func (r *Room) SetRoomEventHandler(h RoomEventHandler) {
+	if h == nil {
+		h = NopRoomEventHandler{}
+	}
+	r.handler.Store(handlerBox{h})
+}
+
+// emit queues a call of the room's handler as it is when the call runs.
+func (r *Room) emit(f func(h RoomEventHandler)) {
+	r.e.q.Control(func() { f(r.handler.Load().(handlerBox).h) })
+}
+
+// JoinRoom joins the room with token as user, ByteRTC's joinRoom. The
+// result comes in OnRoomStateChanged: state 0 once the room's data channels
+// are open and the server holds the member active, followed by
+// OnUserJoined for each member already there; else an ErrorCode.
+//
+// It returns ErrInvalidArgument for an illegal user ID or extra info over
+// 200 bytes, ErrAlreadyInRoom while joining or joined, and ErrRoomClosed
+// or ErrEngineClosed after Close; then no callback follows.
+func (r *Room) JoinRoom(token string, user UserInfo, cfg RoomConfig) error {
+	if err := ids.Check("user ID", user.UserID); err != nil {
+		return invalidArg("%v", err)
+	}
+	if err := ids.CheckExtraInfo(user.ExtraInfo); err != nil {
+		return invalidArg("%v", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.usableLocked(); err != nil {
+		return err
+	}
+	if r.att != nil {
+		return ErrAlreadyInRoom
+	}
+	if !r.e.claimUser(user.UserID) {
+		// ByteRTC: one Engine, one user ID across its rooms.
+		r.emit(func(h RoomEventHandler) {
+			h.OnRoomStateChanged(r.id, user.UserID, int(ErrorCodeUserIDDifferent), RoomStateInfo{})
+		})
+		return nil
+	}
+	a := &attempt{
+		r:       r,
+		roomID:  r.id,
+		token:   token,
+		user:    user,
+		started: time.Now(),
+		opened:  make(chan struct{}),
+		active:  make(chan struct{}),
+		members: make(map[string]UserInfo),
+	}
+	a.ctx, a.cancel = context.WithCancel(r.e.ctx)
+	prev := r.leaving
+	if !r.e.goTracked(func() { r.join(a, prev) }) {
+		r.e.releaseUser()
+		return ErrEngineClosed
+	}
+	r.att = a
+	return nil
+}
+
+func (r *Room) usableLocked() error {
+	if r.closed {
+		return ErrRoomClosed
+	}
+	r.e.mu.Lock()
+	closed := r.e.closed
+	r.e.mu.Unlock()
+	if closed {
+		return ErrEngineClosed
+	}
+	return nil
+}
+
+// join runs a join attempt to its result.
+func (r *Room) join(a *attempt, prev chan struct{}) {
+	if prev != nil {
+		// The server must see the previous leave before this join.
+		select {
+		case <-prev:
+		case <-a.ctx.Done():
+			return
+		}
+	}
+	ctx, cancel := context.WithTimeout(a.ctx, joinTimeout)
+	defer cancel()
+	code, err := r.connect(ctx, a)
+	if err == nil {
+		return
+	}
+	if a.ctx.Err() != nil && ctx.Err() == nil {
+		return // left or closed meanwhile: no result owed for this attempt
+	}
+	r.e.log.Info("join failed", zap.String("room", r.id), zap.Int("code", code), zap.Error(err))
+	r.lost(a, code, err.Error())
+}
+
+// connect does the work of a join: signaling, PeerConnection, offer and
+// answer, then waits for the channels and the server. It returns the room
+// state code and the reason when the join fails.
+func (r *Room) connect(ctx context.Context, a *attempt) (int, error) {
+	fail := func(err error) (int, error) { return int(ErrorCodeJoinRoom), err }
+	sig, err := r.e.signal(ctx)
+	if err != nil {
+		return fail(fmt.Errorf("connect: %w", err))
+	}
+	pc, err := r.e.api.NewPeerConnection(transport.Configuration(r.e.opts.iceServers))
+	if err != nil {
+		return fail(err)
+	}
+	r.mu.Lock()
+	if r.att != a {
+		r.mu.Unlock()
+		_ = pc.Close()
+		return 0, nil
+	}
+	a.pc = pc
+	r.mu.Unlock()
+	dcs, err := transport.CreateChannels(pc)
+	if err != nil {
+		return fail(err)
+	}
+	transport.OnOpen(dcs, func(ch transport.Channels) {
+		r.mu.Lock()
+		a.chans = ch
+		r.mu.Unlock()
+		close(a.opened)
+	}, func(err error) {
+		r.lost(a, int(ErrorCodeJoinRoom), err.Error())
+	})
+	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		if st == webrtc.PeerConnectionStateFailed || st == webrtc.PeerConnectionStateClosed {
+			r.lost(a, int(ErrorCodeJoinRoom), "room transport "+st.String())
+		}
+	})
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		return fail(err)
+	}
+	if err := pc.SetLocalDescription(offer); err != nil {
+		return fail(err)
+	}
+	if err := transport.WaitGathered(ctx, pc); err != nil {
+		return fail(err)
+	}
+	resp, err := sig.Request(ctx, &pb.ClientFrame{Body: &pb.ClientFrame_Join{Join: &pb.JoinRequest{
+		RoomId:    r.id,
+		Token:     a.token,
+		UserId:    a.user.UserID,
+		ExtraInfo: a.user.ExtraInfo,
+		SdpOffer:  pc.LocalDescription().SDP,
+	}}})
+	if err != nil {
+		return fail(fmt.Errorf("join request: %w", err))
+	}
+	jr := resp.GetJoin()
+	if jr == nil {
+		return fail(errors.New("join request: answered with something else"))
+	}
+	if jr.Code != 0 {
+		return int(jr.Code), errors.New(jr.Reason)
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: jr.SdpAnswer}); err != nil {
+		return fail(fmt.Errorf("bad SDP answer: %w", err))
+	}
+	for _, ready := range []chan struct{}{a.opened, a.active} {
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			return fail(fmt.Errorf("waiting for the room: %w", ctx.Err()))
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.att != a {
+		return 0, nil
+	}
+	a.joined = true
+	a.joinedAt = time.Now()
+	info := RoomStateInfo{Elapsed: a.joinedAt.Sub(a.started), JoinType: JoinTypeFirst}
+	r.emit(func(h RoomEventHandler) { h.OnRoomStateChanged(r.id, a.user.UserID, 0, info) })
+	for _, f := range a.pending {
+		f()
+	}
+	a.pending = nil
+	return 0, nil
+}
+
+// onSignal applies a server event about this room; it runs on the
+// signaling read goroutine.
+func (r *Room) onSignal(f *pb.ServerFrame) {
+	r.mu.Lock()
+	a := r.att
+	if a == nil {
+		r.mu.Unlock()
+		return
+	}
+	// Membership events queue behind state 0 until the join completes.
+	queue := func(ev func(h RoomEventHandler)) {
+		if a.joined {
+			r.emit(ev)
+		} else {
+			a.pending = append(a.pending, func() { r.emit(ev) })
+		}
+	}
+	switch b := f.Body.(type) {
+	case *pb.ServerFrame_RoomJoined:
+		select {
+		case <-a.active:
+		default:
+			for _, m := range b.RoomJoined.Members {
+				u := UserInfo{UserID: m.UserId, ExtraInfo: m.ExtraInfo}
+				a.members[u.UserID] = u
+				queue(func(h RoomEventHandler) { h.OnUserJoined(u) })
+			}
+			close(a.active)
+		}
+	case *pb.ServerFrame_UserJoined:
+		u := UserInfo{UserID: b.UserJoined.Member.GetUserId(), ExtraInfo: b.UserJoined.Member.GetExtraInfo()}
+		a.members[u.UserID] = u
+		queue(func(h RoomEventHandler) { h.OnUserJoined(u) })
+	case *pb.ServerFrame_UserLeft:
+		id, reason := b.UserLeft.UserId, UserOfflineReason(b.UserLeft.Reason)
+		delete(a.members, id)
+		queue(func(h RoomEventHandler) { h.OnUserLeave(id, reason) })
+	case *pb.ServerFrame_RoomRemoved:
+		r.mu.Unlock()
+		r.lost(a, int(b.RoomRemoved.Code), b.RoomRemoved.Reason)
+		return
+	}
+	r.mu.Unlock()
+}
+
+// lost ends attempt a (the current one if a is nil) with state code: the
+// join failed, the server removed the member, or the transport or the
+// connection died. It reports code once, and only if a is still current.
+func (r *Room) lost(a *attempt, code int, reason string) {
+	r.mu.Lock()
+	if a == nil {
+		a = r.att
+	}
+	if a == nil || r.att != a {
+		r.mu.Unlock()
+		return
+	}
+	r.att = nil
+	r.mu.Unlock()
+	r.e.log.Info("room lost", zap.String("room", r.id), zap.Int("code", code), zap.String("reason", reason))
+	userID := a.user.UserID
+	r.emit(func(h RoomEventHandler) { h.OnRoomStateChanged(r.id, userID, code, RoomStateInfo{}) })
+	// Tell the server, in case it still holds the member, and release the
+	// transport off this goroutine (it may be the signaling reader).
+	r.e.goTracked(func() {
+		if sig := r.e.liveSignal(); sig != nil {
+			_ = sig.Send(a.ctx, leaveFrame(r.id))
+		}
+		_ = a.end()
+	})
+}
+
+// LeaveRoom leaves the room, ByteRTC's leaveRoom: the others see
+// OnUserLeave with UserOfflineReasonQuit, and OnLeaveRoom follows once the
+// server has confirmed (or after a few seconds without it). It is harmless
+// when not in the room: OnLeaveRoom then follows with zero stats.
+func (r *Room) LeaveRoom() error {
+	r.mu.Lock()
+	if err := r.usableLocked(); err != nil {
+		r.mu.Unlock()
+		return err
+	}
+	a := r.att
+	if a == nil {
+		r.mu.Unlock()
+		r.emit(func(h RoomEventHandler) { h.OnLeaveRoom(RoomStats{}) })
+		return nil
+	}
+	r.att = nil
+	stats := a.statsLocked(time.Now())
+	leaving := make(chan struct{})
+	r.leaving = leaving
+	r.mu.Unlock()
+	a.cancel()
+	ok := r.e.goTracked(func() {
+		defer close(leaving)
+		r.sendLeave()
+		_ = a.end()
+		r.emit(func(h RoomEventHandler) { h.OnLeaveRoom(stats) })
+	})
+	if !ok {
+		close(leaving)
+		return ErrEngineClosed
+	}
+	return nil
+}
+
+// sendLeave asks the server to remove the member and waits for its answer.
+func (r *Room) sendLeave() {
+	sig := r.e.liveSignal()
+	if sig == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.e.ctx, leaveTimeout)
+	defer cancel()
+	if _, err := sig.Request(ctx, leaveFrame(r.id)); err != nil {
+		r.e.log.Debug("leave request", zap.String("room", r.id), zap.Error(err))
+	}
+}
+
+// UpdateToken replaces the room's token for the rest of the session.
+// Token expiry is not enforced by this version of the server, so the new
+// token is only kept for the next JoinRoom of this attempt's retries.
+// It returns ErrRoomClosed or ErrEngineClosed after Close.
+func (r *Room) UpdateToken(token string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.usableLocked(); err != nil {
+		return err
+	}
+	if r.att != nil {
+		r.att.token = token
+	}
+	return nil
+}
+
+// Close leaves the room if it is in it and releases it, ByteRTC's
+// destroy(): no callback of the room runs after it, and every method but
+// RoomID returns ErrRoomClosed. It is idempotent.
+func (r *Room) Close() error {
+	a := r.destroy()
+	r.e.mu.Lock()
+	if r.e.rooms[r.id] == r {
+		delete(r.e.rooms, r.id)
+	}
+	r.e.mu.Unlock()
+	if a == nil {
+		return nil
+	}
+	r.sendLeave()
+	return a.end()
+}
+
+// destroy marks the room closed and detaches its attempt, which the caller
+// ends. The room's handler is replaced so nothing queued reaches the user.
+func (r *Room) destroy() *attempt {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	r.handler.Store(handlerBox{NopRoomEventHandler{}})
+	a := r.att
+	r.att = nil
+	if a == nil {
+		return nil
+	}
+	return a
+}
+
+// end cancels the attempt, releases its user ID and closes its transport;
+// it runs once and returns the transport's close error.
+func (a *attempt) end() error {
+	a.endOnce.Do(func() {
+		a.cancel()
+		a.r.e.releaseUser()
+		a.r.mu.Lock()
+		pc := a.pc
+		a.r.mu.Unlock()
+		if pc != nil {
+			a.endErr = pc.Close()
+		}
+	})
+	return a.endErr
+}
+
+// statsLocked is the room's RoomStats at now.
+func (a *attempt) statsLocked(now time.Time) RoomStats {
+	var s RoomStats
+	if a.joined {
+		s.Duration = now.Sub(a.joinedAt)
+		s.UserCount = len(a.members) + 1
+	}
+	return s
+}
