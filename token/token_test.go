@@ -61,13 +61,6 @@ func requireFields(t *testing.T, want, got *Token) {
 	}
 }
 
-func mustHex(t *testing.T, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(s)
-	require.NoError(t, err)
-	return b
-}
-
 func TestVectorSerialize(t *testing.T) {
 	tok := vectorToken()
 	require.Equal(t, vecPrivs, tok.Privileges)

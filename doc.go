@@ -1,0 +1,36 @@
+// Package parley is a native Go real-time messaging SDK with the ByteRTC
+// (Volcengine RTC) messaging API. It talks to the Parley relay server
+// (package server, or the parleyd binary) over one signaling WebSocket and,
+// per room, one WebRTC PeerConnection with three data channels.
+//
+// Start here:
+//
+//	e, err := parley.NewEngine(parley.EngineConfig{AppID: appID, ServerURL: "ws://127.0.0.1:7880/rtc"}, engineHandler)
+//	room, err := e.CreateRoom("lobby", roomHandler)
+//	err = room.JoinRoom(token, parley.UserInfo{UserID: "alice"}, parley.RoomConfig{})
+//	// OnRoomStateChanged(..., 0, info) fires once joined, then OnUserJoined for each member.
+//	defer e.Close()
+//
+// Engine → CreateRoom → JoinRoom is the path of this version; messages
+// (Send*), login and outside-room messages are the next ones. The
+// runnable program is examples/quickstart; tokens come from package token;
+// tests use package parleytest.
+//
+// # Callbacks
+//
+// All callbacks of one Engine and its Rooms run on one goroutine that the
+// Engine owns, one at a time, in the order the events happened, with no SDK
+// lock held. A handler may call any method, Close included. Byte slices
+// handed to a handler are the handler's to keep. A slow handler delays the
+// Engine's later events, never another Engine's.
+//
+// A method that returns a nil error is followed by exactly one result
+// callback; a non-nil error (ErrInvalidArgument, ErrAlreadyInRoom,
+// ErrEngineClosed, ErrRoomClosed) means nothing happened and none follows.
+//
+// # Names
+//
+// Method, callback and constant names are ByteRTC's, with Go types
+// ([]byte, time.Duration, error). docs/bytertc-mapping.md lists every
+// ByteRTC name and code beside its Go name.
+package parley
