@@ -68,16 +68,16 @@ func parleyJoin(b *testing.B, srv *parleytest.Server) time.Duration {
 type stateHandler chan int
 
 func (h stateHandler) OnRoomStateChanged(_, _ string, state int, _ parley.RoomStateInfo) { h <- state }
-func (stateHandler) OnLeaveRoom(parley.RoomStats)                                      {}
-func (stateHandler) OnTokenWillExpire()                                                 {}
-func (stateHandler) OnUserJoined(parley.UserInfo)                                       {}
-func (stateHandler) OnUserLeave(string, parley.UserOfflineReason)                       {}
-func (stateHandler) OnUserMessageReceived(string, string)                               {}
-func (stateHandler) OnUserBinaryMessageReceived(string, []byte)                         {}
-func (stateHandler) OnUserMessageSendResult(int64, parley.UserMessageSendResult)        {}
-func (stateHandler) OnRoomMessageReceived(string, string)                               {}
-func (stateHandler) OnRoomBinaryMessageReceived(string, []byte)                         {}
-func (stateHandler) OnRoomMessageSendResult(int64, parley.RoomMessageSendResult)        {}
+func (stateHandler) OnLeaveRoom(parley.RoomStats)                                        {}
+func (stateHandler) OnTokenWillExpire()                                                  {}
+func (stateHandler) OnUserJoined(parley.UserInfo)                                        {}
+func (stateHandler) OnUserLeave(string, parley.UserOfflineReason)                        {}
+func (stateHandler) OnUserMessageReceived(string, string)                                {}
+func (stateHandler) OnUserBinaryMessageReceived(string, []byte)                          {}
+func (stateHandler) OnUserMessageSendResult(int64, parley.UserMessageSendResult)         {}
+func (stateHandler) OnRoomMessageReceived(string, string)                                {}
+func (stateHandler) OnRoomBinaryMessageReceived(string, []byte)                          {}
+func (stateHandler) OnRoomMessageSendResult(int64, parley.RoomMessageSendResult)         {}
 
 // rawSetup connects two pion PeerConnections with Parley's three negotiated
 // channels and returns the time until all six ends are open.
