@@ -93,6 +93,8 @@ type Engine struct {
 	dialing   *dial          // a connect in progress, or nil
 	connected bool           // has been connected once (for Reconnecting)
 	wg        sync.WaitGroup // joins, leaves and teardowns in flight
+
+	out outbox // sends awaiting results
 }
 
 // dial is one connect attempt that several callers may wait for.
@@ -131,6 +133,7 @@ func NewEngine(cfg EngineConfig, h EngineEventHandler, opts ...Option) (*Engine,
 		q:       dispatch.New(0),
 		api:     transport.NewAPI(transport.Options{Logger: o.logger, LoopbackOnly: o.loopbackOnly}),
 		rooms:   make(map[string]*Room),
+		out:     outbox{pending: make(map[int64]*pendingSend)},
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	return e, nil
@@ -178,8 +181,10 @@ func (e *Engine) Close() error {
 	sig := e.sig
 	e.mu.Unlock()
 
-	// Stop the callbacks first: what is queued still runs, producers
+	// Sends in flight get their one result, then the callbacks stop: what
+	// is queued still runs, producers
 	// waiting on a full queue are released, nothing new is accepted.
+	e.failPending(nil)
 	e.q.Close()
 	var atts []*attempt
 	for _, r := range rooms {

@@ -53,6 +53,8 @@ type attempt struct {
 	members  map[string]UserInfo // the other members, as told by the server
 	pending  []func()            // membership events that arrived before state 0
 
+	msgState
+
 	endOnce sync.Once
 	endErr  error
 }
@@ -195,6 +197,7 @@ func (r *Room) connect(ctx context.Context, a *attempt) (int, error) {
 		r.mu.Lock()
 		a.chans = ch
 		r.mu.Unlock()
+		a.readChannels(ch)
 		close(a.opened)
 	}, func(err error) {
 		r.lost(a, int(ErrorCodeJoinRoom), err.Error())
@@ -433,6 +436,7 @@ func (r *Room) destroy() *attempt {
 func (a *attempt) end() error {
 	a.endOnce.Do(func() {
 		a.cancel()
+		a.r.e.failPending(a)
 		a.r.e.releaseUser()
 		a.r.mu.Lock()
 		pc := a.pc
@@ -451,5 +455,9 @@ func (a *attempt) statsLocked(now time.Time) RoomStats {
 		s.Duration = now.Sub(a.joinedAt)
 		s.UserCount = len(a.members) + 1
 	}
+	s.SentMessages = a.stats.sentMessages.Load()
+	s.SentBytes = a.stats.sentBytes.Load()
+	s.ReceivedMessages = a.stats.receivedMessages.Load()
+	s.ReceivedBytes = a.stats.receivedBytes.Load()
 	return s
 }

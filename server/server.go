@@ -51,6 +51,32 @@ type Config struct {
 	DrainTimeout time.Duration
 	// Now is the clock tokens are checked against. Default: time.Now.
 	Now func() time.Time
+	// MemberQueue bounds, in bytes, what the relay holds for one member's
+	// data channel. Past it, unreliable messages to the member are dropped
+	// (the sender gets NoRelayPath) and a member whose reliable backlog
+	// overflows is disconnected as a slow consumer (the others see Dropped,
+	// the senders of its unacknowledged messages get NoReceiver).
+	// Default: 8 MiB.
+	MemberQueue int
+	// Quotas are the rate limits; over a quota the sender gets ExceedQPS and
+	// nothing is relayed. Default: all zero, no limits.
+	Quotas Quotas
+}
+
+// Quotas are per-second rate limits; zero is unlimited. ByteRTC's
+// production values are 100 user messages, 65 broadcasts and 20 server
+// messages per user, and 100 broadcasts per room.
+type Quotas struct {
+	// UserMessagesPerSecond limits one user's user messages, in rooms and
+	// outside together.
+	UserMessagesPerSecond int
+	// BroadcastsPerSecond limits one user's room broadcasts.
+	BroadcastsPerSecond int
+	// ServerMessagesPerSecond limits one user's messages to the app server.
+	ServerMessagesPerSecond int
+	// RoomBroadcastsPerSecond limits the broadcasts of one room, all
+	// members together.
+	RoomBroadcastsPerSecond int
 }
 
 // Server is a relay server.
@@ -60,7 +86,21 @@ type Server struct {
 
 // New checks cfg and returns a server that is not yet listening.
 func New(cfg Config) (*Server, error) {
-	s, err := iserver.New(iserver.Config(cfg))
+	c := iserver.Config{
+		Listen:       cfg.Listen,
+		UDPPort:      cfg.UDPPort,
+		Apps:         cfg.Apps,
+		Logger:       cfg.Logger,
+		LoopbackOnly: cfg.LoopbackOnly,
+		AuthTimeout:  cfg.AuthTimeout,
+		JoinTimeout:  cfg.JoinTimeout,
+		PingInterval: cfg.PingInterval,
+		DrainTimeout: cfg.DrainTimeout,
+		Now:          cfg.Now,
+		MemberQueue:  cfg.MemberQueue,
+		Quotas:       iserver.Quotas(cfg.Quotas),
+	}
+	s, err := iserver.New(c)
 	if err != nil {
 		return nil, err
 	}

@@ -23,6 +23,16 @@ type Config struct {
 	PingInterval time.Duration
 	DrainTimeout time.Duration
 	Now          func() time.Time
+	MemberQueue  int
+	Quotas       Quotas
+}
+
+// Quotas mirrors the public server.Quotas.
+type Quotas struct {
+	UserMessagesPerSecond   int
+	BroadcastsPerSecond     int
+	ServerMessagesPerSecond int
+	RoomBroadcastsPerSecond int
 }
 
 // Defaults of the zero Config fields.
@@ -32,6 +42,7 @@ const (
 	DefaultJoinTimeout  = 15 * time.Second
 	DefaultPingInterval = 10 * time.Second
 	DefaultDrainTimeout = 10 * time.Second
+	DefaultMemberQueue  = 8 << 20
 )
 
 func (c Config) withDefaults() Config {
@@ -49,6 +60,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = DefaultDrainTimeout
+	}
+	if c.MemberQueue <= 0 {
+		c.MemberQueue = DefaultMemberQueue
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -14,6 +14,11 @@ type metrics struct {
 	members  prometheus.Gauge
 	joins    *prometheus.CounterVec // by result
 	closes   *prometheus.CounterVec // connections closed by the server, by reason
+
+	relayed       *prometheus.CounterVec // messages by kind and outcome
+	badPackets    prometheus.Counter
+	dropped       prometheus.Counter
+	slowConsumers prometheus.Counter
 }
 
 // Join results, the "result" label of parley_joins_total.
@@ -44,10 +49,23 @@ func newMetrics() *metrics {
 			Name: "parley_connections_closed_total", Help: "Signaling connections the server closed, by reason.",
 		}, []string{"reason"}),
 	}
+	m.relayed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "parley_messages_total", Help: "Messages the relay handled, by kind (user, broadcast) and outcome.",
+	}, []string{"kind", "outcome"})
+	m.badPackets = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "parley_bad_packets_total", Help: "Data-channel packets dropped because they did not decode.",
+	})
+	m.dropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "parley_unreliable_dropped_total", Help: "Unreliable messages dropped because the receiver's queue was full.",
+	})
+	m.slowConsumers = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "parley_slow_consumers_total", Help: "Members disconnected because their reliable backlog overflowed.",
+	})
 	for _, r := range []string{joinOK, joinInvalidToken, joinInvalidID, joinUserIDDiffers, joinFailed} {
 		m.joins.WithLabelValues(r)
 	}
 	m.reg.MustRegister(m.sessions, m.rooms, m.members, m.joins, m.closes,
+		m.relayed, m.badPackets, m.dropped, m.slowConsumers,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

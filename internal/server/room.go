@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
+	"golang.org/x/time/rate"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
@@ -26,6 +27,7 @@ type room struct {
 	mu      sync.Mutex
 	members map[string]*member // active members by user ID
 	seq     uint64             // activation counter, for join order
+	quota   *rate.Limiter      // broadcasts per second in the room
 }
 
 type memberState int
@@ -45,11 +47,15 @@ type member struct {
 	log       *zap.Logger
 
 	pc        *webrtc.PeerConnection
+	dcs       [transport.NumChannels]*webrtc.DataChannel
 	chans     transport.Channels
 	joinTimer *time.Timer // guarded by room.mu
 
 	state memberState // guarded by room.mu
 	seq   uint64      // activation order; guarded by room.mu
+
+	ackMu   sync.Mutex
+	unacked map[string][]int64 // reliable message IDs awaiting m's ack, by sender
 
 	finishOnce sync.Once
 }
@@ -78,6 +84,7 @@ func (m *member) start(ctx context.Context, offer string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	m.dcs = dcs
 	transport.OnOpen(dcs, m.opened, func(err error) {
 		m.log.Warn("data channels failed", zap.Error(err))
 		m.room.remove(m, reasonDropped, true)
@@ -132,16 +139,6 @@ func (m *member) opened(chans transport.Channels) {
 	m.room.activate(m)
 }
 
-// onPacket handles one packet from the member's channel ch. Relaying is
-// the messaging layer's; until then a packet is decoded and dropped, and a
-// malformed one only counted.
-func (m *member) onPacket(ch int, b []byte) {
-	var p pb.Packet
-	if err := proto.Unmarshal(b, &p); err != nil {
-		m.log.Debug("malformed packet", zap.Int("channel", ch), zap.Error(err))
-	}
-}
-
 func (m *member) joinExpired() {
 	m.room.mu.Lock()
 	pending := m.state == statePending
@@ -170,6 +167,7 @@ func (m *member) finish() {
 				m.log.Debug("close peer connection", zap.Error(err))
 			}
 		}
+		m.failUnacked()
 		m.room.srv.release(m.room)
 	})
 }

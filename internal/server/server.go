@@ -221,7 +221,7 @@ func (s *Server) room(id string) *room {
 	defer s.mu.Unlock()
 	r := s.rooms[id]
 	if r == nil {
-		r = &room{srv: s, id: id, members: make(map[string]*member)}
+		r = &room{srv: s, id: id, members: make(map[string]*member), quota: perSecond(s.cfg.Quotas.RoomBroadcastsPerSecond)}
 		s.rooms[id] = r
 		s.metrics.rooms.Inc()
 	}

@@ -34,6 +34,7 @@ type session struct {
 	conn *signal.Conn
 
 	authTimer *time.Timer
+	quota     userQuota
 
 	mu      sync.Mutex
 	userID  string             // set by the first accepted join; one per session
@@ -47,6 +48,7 @@ func (s *Server) startSession(ws *websocket.Conn, remote string) {
 		srv:     s,
 		id:      newID(),
 		members: make(map[string]*member),
+		quota:   newUserQuota(s.cfg.Quotas),
 	}
 	ss.log = s.log.With(zap.String("session", ss.id), zap.String("remote", remote))
 	s.mu.Lock()

@@ -35,6 +35,8 @@ type Packet struct {
 	// Types that are valid to be assigned to Body:
 	//
 	//	*Packet_Message
+	//	*Packet_Ack
+	//	*Packet_Result
 	Body          isPacket_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -86,6 +88,24 @@ func (x *Packet) GetMessage() *Message {
 	return nil
 }
 
+func (x *Packet) GetAck() *Ack {
+	if x != nil {
+		if x, ok := x.Body.(*Packet_Ack); ok {
+			return x.Ack
+		}
+	}
+	return nil
+}
+
+func (x *Packet) GetResult() *Result {
+	if x != nil {
+		if x, ok := x.Body.(*Packet_Result); ok {
+			return x.Result
+		}
+	}
+	return nil
+}
+
 type isPacket_Body interface {
 	isPacket_Body()
 }
@@ -95,7 +115,21 @@ type Packet_Message struct {
 	Message *Message `protobuf:"bytes,1,opt,name=message,proto3,oneof"`
 }
 
+type Packet_Ack struct {
+	// A receiver's cumulative acknowledgement of reliable user messages.
+	Ack *Ack `protobuf:"bytes,2,opt,name=ack,proto3,oneof"`
+}
+
+type Packet_Result struct {
+	// The server's result for one send.
+	Result *Result `protobuf:"bytes,3,opt,name=result,proto3,oneof"`
+}
+
 func (*Packet_Message) isPacket_Body() {}
+
+func (*Packet_Ack) isPacket_Body() {}
+
+func (*Packet_Result) isPacket_Body() {}
 
 // Message is a user message or a room broadcast.
 type Message struct {
@@ -190,13 +224,135 @@ func (x *Message) GetPayload() []byte {
 	return nil
 }
 
+// Ack acknowledges reliable user messages: the receiving SDK has accepted
+// every reliable user message from one sender with an ID up to up_to. It
+// travels on the reliable channel: receiver to server with peer = the
+// original sender, and server to the original sender with peer = the
+// receiver (stamped by the server). Acks are cumulative and batched.
+type Ack struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Receiver to server: the sender being acknowledged. Server to sender:
+	// the receiver that acknowledges.
+	Peer string `protobuf:"bytes,1,opt,name=peer,proto3" json:"peer,omitempty"`
+	// The highest message ID accepted; every earlier one from the same
+	// sender to the same receiver on the reliable channel is accepted too.
+	UpTo          int64 `protobuf:"varint,2,opt,name=up_to,json=upTo,proto3" json:"up_to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Ack) Reset() {
+	*x = Ack{}
+	mi := &file_parley_v1_packet_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Ack) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Ack) ProtoMessage() {}
+
+func (x *Ack) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_packet_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Ack.ProtoReflect.Descriptor instead.
+func (*Ack) Descriptor() ([]byte, []int) {
+	return file_parley_v1_packet_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Ack) GetPeer() string {
+	if x != nil {
+		return x.Peer
+	}
+	return ""
+}
+
+func (x *Ack) GetUpTo() int64 {
+	if x != nil {
+		return x.UpTo
+	}
+	return 0
+}
+
+// Result is the server's verdict on one send, to its sender, on the
+// reliable channel.
+type Result struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The sender's message ID.
+	MsgId int64 `protobuf:"varint,1,opt,name=msg_id,json=msgId,proto3" json:"msg_id,omitempty"`
+	// UserMessageSendResult for a user message (0 success when forwarded,
+	// unreliable modes only; 3 no receiver; 5 over quota; 103 too long; 104
+	// empty receiver), RoomMessageSendResult for a broadcast (200 handed to
+	// every other member; 5 over quota; 103 too long).
+	Code          int32 `protobuf:"varint,2,opt,name=code,proto3" json:"code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Result) Reset() {
+	*x = Result{}
+	mi := &file_parley_v1_packet_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Result) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Result) ProtoMessage() {}
+
+func (x *Result) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_packet_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Result.ProtoReflect.Descriptor instead.
+func (*Result) Descriptor() ([]byte, []int) {
+	return file_parley_v1_packet_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Result) GetMsgId() int64 {
+	if x != nil {
+		return x.MsgId
+	}
+	return 0
+}
+
+func (x *Result) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
 var File_parley_v1_packet_proto protoreflect.FileDescriptor
 
 const file_parley_v1_packet_proto_rawDesc = "" +
 	"\n" +
-	"\x16parley/v1/packet.proto\x12\tparley.v1\"@\n" +
+	"\x16parley/v1/packet.proto\x12\tparley.v1\"\x91\x01\n" +
 	"\x06Packet\x12.\n" +
-	"\amessage\x18\x01 \x01(\v2\x12.parley.v1.MessageH\x00R\amessageB\x06\n" +
+	"\amessage\x18\x01 \x01(\v2\x12.parley.v1.MessageH\x00R\amessage\x12\"\n" +
+	"\x03ack\x18\x02 \x01(\v2\x0e.parley.v1.AckH\x00R\x03ack\x12+\n" +
+	"\x06result\x18\x03 \x01(\v2\x11.parley.v1.ResultH\x00R\x06resultB\x06\n" +
 	"\x04body\"\x94\x01\n" +
 	"\aMessage\x12\x15\n" +
 	"\x06msg_id\x18\x01 \x01(\x03R\x05msgId\x12\x0e\n" +
@@ -204,7 +360,13 @@ const file_parley_v1_packet_proto_rawDesc = "" +
 	"\x04from\x18\x03 \x01(\tR\x04from\x12\x1c\n" +
 	"\tbroadcast\x18\x04 \x01(\bR\tbroadcast\x12\x16\n" +
 	"\x06binary\x18\x05 \x01(\bR\x06binary\x12\x18\n" +
-	"\apayload\x18\x06 \x01(\fR\apayloadB5Z3github.com/parleyhq/parley/proto/parley/v1;parleyv1b\x06proto3"
+	"\apayload\x18\x06 \x01(\fR\apayload\".\n" +
+	"\x03Ack\x12\x12\n" +
+	"\x04peer\x18\x01 \x01(\tR\x04peer\x12\x13\n" +
+	"\x05up_to\x18\x02 \x01(\x03R\x04upTo\"3\n" +
+	"\x06Result\x12\x15\n" +
+	"\x06msg_id\x18\x01 \x01(\x03R\x05msgId\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\x05R\x04codeB5Z3github.com/parleyhq/parley/proto/parley/v1;parleyv1b\x06proto3"
 
 var (
 	file_parley_v1_packet_proto_rawDescOnce sync.Once
@@ -218,18 +380,22 @@ func file_parley_v1_packet_proto_rawDescGZIP() []byte {
 	return file_parley_v1_packet_proto_rawDescData
 }
 
-var file_parley_v1_packet_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_parley_v1_packet_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_parley_v1_packet_proto_goTypes = []any{
 	(*Packet)(nil),  // 0: parley.v1.Packet
 	(*Message)(nil), // 1: parley.v1.Message
+	(*Ack)(nil),     // 2: parley.v1.Ack
+	(*Result)(nil),  // 3: parley.v1.Result
 }
 var file_parley_v1_packet_proto_depIdxs = []int32{
 	1, // 0: parley.v1.Packet.message:type_name -> parley.v1.Message
-	1, // [1:1] is the sub-list for method output_type
-	1, // [1:1] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	2, // 1: parley.v1.Packet.ack:type_name -> parley.v1.Ack
+	3, // 2: parley.v1.Packet.result:type_name -> parley.v1.Result
+	3, // [3:3] is the sub-list for method output_type
+	3, // [3:3] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_parley_v1_packet_proto_init() }
@@ -239,6 +405,8 @@ func file_parley_v1_packet_proto_init() {
 	}
 	file_parley_v1_packet_proto_msgTypes[0].OneofWrappers = []any{
 		(*Packet_Message)(nil),
+		(*Packet_Ack)(nil),
+		(*Packet_Result)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -246,7 +414,7 @@ func file_parley_v1_packet_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_parley_v1_packet_proto_rawDesc), len(file_parley_v1_packet_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

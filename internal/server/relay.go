@@ -1,0 +1,229 @@
+package server
+
+import (
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/parleyhq/parley/internal/transport"
+	pb "github.com/parleyhq/parley/proto/parley/v1"
+)
+
+// MaxPayload is the largest message payload the relay accepts.
+const MaxPayload = 64 << 10
+
+// Result codes the relay sends (ByteRTC UserMessageSendResult and
+// RoomMessageSendResult values).
+const (
+	resultSuccess         = 0
+	resultNoReceiver      = 3
+	resultNoRelayPath     = 4
+	resultExceedQPS       = 5
+	resultExceedMaxLength = 103
+	resultEmptyUser       = 104
+	resultRoomSuccess     = 200
+)
+
+// onPacket handles one packet from the member's channel ch. A packet that
+// does not decode is dropped and counted; it never reaches anyone.
+func (m *member) onPacket(ch int, b []byte) {
+	var p pb.Packet
+	if err := proto.Unmarshal(b, &p); err != nil {
+		m.room.srv.metrics.badPackets.Inc()
+		m.log.Debug("malformed packet dropped", zap.Int("channel", ch), zap.Error(err))
+		return
+	}
+	switch body := p.Body.(type) {
+	case *pb.Packet_Message:
+		m.relay(ch, body.Message)
+	case *pb.Packet_Ack:
+		m.relayAck(body.Ack)
+	default:
+		m.room.srv.metrics.badPackets.Inc()
+	}
+}
+
+// relay forwards a message from m: to its receiver on the channel it came
+// on, or, for a broadcast, to every other member on the reliable channel.
+// The sender is stamped from the session, never taken from the packet.
+func (m *member) relay(ch int, msg *pb.Message) {
+	srv := m.room.srv
+	if len(msg.Payload) > MaxPayload {
+		m.result(msg.MsgId, resultExceedMaxLength)
+		return
+	}
+	msg.From = m.userID
+	if msg.Broadcast {
+		if !m.sess.quota.broadcast.Allow() || !m.room.quota.Allow() {
+			srv.metrics.relayed.WithLabelValues("broadcast", "exceed_qps").Inc()
+			m.result(msg.MsgId, resultExceedQPS)
+			return
+		}
+		msg.To = ""
+		b := encode(&pb.Packet{Body: &pb.Packet_Message{Message: msg}})
+		for _, o := range m.room.others(m) {
+			o.deliver(transport.ChannelReliable, b)
+		}
+		srv.metrics.relayed.WithLabelValues("broadcast", "ok").Inc()
+		m.result(msg.MsgId, resultRoomSuccess)
+		return
+	}
+	if msg.To == "" {
+		m.result(msg.MsgId, resultEmptyUser)
+		return
+	}
+	if !m.sess.quota.userMessage.Allow() {
+		srv.metrics.relayed.WithLabelValues("user", "exceed_qps").Inc()
+		m.result(msg.MsgId, resultExceedQPS)
+		return
+	}
+	to := m.room.member(msg.To)
+	if to == nil {
+		srv.metrics.relayed.WithLabelValues("user", "no_receiver").Inc()
+		m.result(msg.MsgId, resultNoReceiver)
+		return
+	}
+	b := encode(&pb.Packet{Body: &pb.Packet_Message{Message: msg}})
+	if ch == transport.ChannelReliable {
+		// Success comes from the receiver's ack. Note the message first, so
+		// an ack that overtakes this function still finds it.
+		to.expectAck(m.userID, msg.MsgId)
+		if !to.deliver(ch, b) {
+			to.forgetAck(m.userID, msg.MsgId)
+			m.result(msg.MsgId, resultNoReceiver)
+		}
+		srv.metrics.relayed.WithLabelValues("user", "ok").Inc()
+		return
+	}
+	if !to.deliver(ch, b) {
+		srv.metrics.relayed.WithLabelValues("user", "dropped").Inc()
+		m.result(msg.MsgId, resultNoRelayPath)
+		return
+	}
+	srv.metrics.relayed.WithLabelValues("user", "ok").Inc()
+	m.result(msg.MsgId, resultSuccess)
+}
+
+// relayAck forwards a receiver's cumulative ack to the original sender.
+func (m *member) relayAck(ack *pb.Ack) {
+	m.ackedUpTo(ack.Peer, ack.UpTo)
+	sender := m.room.member(ack.Peer)
+	if sender == nil {
+		return
+	}
+	b := encode(&pb.Packet{Body: &pb.Packet_Ack{Ack: &pb.Ack{Peer: m.userID, UpTo: ack.UpTo}}})
+	sender.deliver(transport.ChannelReliable, b)
+}
+
+// result tells m the fate of its send msgID.
+func (m *member) result(msgID int64, code int32) {
+	b := encode(&pb.Packet{Body: &pb.Packet_Result{Result: &pb.Result{MsgId: msgID, Code: code}}})
+	m.deliver(transport.ChannelReliable, b)
+}
+
+// deliver writes b to m's channel ch. It reports false when b was not
+// written. The per-member queue is the SCTP send buffer of the channel:
+// past Config.MemberQueue bytes, an unreliable message is dropped (the
+// mode allows it; the sender learns NoRelayPath), and a reliable one
+// disconnects m as a slow consumer: a reliable stream cannot skip, and
+// holding it would make the sender's room wait for m. The others see
+// m leave as Dropped and the senders of its unacknowledged messages get
+// NoReceiver.
+func (m *member) deliver(ch int, b []byte) bool {
+	dc := m.dcs[ch]
+	if dc.BufferedAmount() > uint64(m.room.srv.cfg.MemberQueue) {
+		if ch != transport.ChannelReliable {
+			m.room.srv.metrics.dropped.Inc()
+			return false
+		}
+		m.log.Info("slow consumer disconnected", zap.Uint64("buffered", dc.BufferedAmount()))
+		m.room.srv.metrics.slowConsumers.Inc()
+		go m.room.remove(m, reasonDropped, true)
+		return false
+	}
+	if _, err := m.chans[ch].Write(b); err != nil {
+		m.log.Debug("write to member", zap.Int("channel", ch), zap.Error(err))
+		return false
+	}
+	return true
+}
+
+// expectAck notes that reliable message id from sender awaits m's ack.
+func (m *member) expectAck(sender string, id int64) {
+	m.ackMu.Lock()
+	if m.unacked == nil {
+		m.unacked = make(map[string][]int64)
+	}
+	m.unacked[sender] = append(m.unacked[sender], id)
+	m.ackMu.Unlock()
+}
+
+func (m *member) forgetAck(sender string, id int64) {
+	m.ackMu.Lock()
+	q := m.unacked[sender]
+	if n := len(q); n > 0 && q[n-1] == id {
+		m.unacked[sender] = q[:n-1]
+	}
+	m.ackMu.Unlock()
+}
+
+// ackedUpTo drops the messages from sender that m has acknowledged.
+func (m *member) ackedUpTo(sender string, upTo int64) {
+	m.ackMu.Lock()
+	q := m.unacked[sender]
+	i := 0
+	for i < len(q) && q[i] <= upTo {
+		i++
+	}
+	if i == len(q) {
+		delete(m.unacked, sender)
+	} else {
+		m.unacked[sender] = q[i:]
+	}
+	m.ackMu.Unlock()
+}
+
+// failUnacked tells the senders of the reliable messages m never
+// acknowledged that they found no receiver. It runs once m is gone.
+func (m *member) failUnacked() {
+	m.ackMu.Lock()
+	unacked := m.unacked
+	m.unacked = nil
+	m.ackMu.Unlock()
+	for sender, ids := range unacked {
+		s := m.room.member(sender)
+		if s == nil {
+			continue
+		}
+		for _, id := range ids {
+			s.result(id, resultNoReceiver)
+		}
+	}
+}
+
+// member returns the active member with userID, or nil.
+func (r *room) member(userID string) *member {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.members[userID]
+}
+
+// others returns the active members but m.
+func (r *room) others(m *member) []*member {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]*member, 0, len(r.members))
+	for _, o := range r.members {
+		if o != m {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+func encode(p *pb.Packet) []byte {
+	b, err := proto.Marshal(p)
+	if err != nil {
+		panic("parley: marshal packet: " + err.Error()) // only a programming error gets here
+	}
+	return b
+}

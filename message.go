@@ -1,0 +1,345 @@
+package parley
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/parleyhq/parley/internal/transport"
+	pb "github.com/parleyhq/parley/proto/parley/v1"
+)
+
+// MaxMessageSize is the largest payload of any message, text or binary:
+// 65,536 bytes are accepted, 65,537 give ExceedMaxLength.
+const MaxMessageSize = 64 << 10
+
+// ackDelay is how long a receiver gathers acknowledgements before sending
+// them: one cumulative ack per sender covers a burst.
+const ackDelay = 2 * time.Millisecond
+
+// SendUserMessage sends a text message to userID in this room, ByteRTC's
+// sendUserMessage. It returns the message ID; the result comes in exactly
+// one OnUserMessageSendResult. For MessageConfigReliableOrdered, Success
+// means the receiver's SDK has the message; for the unreliable modes, that
+// the server forwarded it. On a closed Engine it returns -1 and no result
+// follows.
+func (r *Room) SendUserMessage(userID, message string, cfg MessageConfig) int64 {
+	return r.send(userID, []byte(message), false, false, cfg)
+}
+
+// SendUserBinaryMessage is SendUserMessage for binary data, ByteRTC's
+// sendUserBinaryMessage. message is not retained after the call returns.
+func (r *Room) SendUserBinaryMessage(userID string, message []byte, cfg MessageConfig) int64 {
+	return r.send(userID, message, true, false, cfg)
+}
+
+// SendRoomMessage sends a text message to every other member of the room,
+// ByteRTC's sendRoomMessage (never back to the sender). It returns the
+// message ID; the result comes in exactly one OnRoomMessageSendResult:
+// RoomMessageSendResultSuccess (200) once the server has handed it to every
+// other member. Broadcasts ride the reliable channel. On a closed Engine
+// it returns -1 and no result follows.
+func (r *Room) SendRoomMessage(message string) int64 {
+	return r.send("", []byte(message), false, true, MessageConfigReliableOrdered)
+}
+
+// SendRoomBinaryMessage is SendRoomMessage for binary data.
+func (r *Room) SendRoomBinaryMessage(message []byte) int64 {
+	return r.send("", message, true, true, MessageConfigReliableOrdered)
+}
+
+// pendingSend is a send waiting for its result.
+type pendingSend struct {
+	room      *Room
+	att       *attempt
+	broadcast bool
+	timer     *time.Timer
+}
+
+// outbox holds an Engine's sends that await their results.
+type outbox struct {
+	mu      sync.Mutex
+	next    int64
+	pending map[int64]*pendingSend
+}
+
+// send assigns the next message ID and sends, or reports why not.
+func (r *Room) send(to string, payload []byte, binary, broadcast bool, cfg MessageConfig) int64 {
+	e := r.e
+	ch := int(cfg)
+	if ch < 0 || ch >= transport.NumChannels {
+		ch = -1
+	}
+	r.mu.Lock()
+	a := r.att
+	joined := a != nil && a.joined && !r.closed
+	r.mu.Unlock()
+
+	var code int
+	switch {
+	case !broadcast && to == "":
+		code = int(UserMessageSendResultEmptyUser)
+	case len(payload) > MaxMessageSize:
+		code = int(UserMessageSendResultExceedMaxLength)
+	case !joined:
+		code = int(UserMessageSendResultNotJoin)
+	case ch < 0:
+		code = int(UserMessageSendResultUnknown)
+	}
+	if code != 0 {
+		id := e.newID(nil)
+		if id > 0 {
+			ps := &pendingSend{room: r, broadcast: broadcast}
+			e.out.mu.Lock()
+			e.out.pending[id] = ps
+			e.out.mu.Unlock()
+			e.resolve(id, code)
+		}
+		return id
+	}
+	// The ID is assigned and the packet written under the attempt's send
+	// lock, so IDs rise in write order on each channel: cumulative acks
+	// depend on it.
+	a.sendMu.Lock()
+	defer a.sendMu.Unlock()
+	ps := &pendingSend{room: r, att: a, broadcast: broadcast}
+	id := e.newID(ps)
+	if id < 0 {
+		return -1
+	}
+	b, err := proto.Marshal(&pb.Packet{Body: &pb.Packet_Message{Message: &pb.Message{
+		MsgId: id, To: to, Broadcast: broadcast, Binary: binary, Payload: payload,
+	}}})
+	if err != nil {
+		panic("parley: marshal packet: " + err.Error()) // only a programming error gets here
+	}
+	if ch == transport.ChannelReliable && !broadcast {
+		a.expectAck(to, id)
+	}
+	r.mu.Lock()
+	chans := a.chans
+	r.mu.Unlock()
+	if _, err := chans[ch].Write(b); err != nil {
+		e.log.Debug("send", zap.String("room", r.id), zap.Error(err))
+		e.resolve(id, int(UserMessageSendResultNoConnection))
+		return id
+	}
+	a.stats.sent(len(payload))
+	return id
+}
+
+// newID returns the Engine's next message ID and, with ps, registers it
+// and starts its timeout; -1 on a closed Engine.
+func (e *Engine) newID(ps *pendingSend) int64 {
+	e.out.mu.Lock()
+	defer e.out.mu.Unlock()
+	e.mu.Lock()
+	closed := e.closed
+	e.mu.Unlock()
+	if closed {
+		return -1
+	}
+	e.out.next++
+	id := e.out.next
+	if ps != nil {
+		e.out.pending[id] = ps
+		ps.timer = time.AfterFunc(e.opts.messageTimeout, func() {
+			e.resolve(id, int(UserMessageSendResultTimeout))
+		})
+	}
+	return id
+}
+
+// resolve reports the result of send id, once: later results for the same
+// ID (a late ack after a timeout) are dropped.
+func (e *Engine) resolve(id int64, code int) {
+	e.out.mu.Lock()
+	ps := e.out.pending[id]
+	delete(e.out.pending, id)
+	e.out.mu.Unlock()
+	if ps == nil {
+		return
+	}
+	if ps.timer != nil {
+		ps.timer.Stop()
+	}
+	if ps.broadcast {
+		res := RoomMessageSendResult(code)
+		ps.room.emit(func(h RoomEventHandler) { h.OnRoomMessageSendResult(id, res) })
+		return
+	}
+	res := UserMessageSendResult(code)
+	ps.room.emit(func(h RoomEventHandler) { h.OnUserMessageSendResult(id, res) })
+}
+
+// failPending resolves every pending send of attempt a (every one, if a is
+// nil) with NetworkDisconnected.
+func (e *Engine) failPending(a *attempt) {
+	e.out.mu.Lock()
+	var ids []int64
+	for id, ps := range e.out.pending {
+		if a == nil || ps.att == a {
+			ids = append(ids, id)
+		}
+	}
+	e.out.mu.Unlock()
+	for _, id := range ids {
+		e.resolve(id, int(UserMessageSendResultNetworkDisconnected))
+	}
+}
+
+// readChannels reads the attempt's data channels until they close.
+func (a *attempt) readChannels(chans transport.Channels) {
+	for i, ch := range chans {
+		a.r.e.goTracked(func() {
+			if err := transport.ReadLoop(ch, func(b []byte) { a.onPacket(i, b) }); err != nil {
+				a.r.e.log.Debug("data channel read ended", zap.String("room", a.roomID), zap.Int("channel", i), zap.Error(err))
+			}
+		})
+	}
+}
+
+// onPacket handles one packet from the server; it runs on the channel's
+// read goroutine and waits when the callback queue is full, which stops
+// the reading and so back-pressures the sender through SCTP.
+func (a *attempt) onPacket(ch int, b []byte) {
+	e := a.r.e
+	var p pb.Packet
+	if err := proto.Unmarshal(b, &p); err != nil {
+		e.log.Debug("malformed packet dropped", zap.String("room", a.roomID), zap.Error(err))
+		return
+	}
+	switch body := p.Body.(type) {
+	case *pb.Packet_Message:
+		a.receive(ch, body.Message)
+	case *pb.Packet_Ack:
+		for _, id := range a.acked(body.Ack.Peer, body.Ack.UpTo) {
+			e.resolve(id, int(UserMessageSendResultSuccess))
+		}
+	case *pb.Packet_Result:
+		e.resolve(body.Result.MsgId, int(body.Result.Code))
+	}
+}
+
+// receive hands a message to the handler and, for a reliable user
+// message, acknowledges it once the callback queue has accepted it.
+func (a *attempt) receive(ch int, m *pb.Message) {
+	r := a.r
+	from, payload := m.From, m.Payload
+	var ev func(h RoomEventHandler)
+	switch {
+	case m.Broadcast && m.Binary:
+		ev = func(h RoomEventHandler) { h.OnRoomBinaryMessageReceived(from, payload) }
+	case m.Broadcast:
+		ev = func(h RoomEventHandler) { h.OnRoomMessageReceived(from, string(payload)) }
+	case m.Binary:
+		ev = func(h RoomEventHandler) { h.OnUserBinaryMessageReceived(from, payload) }
+	default:
+		ev = func(h RoomEventHandler) { h.OnUserMessageReceived(from, string(payload)) }
+	}
+	if !r.e.q.Message(func() { ev(r.handler.Load().(handlerBox).h) }) {
+		return // Engine closed: not accepted, so not acknowledged
+	}
+	a.stats.received(len(payload))
+	if ch == transport.ChannelReliable && !m.Broadcast {
+		a.ack(from, m.MsgId)
+	}
+}
+
+// msgState is an attempt's messaging state: the send lock, the reliable
+// messages awaiting acks, the acks to send, and the counters of RoomStats.
+type msgState struct {
+	sendMu sync.Mutex // held to assign an ID and write, so IDs rise in write order
+
+	ackMu    sync.Mutex
+	unacked  map[string][]int64 // sent reliable user messages awaiting acks, by receiver
+	ackMax   map[string]int64   // highest reliable message ID accepted, by sender, not yet acked
+	ackArmed bool
+
+	stats counters
+}
+
+// expectAck notes that reliable message id to peer awaits its ack.
+func (a *attempt) expectAck(peer string, id int64) {
+	a.ackMu.Lock()
+	if a.unacked == nil {
+		a.unacked = make(map[string][]int64)
+	}
+	a.unacked[peer] = append(a.unacked[peer], id)
+	a.ackMu.Unlock()
+}
+
+// acked pops and returns the messages to peer with IDs up to upTo.
+func (a *attempt) acked(peer string, upTo int64) []int64 {
+	a.ackMu.Lock()
+	defer a.ackMu.Unlock()
+	q := a.unacked[peer]
+	i := 0
+	for i < len(q) && q[i] <= upTo {
+		i++
+	}
+	done := q[:i:i]
+	if i == len(q) {
+		delete(a.unacked, peer)
+	} else {
+		a.unacked[peer] = q[i:]
+	}
+	return done
+}
+
+// ack records that the reliable message id from sender was accepted and
+// schedules one cumulative ack per sender shortly.
+func (a *attempt) ack(sender string, id int64) {
+	a.ackMu.Lock()
+	if a.ackMax == nil {
+		a.ackMax = make(map[string]int64)
+	}
+	if id > a.ackMax[sender] {
+		a.ackMax[sender] = id
+	}
+	arm := !a.ackArmed
+	a.ackArmed = true
+	a.ackMu.Unlock()
+	if arm {
+		time.AfterFunc(ackDelay, a.flushAcks)
+	}
+}
+
+func (a *attempt) flushAcks() {
+	a.ackMu.Lock()
+	acks := a.ackMax
+	a.ackMax = nil
+	a.ackArmed = false
+	a.ackMu.Unlock()
+	a.r.mu.Lock()
+	ch := a.chans[transport.ChannelReliable]
+	a.r.mu.Unlock()
+	for peer, upTo := range acks {
+		b, err := proto.Marshal(&pb.Packet{Body: &pb.Packet_Ack{Ack: &pb.Ack{Peer: peer, UpTo: upTo}}})
+		if err != nil {
+			panic("parley: marshal packet: " + err.Error())
+		}
+		if _, err := ch.Write(b); err != nil {
+			a.r.e.log.Debug("send ack", zap.String("room", a.roomID), zap.Error(err))
+			return
+		}
+	}
+}
+
+// counters are the message counters of RoomStats.
+type counters struct {
+	sentMessages, receivedMessages, sentBytes, receivedBytes atomic.Int64
+}
+
+func (c *counters) sent(n int) {
+	c.sentMessages.Add(1)
+	c.sentBytes.Add(int64(n))
+}
+
+func (c *counters) received(n int) {
+	c.receivedMessages.Add(1)
+	c.receivedBytes.Add(int64(n))
+}
