@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
-	"golang.org/x/time/rate"
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/parleyhq/parley/internal/transport"
