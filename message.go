@@ -120,9 +120,9 @@ func (r *Room) send(to string, payload []byte, binary, broadcast bool, cfg Messa
 		a.expectAck(to, id)
 	}
 	r.mu.Lock()
-	chans := a.chans
+	w := a.writers[ch]
 	r.mu.Unlock()
-	if _, err := chans[ch].Write(b); err != nil {
+	if err := w.Write(a.ctx, b); err != nil {
 		e.log.Debug("send", zap.String("room", r.id), zap.Error(err))
 		e.resolve(id, int(UserMessageSendResultNoConnection))
 		return id

@@ -46,6 +46,7 @@ type attempt struct {
 
 	pc       *webrtc.PeerConnection
 	chans    transport.Channels
+	writers  [transport.NumChannels]*transport.FlowWriter
 	opened   chan struct{} // closed when the data channels are open
 	active   chan struct{} // closed when the server has the member active
 	joined   bool          // state 0 reported
@@ -196,6 +197,9 @@ func (r *Room) connect(ctx context.Context, a *attempt) (int, error) {
 	transport.OnOpen(dcs, func(ch transport.Channels) {
 		r.mu.Lock()
 		a.chans = ch
+		for i := range ch {
+			a.writers[i] = transport.NewFlowWriter(dcs[i], ch[i])
+		}
 		r.mu.Unlock()
 		a.readChannels(ch)
 		close(a.opened)

@@ -1,0 +1,306 @@
+package parley_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/parleyhq/parley"
+	"github.com/parleyhq/parley/internal/transport"
+	"github.com/parleyhq/parley/parleytest"
+)
+
+// The message benchmarks run Parley (sender → relay → receiver) beside a
+// raw pion data channel between two PeerConnections in the same process
+// (sender → receiver, one hop), with the same channel settings, and report
+// both and their ratio: the ratio is the figure to read.
+//
+//	go test -run '^$' -bench 'RoundTrip|Throughput|Broadcast' -benchtime 2000x .
+
+// BenchmarkRoundTrip: a 64-byte reliable user message and its echo. The
+// relay has two hops each way, so 2× raw is the floor.
+func BenchmarkRoundTrip(b *testing.B) {
+	payload := make([]byte, 64)
+	h := newBenchHarness(b, 2)
+	a, peer := h.rooms[0], h.rooms[1]
+	h.handlers[1].echo = peer
+	raw := newRawPair(b)
+	raw.echo()
+
+	var ours, theirs []time.Duration
+	for b.Loop() {
+		start := time.Now()
+		a.SendUserBinaryMessage("u1", payload, parley.MessageConfigReliableOrdered)
+		h.handlers[0].waitN(b, 1)
+		ours = append(ours, time.Since(start))
+
+		start = time.Now()
+		raw.send(b, payload)
+		raw.waitN(b, 1)
+		theirs = append(theirs, time.Since(start))
+	}
+	p50, p99 := percentile(ours, 50), percentile(ours, 99)
+	r50, r99 := percentile(theirs, 50), percentile(theirs, 99)
+	b.ReportMetric(micros(p50), "p50-µs")
+	b.ReportMetric(micros(p99), "p99-µs")
+	b.ReportMetric(micros(r50), "pion-p50-µs")
+	b.ReportMetric(micros(r99), "pion-p99-µs")
+	b.ReportMetric(float64(p50)/float64(r50), "p50/pion")
+	b.ReportMetric(float64(p99)/float64(r99), "p99/pion")
+}
+
+// BenchmarkThroughput: one-way 1 KiB reliable user messages, counted when
+// the receiver's callback has them.
+func BenchmarkThroughput(b *testing.B) {
+	const size, batch = 1 << 10, 500
+	payload := make([]byte, size)
+	h := newBenchHarness(b, 2)
+	a := h.rooms[0]
+	raw := newRawPair(b)
+
+	var ours, theirs time.Duration
+	var n int
+	for b.Loop() {
+		start := time.Now()
+		for range batch {
+			a.SendUserBinaryMessage("u1", payload, parley.MessageConfigReliableOrdered)
+		}
+		h.handlers[1].waitN(b, batch)
+		ours += time.Since(start)
+
+		start = time.Now()
+		for range batch {
+			raw.send(b, payload)
+		}
+		raw.waitN(b, batch)
+		theirs += time.Since(start)
+		n += batch
+	}
+	msgs := float64(n) / ours.Seconds()
+	rawMsgs := float64(n) / theirs.Seconds()
+	b.ReportMetric(msgs, "msgs/s")
+	b.ReportMetric(msgs*size/1e6, "MB/s")
+	b.ReportMetric(rawMsgs, "pion-msgs/s")
+	b.ReportMetric(msgs/rawMsgs, "x-pion")
+}
+
+// BenchmarkBroadcast: one sender broadcasts 256-byte messages to 20 other
+// members; deliveries/s counts every receiver's callback. The baseline is
+// one raw hop's msgs/s of the same size: a relay fanning out to 20 would
+// match it at x-pion = 20 if the relay's fan-out were free.
+func BenchmarkBroadcast(b *testing.B) {
+	const size, receivers, batch = 256, 20, 50
+	payload := make([]byte, size)
+	h := newBenchHarness(b, receivers+1)
+	sender := h.rooms[0]
+	raw := newRawPair(b)
+
+	var ours, theirs time.Duration
+	var n int
+	for b.Loop() {
+		start := time.Now()
+		for range batch {
+			sender.SendRoomBinaryMessage(payload)
+		}
+		for _, rh := range h.handlers[1:] {
+			rh.waitN(b, batch)
+		}
+		ours += time.Since(start)
+
+		start = time.Now()
+		for range batch {
+			raw.send(b, payload)
+		}
+		raw.waitN(b, batch)
+		theirs += time.Since(start)
+		n += batch
+	}
+	deliveries := float64(n*receivers) / ours.Seconds()
+	rawMsgs := float64(n) / theirs.Seconds()
+	b.ReportMetric(deliveries, "deliveries/s")
+	b.ReportMetric(rawMsgs, "pion-msgs/s")
+	b.ReportMetric(deliveries/rawMsgs, "x-pion")
+}
+
+// benchHarness is a server and n joined Engines, users u0..u(n-1), in one room.
+type benchHarness struct {
+	rooms    []*parley.Room
+	handlers []*benchHandler
+}
+
+func newBenchHarness(b *testing.B, n int) *benchHarness {
+	b.Helper()
+	srv := parleytest.NewServer(b)
+	h := &benchHarness{}
+	for i := range n {
+		user := fmt.Sprintf("u%d", i)
+		e, err := parley.NewEngine(parley.EngineConfig{AppID: srv.AppID, ServerURL: srv.URL}, nil, parley.WithLoopbackOnly())
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = e.Close() })
+		bh := &benchHandler{joined: make(chan int, 1), got: make(chan struct{}, 1<<16), members: make(chan struct{}, 64)}
+		room, err := e.CreateRoom("bench", bh)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := room.JoinRoom(srv.Token("bench", user), parley.UserInfo{UserID: user}, parley.RoomConfig{}); err != nil {
+			b.Fatal(err)
+		}
+		select {
+		case st := <-bh.joined:
+			if st != 0 {
+				b.Fatalf("join state %d", st)
+			}
+		case <-time.After(20 * time.Second):
+			b.Fatal("join timed out")
+		}
+		h.rooms = append(h.rooms, room)
+		h.handlers = append(h.handlers, bh)
+	}
+	// Everyone must know everyone before a broadcast counts.
+	for i, bh := range h.handlers {
+		for range n - 1 {
+			select {
+			case <-bh.members:
+			case <-time.After(20 * time.Second):
+				b.Fatalf("u%d did not see the room fill", i)
+			}
+		}
+	}
+	return h
+}
+
+type benchHandler struct {
+	parley.NopRoomEventHandler
+	joined  chan int
+	members chan struct{}
+	got     chan struct{}
+	echo    *parley.Room
+}
+
+func (h *benchHandler) OnRoomStateChanged(_, _ string, state int, _ parley.RoomStateInfo) {
+	h.joined <- state
+}
+func (h *benchHandler) OnUserJoined(parley.UserInfo) { h.members <- struct{}{} }
+func (h *benchHandler) OnUserBinaryMessageReceived(from string, m []byte) {
+	if h.echo != nil {
+		h.echo.SendUserBinaryMessage(from, m, parley.MessageConfigReliableOrdered)
+		return
+	}
+	h.got <- struct{}{}
+}
+func (h *benchHandler) OnRoomBinaryMessageReceived(string, []byte) { h.got <- struct{}{} }
+
+func (h *benchHandler) waitN(b *testing.B, n int) {
+	timeout := time.After(30 * time.Second)
+	for range n {
+		select {
+		case <-h.got:
+		case <-timeout:
+			b.Fatal("messages did not arrive within 30s")
+		}
+	}
+}
+
+// rawPair is two pion PeerConnections joined by Parley's three negotiated
+// channels; the benchmarks use the reliable one. Side 0 sends; side 1
+// counts what arrives, or echoes it back to side 0, which counts echoes.
+type rawPair struct {
+	w      *transport.FlowWriter // side 0's reliable channel
+	back   *transport.FlowWriter // side 1's reliable channel
+	echoes atomic.Bool
+	got    chan struct{}
+}
+
+func newRawPair(b *testing.B) *rawPair {
+	b.Helper()
+	api := transport.NewAPI(transport.Options{LoopbackOnly: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var (
+		pcs   [2]*webrtc.PeerConnection
+		dcs   [2][transport.NumChannels]*webrtc.DataChannel
+		opens [2]chan transport.Channels
+	)
+	for i := range pcs {
+		pc, err := api.NewPeerConnection(webrtc.Configuration{})
+		must(b, err)
+		b.Cleanup(func() { _ = pc.Close() })
+		pcs[i] = pc
+		dcs[i], err = transport.CreateChannels(pc)
+		must(b, err)
+		opens[i] = make(chan transport.Channels, 1)
+		transport.OnOpen(dcs[i], func(ch transport.Channels) { opens[i] <- ch }, func(err error) { b.Error(err) })
+	}
+	offer, err := pcs[0].CreateOffer(nil)
+	must(b, err)
+	must(b, pcs[0].SetLocalDescription(offer))
+	must(b, transport.WaitGathered(ctx, pcs[0]))
+	must(b, pcs[1].SetRemoteDescription(*pcs[0].LocalDescription()))
+	answer, err := pcs[1].CreateAnswer(nil)
+	must(b, err)
+	must(b, pcs[1].SetLocalDescription(answer))
+	must(b, transport.WaitGathered(ctx, pcs[1]))
+	must(b, pcs[0].SetRemoteDescription(*pcs[1].LocalDescription()))
+	var chans [2]transport.Channels
+	for i := range chans {
+		select {
+		case chans[i] = <-opens[i]:
+		case <-ctx.Done():
+			b.Fatal("raw pair did not open")
+		}
+	}
+	rel := transport.ChannelReliable
+	p := &rawPair{
+		w:    transport.NewFlowWriter(dcs[0][rel], chans[0][rel]),
+		back: transport.NewFlowWriter(dcs[1][rel], chans[1][rel]),
+		got:  make(chan struct{}, 1<<16),
+	}
+	go func() {
+		_ = transport.ReadLoop(chans[0][rel], func([]byte) { p.got <- struct{}{} })
+	}()
+	go func() {
+		_ = transport.ReadLoop(chans[1][rel], func(m []byte) {
+			if p.echoes.Load() {
+				_ = p.back.Write(context.Background(), m)
+				return
+			}
+			p.got <- struct{}{}
+		})
+	}()
+	return p
+}
+
+// echo makes side 1 send back what it reads instead of counting it.
+func (p *rawPair) echo() { p.echoes.Store(true) }
+
+func (p *rawPair) send(b *testing.B, payload []byte) {
+	if err := p.w.Write(context.Background(), payload); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func (p *rawPair) waitN(b *testing.B, n int) {
+	timeout := time.After(30 * time.Second)
+	for range n {
+		select {
+		case <-p.got:
+		case <-timeout:
+			b.Fatal("raw messages did not arrive within 30s")
+		}
+	}
+}
+
+func percentile(d []time.Duration, p int) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[(len(s)-1)*p/100]
+}
+
+func micros(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
