@@ -54,6 +54,8 @@ func (s *Server) startSession(ws *websocket.Conn, remote string) {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
+		msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down")
+		_ = ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
 		_ = ws.Close()
 		return
 	}
