@@ -106,21 +106,17 @@ func (ss *session) send(requestID uint64, f *pb.ServerFrame) {
 }
 
 func (ss *session) onFrame(b []byte) error {
-	var f pb.ClientFrame
-	if err := proto.Unmarshal(b, &f); err != nil {
+	f, err := signal.DecodeClientFrame(b)
+	if err != nil {
 		ss.srv.metrics.closes.WithLabelValues(closeMalformed).Inc()
 		ss.log.Info("closing connection", zap.String("reason", closeMalformed), zap.Error(err))
-		return &signal.CloseError{Code: websocket.CloseInvalidFramePayloadData, Reason: "malformed frame: " + err.Error()}
+		return &signal.CloseError{Code: websocket.CloseInvalidFramePayloadData, Reason: err.Error()}
 	}
 	switch body := f.Body.(type) {
 	case *pb.ClientFrame_Join:
 		ss.handleJoin(f.RequestId, body.Join)
 	case *pb.ClientFrame_Leave:
 		ss.handleLeave(f.RequestId, body.Leave)
-	default:
-		ss.srv.metrics.closes.WithLabelValues(closeMalformed).Inc()
-		ss.log.Info("closing connection", zap.String("reason", closeMalformed), zap.String("detail", "no request body"))
-		return &signal.CloseError{Code: websocket.CloseInvalidFramePayloadData, Reason: "malformed frame: no known request"}
 	}
 	return nil
 }

@@ -50,9 +50,9 @@ func Dial(ctx context.Context, url string, cfg Config, onEvent func(*pb.ServerFr
 	welcomed := make(chan *pb.Welcome, 1)
 	first := true
 	onFrame := func(b []byte) error {
-		var f pb.ServerFrame
-		if err := proto.Unmarshal(b, &f); err != nil {
-			return &CloseError{Code: websocket.CloseInvalidFramePayloadData, Reason: "malformed frame: " + err.Error()}
+		f, err := DecodeServerFrame(b)
+		if err != nil {
+			return &CloseError{Code: websocket.CloseInvalidFramePayloadData, Reason: err.Error()}
 		}
 		if first {
 			first = false
@@ -69,11 +69,11 @@ func Dial(ctx context.Context, url string, cfg Config, onEvent func(*pb.ServerFr
 			delete(c.pending, f.RequestId)
 			c.mu.Unlock()
 			if ch != nil {
-				ch <- &f
+				ch <- f
 			}
 			return nil
 		}
-		onEvent(&f)
+		onEvent(f)
 		return nil
 	}
 	closed := func(err error) {

@@ -1,0 +1,144 @@
+package server
+
+import (
+	"bytes"
+	"sync"
+	"testing"
+
+	"github.com/pion/datachannel"
+	"github.com/pion/webrtc/v4"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/parleyhq/parley/internal/transport"
+	pb "github.com/parleyhq/parley/proto/parley/v1"
+)
+
+// captureRW is a data channel end that keeps what is written to it.
+type captureRW struct {
+	mu     sync.Mutex
+	writes [][]byte
+}
+
+func (c *captureRW) Write(b []byte) (int, error) {
+	c.mu.Lock()
+	c.writes = append(c.writes, bytes.Clone(b))
+	c.mu.Unlock()
+	return len(b), nil
+}
+func (c *captureRW) Read([]byte) (int, error)                       { select {} }
+func (c *captureRW) ReadDataChannel([]byte) (int, bool, error)      { select {} }
+func (c *captureRW) WriteDataChannel(b []byte, _ bool) (int, error) { return c.Write(b) }
+func (c *captureRW) Close() error                                   { return nil }
+
+var _ datachannel.ReadWriteCloser = (*captureRW)(nil)
+
+// relayRig is a room with two active members, a and b, whose channels are
+// captureRWs: a unit harness for the relay, with no network.
+type relayRig struct {
+	srv  *Server
+	a, b *member
+	outs map[*member][transport.NumChannels]*captureRW
+}
+
+func newRelayRig(tb testing.TB, cfg Config) *relayRig {
+	tb.Helper()
+	cfg.Apps = map[string]string{"012345678901234567890123": "k"}
+	srv, err := New(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	api := transport.NewAPI(transport.Options{LoopbackOnly: true})
+	r := &room{srv: srv, id: "r", members: make(map[string]*member), quota: perSecond(cfg.Quotas.RoomBroadcastsPerSecond)}
+	rig := &relayRig{srv: srv, outs: make(map[*member][transport.NumChannels]*captureRW)}
+	for _, user := range []string{"a", "b"} {
+		ss := &session{srv: srv, id: user, log: zap.NewNop(), members: make(map[string]*member), quota: newUserQuota(cfg.Quotas)}
+		m := newMember(r, ss, user, "")
+		pc, err := api.NewPeerConnection(webrtc.Configuration{})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { _ = pc.Close() })
+		if m.dcs, err = transport.CreateChannels(pc); err != nil {
+			tb.Fatal(err)
+		}
+		var outs [transport.NumChannels]*captureRW
+		for i := range outs {
+			outs[i] = &captureRW{}
+			m.chans[i] = outs[i]
+		}
+		m.state = stateActive
+		r.members[user] = m
+		r.refs++
+		ss.members[r.id] = m
+		rig.outs[m] = outs
+	}
+	rig.a, rig.b = r.members["a"], r.members["b"]
+	return rig
+}
+
+// packets decodes everything written to m's channels.
+func (rig *relayRig) packets(tb testing.TB, m *member) []*pb.Packet {
+	var out []*pb.Packet
+	for _, c := range rig.outs[m] {
+		c.mu.Lock()
+		for _, w := range c.writes {
+			var p pb.Packet
+			if err := proto.Unmarshal(w, &p); err != nil {
+				tb.Fatalf("relay wrote a packet that does not decode: %v", err)
+			}
+			out = append(out, &p)
+		}
+		c.writes = nil
+		c.mu.Unlock()
+	}
+	return out
+}
+
+// FuzzRelayPacket feeds arbitrary bytes to the relay as packets from member
+// a. It must never panic, and whatever reaches b claims to come from a:
+// the server stamps the sender, whatever the packet says.
+func FuzzRelayPacket(f *testing.F) {
+	for _, p := range []*pb.Packet{
+		{Body: &pb.Packet_Message{Message: &pb.Message{MsgId: 1, To: "b", Payload: []byte("hi")}}},
+		{Body: &pb.Packet_Message{Message: &pb.Message{MsgId: 2, To: "b", From: "mallory", Binary: true, Payload: []byte{0, 1}}}},
+		{Body: &pb.Packet_Message{Message: &pb.Message{MsgId: 3, Broadcast: true, From: "b", Payload: []byte("all")}}},
+		{Body: &pb.Packet_Message{Message: &pb.Message{MsgId: 4, To: "nobody"}}},
+		{Body: &pb.Packet_Ack{Ack: &pb.Ack{Peer: "b", UpTo: 9}}},
+		{Body: &pb.Packet_Result{Result: &pb.Result{MsgId: 1, Code: 0}}},
+	} {
+		b, _ := proto.Marshal(p)
+		f.Add(uint8(0), b)
+		f.Add(uint8(1), b)
+	}
+	f.Add(uint8(2), []byte{0x0a, 0xff})
+	rig := newRelayRig(f, Config{})
+	f.Fuzz(func(t *testing.T, ch uint8, b []byte) {
+		rig.a.onPacket(int(ch)%transport.NumChannels, b)
+		for _, p := range rig.packets(t, rig.b) {
+			if msg := p.GetMessage(); msg != nil && msg.From != "a" {
+				t.Fatalf("b received a message from %q, not a", msg.From)
+			}
+			if p.GetResult() != nil {
+				t.Fatal("b received a result for a's send")
+			}
+		}
+		rig.packets(t, rig.a)
+	})
+}
+
+func TestRelayStampsSender(t *testing.T) {
+	rig := newRelayRig(t, Config{})
+	b, _ := proto.Marshal(&pb.Packet{Body: &pb.Packet_Message{Message: &pb.Message{
+		MsgId: 7, To: "b", From: "mallory", Payload: []byte("x"),
+	}}})
+	rig.a.onPacket(transport.ChannelUnreliableOrdered, b)
+	got := rig.packets(t, rig.b)
+	if len(got) != 1 || got[0].GetMessage().GetFrom() != "a" {
+		t.Fatalf("b got %v, want one message from a", got)
+	}
+	res := rig.packets(t, rig.a)
+	if len(res) != 1 || res[0].GetResult().GetMsgId() != 7 || res[0].GetResult().GetCode() != resultSuccess {
+		t.Fatalf("a got %v, want Success for 7", res)
+	}
+}

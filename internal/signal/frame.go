@@ -1,0 +1,38 @@
+package signal
+
+import (
+	"errors"
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/parleyhq/parley/proto/parley/v1"
+)
+
+// ErrMalformed reports a frame that is not a valid envelope.
+var ErrMalformed = errors.New("signal: malformed frame")
+
+// DecodeClientFrame decodes one client-to-server frame. A frame that does
+// not decode, or that carries no request this version knows, is
+// ErrMalformed.
+func DecodeClientFrame(b []byte) (*pb.ClientFrame, error) {
+	var f pb.ClientFrame
+	if err := proto.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if f.Body == nil {
+		return nil, fmt.Errorf("%w: no known request", ErrMalformed)
+	}
+	return &f, nil
+}
+
+// DecodeServerFrame decodes one server-to-client frame. A frame that does
+// not decode is ErrMalformed; an unknown body is left to the caller, so a
+// newer server's events can be skipped.
+func DecodeServerFrame(b []byte) (*pb.ServerFrame, error) {
+	var f pb.ServerFrame
+	if err := proto.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return &f, nil
+}

@@ -1,0 +1,54 @@
+package parley
+
+import (
+	"context"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/parleyhq/parley/internal/transport"
+	pb "github.com/parleyhq/parley/proto/parley/v1"
+)
+
+// discardRW is a data channel end that accepts writes and never delivers.
+type discardRW struct{}
+
+func (discardRW) Write(b []byte) (int, error)                    { return len(b), nil }
+func (discardRW) Read([]byte) (int, error)                       { select {} }
+func (discardRW) ReadDataChannel([]byte) (int, bool, error)      { select {} }
+func (discardRW) WriteDataChannel(b []byte, _ bool) (int, error) { return len(b), nil }
+func (discardRW) Close() error                                   { return nil }
+
+// FuzzClientPacket feeds arbitrary bytes to a joined room's packet handler,
+// as if they came from the server. It must never panic; messages reach the
+// handler and acks and results for unknown IDs are ignored.
+func FuzzClientPacket(f *testing.F) {
+	for _, p := range []*pb.Packet{
+		{Body: &pb.Packet_Message{Message: &pb.Message{MsgId: 1, From: "b", Payload: []byte("hi")}}},
+		{Body: &pb.Packet_Message{Message: &pb.Message{MsgId: 2, From: "b", Broadcast: true, Binary: true, Payload: []byte{0}}}},
+		{Body: &pb.Packet_Ack{Ack: &pb.Ack{Peer: "b", UpTo: 3}}},
+		{Body: &pb.Packet_Result{Result: &pb.Result{MsgId: 5, Code: 3}}},
+	} {
+		b, _ := proto.Marshal(p)
+		f.Add(uint8(0), b)
+	}
+	f.Add(uint8(1), []byte{0x0a, 0x80})
+	e, err := NewEngine(EngineConfig{AppID: "012345678901234567890123", ServerURL: "ws://127.0.0.1:1/rtc"}, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = e.Close() })
+	r, err := e.CreateRoom("r", nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	a := &attempt{r: r, roomID: "r", joined: true, members: map[string]UserInfo{}}
+	a.ctx, a.cancel = context.WithCancel(context.Background())
+	f.Cleanup(a.cancel)
+	for i := range a.chans {
+		a.chans[i] = discardRW{}
+	}
+	f.Fuzz(func(t *testing.T, ch uint8, b []byte) {
+		a.onPacket(int(ch)%transport.NumChannels, b)
+	})
+}
