@@ -23,84 +23,97 @@ const (
 	resultRoomSuccess     = 200
 )
 
-// onPacket handles one packet from the member's channel ch. A packet that
-// does not decode is dropped and counted; it never reaches anyone.
-func (m *member) onPacket(ch int, b []byte) {
-	var p pb.Packet
-	if err := proto.Unmarshal(b, &p); err != nil {
-		m.room.srv.metrics.badPackets.Inc()
-		m.log.Debug("malformed packet dropped", zap.Int("channel", ch), zap.Error(err))
+// onPacket handles one packet from the member's channel ch, found at
+// buf[off:end] with free space around it (see stamp). A packet that does
+// not decode is dropped and counted; it never reaches anyone.
+func (m *member) onPacket(ch int, buf []byte, off, end int) {
+	srv := m.room.srv
+	field, bodyOff, bodyEnd, err := scanPacket(buf, off, end)
+	if err != nil {
+		srv.metrics.badPackets.Inc()
+		m.log.Debug("malformed packet dropped", zap.Int("channel", ch))
 		return
 	}
-	switch body := p.Body.(type) {
-	case *pb.Packet_Message:
-		m.relay(ch, body.Message)
-	case *pb.Packet_Ack:
-		m.relayAck(body.Ack)
-	default:
-		m.room.srv.metrics.badPackets.Inc()
+	switch field {
+	case fieldPacketMessage:
+		msg, err := scanMessage(buf, bodyOff, bodyEnd)
+		if err != nil {
+			srv.metrics.badPackets.Inc()
+			m.log.Debug("malformed message dropped", zap.Int("channel", ch))
+			return
+		}
+		m.relay(ch, buf, msg)
+	case fieldPacketAck:
+		var ack pb.Ack
+		if err := proto.Unmarshal(buf[bodyOff:bodyEnd], &ack); err != nil {
+			srv.metrics.badPackets.Inc()
+			return
+		}
+		m.relayAck(&ack)
+	default: // a Result is the server's to send, not a client's
+		srv.metrics.badPackets.Inc()
 	}
 }
 
 // relay forwards a message from m: to its receiver on the channel it came
 // on, or, for a broadcast, to every other member on the reliable channel.
 // The sender is stamped from the session, never taken from the packet.
-func (m *member) relay(ch int, msg *pb.Message) {
+func (m *member) relay(ch int, buf []byte, msg wireMessage) {
 	srv := m.room.srv
-	if len(msg.Payload) > MaxPayload {
-		m.result(msg.MsgId, resultExceedMaxLength)
+	if msg.payloadLen > MaxPayload {
+		m.result(msg.id, resultExceedMaxLength)
 		return
 	}
-	msg.From = m.userID
-	if msg.Broadcast {
-		if !m.sess.quota.broadcast.Allow() || !m.room.quota.Allow() {
+	if msg.broadcast {
+		if !allow(m.sess.quota.broadcast, m.room.quota) {
 			srv.metrics.relayed.WithLabelValues("broadcast", "exceed_qps").Inc()
-			m.result(msg.MsgId, resultExceedQPS)
+			m.result(msg.id, resultExceedQPS)
 			return
 		}
-		msg.To = ""
-		b := encode(&pb.Packet{Body: &pb.Packet_Message{Message: msg}})
+		b := stamp(buf, msg, m.from)
 		for _, o := range m.room.others(m) {
 			o.deliver(transport.ChannelReliable, b)
 		}
 		srv.metrics.relayed.WithLabelValues("broadcast", "ok").Inc()
-		m.result(msg.MsgId, resultRoomSuccess)
+		m.result(msg.id, resultRoomSuccess)
 		return
 	}
-	if msg.To == "" {
-		m.result(msg.MsgId, resultEmptyUser)
+	if len(msg.to) == 0 {
+		m.result(msg.id, resultEmptyUser)
 		return
 	}
 	if !m.sess.quota.userMessage.Allow() {
 		srv.metrics.relayed.WithLabelValues("user", "exceed_qps").Inc()
-		m.result(msg.MsgId, resultExceedQPS)
+		m.result(msg.id, resultExceedQPS)
 		return
 	}
-	to := m.room.member(msg.To)
+	to := m.room.member(string(msg.to))
 	if to == nil {
 		srv.metrics.relayed.WithLabelValues("user", "no_receiver").Inc()
-		m.result(msg.MsgId, resultNoReceiver)
+		m.result(msg.id, resultNoReceiver)
 		return
 	}
-	b := encode(&pb.Packet{Body: &pb.Packet_Message{Message: msg}})
+	b := stamp(buf, msg, m.from)
 	if ch == transport.ChannelReliable {
 		// Success comes from the receiver's ack. Note the message first, so
 		// an ack that overtakes this function still finds it.
-		to.expectAck(m.userID, msg.MsgId)
+		to.expectAck(m.userID, msg.id)
 		if !to.deliver(ch, b) {
-			to.forgetAck(m.userID, msg.MsgId)
-			m.result(msg.MsgId, resultNoReceiver)
+			to.forgetAck(m.userID, msg.id)
+			srv.metrics.relayed.WithLabelValues("user", "no_receiver").Inc()
+			m.result(msg.id, resultNoReceiver)
+			return
 		}
 		srv.metrics.relayed.WithLabelValues("user", "ok").Inc()
 		return
 	}
 	if !to.deliver(ch, b) {
 		srv.metrics.relayed.WithLabelValues("user", "dropped").Inc()
-		m.result(msg.MsgId, resultNoRelayPath)
+		m.result(msg.id, resultNoRelayPath)
 		return
 	}
 	srv.metrics.relayed.WithLabelValues("user", "ok").Inc()
-	m.result(msg.MsgId, resultSuccess)
+	m.result(msg.id, resultSuccess)
 }
 
 // relayAck forwards a receiver's cumulative ack to the original sender.
@@ -137,7 +150,12 @@ func (m *member) deliver(ch int, b []byte) bool {
 		}
 		m.log.Info("slow consumer disconnected", zap.Uint64("buffered", dc.BufferedAmount()))
 		m.room.srv.metrics.slowConsumers.Inc()
-		go m.room.remove(m, reasonDropped, true)
+		srv := m.room.srv
+		srv.wg.Add(1) // m is active, so its session holds the count above zero
+		go func() {
+			defer srv.wg.Done()
+			m.room.remove(m, reasonDropped, true)
+		}()
 		return false
 	}
 	if _, err := m.chans[ch].Write(b); err != nil {

@@ -77,6 +77,14 @@ func newRelayRig(tb testing.TB, cfg Config) *relayRig {
 	return rig
 }
 
+// feed hands b to m's relay as the read loop does: in a buffer with free
+// space around it.
+func (rig *relayRig) feed(m *member, ch int, b []byte) {
+	buf := make([]byte, readHeadroom+len(b)+readTailroom)
+	copy(buf[readHeadroom:], b)
+	m.onPacket(ch, buf, readHeadroom, readHeadroom+len(b))
+}
+
 // packets decodes everything written to m's channels.
 func (rig *relayRig) packets(tb testing.TB, m *member) []*pb.Packet {
 	var out []*pb.Packet
@@ -114,7 +122,7 @@ func FuzzRelayPacket(f *testing.F) {
 	f.Add(uint8(2), []byte{0x0a, 0xff})
 	rig := newRelayRig(f, Config{})
 	f.Fuzz(func(t *testing.T, ch uint8, b []byte) {
-		rig.a.onPacket(int(ch)%transport.NumChannels, b)
+		rig.feed(rig.a, int(ch)%transport.NumChannels, b)
 		for _, p := range rig.packets(t, rig.b) {
 			if msg := p.GetMessage(); msg != nil && msg.From != "a" {
 				t.Fatalf("b received a message from %q, not a", msg.From)
@@ -132,7 +140,7 @@ func TestRelayStampsSender(t *testing.T) {
 	b, _ := proto.Marshal(&pb.Packet{Body: &pb.Packet_Message{Message: &pb.Message{
 		MsgId: 7, To: "b", From: "mallory", Payload: []byte("x"),
 	}}})
-	rig.a.onPacket(transport.ChannelUnreliableOrdered, b)
+	rig.feed(rig.a, transport.ChannelUnreliableOrdered, b)
 	got := rig.packets(t, rig.b)
 	if len(got) != 1 || got[0].GetMessage().GetFrom() != "a" {
 		t.Fatalf("b got %v, want one message from a", got)
@@ -140,5 +148,32 @@ func TestRelayStampsSender(t *testing.T) {
 	res := rig.packets(t, rig.a)
 	if len(res) != 1 || res[0].GetResult().GetMsgId() != 7 || res[0].GetResult().GetCode() != resultSuccess {
 		t.Fatalf("a got %v, want Success for 7", res)
+	}
+}
+
+// TestStampMatchesProto checks the in-place relay against protobuf itself:
+// the stamped packet decodes to the sender's message with From replaced.
+func TestStampMatchesProto(t *testing.T) {
+	rig := newRelayRig(t, Config{})
+	for _, msg := range []*pb.Message{
+		{MsgId: 1, To: "b", Payload: []byte("hello")},
+		{MsgId: 1 << 40, To: "b", From: "mallory", Binary: true, Payload: bytes.Repeat([]byte{7}, 65536)},
+		{MsgId: 3, Broadcast: true, Payload: []byte{}},
+	} {
+		b, err := proto.Marshal(&pb.Packet{Body: &pb.Packet_Message{Message: msg}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rig.feed(rig.a, transport.ChannelReliable, b)
+		got := rig.packets(t, rig.b)
+		if len(got) != 1 {
+			t.Fatalf("b got %d packets, want 1", len(got))
+		}
+		want := proto.Clone(msg).(*pb.Message)
+		want.From = "a"
+		if !proto.Equal(got[0].GetMessage(), want) {
+			t.Fatalf("relayed %v, want %v", got[0].GetMessage(), want)
+		}
+		rig.packets(t, rig.a)
 	}
 }

@@ -57,6 +57,8 @@ type member struct {
 	ackMu   sync.Mutex
 	unacked map[string][]int64 // reliable message IDs awaiting m's ack, by sender
 
+	from []byte // the encoded From field the relay stamps on m's messages
+
 	finishOnce sync.Once
 }
 
@@ -67,6 +69,7 @@ func newMember(r *room, ss *session, userID, extraInfo string) *member {
 		userID:    userID,
 		extraInfo: extraInfo,
 		log:       ss.log.With(zap.String("room", r.id), zap.String("user", userID)),
+		from:      fromField(userID),
 	}
 }
 
@@ -131,7 +134,10 @@ func (m *member) opened(chans transport.Channels) {
 	for i, ch := range chans {
 		go func() {
 			defer srv.wg.Done()
-			if err := transport.ReadLoop(ch, func(b []byte) { m.onPacket(i, b) }); err != nil {
+			err := transport.ReadLoopRoom(ch, readHeadroom, readTailroom, func(buf []byte, off, end int) {
+				m.onPacket(i, buf, off, end)
+			})
+			if err != nil {
 				m.log.Debug("data channel read ended", zap.Int("channel", i), zap.Error(err))
 			}
 		}()

@@ -57,16 +57,24 @@ func OnOpen(dcs [NumChannels]*webrtc.DataChannel, ready func(Channels), failed f
 // handle until rw fails or closes; handle must copy what it keeps. It
 // returns nil when the channel was closed, else the read error.
 func ReadLoop(rw datachannel.ReadWriteCloser, handle func([]byte)) error {
-	buf := make([]byte, MaxSCTPMessage)
+	return ReadLoopRoom(rw, 0, 0, func(buf []byte, off, end int) { handle(buf[off:end]) })
+}
+
+// ReadLoopRoom is ReadLoop with free space around each message: handle
+// gets the whole buffer, whose bytes [off:end] are the message, with at
+// least head bytes before off and tail bytes after end that it may
+// overwrite (to re-frame the message in place).
+func ReadLoopRoom(rw datachannel.ReadWriteCloser, head, tail int, handle func(buf []byte, off, end int)) error {
+	buf := make([]byte, head+MaxSCTPMessage+tail)
 	for {
-		n, err := rw.Read(buf)
+		n, err := rw.Read(buf[head : head+MaxSCTPMessage])
 		if err != nil {
 			if isClosed(err) {
 				return nil
 			}
 			return err
 		}
-		handle(buf[:n])
+		handle(buf, head, head+n)
 	}
 }
 

@@ -1,0 +1,157 @@
+package server
+
+import (
+	"errors"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// The relay reads the routing fields of a Message where they lie in the
+// read buffer and forwards the message's own bytes, stamped with the
+// sender, without decoding or copying the payload: pion copies once into
+// its SCTP chunks, and that is the only copy a relayed payload costs. A
+// broadcast is stamped once and the same bytes go to every receiver.
+
+// Field numbers of packet.proto.
+const (
+	fieldPacketMessage = 1
+	fieldPacketAck     = 2
+	fieldPacketResult  = 3
+
+	fieldMessageID        = 1
+	fieldMessageTo        = 2
+	fieldMessageFrom      = 3
+	fieldMessageBroadcast = 4
+	fieldMessageBinary    = 5
+	fieldMessagePayload   = 6
+)
+
+// readHeadroom is the free space the read loop leaves in front of each
+// packet, and readTailroom behind it, so a Message can be re-framed in
+// place: a packet tag and length before, the sender's From field after.
+const (
+	readHeadroom = 16
+	readTailroom = 3 + 2 + 128 // tag, length, longest user ID
+)
+
+var errWire = errors.New("malformed packet")
+
+// wireMessage is a Message found in a packet buffer.
+type wireMessage struct {
+	off, end   int // the Message's bytes are buf[off:end]
+	id         int64
+	to         []byte // aliases the buffer
+	broadcast  bool
+	payloadLen int
+}
+
+// scanPacket finds the body of a Packet in buf[off:end]: which oneof field
+// it is and where its bytes lie. Like protobuf, the last body field wins.
+func scanPacket(buf []byte, off, end int) (field protowire.Number, bodyOff, bodyEnd int, err error) {
+	b := buf[off:end]
+	pos := off
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return 0, 0, 0, errWire
+		}
+		b, pos = b[n:], pos+n
+		if typ == protowire.BytesType && num >= fieldPacketMessage && num <= fieldPacketResult {
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return 0, 0, 0, errWire
+			}
+			field, bodyOff, bodyEnd = num, pos+n-len(v), pos+n
+			b, pos = b[n:], pos+n
+			continue
+		}
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return 0, 0, 0, errWire
+		}
+		b, pos = b[n:], pos+n
+	}
+	if field == 0 {
+		return 0, 0, 0, errWire
+	}
+	return field, bodyOff, bodyEnd, nil
+}
+
+// scanMessage reads the routing fields of the Message in buf[off:end].
+func scanMessage(buf []byte, off, end int) (wireMessage, error) {
+	m := wireMessage{off: off, end: end}
+	b := buf[off:end]
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return m, errWire
+		}
+		b = b[n:]
+		switch {
+		case num == fieldMessageID && typ == protowire.VarintType:
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return m, errWire
+			}
+			m.id, b = int64(v), b[n:]
+		case (num == fieldMessageBroadcast || num == fieldMessageBinary) && typ == protowire.VarintType:
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return m, errWire
+			}
+			if num == fieldMessageBroadcast {
+				m.broadcast = v != 0
+			}
+			b = b[n:]
+		case (num == fieldMessageTo || num == fieldMessageFrom || num == fieldMessagePayload) && typ == protowire.BytesType:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return m, errWire
+			}
+			// proto3 strings must be UTF-8, or the receiver cannot decode
+			// what the relay forwards.
+			if num != fieldMessagePayload && !utf8.Valid(v) {
+				return m, errWire
+			}
+			switch num {
+			case fieldMessageTo:
+				m.to = v
+			case fieldMessagePayload:
+				m.payloadLen = len(v)
+			}
+			b = b[n:]
+		case num >= fieldMessageID && num <= fieldMessagePayload:
+			return m, errWire // a known field with the wrong wire type
+		default:
+			n := protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				return m, errWire
+			}
+			b = b[n:]
+		}
+	}
+	return m, nil
+}
+
+// stamp re-frames the Message at buf[m.off:m.end] in place as a Packet
+// whose Message ends with from (an encoded From field; a later field wins
+// over any From the sender wrote) and returns the Packet's bytes. buf must
+// have readHeadroom bytes before the packet it was read into and
+// readTailroom after.
+func stamp(buf []byte, m wireMessage, from []byte) []byte {
+	bodyLen := m.end - m.off + len(from)
+	var hdr [readHeadroom]byte
+	h := protowire.AppendTag(hdr[:0], fieldPacketMessage, protowire.BytesType)
+	h = protowire.AppendVarint(h, uint64(bodyLen))
+	start := m.off - len(h)
+	copy(buf[start:], h)
+	copy(buf[m.end:], from)
+	return buf[start : m.end+len(from)]
+}
+
+// fromField is the encoded From field for userID.
+func fromField(userID string) []byte {
+	b := protowire.AppendTag(nil, fieldMessageFrom, protowire.BytesType)
+	return protowire.AppendString(b, userID)
+}
