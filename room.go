@@ -227,6 +227,7 @@ func (r *Room) connect(ctx context.Context, a *attempt) (int, error) {
 		UserId:    a.user.UserID,
 		ExtraInfo: a.user.ExtraInfo,
 		SdpOffer:  pc.LocalDescription().SDP,
+		AppId:     r.e.cfg.AppID,
 	}}})
 	if err != nil {
 		return fail(fmt.Errorf("join request: %w", err))
@@ -322,18 +323,24 @@ func (r *Room) lost(a *attempt, code int, reason string) {
 		return
 	}
 	r.att = nil
+	leaving := make(chan struct{})
+	r.leaving = leaving // a rejoin waits until the server has this leave
 	r.mu.Unlock()
 	r.e.log.Info("room lost", zap.String("room", r.id), zap.Int("code", code), zap.String("reason", reason))
 	userID := a.user.UserID
 	r.emit(func(h RoomEventHandler) { h.OnRoomStateChanged(r.id, userID, code, RoomStateInfo{}) })
 	// Tell the server, in case it still holds the member, and release the
 	// transport off this goroutine (it may be the signaling reader).
-	r.e.goTracked(func() {
-		if sig := r.e.liveSignal(); sig != nil {
-			_ = sig.Send(a.ctx, leaveFrame(r.id))
-		}
+	ok := r.e.goTracked(func() {
+		defer close(leaving)
+		a.cancel()
+		r.sendLeave()
 		_ = a.end()
 	})
+	if !ok {
+		close(leaving)
+		_ = a.end()
+	}
 }
 
 // LeaveRoom leaves the room, ByteRTC's leaveRoom: the others see
@@ -404,7 +411,7 @@ func (r *Room) UpdateToken(token string) error {
 // destroy(): no callback of the room runs after it, and every method but
 // RoomID returns ErrRoomClosed. It is idempotent.
 func (r *Room) Close() error {
-	a := r.destroy()
+	a := r.destroy(true)
 	r.e.mu.Lock()
 	if r.e.rooms[r.id] == r {
 		delete(r.e.rooms, r.id)
@@ -418,15 +425,19 @@ func (r *Room) Close() error {
 }
 
 // destroy marks the room closed and detaches its attempt, which the caller
-// ends. The room's handler is replaced so nothing queued reaches the user.
-func (r *Room) destroy() *attempt {
+// ends. With silence, the room's handler is replaced so nothing already
+// queued reaches the user (Room.Close); Engine.Close keeps it, so the
+// results of sends in flight are delivered.
+func (r *Room) destroy(silence bool) *attempt {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		return nil
 	}
 	r.closed = true
-	r.handler.Store(handlerBox{NopRoomEventHandler{}})
+	if silence {
+		r.handler.Store(handlerBox{NopRoomEventHandler{}})
+	}
 	a := r.att
 	r.att = nil
 	if a == nil {

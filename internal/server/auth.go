@@ -31,16 +31,19 @@ type joinError struct {
 	reason string
 }
 
-// checkToken verifies raw as a token of a configured app for roomID (or
-// "*") and userID, valid now. Every failure is -1000 with a reason that
+// checkToken verifies raw as a token of appID, a configured app, for
+// roomID (or "*") and userID, valid now. Every failure is -1000 with a reason that
 // names what was wrong, never the key.
-func (s *Server) checkToken(raw, roomID, userID string) *joinError {
+func (s *Server) checkToken(raw, appID, roomID, userID string) *joinError {
 	bad := func(format string, args ...any) *joinError {
 		return &joinError{codeInvalidToken, joinInvalidToken, fmt.Sprintf(format, args...)}
 	}
 	t, err := token.Parse(raw)
 	if err != nil {
 		return bad("token: %v", err)
+	}
+	if t.AppID != appID {
+		return bad("token: for app %q, not %q", t.AppID, appID)
 	}
 	key, ok := s.cfg.Apps[t.AppID]
 	if !ok {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/pion/ice/v4"
@@ -199,7 +200,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		errs = append(errs, fmt.Errorf("drain: %w", ctx.Err()))
 		for _, ss := range sessions {
-			ss.conn.Close(websocket.CloseGoingAway, "server shutting down")
+			ss.conn.Abort()
+		}
+		select { // aborted connections end at once; do not hang on a bug
+		case <-drained:
+		case <-time.After(2 * time.Second):
+			errs = append(errs, errors.New("drain: connections still open after abort"))
 		}
 	}
 	if s.mux != nil {

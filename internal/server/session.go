@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -123,6 +124,17 @@ func (ss *session) onFrame(b []byte) error {
 
 func (ss *session) onClose(err error) {
 	ss.authTimer.Stop()
+	var ce *signal.CloseError
+	if errors.As(err, &ce) {
+		switch ce.Code {
+		case websocket.CloseMessageTooBig:
+			ss.srv.metrics.closes.WithLabelValues(closeTooBig).Inc()
+			ss.log.Info("closing connection", zap.String("reason", closeTooBig), zap.String("detail", ce.Reason))
+		case websocket.CloseUnsupportedData:
+			ss.srv.metrics.closes.WithLabelValues(closeTextFrame).Inc()
+			ss.log.Info("closing connection", zap.String("reason", closeTextFrame))
+		}
+	}
 	ss.mu.Lock()
 	ss.ended = true
 	members := make([]*member, 0, len(ss.members))
@@ -156,7 +168,7 @@ func (ss *session) handleJoin(reqID uint64, j *pb.JoinRequest) {
 		ss.refuse(reqID, je)
 		return
 	}
-	if je := ss.srv.checkToken(j.Token, j.RoomId, j.UserId); je != nil {
+	if je := ss.srv.checkToken(j.Token, j.AppId, j.RoomId, j.UserId); je != nil {
 		ss.refuse(reqID, je)
 		return
 	}
@@ -210,6 +222,9 @@ func (ss *session) forget(m *member) {
 	ss.mu.Lock()
 	if ss.members[m.room.id] == m {
 		delete(ss.members, m.room.id)
+	}
+	if len(ss.members) == 0 {
+		ss.userID = "" // nothing holds the user ID: the next join may choose another
 	}
 	ss.mu.Unlock()
 }

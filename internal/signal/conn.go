@@ -148,6 +148,13 @@ func (c *Conn) Close(code int, reason string) {
 	})
 }
 
+// Abort ends the connection at once, without the close handshake: for a
+// peer that does not answer a Close in time.
+func (c *Conn) Abort() {
+	c.setErr(&CloseError{Code: websocket.CloseAbnormalClosure, Reason: "aborted"})
+	_ = c.ws.Close()
+}
+
 // Done is closed once both pumps have returned and onClose has run.
 func (c *Conn) Done() <-chan struct{} { return c.done }
 
@@ -220,10 +227,10 @@ func (c *Conn) writePump() {
 		ping.Stop()
 		_ = c.ws.Close()
 		<-c.readDone
-		close(c.done)
 		if c.onClose != nil {
 			c.onClose(c.Err())
 		}
+		close(c.done)
 	}()
 	for {
 		select {

@@ -23,6 +23,9 @@ func DecodeClientFrame(b []byte) (*pb.ClientFrame, error) {
 	if f.Body == nil {
 		return nil, fmt.Errorf("%w: no known request", ErrMalformed)
 	}
+	if f.RequestId == 0 {
+		return nil, fmt.Errorf("%w: request_id 0", ErrMalformed)
+	}
 	return &f, nil
 }
 

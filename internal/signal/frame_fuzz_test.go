@@ -39,8 +39,8 @@ func FuzzDecodeClientFrame(f *testing.F) {
 			}
 			return
 		}
-		if fr.Body == nil {
-			t.Fatal("accepted a frame with no body")
+		if fr.Body == nil || fr.RequestId == 0 {
+			t.Fatal("accepted a frame with no body or no request ID")
 		}
 		again, err := proto.Marshal(fr)
 		if err != nil {

@@ -49,8 +49,8 @@ type Options struct {
 
 // NewAPI returns a pion API with Parley's settings: detached data channels
 // (the reader goroutine paces SCTP, which is how back-pressure reaches the
-// sender), a raised SCTP message size, no pion logging unless asked for,
-// and the ICE policy of o.
+// sender), a raised SCTP message size, SocketBuffer-sized UDP buffers, no
+// pion logging unless asked for, and the ICE policy of o.
 func NewAPI(o Options) *webrtc.API {
 	var se webrtc.SettingEngine
 	se.LoggerFactory = newLoggerFactory(o.Logger)
@@ -65,6 +65,8 @@ func NewAPI(o Options) *webrtc.API {
 	}
 	if o.UDPMux != nil {
 		se.SetICEUDPMux(o.UDPMux)
+	} else if n, err := newBufferedNet(); err == nil {
+		se.SetNet(n) // else pion's default network, with the kernel's default buffers
 	}
 	if o.ICEDisconnectedTimeout != 0 || o.ICEFailedTimeout != 0 || o.ICEKeepalive != 0 {
 		se.SetICETimeouts(o.ICEDisconnectedTimeout, o.ICEFailedTimeout, o.ICEKeepalive)

@@ -292,9 +292,12 @@ type Result struct {
 	// The sender's message ID.
 	MsgId int64 `protobuf:"varint,1,opt,name=msg_id,json=msgId,proto3" json:"msg_id,omitempty"`
 	// UserMessageSendResult for a user message (0 success when forwarded,
-	// unreliable modes only; 3 no receiver; 5 over quota; 103 too long; 104
-	// empty receiver), RoomMessageSendResult for a broadcast (200 handed to
-	// every other member; 5 over quota; 103 too long).
+	// unreliable modes only; 3 no receiver, also for a reliable message its
+	// receiver never acknowledged before it left; 4 no relay path, an
+	// unreliable message dropped because the receiver's queue was full; 5
+	// over quota; 103 too long; 104 empty receiver), RoomMessageSendResult
+	// for a broadcast (200 handed to every other member; 5 over quota; 103
+	// too long).
 	Code          int32 `protobuf:"varint,2,opt,name=code,proto3" json:"code,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -33,7 +33,8 @@ const (
 type ClientFrame struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Pairs a request with its response. The client picks it, unique among
-	// the requests it has in flight on this connection; never 0.
+	// the requests it has in flight on this connection; never 0 (a frame
+	// with 0 is malformed and closes the connection).
 	RequestId uint64 `protobuf:"varint,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// The request.
 	//
@@ -396,7 +397,10 @@ type JoinRequest struct {
 	// Handed to the other members in UserJoined; at most 200 bytes.
 	ExtraInfo string `protobuf:"bytes,4,opt,name=extra_info,json=extraInfo,proto3" json:"extra_info,omitempty"`
 	// SDP offer of the client's PeerConnection for this room.
-	SdpOffer      string `protobuf:"bytes,5,opt,name=sdp_offer,json=sdpOffer,proto3" json:"sdp_offer,omitempty"`
+	SdpOffer string `protobuf:"bytes,5,opt,name=sdp_offer,json=sdpOffer,proto3" json:"sdp_offer,omitempty"`
+	// The AppID the client was created for (EngineConfig.AppID); the token
+	// must be signed for it.
+	AppId         string `protobuf:"bytes,6,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -466,13 +470,23 @@ func (x *JoinRequest) GetSdpOffer() string {
 	return ""
 }
 
+func (x *JoinRequest) GetAppId() string {
+	if x != nil {
+		return x.AppId
+	}
+	return ""
+}
+
 // JoinResponse answers JoinRequest. code 0 means the server accepted the
 // join and answered the offer; the member becomes active (RoomJoined) once
 // the data channels are open.
 type JoinResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// 0, or a room error code: -1000 invalid token, -1001 join failed,
-	// -1007 illegal room ID, -1014 user ID differs from this connection's.
+	// 0, or a room error code: -1000 invalid token (malformed, unknown or
+	// other app, bad signature, expired, other room, other user), -1001 join
+	// failed (illegal user ID, extra info over 200 bytes, already in the
+	// room on this connection, bad SDP), -1007 illegal room ID, -1014 user
+	// ID differs from this connection's.
 	Code int32 `protobuf:"zigzag32,1,opt,name=code,proto3" json:"code,omitempty"`
 	// Human-readable reason for a non-zero code.
 	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
@@ -862,8 +876,9 @@ type RoomRemoved struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The room.
 	RoomId string `protobuf:"bytes,1,opt,name=room_id,json=roomId,proto3" json:"room_id,omitempty"`
-	// Room error code: -1004 the same user joined the room elsewhere, -1084
-	// the server is shutting down.
+	// Room error code: -1001 the data channels did not open in time after
+	// the join was answered, -1004 the same user joined the room elsewhere,
+	// -1084 the server is shutting down.
 	Code int32 `protobuf:"zigzag32,2,opt,name=code,proto3" json:"code,omitempty"`
 	// Human-readable reason.
 	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
@@ -996,14 +1011,15 @@ const file_parley_v1_signal_proto_rawDesc = "" +
 	"\aWelcome\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12%\n" +
-	"\x0eserver_version\x18\x02 \x01(\tR\rserverVersion\"\x91\x01\n" +
+	"\x0eserver_version\x18\x02 \x01(\tR\rserverVersion\"\xa8\x01\n" +
 	"\vJoinRequest\x12\x17\n" +
 	"\aroom_id\x18\x01 \x01(\tR\x06roomId\x12\x14\n" +
 	"\x05token\x18\x02 \x01(\tR\x05token\x12\x17\n" +
 	"\auser_id\x18\x03 \x01(\tR\x06userId\x12\x1d\n" +
 	"\n" +
 	"extra_info\x18\x04 \x01(\tR\textraInfo\x12\x1b\n" +
-	"\tsdp_offer\x18\x05 \x01(\tR\bsdpOffer\"Y\n" +
+	"\tsdp_offer\x18\x05 \x01(\tR\bsdpOffer\x12\x15\n" +
+	"\x06app_id\x18\x06 \x01(\tR\x05appId\"Y\n" +
 	"\fJoinResponse\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x11R\x04code\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1d\n" +
