@@ -41,6 +41,12 @@ func WithLogger(l *zap.Logger) ServerOption {
 	return func(c *server.Config) { c.Logger = l }
 }
 
+// WithQuotas sets the server's rate quotas (server.Quotas; zero is
+// unlimited, the default).
+func WithQuotas(q server.Quotas) ServerOption {
+	return func(c *server.Config) { c.Quotas = q }
+}
+
 // WithConfig lets a test change any field of the server's configuration
 // (Listen and LoopbackOnly are forced back to loopback).
 func WithConfig(f func(*server.Config)) ServerOption {

@@ -1,6 +1,8 @@
 // Command quickstart starts a Parley server inside the process, then two
-// Engines, alice and bob, that join one room and see each other. Every
-// callback is printed. It exits 0 once both have seen each other and left.
+// Engines, alice and bob, that join one room and see each other. Alice
+// sends bob one message of each kind: text and binary to him, text and
+// binary to the whole room. Every callback is printed. It exits 0 once
+// every message has arrived and every send has its result.
 //
 //	go run ./examples/quickstart
 package main
@@ -44,19 +46,20 @@ func run() error {
 
 	// 2. Two Engines join the room. Each prints its callbacks and reports on
 	// a channel once it has seen the other.
-	alice, aliceSaw, err := join(srv.URL(), "alice")
+	alice, aliceRoom, aliceH, err := join(srv.URL(), "alice")
 	if err != nil {
 		return err
 	}
 	defer alice.Close()
-	bob, bobSaw, err := join(srv.URL(), "bob")
+	bob, _, bobH, err := join(srv.URL(), "bob")
 	if err != nil {
 		return err
 	}
 	defer bob.Close()
 
 	timeout := time.After(20 * time.Second)
-	for _, saw := range []chan struct{}{aliceSaw, bobSaw} {
+	aliceResults, bobReceived := aliceH.results, bobH.received
+	for _, saw := range []chan struct{}{aliceH.saw, bobH.saw} {
 		select {
 		case <-saw:
 		case <-timeout:
@@ -64,37 +67,53 @@ func run() error {
 		}
 	}
 
-	// 3. Close both: they leave the room (the other sees Quit) and stop.
+	// 3. Alice sends one message of each kind. Each send returns its ID at
+	// once; its result comes in a callback.
+	room := aliceRoom // alice's Room: sends go through the room they are for
+	fmt.Println("alice sends: reliable text, unreliable binary, room text, room binary")
+	room.SendUserMessage("bob", "hello bob", parley.MessageConfigReliableOrdered)
+	room.SendUserBinaryMessage("bob", []byte{0xca, 0xfe}, parley.MessageConfigUnreliableOrdered)
+	room.SendRoomMessage("hello room")
+	room.SendRoomBinaryMessage([]byte{0xbe, 0xef})
+	for _, done := range []chan struct{}{aliceResults, bobReceived} {
+		select {
+		case <-done:
+		case <-timeout:
+			return errors.New("messages or results missing after 20s")
+		}
+	}
+
+	// 4. Close both: they leave the room (the other sees Quit) and stop.
 	for _, e := range []*parley.Engine{bob, alice} {
 		if err := e.Close(); err != nil {
 			return err
 		}
 		<-e.Done()
 	}
-	fmt.Println("done: alice and bob joined the room and saw each other")
+	fmt.Println("done: alice and bob joined the room, saw each other and exchanged messages")
 	return nil
 }
 
 // join creates an Engine for user and joins the room with a fresh token.
-func join(url, user string) (*parley.Engine, chan struct{}, error) {
+func join(url, user string) (*parley.Engine, *parley.Room, *roomHandler, error) {
 	e, err := parley.NewEngine(parley.EngineConfig{AppID: appID, ServerURL: url},
 		engineHandler{user: user}, parley.WithLoopbackOnly())
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	h := &roomHandler{user: user, saw: make(chan struct{})}
+	h := &roomHandler{user: user, saw: make(chan struct{}), results: make(chan struct{}), received: make(chan struct{})}
 	room, err := e.CreateRoom(roomID, h)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	tok, err := mint(user)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if err := room.JoinRoom(tok, parley.UserInfo{UserID: user, ExtraInfo: "I am " + user}, parley.RoomConfig{}); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return e, h.saw, nil
+	return e, room, h, nil
 }
 
 // mint signs a room token, as an application's token service would.
@@ -120,8 +139,57 @@ func (h engineHandler) OnConnectionStateChanged(s parley.ConnectionState) {
 // so it needs no lock of its own.
 type roomHandler struct {
 	parley.NopRoomEventHandler
-	user string
-	saw  chan struct{}
+	user     string
+	saw      chan struct{} // closed when the other user is seen
+	results  chan struct{} // closed after the 4th send result
+	received chan struct{} // closed after the 4th message received
+	nResults int
+	nRecv    int
+}
+
+// The four messages alice sends: 2 user messages, 2 broadcasts.
+const kinds = 4
+
+func (h *roomHandler) gotResult() {
+	if h.nResults++; h.nResults == kinds {
+		close(h.results)
+	}
+}
+
+func (h *roomHandler) gotMessage() {
+	if h.nRecv++; h.nRecv == kinds {
+		close(h.received)
+	}
+}
+
+func (h *roomHandler) OnUserMessageReceived(from, m string) {
+	fmt.Printf("[%s] OnUserMessageReceived(%s, %q)\n", h.user, from, m)
+	h.gotMessage()
+}
+
+func (h *roomHandler) OnUserBinaryMessageReceived(from string, m []byte) {
+	fmt.Printf("[%s] OnUserBinaryMessageReceived(%s, %x)\n", h.user, from, m)
+	h.gotMessage()
+}
+
+func (h *roomHandler) OnRoomMessageReceived(from, m string) {
+	fmt.Printf("[%s] OnRoomMessageReceived(%s, %q)\n", h.user, from, m)
+	h.gotMessage()
+}
+
+func (h *roomHandler) OnRoomBinaryMessageReceived(from string, m []byte) {
+	fmt.Printf("[%s] OnRoomBinaryMessageReceived(%s, %x)\n", h.user, from, m)
+	h.gotMessage()
+}
+
+func (h *roomHandler) OnUserMessageSendResult(id int64, r parley.UserMessageSendResult) {
+	fmt.Printf("[%s] OnUserMessageSendResult(%d, %v)\n", h.user, id, r)
+	h.gotResult()
+}
+
+func (h *roomHandler) OnRoomMessageSendResult(id int64, r parley.RoomMessageSendResult) {
+	fmt.Printf("[%s] OnRoomMessageSendResult(%d, %v)\n", h.user, id, r)
+	h.gotResult()
 }
 
 func (h *roomHandler) OnRoomStateChanged(roomID, userID string, state int, info parley.RoomStateInfo) {
