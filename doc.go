@@ -9,12 +9,14 @@
 //	room, err := e.CreateRoom("lobby", roomHandler)
 //	err = room.JoinRoom(token, parley.UserInfo{UserID: "alice"}, parley.RoomConfig{})
 //	// OnRoomStateChanged(..., 0, info) fires once joined, then OnUserJoined for each member.
+//	id := room.SendUserMessage("bob", "hi", parley.MessageConfigReliableOrdered)
+//	// OnUserMessageSendResult(id, ...) follows exactly once.
 //	defer e.Close()
 //
-// Engine → CreateRoom → JoinRoom is the path of this version; messages
-// (Send*), login and outside-room messages are the next ones. The
-// runnable program is examples/quickstart; tokens come from package token;
-// tests use package parleytest.
+// Engine → CreateRoom → JoinRoom → Send* is the path of this version;
+// login and outside-room messages come next. The runnable program is
+// examples/quickstart; tokens come from package token; tests use package
+// parleytest; docs/messaging.md tells what each send result means.
 //
 // # Callbacks
 //
@@ -27,6 +29,9 @@
 // A method that returns a nil error is followed by exactly one result
 // callback; a non-nil error (ErrInvalidArgument, ErrAlreadyInRoom,
 // ErrEngineClosed, ErrRoomClosed) means nothing happened and none follows.
+// Every Send* returns a message ID (from 1, one sequence per Engine) and is
+// followed by exactly one result callback for it, failures included; only
+// on a closed Engine does it return -1, with no callback.
 //
 // # Names
 //
