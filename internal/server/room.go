@@ -21,6 +21,7 @@ import (
 // about one room's changes in the same order.
 type room struct {
 	srv  *Server
+	key  roomKey
 	id   string
 	refs int // members holding the room, pending or active; guarded by srv.mu
 
@@ -29,6 +30,9 @@ type room struct {
 	seq     uint64             // activation counter, for join order
 	quota   *rate.Limiter      // broadcasts per second in the room
 }
+
+// roomKey names a room: rooms are per app.
+type roomKey struct{ app, id string }
 
 type memberState int
 

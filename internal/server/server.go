@@ -38,7 +38,7 @@ type Server struct {
 	url  string
 
 	mu       sync.Mutex
-	rooms    map[string]*room
+	rooms    map[roomKey]*room
 	sessions map[*session]struct{}
 	closing  bool
 	served   chan struct{} // closed when the HTTP server has returned
@@ -70,7 +70,7 @@ func New(cfg Config) (*Server, error) {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		metrics:  newMetrics(),
-		rooms:    make(map[string]*room),
+		rooms:    make(map[roomKey]*room),
 		sessions: make(map[*session]struct{}),
 		served:   make(chan struct{}),
 	}
@@ -220,15 +220,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// room returns the room with id, creating it, and takes a reference that
-// release gives back.
-func (s *Server) room(id string) *room {
+// room returns app's room id, creating it, and takes a reference that
+// release gives back. Apps do not share rooms: each app's room IDs are its
+// own.
+func (s *Server) room(app, id string) *room {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r := s.rooms[id]
+	key := roomKey{app, id}
+	r := s.rooms[key]
 	if r == nil {
-		r = &room{srv: s, id: id, members: make(map[string]*member), quota: perSecond(s.cfg.Quotas.RoomBroadcastsPerSecond)}
-		s.rooms[id] = r
+		r = &room{srv: s, key: key, id: id, members: make(map[string]*member), quota: perSecond(s.cfg.Quotas.RoomBroadcastsPerSecond)}
+		s.rooms[key] = r
 		s.metrics.rooms.Inc()
 	}
 	r.refs++
@@ -239,8 +241,8 @@ func (s *Server) release(r *room) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r.refs--
-	if r.refs == 0 && s.rooms[r.id] == r {
-		delete(s.rooms, r.id)
+	if r.refs == 0 && s.rooms[r.key] == r {
+		delete(s.rooms, r.key)
 		s.metrics.rooms.Dec()
 	}
 }

@@ -189,7 +189,7 @@ func (ss *session) handleJoin(reqID uint64, j *pb.JoinRequest) {
 	}
 	ss.userID = j.UserId
 	ss.authed = true
-	r := ss.srv.room(j.RoomId)
+	r := ss.srv.room(j.AppId, j.RoomId)
 	m := newMember(r, ss, j.UserId, j.ExtraInfo)
 	ss.members[j.RoomId] = m
 	ss.mu.Unlock()
