@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/parleyhq/parley/internal/acks"
 	"github.com/parleyhq/parley/internal/transport"
 	pb "github.com/parleyhq/parley/proto/parley/v1"
 )
@@ -51,12 +52,22 @@ func (r *Room) SendRoomBinaryMessage(message []byte) int64 {
 	return r.send("", message, true, true, MessageConfigReliableOrdered)
 }
 
+// sendKind tells which callback a send's result goes to.
+type sendKind int
+
+const (
+	kindUser      sendKind = iota // OnUserMessageSendResult
+	kindBroadcast                 // OnRoomMessageSendResult
+	kindOutside                   // OnUserMessageSendResultOutsideRoom
+	kindServer                    // OnServerMessageSendResult
+)
+
 // pendingSend is a send waiting for its result.
 type pendingSend struct {
-	room      *Room
-	att       *attempt
-	broadcast bool
-	timer     *time.Timer
+	kind  sendKind
+	room  *Room    // for kindUser and kindBroadcast
+	att   *attempt // the room attempt it was sent on; nil outside rooms
+	timer *time.Timer
 }
 
 // outbox holds an Engine's sends that await their results.
@@ -90,22 +101,14 @@ func (r *Room) send(to string, payload []byte, binary, broadcast bool, cfg Messa
 		code = int(UserMessageSendResultUnknown)
 	}
 	if code != 0 {
-		id := e.newID(nil)
-		if id > 0 {
-			ps := &pendingSend{room: r, broadcast: broadcast}
-			e.out.mu.Lock()
-			e.out.pending[id] = ps
-			e.out.mu.Unlock()
-			e.resolve(id, code)
-		}
-		return id
+		return e.fail(&pendingSend{kind: kindOf(broadcast), room: r}, code)
 	}
 	// The ID is assigned and the packet written under the attempt's send
 	// lock, so IDs rise in write order on each channel: cumulative acks
 	// depend on it.
 	a.sendMu.Lock()
 	defer a.sendMu.Unlock()
-	ps := &pendingSend{room: r, att: a, broadcast: broadcast}
+	ps := &pendingSend{kind: kindOf(broadcast), room: r, att: a}
 	id := e.newID(ps)
 	if id < 0 {
 		return -1
@@ -117,7 +120,7 @@ func (r *Room) send(to string, payload []byte, binary, broadcast bool, cfg Messa
 		panic("parley: marshal packet: " + err.Error()) // only a programming error gets here
 	}
 	if ch == transport.ChannelReliable && !broadcast {
-		a.expectAck(to, id)
+		a.unacked.Expect(to, id)
 	}
 	r.mu.Lock()
 	w := a.writers[ch]
@@ -153,9 +156,33 @@ func (e *Engine) newID(ps *pendingSend) int64 {
 	return id
 }
 
+func kindOf(broadcast bool) sendKind {
+	if broadcast {
+		return kindBroadcast
+	}
+	return kindUser
+}
+
+// fail assigns an ID to a send that failed before it left and reports its
+// result; -1 on a closed Engine.
+func (e *Engine) fail(ps *pendingSend, code int) int64 {
+	id := e.newID(nil)
+	if id > 0 {
+		e.out.mu.Lock()
+		e.out.pending[id] = ps
+		e.out.mu.Unlock()
+		e.resolve(id, code)
+	}
+	return id
+}
+
 // resolve reports the result of send id, once: later results for the same
 // ID (a late ack after a timeout) are dropped.
-func (e *Engine) resolve(id int64, code int) {
+func (e *Engine) resolve(id int64, code int) { e.resolveAck(id, code, nil) }
+
+// resolveAck is resolve with the application server's answer of a server
+// message.
+func (e *Engine) resolveAck(id int64, code int, ack []byte) {
 	e.out.mu.Lock()
 	ps := e.out.pending[id]
 	delete(e.out.pending, id)
@@ -166,22 +193,34 @@ func (e *Engine) resolve(id int64, code int) {
 	if ps.timer != nil {
 		ps.timer.Stop()
 	}
-	if ps.broadcast {
+	switch ps.kind {
+	case kindBroadcast:
 		res := RoomMessageSendResult(code)
 		ps.room.emit(func(h RoomEventHandler) { h.OnRoomMessageSendResult(id, res) })
-		return
+	case kindUser:
+		res := UserMessageSendResult(code)
+		ps.room.emit(func(h RoomEventHandler) { h.OnUserMessageSendResult(id, res) })
+	case kindOutside:
+		res := UserMessageSendResult(code)
+		e.emit(func(h EngineEventHandler) { h.OnUserMessageSendResultOutsideRoom(id, res) })
+	case kindServer:
+		res := UserMessageSendResult(code)
+		e.emit(func(h EngineEventHandler) { h.OnServerMessageSendResult(id, res, ack) })
 	}
-	res := UserMessageSendResult(code)
-	ps.room.emit(func(h RoomEventHandler) { h.OnUserMessageSendResult(id, res) })
 }
 
 // failPending resolves every pending send of attempt a (every one, if a is
 // nil) with NetworkDisconnected.
 func (e *Engine) failPending(a *attempt) {
+	e.failWhere(func(ps *pendingSend) bool { return a == nil || ps.att == a })
+}
+
+// failWhere resolves the pending sends that match with NetworkDisconnected.
+func (e *Engine) failWhere(match func(*pendingSend) bool) {
 	e.out.mu.Lock()
 	var ids []int64
 	for id, ps := range e.out.pending {
-		if a == nil || ps.att == a {
+		if match(ps) {
 			ids = append(ids, id)
 		}
 	}
@@ -216,7 +255,7 @@ func (a *attempt) onPacket(ch int, b []byte) {
 	case *pb.Packet_Message:
 		a.receive(ch, body.Message)
 	case *pb.Packet_Ack:
-		for _, id := range a.acked(body.Ack.Peer, body.Ack.UpTo) {
+		for _, id := range a.unacked.Settle(body.Ack.Peer, body.Ack.UpTo) {
 			e.resolve(id, int(UserMessageSendResultSuccess))
 		}
 	case *pb.Packet_Result:
@@ -245,80 +284,26 @@ func (a *attempt) receive(ch int, m *pb.Message) {
 	}
 	a.stats.received(len(payload))
 	if ch == transport.ChannelReliable && !m.Broadcast {
-		a.ack(from, m.MsgId)
+		a.owed.Ack(from, m.MsgId)
 	}
 }
 
 // msgState is an attempt's messaging state: the send lock, the reliable
 // messages awaiting acks, the acks to send, and the counters of RoomStats.
 type msgState struct {
-	sendMu sync.Mutex // held to assign an ID and write, so IDs rise in write order
-
-	ackMu    sync.Mutex
-	unacked  map[string][]int64 // sent reliable user messages awaiting acks, by receiver
-	ackMax   map[string]int64   // highest reliable message ID accepted, by sender, not yet acked
-	ackArmed bool
-
-	stats counters
+	sendMu  sync.Mutex // held to assign an ID and write, so IDs rise in write order
+	unacked acks.Book  // sent reliable user messages awaiting acks, by receiver
+	owed    acks.Batcher
+	stats   counters
 }
 
-// expectAck notes that reliable message id to peer awaits its ack.
-func (a *attempt) expectAck(peer string, id int64) {
-	a.ackMu.Lock()
-	if a.unacked == nil {
-		a.unacked = make(map[string][]int64)
-	}
-	a.unacked[peer] = append(a.unacked[peer], id)
-	a.ackMu.Unlock()
-}
-
-// acked pops and returns the messages to peer with IDs up to upTo.
-func (a *attempt) acked(peer string, upTo int64) []int64 {
-	a.ackMu.Lock()
-	defer a.ackMu.Unlock()
-	q := a.unacked[peer]
-	i := 0
-	for i < len(q) && q[i] <= upTo {
-		i++
-	}
-	done := q[:i:i]
-	if i == len(q) {
-		delete(a.unacked, peer)
-	} else {
-		a.unacked[peer] = q[i:]
-	}
-	return done
-}
-
-// ack records that the reliable message id from sender was accepted and
-// schedules one cumulative ack per sender shortly.
-func (a *attempt) ack(sender string, id int64) {
-	a.ackMu.Lock()
-	if a.ackMax == nil {
-		a.ackMax = make(map[string]int64)
-	}
-	if id > a.ackMax[sender] {
-		a.ackMax[sender] = id
-	}
-	arm := !a.ackArmed
-	a.ackArmed = true
-	a.ackMu.Unlock()
-	if arm {
-		time.AfterFunc(ackDelay, a.flushAcks)
-	}
-}
-
-func (a *attempt) flushAcks() {
-	a.ackMu.Lock()
-	acks := a.ackMax
-	a.ackMax = nil
-	a.ackArmed = false
-	a.ackMu.Unlock()
+// flushAcks sends the acks the attempt owes on its reliable channel.
+func (a *attempt) flushAcks(upTo map[string]int64) {
 	a.r.mu.Lock()
 	ch := a.chans[transport.ChannelReliable]
 	a.r.mu.Unlock()
-	for peer, upTo := range acks {
-		b, err := proto.Marshal(&pb.Packet{Body: &pb.Packet_Ack{Ack: &pb.Ack{Peer: peer, UpTo: upTo}}})
+	for peer, id := range upTo {
+		b, err := proto.Marshal(&pb.Packet{Body: &pb.Packet_Ack{Ack: &pb.Ack{Peer: peer, UpTo: id}}})
 		if err != nil {
 			panic("parley: marshal packet: " + err.Error())
 		}

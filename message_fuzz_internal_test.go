@@ -6,6 +6,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/parleyhq/parley/internal/acks"
 	"github.com/parleyhq/parley/internal/transport"
 	pb "github.com/parleyhq/parley/proto/parley/v1"
 )
@@ -44,6 +45,7 @@ func FuzzClientPacket(f *testing.F) {
 	}
 	a := &attempt{r: r, roomID: "r", joined: true, members: map[string]UserInfo{}}
 	a.ctx, a.cancel = context.WithCancel(context.Background())
+	a.owed = acks.Batcher{Delay: ackDelay, Flush: a.flushAcks}
 	f.Cleanup(a.cancel)
 	for i := range a.chans {
 		a.chans[i] = discardRW{}

@@ -11,6 +11,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
 
+	"github.com/parleyhq/parley/internal/acks"
 	"github.com/parleyhq/parley/internal/ids"
 	"github.com/parleyhq/parley/internal/transport"
 	pb "github.com/parleyhq/parley/proto/parley/v1"
@@ -124,6 +125,7 @@ func (r *Room) JoinRoom(token string, user UserInfo, cfg RoomConfig) error {
 		members: make(map[string]UserInfo),
 	}
 	a.ctx, a.cancel = context.WithCancel(r.e.ctx)
+	a.owed = acks.Batcher{Delay: ackDelay, Flush: a.flushAcks}
 	prev := r.leaving
 	if !r.e.goTracked(func() { r.join(a, prev) }) {
 		r.e.releaseUser()

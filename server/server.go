@@ -61,6 +61,15 @@ type Config struct {
 	// Quotas are the rate limits; over a quota the sender gets ExceedQPS and
 	// nothing is relayed. Default: all zero, no limits.
 	Quotas Quotas
+	// ServerMessageURLPrefixes are the URLs server messages may be posted
+	// to: SetServerParams is refused (E2BSSendFailed) for a URL that starts
+	// with none of them. A relay must not become a way to reach internal
+	// addresses, so the feature is off until an operator lists a prefix.
+	// Default: none.
+	ServerMessageURLPrefixes []string
+	// ServerMessageTimeout bounds one post to the application server; past
+	// it the message fails with E2BSSendFailed. Default: 5s.
+	ServerMessageTimeout time.Duration
 }
 
 // Quotas are per-second rate limits; zero is unlimited. ByteRTC's
@@ -99,6 +108,9 @@ func New(cfg Config) (*Server, error) {
 		Now:          cfg.Now,
 		MemberQueue:  cfg.MemberQueue,
 		Quotas:       iserver.Quotas(cfg.Quotas),
+
+		ServerMessageURLPrefixes: cfg.ServerMessageURLPrefixes,
+		ServerMessageTimeout:     cfg.ServerMessageTimeout,
 	}
 	s, err := iserver.New(c)
 	if err != nil {

@@ -25,6 +25,9 @@ type Config struct {
 	Now          func() time.Time
 	MemberQueue  int
 	Quotas       Quotas
+
+	ServerMessageURLPrefixes []string
+	ServerMessageTimeout     time.Duration
 }
 
 // Quotas mirrors the public server.Quotas.
@@ -43,6 +46,8 @@ const (
 	DefaultPingInterval = 10 * time.Second
 	DefaultDrainTimeout = 10 * time.Second
 	DefaultMemberQueue  = 8 << 20
+
+	DefaultServerMessageTimeout = 5 * time.Second
 )
 
 func (c Config) withDefaults() Config {
@@ -60,6 +65,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = DefaultDrainTimeout
+	}
+	if c.ServerMessageTimeout <= 0 {
+		c.ServerMessageTimeout = DefaultServerMessageTimeout
 	}
 	if c.MemberQueue <= 0 {
 		c.MemberQueue = DefaultMemberQueue

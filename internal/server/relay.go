@@ -97,9 +97,9 @@ func (m *member) relay(ch int, buf []byte, msg wireMessage) {
 	if ch == transport.ChannelReliable {
 		// Success comes from the receiver's ack. Note the message first, so
 		// an ack that overtakes this function still finds it.
-		to.expectAck(m.userID, msg.id)
+		to.unacked.Expect(m.userID, msg.id)
 		if !to.deliver(ch, b) {
-			to.forgetAck(m.userID, msg.id)
+			to.unacked.Forget(m.userID, msg.id)
 			srv.metrics.relayed.WithLabelValues("user", "no_receiver").Inc()
 			m.result(msg.id, resultNoReceiver)
 			return
@@ -118,7 +118,7 @@ func (m *member) relay(ch int, buf []byte, msg wireMessage) {
 
 // relayAck forwards a receiver's cumulative ack to the original sender.
 func (m *member) relayAck(ack *pb.Ack) {
-	m.ackedUpTo(ack.Peer, ack.UpTo)
+	m.unacked.Settle(ack.Peer, ack.UpTo)
 	sender := m.room.member(ack.Peer)
 	if sender == nil {
 		return
@@ -165,55 +165,14 @@ func (m *member) deliver(ch int, b []byte) bool {
 	return true
 }
 
-// expectAck notes that reliable message id from sender awaits m's ack.
-func (m *member) expectAck(sender string, id int64) {
-	m.ackMu.Lock()
-	if m.unacked == nil {
-		m.unacked = make(map[string][]int64)
-	}
-	m.unacked[sender] = append(m.unacked[sender], id)
-	m.ackMu.Unlock()
-}
-
-func (m *member) forgetAck(sender string, id int64) {
-	m.ackMu.Lock()
-	q := m.unacked[sender]
-	if n := len(q); n > 0 && q[n-1] == id {
-		m.unacked[sender] = q[:n-1]
-	}
-	m.ackMu.Unlock()
-}
-
-// ackedUpTo drops the messages from sender that m has acknowledged.
-func (m *member) ackedUpTo(sender string, upTo int64) {
-	m.ackMu.Lock()
-	q := m.unacked[sender]
-	i := 0
-	for i < len(q) && q[i] <= upTo {
-		i++
-	}
-	if i == len(q) {
-		delete(m.unacked, sender)
-	} else {
-		m.unacked[sender] = q[i:]
-	}
-	m.ackMu.Unlock()
-}
-
 // failUnacked tells the senders of the reliable messages m never
 // acknowledged that they found no receiver. It runs once m is gone.
 func (m *member) failUnacked() {
-	m.ackMu.Lock()
-	unacked := m.unacked
-	m.unacked = nil
-	m.ackMu.Unlock()
-	for sender, ids := range unacked {
-		s := m.room.member(sender)
-		if s == nil {
-			continue
-		}
-		for _, id := range ids {
-			s.result(id, resultNoReceiver)
+	for sender, ids := range m.unacked.Drain() {
+		if s := m.room.member(sender); s != nil {
+			for _, id := range ids {
+				s.result(id, resultNoReceiver)
+			}
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/time/rate"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/parleyhq/parley/internal/acks"
 	"github.com/parleyhq/parley/internal/transport"
 	pb "github.com/parleyhq/parley/proto/parley/v1"
 )
@@ -58,8 +59,7 @@ type member struct {
 	state memberState // guarded by room.mu
 	seq   uint64      // activation order; guarded by room.mu
 
-	ackMu   sync.Mutex
-	unacked map[string][]int64 // reliable message IDs awaiting m's ack, by sender
+	unacked acks.Book // reliable messages forwarded to m, awaiting its ack
 
 	from []byte // the encoded From field the relay stamps on m's messages
 

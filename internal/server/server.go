@@ -39,9 +39,14 @@ type Server struct {
 
 	mu       sync.Mutex
 	rooms    map[roomKey]*room
+	logins   map[loginKey]*session
 	sessions map[*session]struct{}
 	closing  bool
 	served   chan struct{} // closed when the HTTP server has returned
+
+	ctx    context.Context // cancelled by Shutdown: ends posts to app servers
+	cancel context.CancelFunc
+	client *http.Client // posts server messages; follows no redirect
 
 	wg sync.WaitGroup // sessions and member teardown goroutines
 }
@@ -71,8 +76,13 @@ func New(cfg Config) (*Server, error) {
 		log:      cfg.Logger,
 		metrics:  newMetrics(),
 		rooms:    make(map[roomKey]*room),
+		logins:   make(map[loginKey]*session),
 		sessions: make(map[*session]struct{}),
 		served:   make(chan struct{}),
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.client = &http.Client{
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	s.upgrader = websocket.Upgrader{
 		ReadBufferSize:  16 << 10,
@@ -190,6 +200,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 		}
 	}
+	s.cancel() // posts to app servers in flight end now
 	for _, ss := range sessions {
 		ss.goAway("server shutting down")
 	}

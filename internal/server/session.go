@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/parleyhq/parley/internal/acks"
 	"github.com/parleyhq/parley/internal/signal"
 	pb "github.com/parleyhq/parley/proto/parley/v1"
 )
@@ -37,9 +39,15 @@ type session struct {
 	authTimer *time.Timer
 	quota     userQuota
 
+	unacked acks.Book      // reliable outside-room messages awaiting this session's ack
+	posts   atomic.Int32 // server messages being posted
+
 	mu      sync.Mutex
-	userID  string             // set by the first accepted join; one per session
+	userID  string             // set by the first accepted join or login; one per session
 	members map[string]*member // by room ID, pending and active
+	app     string             // the app of the login
+	login   string             // the logged-in user ID, "" if not logged in
+	params  *serverParams      // set by SetServerParams while logged in
 	authed  bool
 	ended   bool
 }
@@ -118,6 +126,20 @@ func (ss *session) onFrame(b []byte) error {
 		ss.handleJoin(f.RequestId, body.Join)
 	case *pb.ClientFrame_Leave:
 		ss.handleLeave(f.RequestId, body.Leave)
+	case *pb.ClientFrame_Login:
+		ss.handleLogin(f.RequestId, body.Login)
+	case *pb.ClientFrame_Logout:
+		ss.handleLogout(f.RequestId)
+	case *pb.ClientFrame_PeerStatus:
+		ss.handlePeerStatus(f.RequestId, body.PeerStatus)
+	case *pb.ClientFrame_Send:
+		ss.handleSend(body.Send)
+	case *pb.ClientFrame_Ack:
+		ss.handleAck(body.Ack)
+	case *pb.ClientFrame_ServerParams:
+		ss.handleServerParams(f.RequestId, body.ServerParams)
+	case *pb.ClientFrame_ServerMessage:
+		ss.handleServerMessage(body.ServerMessage)
 	}
 	return nil
 }
@@ -142,9 +164,15 @@ func (ss *session) onClose(err error) {
 		members = append(members, m)
 	}
 	ss.members = nil
+	app, login := ss.app, ss.login
 	ss.mu.Unlock()
 	for _, m := range members {
 		m.room.remove(m, reasonDropped, true)
+	}
+	if login != "" {
+		k := loginKey{app, login}
+		ss.srv.unregister(k, ss)
+		ss.endLogin(k)
 	}
 	s := ss.srv
 	s.mu.Lock()
@@ -223,7 +251,7 @@ func (ss *session) forget(m *member) {
 	if ss.members[m.room.id] == m {
 		delete(ss.members, m.room.id)
 	}
-	if len(ss.members) == 0 {
+	if len(ss.members) == 0 && ss.login == "" {
 		ss.userID = "" // nothing holds the user ID: the next join may choose another
 	}
 	ss.mu.Unlock()

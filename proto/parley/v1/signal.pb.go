@@ -42,6 +42,13 @@ type ClientFrame struct {
 	//
 	//	*ClientFrame_Join
 	//	*ClientFrame_Leave
+	//	*ClientFrame_Login
+	//	*ClientFrame_Logout
+	//	*ClientFrame_PeerStatus
+	//	*ClientFrame_Send
+	//	*ClientFrame_Ack
+	//	*ClientFrame_ServerParams
+	//	*ClientFrame_ServerMessage
 	Body          isClientFrame_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -109,6 +116,69 @@ func (x *ClientFrame) GetLeave() *LeaveRequest {
 	return nil
 }
 
+func (x *ClientFrame) GetLogin() *LoginRequest {
+	if x != nil {
+		if x, ok := x.Body.(*ClientFrame_Login); ok {
+			return x.Login
+		}
+	}
+	return nil
+}
+
+func (x *ClientFrame) GetLogout() *LogoutRequest {
+	if x != nil {
+		if x, ok := x.Body.(*ClientFrame_Logout); ok {
+			return x.Logout
+		}
+	}
+	return nil
+}
+
+func (x *ClientFrame) GetPeerStatus() *PeerStatusRequest {
+	if x != nil {
+		if x, ok := x.Body.(*ClientFrame_PeerStatus); ok {
+			return x.PeerStatus
+		}
+	}
+	return nil
+}
+
+func (x *ClientFrame) GetSend() *OutsideMessage {
+	if x != nil {
+		if x, ok := x.Body.(*ClientFrame_Send); ok {
+			return x.Send
+		}
+	}
+	return nil
+}
+
+func (x *ClientFrame) GetAck() *Ack {
+	if x != nil {
+		if x, ok := x.Body.(*ClientFrame_Ack); ok {
+			return x.Ack
+		}
+	}
+	return nil
+}
+
+func (x *ClientFrame) GetServerParams() *ServerParamsRequest {
+	if x != nil {
+		if x, ok := x.Body.(*ClientFrame_ServerParams); ok {
+			return x.ServerParams
+		}
+	}
+	return nil
+}
+
+func (x *ClientFrame) GetServerMessage() *ServerMessage {
+	if x != nil {
+		if x, ok := x.Body.(*ClientFrame_ServerMessage); ok {
+			return x.ServerMessage
+		}
+	}
+	return nil
+}
+
 type isClientFrame_Body interface {
 	isClientFrame_Body()
 }
@@ -123,9 +193,62 @@ type ClientFrame_Leave struct {
 	Leave *LeaveRequest `protobuf:"bytes,3,opt,name=leave,proto3,oneof"`
 }
 
+type ClientFrame_Login struct {
+	// Log in for messages outside rooms; answered by LoginResponse.
+	Login *LoginRequest `protobuf:"bytes,4,opt,name=login,proto3,oneof"`
+}
+
+type ClientFrame_Logout struct {
+	// Log out; answered by LogoutResponse.
+	Logout *LogoutRequest `protobuf:"bytes,5,opt,name=logout,proto3,oneof"`
+}
+
+type ClientFrame_PeerStatus struct {
+	// Ask whether a user is logged in; answered by PeerStatusResponse.
+	PeerStatus *PeerStatusRequest `protobuf:"bytes,6,opt,name=peer_status,json=peerStatus,proto3,oneof"`
+}
+
+type ClientFrame_Send struct {
+	// A message to a logged-in user outside any room; no response: its
+	// result comes as a Result event (or, reliable, as the receiver's Ack).
+	Send *OutsideMessage `protobuf:"bytes,7,opt,name=send,proto3,oneof"`
+}
+
+type ClientFrame_Ack struct {
+	// The receiver's cumulative acknowledgement of reliable outside-room
+	// messages from peer; no response.
+	Ack *Ack `protobuf:"bytes,8,opt,name=ack,proto3,oneof"`
+}
+
+type ClientFrame_ServerParams struct {
+	// Set the application server's URL and signature; answered by
+	// ServerParamsResponse.
+	ServerParams *ServerParamsRequest `protobuf:"bytes,9,opt,name=server_params,json=serverParams,proto3,oneof"`
+}
+
+type ClientFrame_ServerMessage struct {
+	// A message to the application server; no response: its result comes
+	// as a ServerMessageResult event.
+	ServerMessage *ServerMessage `protobuf:"bytes,10,opt,name=server_message,json=serverMessage,proto3,oneof"`
+}
+
 func (*ClientFrame_Join) isClientFrame_Body() {}
 
 func (*ClientFrame_Leave) isClientFrame_Body() {}
+
+func (*ClientFrame_Login) isClientFrame_Body() {}
+
+func (*ClientFrame_Logout) isClientFrame_Body() {}
+
+func (*ClientFrame_PeerStatus) isClientFrame_Body() {}
+
+func (*ClientFrame_Send) isClientFrame_Body() {}
+
+func (*ClientFrame_Ack) isClientFrame_Body() {}
+
+func (*ClientFrame_ServerParams) isClientFrame_Body() {}
+
+func (*ClientFrame_ServerMessage) isClientFrame_Body() {}
 
 // ServerFrame is every frame the server sends.
 type ServerFrame struct {
@@ -145,6 +268,15 @@ type ServerFrame struct {
 	//	*ServerFrame_UserLeft
 	//	*ServerFrame_RoomRemoved
 	//	*ServerFrame_GoAway
+	//	*ServerFrame_Login
+	//	*ServerFrame_Logout
+	//	*ServerFrame_PeerStatus
+	//	*ServerFrame_ServerParams
+	//	*ServerFrame_LoggedOut
+	//	*ServerFrame_Message
+	//	*ServerFrame_Ack
+	//	*ServerFrame_Result
+	//	*ServerFrame_ServerResult
 	Body          isServerFrame_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -266,6 +398,87 @@ func (x *ServerFrame) GetGoAway() *GoAway {
 	return nil
 }
 
+func (x *ServerFrame) GetLogin() *LoginResponse {
+	if x != nil {
+		if x, ok := x.Body.(*ServerFrame_Login); ok {
+			return x.Login
+		}
+	}
+	return nil
+}
+
+func (x *ServerFrame) GetLogout() *LogoutResponse {
+	if x != nil {
+		if x, ok := x.Body.(*ServerFrame_Logout); ok {
+			return x.Logout
+		}
+	}
+	return nil
+}
+
+func (x *ServerFrame) GetPeerStatus() *PeerStatusResponse {
+	if x != nil {
+		if x, ok := x.Body.(*ServerFrame_PeerStatus); ok {
+			return x.PeerStatus
+		}
+	}
+	return nil
+}
+
+func (x *ServerFrame) GetServerParams() *ServerParamsResponse {
+	if x != nil {
+		if x, ok := x.Body.(*ServerFrame_ServerParams); ok {
+			return x.ServerParams
+		}
+	}
+	return nil
+}
+
+func (x *ServerFrame) GetLoggedOut() *LoggedOut {
+	if x != nil {
+		if x, ok := x.Body.(*ServerFrame_LoggedOut); ok {
+			return x.LoggedOut
+		}
+	}
+	return nil
+}
+
+func (x *ServerFrame) GetMessage() *OutsideMessage {
+	if x != nil {
+		if x, ok := x.Body.(*ServerFrame_Message); ok {
+			return x.Message
+		}
+	}
+	return nil
+}
+
+func (x *ServerFrame) GetAck() *Ack {
+	if x != nil {
+		if x, ok := x.Body.(*ServerFrame_Ack); ok {
+			return x.Ack
+		}
+	}
+	return nil
+}
+
+func (x *ServerFrame) GetResult() *Result {
+	if x != nil {
+		if x, ok := x.Body.(*ServerFrame_Result); ok {
+			return x.Result
+		}
+	}
+	return nil
+}
+
+func (x *ServerFrame) GetServerResult() *ServerMessageResult {
+	if x != nil {
+		if x, ok := x.Body.(*ServerFrame_ServerResult); ok {
+			return x.ServerResult
+		}
+	}
+	return nil
+}
+
 type isServerFrame_Body interface {
 	isServerFrame_Body()
 }
@@ -311,6 +524,52 @@ type ServerFrame_GoAway struct {
 	GoAway *GoAway `protobuf:"bytes,9,opt,name=go_away,json=goAway,proto3,oneof"`
 }
 
+type ServerFrame_Login struct {
+	// Answer to LoginRequest.
+	Login *LoginResponse `protobuf:"bytes,10,opt,name=login,proto3,oneof"`
+}
+
+type ServerFrame_Logout struct {
+	// Answer to LogoutRequest.
+	Logout *LogoutResponse `protobuf:"bytes,11,opt,name=logout,proto3,oneof"`
+}
+
+type ServerFrame_PeerStatus struct {
+	// Answer to PeerStatusRequest.
+	PeerStatus *PeerStatusResponse `protobuf:"bytes,12,opt,name=peer_status,json=peerStatus,proto3,oneof"`
+}
+
+type ServerFrame_ServerParams struct {
+	// Answer to ServerParamsRequest.
+	ServerParams *ServerParamsResponse `protobuf:"bytes,13,opt,name=server_params,json=serverParams,proto3,oneof"`
+}
+
+type ServerFrame_LoggedOut struct {
+	// Event: this connection's login ended without a LogoutRequest.
+	LoggedOut *LoggedOut `protobuf:"bytes,14,opt,name=logged_out,json=loggedOut,proto3,oneof"`
+}
+
+type ServerFrame_Message struct {
+	// Event: a message from a logged-in user, outside any room.
+	Message *OutsideMessage `protobuf:"bytes,15,opt,name=message,proto3,oneof"`
+}
+
+type ServerFrame_Ack struct {
+	// Event: a receiver acknowledged reliable outside-room messages (peer
+	// is the receiver).
+	Ack *Ack `protobuf:"bytes,16,opt,name=ack,proto3,oneof"`
+}
+
+type ServerFrame_Result struct {
+	// Event: the result of one outside-room send.
+	Result *Result `protobuf:"bytes,17,opt,name=result,proto3,oneof"`
+}
+
+type ServerFrame_ServerResult struct {
+	// Event: the result of one message to the application server.
+	ServerResult *ServerMessageResult `protobuf:"bytes,18,opt,name=server_result,json=serverResult,proto3,oneof"`
+}
+
 func (*ServerFrame_Welcome) isServerFrame_Body() {}
 
 func (*ServerFrame_Join) isServerFrame_Body() {}
@@ -326,6 +585,24 @@ func (*ServerFrame_UserLeft) isServerFrame_Body() {}
 func (*ServerFrame_RoomRemoved) isServerFrame_Body() {}
 
 func (*ServerFrame_GoAway) isServerFrame_Body() {}
+
+func (*ServerFrame_Login) isServerFrame_Body() {}
+
+func (*ServerFrame_Logout) isServerFrame_Body() {}
+
+func (*ServerFrame_PeerStatus) isServerFrame_Body() {}
+
+func (*ServerFrame_ServerParams) isServerFrame_Body() {}
+
+func (*ServerFrame_LoggedOut) isServerFrame_Body() {}
+
+func (*ServerFrame_Message) isServerFrame_Body() {}
+
+func (*ServerFrame_Ack) isServerFrame_Body() {}
+
+func (*ServerFrame_Result) isServerFrame_Body() {}
+
+func (*ServerFrame_ServerResult) isServerFrame_Body() {}
 
 // Welcome opens every connection.
 type Welcome struct {
@@ -983,17 +1260,707 @@ func (x *GoAway) GetReason() string {
 	return ""
 }
 
+// LoginRequest logs the connection in as user_id, for messages outside
+// rooms. One login per connection; a later login of the same user from
+// any connection logs this one out (LoggedOut).
+type LoginRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The AppID the client was created for; the token must be signed for it.
+	AppId string `protobuf:"bytes,1,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
+	// A login token: room ID "" (not a room token, not "*"), this user.
+	Token string `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
+	// User ID, ^[a-zA-Z0-9_@\-.]{1,128}$; the same as the connection's rooms.
+	UserId        string `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoginRequest) Reset() {
+	*x = LoginRequest{}
+	mi := &file_parley_v1_signal_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoginRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoginRequest) ProtoMessage() {}
+
+func (x *LoginRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_signal_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoginRequest.ProtoReflect.Descriptor instead.
+func (*LoginRequest) Descriptor() ([]byte, []int) {
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *LoginRequest) GetAppId() string {
+	if x != nil {
+		return x.AppId
+	}
+	return ""
+}
+
+func (x *LoginRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *LoginRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+// LoginResponse answers LoginRequest.
+type LoginResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// LoginErrorCode: 0 success, -1000 invalid token (malformed, other app,
+	// bad signature, expired, a room token, other user), -1001 login failed
+	// (already logged in on this connection), -1002 invalid user ID (also a
+	// user ID other than the connection's rooms'), -1003 server error.
+	Code int32 `protobuf:"zigzag32,1,opt,name=code,proto3" json:"code,omitempty"`
+	// Human-readable reason for a non-zero code.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoginResponse) Reset() {
+	*x = LoginResponse{}
+	mi := &file_parley_v1_signal_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoginResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoginResponse) ProtoMessage() {}
+
+func (x *LoginResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_signal_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoginResponse.ProtoReflect.Descriptor instead.
+func (*LoginResponse) Descriptor() ([]byte, []int) {
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *LoginResponse) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *LoginResponse) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// LogoutRequest ends the connection's login.
+type LogoutRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogoutRequest) Reset() {
+	*x = LogoutRequest{}
+	mi := &file_parley_v1_signal_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogoutRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogoutRequest) ProtoMessage() {}
+
+func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_signal_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogoutRequest.ProtoReflect.Descriptor instead.
+func (*LogoutRequest) Descriptor() ([]byte, []int) {
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{15}
+}
+
+// LogoutResponse answers LogoutRequest.
+type LogoutResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogoutResponse) Reset() {
+	*x = LogoutResponse{}
+	mi := &file_parley_v1_signal_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogoutResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogoutResponse) ProtoMessage() {}
+
+func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_signal_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogoutResponse.ProtoReflect.Descriptor instead.
+func (*LogoutResponse) Descriptor() ([]byte, []int) {
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{16}
+}
+
+// LoggedOut tells a connection its login ended.
+type LoggedOut struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// LogoutReason: 1 another connection logged in with the same user ID.
+	Reason        int32 `protobuf:"varint,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoggedOut) Reset() {
+	*x = LoggedOut{}
+	mi := &file_parley_v1_signal_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoggedOut) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoggedOut) ProtoMessage() {}
+
+func (x *LoggedOut) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_signal_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoggedOut.ProtoReflect.Descriptor instead.
+func (*LoggedOut) Descriptor() ([]byte, []int) {
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *LoggedOut) GetReason() int32 {
+	if x != nil {
+		return x.Reason
+	}
+	return 0
+}
+
+// PeerStatusRequest asks for a user's online status. Needs a login.
+type PeerStatusRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user asked about; may be the asker.
+	UserId        string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PeerStatusRequest) Reset() {
+	*x = PeerStatusRequest{}
+	mi := &file_parley_v1_signal_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PeerStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PeerStatusRequest) ProtoMessage() {}
+
+func (x *PeerStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_signal_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PeerStatusRequest.ProtoReflect.Descriptor instead.
+func (*PeerStatusRequest) Descriptor() ([]byte, []int) {
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *PeerStatusRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+// PeerStatusResponse answers PeerStatusRequest.
+type PeerStatusResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user asked about.
+	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// UserOnlineStatus: 0 offline, 1 online (a connection is logged in as
+	// the user).
+	Status        int32 `protobuf:"varint,2,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PeerStatusResponse) Reset() {
+	*x = PeerStatusResponse{}
+	mi := &file_parley_v1_signal_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PeerStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PeerStatusResponse) ProtoMessage() {}
+
+func (x *PeerStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_signal_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PeerStatusResponse.ProtoReflect.Descriptor instead.
+func (*PeerStatusResponse) Descriptor() ([]byte, []int) {
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *PeerStatusResponse) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *PeerStatusResponse) GetStatus() int32 {
+	if x != nil {
+		return x.Status
+	}
+	return 0
+}
+
+// OutsideMessage is a user message outside any room, in either direction.
+type OutsideMessage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The sender's message ID (client to server); the same ID to the
+	// receiver (server to client).
+	MsgId int64 `protobuf:"varint,1,opt,name=msg_id,json=msgId,proto3" json:"msg_id,omitempty"`
+	// Client to server: the receiver's user ID.
+	To string `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	// Server to client: the sender's user ID, stamped from the sender's login.
+	From string `protobuf:"bytes,3,opt,name=from,proto3" json:"from,omitempty"`
+	// True for binary, false for text.
+	Binary bool `protobuf:"varint,4,opt,name=binary,proto3" json:"binary,omitempty"`
+	// The message, at most 65,536 bytes.
+	Payload []byte `protobuf:"bytes,5,opt,name=payload,proto3" json:"payload,omitempty"`
+	// True for MessageConfigReliableOrdered: Success only once the receiver
+	// acknowledges. False: Success once the server has forwarded it.
+	Reliable      bool `protobuf:"varint,6,opt,name=reliable,proto3" json:"reliable,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OutsideMessage) Reset() {
+	*x = OutsideMessage{}
+	mi := &file_parley_v1_signal_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OutsideMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OutsideMessage) ProtoMessage() {}
+
+func (x *OutsideMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_signal_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OutsideMessage.ProtoReflect.Descriptor instead.
+func (*OutsideMessage) Descriptor() ([]byte, []int) {
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *OutsideMessage) GetMsgId() int64 {
+	if x != nil {
+		return x.MsgId
+	}
+	return 0
+}
+
+func (x *OutsideMessage) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *OutsideMessage) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *OutsideMessage) GetBinary() bool {
+	if x != nil {
+		return x.Binary
+	}
+	return false
+}
+
+func (x *OutsideMessage) GetPayload() []byte {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
+func (x *OutsideMessage) GetReliable() bool {
+	if x != nil {
+		return x.Reliable
+	}
+	return false
+}
+
+// ServerParamsRequest sets where SendServerMessage posts. Needs a login.
+type ServerParamsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Sent to the application server with every message.
+	Signature string `protobuf:"bytes,1,opt,name=signature,proto3" json:"signature,omitempty"`
+	// The application server's URL; must start with one of the prefixes the
+	// server's operator allows.
+	Url           string `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServerParamsRequest) Reset() {
+	*x = ServerParamsRequest{}
+	mi := &file_parley_v1_signal_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServerParamsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServerParamsRequest) ProtoMessage() {}
+
+func (x *ServerParamsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_signal_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServerParamsRequest.ProtoReflect.Descriptor instead.
+func (*ServerParamsRequest) Descriptor() ([]byte, []int) {
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ServerParamsRequest) GetSignature() string {
+	if x != nil {
+		return x.Signature
+	}
+	return ""
+}
+
+func (x *ServerParamsRequest) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+// ServerParamsResponse answers ServerParamsRequest.
+type ServerParamsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 200 on success; else a UserMessageSendResult value: 105 not logged in,
+	// 17 the URL is not one this server may post to.
+	Code int32 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	// Human-readable reason for a code other than 200.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServerParamsResponse) Reset() {
+	*x = ServerParamsResponse{}
+	mi := &file_parley_v1_signal_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServerParamsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServerParamsResponse) ProtoMessage() {}
+
+func (x *ServerParamsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_signal_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServerParamsResponse.ProtoReflect.Descriptor instead.
+func (*ServerParamsResponse) Descriptor() ([]byte, []int) {
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ServerParamsResponse) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *ServerParamsResponse) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// ServerMessage is a message to the application server.
+type ServerMessage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The sender's message ID.
+	MsgId int64 `protobuf:"varint,1,opt,name=msg_id,json=msgId,proto3" json:"msg_id,omitempty"`
+	// True for binary, false for text.
+	Binary bool `protobuf:"varint,2,opt,name=binary,proto3" json:"binary,omitempty"`
+	// The message, at most 65,536 bytes.
+	Payload       []byte `protobuf:"bytes,3,opt,name=payload,proto3" json:"payload,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServerMessage) Reset() {
+	*x = ServerMessage{}
+	mi := &file_parley_v1_signal_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServerMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServerMessage) ProtoMessage() {}
+
+func (x *ServerMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_signal_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServerMessage.ProtoReflect.Descriptor instead.
+func (*ServerMessage) Descriptor() ([]byte, []int) {
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ServerMessage) GetMsgId() int64 {
+	if x != nil {
+		return x.MsgId
+	}
+	return 0
+}
+
+func (x *ServerMessage) GetBinary() bool {
+	if x != nil {
+		return x.Binary
+	}
+	return false
+}
+
+func (x *ServerMessage) GetPayload() []byte {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
+// ServerMessageResult is the fate of one ServerMessage.
+type ServerMessageResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The sender's message ID.
+	MsgId int64 `protobuf:"varint,1,opt,name=msg_id,json=msgId,proto3" json:"msg_id,omitempty"`
+	// UserMessageSendResult: 0 the application server answered 2xx, 18 it
+	// answered another status, 17 it could not be reached in time, 105 not
+	// logged in, 106 no server params set, 5 over quota, 103 too long.
+	Code int32 `protobuf:"varint,2,opt,name=code,proto3" json:"code,omitempty"`
+	// The application server's response body, at most 65,536 bytes.
+	Ack           []byte `protobuf:"bytes,3,opt,name=ack,proto3" json:"ack,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServerMessageResult) Reset() {
+	*x = ServerMessageResult{}
+	mi := &file_parley_v1_signal_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServerMessageResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServerMessageResult) ProtoMessage() {}
+
+func (x *ServerMessageResult) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_signal_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServerMessageResult.ProtoReflect.Descriptor instead.
+func (*ServerMessageResult) Descriptor() ([]byte, []int) {
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ServerMessageResult) GetMsgId() int64 {
+	if x != nil {
+		return x.MsgId
+	}
+	return 0
+}
+
+func (x *ServerMessageResult) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *ServerMessageResult) GetAck() []byte {
+	if x != nil {
+		return x.Ack
+	}
+	return nil
+}
+
 var File_parley_v1_signal_proto protoreflect.FileDescriptor
 
 const file_parley_v1_signal_proto_rawDesc = "" +
 	"\n" +
-	"\x16parley/v1/signal.proto\x12\tparley.v1\"\x93\x01\n" +
+	"\x16parley/v1/signal.proto\x12\tparley.v1\x1a\x16parley/v1/packet.proto\"\x98\x04\n" +
 	"\vClientFrame\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12,\n" +
 	"\x04join\x18\x02 \x01(\v2\x16.parley.v1.JoinRequestH\x00R\x04join\x12/\n" +
-	"\x05leave\x18\x03 \x01(\v2\x17.parley.v1.LeaveRequestH\x00R\x05leaveB\x06\n" +
-	"\x04body\"\xd8\x03\n" +
+	"\x05leave\x18\x03 \x01(\v2\x17.parley.v1.LeaveRequestH\x00R\x05leave\x12/\n" +
+	"\x05login\x18\x04 \x01(\v2\x17.parley.v1.LoginRequestH\x00R\x05login\x122\n" +
+	"\x06logout\x18\x05 \x01(\v2\x18.parley.v1.LogoutRequestH\x00R\x06logout\x12?\n" +
+	"\vpeer_status\x18\x06 \x01(\v2\x1c.parley.v1.PeerStatusRequestH\x00R\n" +
+	"peerStatus\x12/\n" +
+	"\x04send\x18\a \x01(\v2\x19.parley.v1.OutsideMessageH\x00R\x04send\x12\"\n" +
+	"\x03ack\x18\b \x01(\v2\x0e.parley.v1.AckH\x00R\x03ack\x12E\n" +
+	"\rserver_params\x18\t \x01(\v2\x1e.parley.v1.ServerParamsRequestH\x00R\fserverParams\x12A\n" +
+	"\x0eserver_message\x18\n" +
+	" \x01(\v2\x18.parley.v1.ServerMessageH\x00R\rserverMessageB\x06\n" +
+	"\x04body\"\xcf\a\n" +
 	"\vServerFrame\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12.\n" +
@@ -1006,7 +1973,19 @@ const file_parley_v1_signal_proto_rawDesc = "" +
 	"userJoined\x122\n" +
 	"\tuser_left\x18\a \x01(\v2\x13.parley.v1.UserLeftH\x00R\buserLeft\x12;\n" +
 	"\froom_removed\x18\b \x01(\v2\x16.parley.v1.RoomRemovedH\x00R\vroomRemoved\x12,\n" +
-	"\ago_away\x18\t \x01(\v2\x11.parley.v1.GoAwayH\x00R\x06goAwayB\x06\n" +
+	"\ago_away\x18\t \x01(\v2\x11.parley.v1.GoAwayH\x00R\x06goAway\x120\n" +
+	"\x05login\x18\n" +
+	" \x01(\v2\x18.parley.v1.LoginResponseH\x00R\x05login\x123\n" +
+	"\x06logout\x18\v \x01(\v2\x19.parley.v1.LogoutResponseH\x00R\x06logout\x12@\n" +
+	"\vpeer_status\x18\f \x01(\v2\x1d.parley.v1.PeerStatusResponseH\x00R\n" +
+	"peerStatus\x12F\n" +
+	"\rserver_params\x18\r \x01(\v2\x1f.parley.v1.ServerParamsResponseH\x00R\fserverParams\x125\n" +
+	"\n" +
+	"logged_out\x18\x0e \x01(\v2\x14.parley.v1.LoggedOutH\x00R\tloggedOut\x125\n" +
+	"\amessage\x18\x0f \x01(\v2\x19.parley.v1.OutsideMessageH\x00R\amessage\x12\"\n" +
+	"\x03ack\x18\x10 \x01(\v2\x0e.parley.v1.AckH\x00R\x03ack\x12+\n" +
+	"\x06result\x18\x11 \x01(\v2\x11.parley.v1.ResultH\x00R\x06result\x12E\n" +
+	"\rserver_result\x18\x12 \x01(\v2\x1e.parley.v1.ServerMessageResultH\x00R\fserverResultB\x06\n" +
 	"\x04body\"O\n" +
 	"\aWelcome\x12\x1d\n" +
 	"\n" +
@@ -1050,7 +2029,44 @@ const file_parley_v1_signal_proto_rawDesc = "" +
 	"\x04code\x18\x02 \x01(\x11R\x04code\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\" \n" +
 	"\x06GoAway\x12\x16\n" +
-	"\x06reason\x18\x01 \x01(\tR\x06reasonB5Z3github.com/parleyhq/parley/proto/parley/v1;parleyv1b\x06proto3"
+	"\x06reason\x18\x01 \x01(\tR\x06reason\"T\n" +
+	"\fLoginRequest\x12\x15\n" +
+	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x14\n" +
+	"\x05token\x18\x02 \x01(\tR\x05token\x12\x17\n" +
+	"\auser_id\x18\x03 \x01(\tR\x06userId\";\n" +
+	"\rLoginResponse\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\x11R\x04code\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x0f\n" +
+	"\rLogoutRequest\"\x10\n" +
+	"\x0eLogoutResponse\"#\n" +
+	"\tLoggedOut\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\x05R\x06reason\",\n" +
+	"\x11PeerStatusRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\"E\n" +
+	"\x12PeerStatusResponse\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x16\n" +
+	"\x06status\x18\x02 \x01(\x05R\x06status\"\x99\x01\n" +
+	"\x0eOutsideMessage\x12\x15\n" +
+	"\x06msg_id\x18\x01 \x01(\x03R\x05msgId\x12\x0e\n" +
+	"\x02to\x18\x02 \x01(\tR\x02to\x12\x12\n" +
+	"\x04from\x18\x03 \x01(\tR\x04from\x12\x16\n" +
+	"\x06binary\x18\x04 \x01(\bR\x06binary\x12\x18\n" +
+	"\apayload\x18\x05 \x01(\fR\apayload\x12\x1a\n" +
+	"\breliable\x18\x06 \x01(\bR\breliable\"E\n" +
+	"\x13ServerParamsRequest\x12\x1c\n" +
+	"\tsignature\x18\x01 \x01(\tR\tsignature\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\"B\n" +
+	"\x14ServerParamsResponse\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"X\n" +
+	"\rServerMessage\x12\x15\n" +
+	"\x06msg_id\x18\x01 \x01(\x03R\x05msgId\x12\x16\n" +
+	"\x06binary\x18\x02 \x01(\bR\x06binary\x12\x18\n" +
+	"\apayload\x18\x03 \x01(\fR\apayload\"R\n" +
+	"\x13ServerMessageResult\x12\x15\n" +
+	"\x06msg_id\x18\x01 \x01(\x03R\x05msgId\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\x05R\x04code\x12\x10\n" +
+	"\x03ack\x18\x03 \x01(\fR\x03ackB5Z3github.com/parleyhq/parley/proto/parley/v1;parleyv1b\x06proto3"
 
 var (
 	file_parley_v1_signal_proto_rawDescOnce sync.Once
@@ -1064,40 +2080,70 @@ func file_parley_v1_signal_proto_rawDescGZIP() []byte {
 	return file_parley_v1_signal_proto_rawDescData
 }
 
-var file_parley_v1_signal_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_parley_v1_signal_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_parley_v1_signal_proto_goTypes = []any{
-	(*ClientFrame)(nil),   // 0: parley.v1.ClientFrame
-	(*ServerFrame)(nil),   // 1: parley.v1.ServerFrame
-	(*Welcome)(nil),       // 2: parley.v1.Welcome
-	(*JoinRequest)(nil),   // 3: parley.v1.JoinRequest
-	(*JoinResponse)(nil),  // 4: parley.v1.JoinResponse
-	(*LeaveRequest)(nil),  // 5: parley.v1.LeaveRequest
-	(*LeaveResponse)(nil), // 6: parley.v1.LeaveResponse
-	(*Member)(nil),        // 7: parley.v1.Member
-	(*RoomJoined)(nil),    // 8: parley.v1.RoomJoined
-	(*UserJoined)(nil),    // 9: parley.v1.UserJoined
-	(*UserLeft)(nil),      // 10: parley.v1.UserLeft
-	(*RoomRemoved)(nil),   // 11: parley.v1.RoomRemoved
-	(*GoAway)(nil),        // 12: parley.v1.GoAway
+	(*ClientFrame)(nil),          // 0: parley.v1.ClientFrame
+	(*ServerFrame)(nil),          // 1: parley.v1.ServerFrame
+	(*Welcome)(nil),              // 2: parley.v1.Welcome
+	(*JoinRequest)(nil),          // 3: parley.v1.JoinRequest
+	(*JoinResponse)(nil),         // 4: parley.v1.JoinResponse
+	(*LeaveRequest)(nil),         // 5: parley.v1.LeaveRequest
+	(*LeaveResponse)(nil),        // 6: parley.v1.LeaveResponse
+	(*Member)(nil),               // 7: parley.v1.Member
+	(*RoomJoined)(nil),           // 8: parley.v1.RoomJoined
+	(*UserJoined)(nil),           // 9: parley.v1.UserJoined
+	(*UserLeft)(nil),             // 10: parley.v1.UserLeft
+	(*RoomRemoved)(nil),          // 11: parley.v1.RoomRemoved
+	(*GoAway)(nil),               // 12: parley.v1.GoAway
+	(*LoginRequest)(nil),         // 13: parley.v1.LoginRequest
+	(*LoginResponse)(nil),        // 14: parley.v1.LoginResponse
+	(*LogoutRequest)(nil),        // 15: parley.v1.LogoutRequest
+	(*LogoutResponse)(nil),       // 16: parley.v1.LogoutResponse
+	(*LoggedOut)(nil),            // 17: parley.v1.LoggedOut
+	(*PeerStatusRequest)(nil),    // 18: parley.v1.PeerStatusRequest
+	(*PeerStatusResponse)(nil),   // 19: parley.v1.PeerStatusResponse
+	(*OutsideMessage)(nil),       // 20: parley.v1.OutsideMessage
+	(*ServerParamsRequest)(nil),  // 21: parley.v1.ServerParamsRequest
+	(*ServerParamsResponse)(nil), // 22: parley.v1.ServerParamsResponse
+	(*ServerMessage)(nil),        // 23: parley.v1.ServerMessage
+	(*ServerMessageResult)(nil),  // 24: parley.v1.ServerMessageResult
+	(*Ack)(nil),                  // 25: parley.v1.Ack
+	(*Result)(nil),               // 26: parley.v1.Result
 }
 var file_parley_v1_signal_proto_depIdxs = []int32{
 	3,  // 0: parley.v1.ClientFrame.join:type_name -> parley.v1.JoinRequest
 	5,  // 1: parley.v1.ClientFrame.leave:type_name -> parley.v1.LeaveRequest
-	2,  // 2: parley.v1.ServerFrame.welcome:type_name -> parley.v1.Welcome
-	4,  // 3: parley.v1.ServerFrame.join:type_name -> parley.v1.JoinResponse
-	6,  // 4: parley.v1.ServerFrame.leave:type_name -> parley.v1.LeaveResponse
-	8,  // 5: parley.v1.ServerFrame.room_joined:type_name -> parley.v1.RoomJoined
-	9,  // 6: parley.v1.ServerFrame.user_joined:type_name -> parley.v1.UserJoined
-	10, // 7: parley.v1.ServerFrame.user_left:type_name -> parley.v1.UserLeft
-	11, // 8: parley.v1.ServerFrame.room_removed:type_name -> parley.v1.RoomRemoved
-	12, // 9: parley.v1.ServerFrame.go_away:type_name -> parley.v1.GoAway
-	7,  // 10: parley.v1.RoomJoined.members:type_name -> parley.v1.Member
-	7,  // 11: parley.v1.UserJoined.member:type_name -> parley.v1.Member
-	12, // [12:12] is the sub-list for method output_type
-	12, // [12:12] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	13, // 2: parley.v1.ClientFrame.login:type_name -> parley.v1.LoginRequest
+	15, // 3: parley.v1.ClientFrame.logout:type_name -> parley.v1.LogoutRequest
+	18, // 4: parley.v1.ClientFrame.peer_status:type_name -> parley.v1.PeerStatusRequest
+	20, // 5: parley.v1.ClientFrame.send:type_name -> parley.v1.OutsideMessage
+	25, // 6: parley.v1.ClientFrame.ack:type_name -> parley.v1.Ack
+	21, // 7: parley.v1.ClientFrame.server_params:type_name -> parley.v1.ServerParamsRequest
+	23, // 8: parley.v1.ClientFrame.server_message:type_name -> parley.v1.ServerMessage
+	2,  // 9: parley.v1.ServerFrame.welcome:type_name -> parley.v1.Welcome
+	4,  // 10: parley.v1.ServerFrame.join:type_name -> parley.v1.JoinResponse
+	6,  // 11: parley.v1.ServerFrame.leave:type_name -> parley.v1.LeaveResponse
+	8,  // 12: parley.v1.ServerFrame.room_joined:type_name -> parley.v1.RoomJoined
+	9,  // 13: parley.v1.ServerFrame.user_joined:type_name -> parley.v1.UserJoined
+	10, // 14: parley.v1.ServerFrame.user_left:type_name -> parley.v1.UserLeft
+	11, // 15: parley.v1.ServerFrame.room_removed:type_name -> parley.v1.RoomRemoved
+	12, // 16: parley.v1.ServerFrame.go_away:type_name -> parley.v1.GoAway
+	14, // 17: parley.v1.ServerFrame.login:type_name -> parley.v1.LoginResponse
+	16, // 18: parley.v1.ServerFrame.logout:type_name -> parley.v1.LogoutResponse
+	19, // 19: parley.v1.ServerFrame.peer_status:type_name -> parley.v1.PeerStatusResponse
+	22, // 20: parley.v1.ServerFrame.server_params:type_name -> parley.v1.ServerParamsResponse
+	17, // 21: parley.v1.ServerFrame.logged_out:type_name -> parley.v1.LoggedOut
+	20, // 22: parley.v1.ServerFrame.message:type_name -> parley.v1.OutsideMessage
+	25, // 23: parley.v1.ServerFrame.ack:type_name -> parley.v1.Ack
+	26, // 24: parley.v1.ServerFrame.result:type_name -> parley.v1.Result
+	24, // 25: parley.v1.ServerFrame.server_result:type_name -> parley.v1.ServerMessageResult
+	7,  // 26: parley.v1.RoomJoined.members:type_name -> parley.v1.Member
+	7,  // 27: parley.v1.UserJoined.member:type_name -> parley.v1.Member
+	28, // [28:28] is the sub-list for method output_type
+	28, // [28:28] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_parley_v1_signal_proto_init() }
@@ -1105,9 +2151,17 @@ func file_parley_v1_signal_proto_init() {
 	if File_parley_v1_signal_proto != nil {
 		return
 	}
+	file_parley_v1_packet_proto_init()
 	file_parley_v1_signal_proto_msgTypes[0].OneofWrappers = []any{
 		(*ClientFrame_Join)(nil),
 		(*ClientFrame_Leave)(nil),
+		(*ClientFrame_Login)(nil),
+		(*ClientFrame_Logout)(nil),
+		(*ClientFrame_PeerStatus)(nil),
+		(*ClientFrame_Send)(nil),
+		(*ClientFrame_Ack)(nil),
+		(*ClientFrame_ServerParams)(nil),
+		(*ClientFrame_ServerMessage)(nil),
 	}
 	file_parley_v1_signal_proto_msgTypes[1].OneofWrappers = []any{
 		(*ServerFrame_Welcome)(nil),
@@ -1118,6 +2172,15 @@ func file_parley_v1_signal_proto_init() {
 		(*ServerFrame_UserLeft)(nil),
 		(*ServerFrame_RoomRemoved)(nil),
 		(*ServerFrame_GoAway)(nil),
+		(*ServerFrame_Login)(nil),
+		(*ServerFrame_Logout)(nil),
+		(*ServerFrame_PeerStatus)(nil),
+		(*ServerFrame_ServerParams)(nil),
+		(*ServerFrame_LoggedOut)(nil),
+		(*ServerFrame_Message)(nil),
+		(*ServerFrame_Ack)(nil),
+		(*ServerFrame_Result)(nil),
+		(*ServerFrame_ServerResult)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1125,7 +2188,7 @@ func file_parley_v1_signal_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_parley_v1_signal_proto_rawDesc), len(file_parley_v1_signal_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,104 @@
+// Package acks keeps the books of cumulative acknowledgements, for the
+// SDK and the relay alike: which reliable messages await an ack, per peer
+// and in sending order, and which acks a receiver still owes.
+package acks
+
+import (
+	"sync"
+	"time"
+)
+
+// Book holds the reliable messages that await an ack, by peer, in the
+// order they were sent: acks are cumulative, so an ack up to N settles a
+// prefix. The zero Book is ready to use.
+type Book struct {
+	mu      sync.Mutex
+	pending map[string][]int64
+}
+
+// Expect notes that message id, to or from peer, awaits an ack.
+func (b *Book) Expect(peer string, id int64) {
+	b.mu.Lock()
+	if b.pending == nil {
+		b.pending = make(map[string][]int64)
+	}
+	b.pending[peer] = append(b.pending[peer], id)
+	b.mu.Unlock()
+}
+
+// Forget takes back the last Expect of id for peer (a failed forward).
+func (b *Book) Forget(peer string, id int64) {
+	b.mu.Lock()
+	q := b.pending[peer]
+	if n := len(q); n > 0 && q[n-1] == id {
+		b.pending[peer] = q[:n-1]
+	}
+	b.mu.Unlock()
+}
+
+// Settle removes and returns peer's messages with IDs up to upTo.
+func (b *Book) Settle(peer string, upTo int64) []int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	q := b.pending[peer]
+	i := 0
+	for i < len(q) && q[i] <= upTo {
+		i++
+	}
+	done := q[:i:i]
+	if i == len(q) {
+		delete(b.pending, peer)
+	} else {
+		b.pending[peer] = q[i:]
+	}
+	return done
+}
+
+// Drain empties the book and returns what was in it.
+func (b *Book) Drain() map[string][]int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p := b.pending
+	b.pending = nil
+	return p
+}
+
+// Batcher gathers the acks a receiver owes and sends one cumulative ack
+// per peer a moment after the first: a burst costs one ack, not one per
+// message.
+type Batcher struct {
+	Delay time.Duration               // how long to gather
+	Flush func(upTo map[string]int64) // sends the acks; runs on a timer goroutine
+
+	mu    sync.Mutex
+	max   map[string]int64
+	armed bool
+}
+
+// Ack records that message id from peer was accepted.
+func (b *Batcher) Ack(peer string, id int64) {
+	b.mu.Lock()
+	if b.max == nil {
+		b.max = make(map[string]int64)
+	}
+	if id > b.max[peer] {
+		b.max[peer] = id
+	}
+	arm := !b.armed
+	b.armed = true
+	b.mu.Unlock()
+	if arm {
+		time.AfterFunc(b.Delay, b.flush)
+	}
+}
+
+func (b *Batcher) flush() {
+	b.mu.Lock()
+	upTo := b.max
+	b.max = nil
+	b.armed = false
+	b.mu.Unlock()
+	if len(upTo) > 0 {
+		b.Flush(upTo)
+	}
+}

@@ -1,0 +1,340 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/parleyhq/parley/internal/ids"
+	"github.com/parleyhq/parley/token"
+	pb "github.com/parleyhq/parley/proto/parley/v1"
+)
+
+// LoginErrorCode, LogoutReason, UserOnlineStatus and result values the
+// login layer sends.
+const (
+	loginOK           = 0
+	loginInvalidToken = -1000
+	loginFailed       = -1001
+	loginInvalidUser  = -1002
+
+	logoutDuplicate = 1
+
+	statusOffline = 0
+	statusOnline  = 1
+
+	resultE2BSSendFailed     = 17
+	resultE2BSReturnFailed   = 18
+	resultNotLogin           = 105
+	resultServerParamsNotSet = 106
+	serverParamsOK           = 200
+)
+
+// maxPostsInFlight bounds one session's concurrent posts to its
+// application server; past it a server message fails at once with
+// E2BSSendFailed rather than queueing without bound.
+const maxPostsInFlight = 64
+
+// loginKey names a logged-in user: user IDs are per app.
+type loginKey struct{ app, user string }
+
+// serverParams are where a session's server messages go.
+type serverParams struct {
+	signature, url string
+}
+
+func (ss *session) frameResult(reqID uint64, body any) {
+	f := &pb.ServerFrame{}
+	switch b := body.(type) {
+	case *pb.LoginResponse:
+		f.Body = &pb.ServerFrame_Login{Login: b}
+	case *pb.LogoutResponse:
+		f.Body = &pb.ServerFrame_Logout{Logout: b}
+	case *pb.PeerStatusResponse:
+		f.Body = &pb.ServerFrame_PeerStatus{PeerStatus: b}
+	case *pb.ServerParamsResponse:
+		f.Body = &pb.ServerFrame_ServerParams{ServerParams: b}
+	case *pb.Result:
+		f.Body = &pb.ServerFrame_Result{Result: b}
+	case *pb.ServerMessageResult:
+		f.Body = &pb.ServerFrame_ServerResult{ServerResult: b}
+	}
+	ss.send(reqID, f)
+}
+
+// loginState is the session's app and logged-in user ID ("" if none).
+func (ss *session) loginState() (app, user string) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.app, ss.login
+}
+
+func (ss *session) handleLogin(reqID uint64, l *pb.LoginRequest) {
+	refuse := func(code int32, format string, args ...any) {
+		reason := fmt.Sprintf(format, args...)
+		ss.log.Info("login refused", zap.Int32("code", code), zap.String("reason", reason))
+		ss.frameResult(reqID, &pb.LoginResponse{Code: code, Reason: reason})
+	}
+	if err := ids.Check("user ID", l.UserId); err != nil {
+		refuse(loginInvalidUser, "%v", err)
+		return
+	}
+	if je := ss.srv.checkToken(l.Token, l.AppId, "", l.UserId); je != nil {
+		refuse(loginInvalidToken, "%s", je.reason)
+		return
+	}
+	if t, _ := token.Parse(l.Token); t != nil && t.RoomID != "" {
+		refuse(loginInvalidToken, "token: a room token (room %q), not a login token", t.RoomID)
+		return
+	}
+	ss.mu.Lock()
+	switch {
+	case ss.ended:
+		ss.mu.Unlock()
+		return
+	case ss.login != "":
+		ss.mu.Unlock()
+		refuse(loginFailed, "already logged in as %q on this connection", ss.login)
+		return
+	case ss.userID != "" && ss.userID != l.UserId:
+		ss.mu.Unlock()
+		refuse(loginInvalidUser, "this connection is user %q in its rooms, not %q", ss.userID, l.UserId)
+		return
+	}
+	ss.userID, ss.login, ss.app, ss.authed = l.UserId, l.UserId, l.AppId, true
+	ss.mu.Unlock()
+	ss.authTimer.Stop()
+	if old := ss.srv.register(loginKey{l.AppId, l.UserId}, ss); old != nil {
+		old.log.Info("logged out: the same user logged in elsewhere")
+		old.endLogin(loginKey{l.AppId, l.UserId})
+		old.send(0, &pb.ServerFrame{Body: &pb.ServerFrame_LoggedOut{LoggedOut: &pb.LoggedOut{Reason: logoutDuplicate}}})
+	}
+	ss.log.Debug("logged in", zap.String("user", l.UserId))
+	ss.frameResult(reqID, &pb.LoginResponse{Code: loginOK})
+}
+
+func (ss *session) handleLogout(reqID uint64) {
+	app, user := ss.loginState()
+	if user != "" {
+		k := loginKey{app, user}
+		ss.srv.unregister(k, ss)
+		ss.endLogin(k)
+	}
+	ss.frameResult(reqID, &pb.LogoutResponse{})
+}
+
+// endLogin clears the session's login; the senders of outside-room
+// messages it never acknowledged get NoReceiver.
+func (ss *session) endLogin(k loginKey) {
+	ss.mu.Lock()
+	if ss.login == k.user {
+		ss.login = ""
+		ss.params = nil
+		if len(ss.members) == 0 {
+			ss.userID = ""
+		}
+	}
+	ss.mu.Unlock()
+	for sender, ids := range ss.unacked.Drain() {
+		if s := ss.srv.loggedIn(loginKey{k.app, sender}); s != nil {
+			for _, id := range ids {
+				s.frameResult(0, &pb.Result{MsgId: id, Code: resultNoReceiver})
+			}
+		}
+	}
+}
+
+func (ss *session) handlePeerStatus(reqID uint64, p *pb.PeerStatusRequest) {
+	app, user := ss.loginState()
+	status := int32(statusOffline)
+	if user != "" && ss.srv.loggedIn(loginKey{app, p.UserId}) != nil {
+		status = statusOnline
+	}
+	ss.frameResult(reqID, &pb.PeerStatusResponse{UserId: p.UserId, Status: status})
+}
+
+// handleSend forwards an outside-room message to the receiver's session.
+func (ss *session) handleSend(m *pb.OutsideMessage) {
+	app, user := ss.loginState()
+	result := func(code int32) { ss.frameResult(0, &pb.Result{MsgId: m.MsgId, Code: code}) }
+	switch {
+	case user == "":
+		result(resultNotLogin)
+		return
+	case len(m.Payload) > MaxPayload:
+		result(resultExceedMaxLength)
+		return
+	case m.To == "":
+		result(resultEmptyUser)
+		return
+	case !ss.quota.userMessage.Allow():
+		result(resultExceedQPS)
+		return
+	}
+	to := ss.srv.loggedIn(loginKey{app, m.To})
+	if to == nil {
+		result(resultNoReceiver)
+		return
+	}
+	m.From = user
+	f := &pb.ServerFrame{Body: &pb.ServerFrame_Message{Message: m}}
+	if m.Reliable {
+		to.unacked.Expect(user, m.MsgId) // Success comes with the receiver's ack
+		to.send(0, f)
+		return
+	}
+	to.send(0, f)
+	result(resultSuccess)
+}
+
+// handleAck forwards a receiver's cumulative ack to the original sender.
+func (ss *session) handleAck(a *pb.Ack) {
+	app, user := ss.loginState()
+	if user == "" {
+		return
+	}
+	ss.unacked.Settle(a.Peer, a.UpTo)
+	if s := ss.srv.loggedIn(loginKey{app, a.Peer}); s != nil {
+		s.send(0, &pb.ServerFrame{Body: &pb.ServerFrame_Ack{Ack: &pb.Ack{Peer: user, UpTo: a.UpTo}}})
+	}
+}
+
+func (ss *session) handleServerParams(reqID uint64, p *pb.ServerParamsRequest) {
+	_, user := ss.loginState()
+	switch {
+	case user == "":
+		ss.frameResult(reqID, &pb.ServerParamsResponse{Code: resultNotLogin, Reason: "not logged in"})
+		return
+	case !ss.srv.allowedURL(p.Url):
+		ss.log.Info("server params refused: URL not allowed", zap.String("url", p.Url))
+		ss.frameResult(reqID, &pb.ServerParamsResponse{Code: resultE2BSSendFailed,
+			Reason: "this server is not configured to post to that URL"})
+		return
+	}
+	ss.mu.Lock()
+	ss.params = &serverParams{signature: p.Signature, url: p.Url}
+	ss.mu.Unlock()
+	ss.frameResult(reqID, &pb.ServerParamsResponse{Code: serverParamsOK})
+}
+
+// handleServerMessage posts a message to the session's application server
+// in the background and reports the answer.
+func (ss *session) handleServerMessage(m *pb.ServerMessage) {
+	result := func(code int32, ack []byte) {
+		ss.frameResult(0, &pb.ServerMessageResult{MsgId: m.MsgId, Code: code, Ack: ack})
+	}
+	ss.mu.Lock()
+	app, user, params := ss.app, ss.login, ss.params
+	ss.mu.Unlock()
+	switch {
+	case user == "":
+		result(resultNotLogin, nil)
+		return
+	case params == nil:
+		result(resultServerParamsNotSet, nil)
+		return
+	case len(m.Payload) > MaxPayload:
+		result(resultExceedMaxLength, nil)
+		return
+	case !ss.quota.server.Allow():
+		result(resultExceedQPS, nil)
+		return
+	case ss.posts.Add(1) > maxPostsInFlight:
+		ss.posts.Add(-1)
+		result(resultE2BSSendFailed, nil)
+		return
+	}
+	srv := ss.srv
+	srv.wg.Add(1) // the session is alive, so the count is above zero
+	go func() {
+		defer srv.wg.Done()
+		defer ss.posts.Add(-1)
+		code, ack := srv.post(params, app, user, m)
+		result(code, ack)
+	}()
+}
+
+// post sends one server message to the application server: 2xx is
+// Success with the body as the ack, another status E2BSReturnFailed, no
+// answer in time E2BSSendFailed. Redirects are not followed: a redirect
+// could lead where the operator did not allow.
+func (s *Server) post(p *serverParams, app, user string, m *pb.ServerMessage) (int32, []byte) {
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.ServerMessageTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(m.Payload))
+	if err != nil {
+		return resultE2BSSendFailed, nil
+	}
+	if m.Binary {
+		req.Header.Set("Content-Type", "application/octet-stream")
+	} else {
+		req.Header.Set("Content-Type", "text/plain; charset=utf-8")
+	}
+	req.Header.Set("X-Parley-Signature", p.signature)
+	req.Header.Set("X-Parley-App-Id", app)
+	req.Header.Set("X-Parley-User-Id", user)
+	req.Header.Set("X-Parley-Message-Id", strconv.FormatInt(m.MsgId, 10))
+	resp, err := s.client.Do(req)
+	if err != nil {
+		s.log.Info("server message not delivered", zap.String("url", p.url), zap.Error(err))
+		return resultE2BSSendFailed, nil
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxPayload+1))
+	if err != nil && !errors.Is(err, io.EOF) {
+		return resultE2BSReturnFailed, nil
+	}
+	if len(body) > MaxPayload {
+		return resultE2BSReturnFailed, body[:MaxPayload]
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return resultE2BSReturnFailed, body
+	}
+	return resultSuccess, body
+}
+
+// allowedURL reports whether the configuration lets server messages go to
+// url: it must start with one of Config.ServerMessageURLPrefixes.
+func (s *Server) allowedURL(url string) bool {
+	for _, p := range s.cfg.ServerMessageURLPrefixes {
+		if p != "" && strings.HasPrefix(url, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// register makes ss the login of k and returns the session it replaces.
+func (s *Server) register(k loginKey, ss *session) *session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.logins[k]
+	s.logins[k] = ss
+	if old == ss {
+		return nil
+	}
+	return old
+}
+
+// unregister removes ss as the login of k, if it still is.
+func (s *Server) unregister(k loginKey, ss *session) {
+	s.mu.Lock()
+	if s.logins[k] == ss {
+		delete(s.logins, k)
+	}
+	s.mu.Unlock()
+}
+
+// loggedIn is the session logged in as k, or nil.
+func (s *Server) loggedIn(k loginKey) *session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.logins[k]
+}
