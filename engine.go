@@ -11,6 +11,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
 
+	"github.com/parleyhq/parley/internal/acks"
 	"github.com/parleyhq/parley/internal/dispatch"
 	"github.com/parleyhq/parley/internal/ids"
 	"github.com/parleyhq/parley/internal/signal"
@@ -95,6 +96,10 @@ type Engine struct {
 	wg        sync.WaitGroup // joins, leaves and teardowns in flight
 
 	out outbox // sends awaiting results
+
+	lmu       sync.Mutex // guards lg; taken before mu, never under it
+	lg        login
+	sigSendMu sync.Mutex // orders signaling sends by message ID
 }
 
 // dial is one connect attempt that several callers may wait for.
@@ -136,6 +141,7 @@ func NewEngine(cfg EngineConfig, h EngineEventHandler, opts ...Option) (*Engine,
 		out:     outbox{pending: make(map[int64]*pendingSend)},
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
+	e.lg.owed = acks.Batcher{Delay: ackDelay, Flush: e.flushLoginAcks}
 	return e, nil
 }
 
@@ -167,6 +173,8 @@ func (e *Engine) CreateRoom(roomID string, h RoomEventHandler) (*Room, error) {
 // idempotent and may be called from a handler. Events already queued still
 // run; Done is closed after the last of them. No OnLeaveRoom follows Close.
 func (e *Engine) Close() error {
+	e.lmu.Lock()
+	defer e.lmu.Unlock()
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
@@ -184,6 +192,11 @@ func (e *Engine) Close() error {
 	// Sends in flight get their one result, then the callbacks stop: what
 	// is queued still runs, producers
 	// waiting on a full queue are released, nothing new is accepted.
+	loggedIn := e.lg.phase == loggedIn || e.lg.phase == loggingIn
+	if loggedIn {
+		e.endLoginLocked()
+		e.emit(func(h EngineEventHandler) { h.OnLogout(LogoutReasonLogout) })
+	}
 	e.failPending(nil)
 	e.q.Close()
 	var atts []*attempt
@@ -192,12 +205,20 @@ func (e *Engine) Close() error {
 			atts = append(atts, a)
 		}
 	}
-	// Leave frames go out before the close frame: the server processes
-	// them in order, so the others see Quit rather than Dropped.
-	if sig != nil {
+	// The server confirms every leave before the transports close: it
+	// would otherwise see a PeerConnection or the connection end first,
+	// and tell the others Dropped rather than Quit.
+	if sig != nil && len(atts) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
+		var wg sync.WaitGroup
 		for _, a := range atts {
-			_ = sig.Send(context.Background(), leaveFrame(a.roomID))
+			wg.Go(func() { _, _ = sig.Request(ctx, leaveFrame(a.roomID, UserOfflineReasonQuit)) })
 		}
+		wg.Wait()
+		cancel()
+	}
+	if sig != nil && loggedIn {
+		_ = sig.Send(context.Background(), &pb.ClientFrame{Body: &pb.ClientFrame_Logout{Logout: &pb.LogoutRequest{}}})
 	}
 	e.cancel()
 	var errs []error
@@ -358,6 +379,13 @@ func (e *Engine) signalClosed(c *signal.Client, err error) {
 	}
 	e.log.Info("connection lost", zap.Error(err))
 	e.emit(func(h EngineEventHandler) { h.OnConnectionStateChanged(ConnectionStateDisconnected) })
+	// The login lived on the connection: it is gone, and Login may be
+	// called again (automatic re-login comes with reconnection).
+	e.lmu.Lock()
+	if e.lg.phase == loggedIn {
+		e.endLoginLocked()
+	}
+	e.lmu.Unlock()
 	for _, r := range rooms {
 		r.lost(nil, int(ErrorCodeJoinRoom), "connection to the server lost")
 	}
@@ -379,6 +407,10 @@ func (e *Engine) onSignal(f *pb.ServerFrame) {
 	case *pb.ServerFrame_GoAway:
 		e.log.Info("server going away", zap.String("reason", b.GoAway.Reason))
 		return
+	case *pb.ServerFrame_LoggedOut, *pb.ServerFrame_Message, *pb.ServerFrame_Ack,
+		*pb.ServerFrame_Result, *pb.ServerFrame_ServerResult:
+		e.onLoginEvent(f)
+		return
 	default:
 		e.log.Debug("unknown server event dropped")
 		return
@@ -391,8 +423,17 @@ func (e *Engine) onSignal(f *pb.ServerFrame) {
 	}
 }
 
-func leaveFrame(roomID string) *pb.ClientFrame {
-	return &pb.ClientFrame{Body: &pb.ClientFrame_Leave{Leave: &pb.LeaveRequest{RoomId: roomID}}}
+// leaveFrame asks the server to remove the member from roomID and to tell
+// the others reason.
+func leaveFrame(roomID string, reason UserOfflineReason) *pb.ClientFrame {
+	return &pb.ClientFrame{Body: &pb.ClientFrame_Leave{Leave: &pb.LeaveRequest{RoomId: roomID, Reason: int32(reason)}}}
+}
+
+// isClosed reports whether Close has been called.
+func (e *Engine) isClosed() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.closed
 }
 
 // liveSignal is the current signaling connection, or nil.

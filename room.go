@@ -135,15 +135,17 @@ func (r *Room) JoinRoom(token string, user UserInfo, cfg RoomConfig) error {
 	return nil
 }
 
+// usableLocked reports ErrEngineClosed once the Engine is closed (its
+// rooms close with it), else ErrRoomClosed once the Room is.
 func (r *Room) usableLocked() error {
-	if r.closed {
-		return ErrRoomClosed
-	}
 	r.e.mu.Lock()
 	closed := r.e.closed
 	r.e.mu.Unlock()
 	if closed {
 		return ErrEngineClosed
+	}
+	if r.closed {
+		return ErrRoomClosed
 	}
 	return nil
 }
@@ -332,11 +334,12 @@ func (r *Room) lost(a *attempt, code int, reason string) {
 	userID := a.user.UserID
 	r.emit(func(h RoomEventHandler) { h.OnRoomStateChanged(r.id, userID, code, RoomStateInfo{}) })
 	// Tell the server, in case it still holds the member, and release the
-	// transport off this goroutine (it may be the signaling reader).
+	// transport off this goroutine (it may be the signaling reader). The
+	// member did not choose to leave: the others are told Dropped.
 	ok := r.e.goTracked(func() {
 		defer close(leaving)
 		a.cancel()
-		r.sendLeave()
+		r.sendLeave(UserOfflineReasonDropped)
 		_ = a.end()
 	})
 	if !ok {
@@ -369,7 +372,7 @@ func (r *Room) LeaveRoom() error {
 	a.cancel()
 	ok := r.e.goTracked(func() {
 		defer close(leaving)
-		r.sendLeave()
+		r.sendLeave(UserOfflineReasonQuit)
 		_ = a.end()
 		r.emit(func(h RoomEventHandler) { h.OnLeaveRoom(stats) })
 	})
@@ -380,15 +383,16 @@ func (r *Room) LeaveRoom() error {
 	return nil
 }
 
-// sendLeave asks the server to remove the member and waits for its answer.
-func (r *Room) sendLeave() {
+// sendLeave asks the server to remove the member, telling the others
+// reason, and waits for its answer.
+func (r *Room) sendLeave(reason UserOfflineReason) {
 	sig := r.e.liveSignal()
 	if sig == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.e.ctx, leaveTimeout)
 	defer cancel()
-	if _, err := sig.Request(ctx, leaveFrame(r.id)); err != nil {
+	if _, err := sig.Request(ctx, leaveFrame(r.id, reason)); err != nil {
 		r.e.log.Debug("leave request", zap.String("room", r.id), zap.Error(err))
 	}
 }
@@ -422,7 +426,7 @@ func (r *Room) Close() error {
 	if a == nil {
 		return nil
 	}
-	r.sendLeave()
+	r.sendLeave(UserOfflineReasonQuit)
 	return a.end()
 }
 

@@ -237,8 +237,11 @@ func (r *room) activate(m *member) {
 }
 
 // remove takes m out of the room. An active member's departure is told to
-// the rest with reason when notify is set. Safe to call more than once.
+// the rest with reason when notify is set, unless the server is shutting
+// down: every member then hears that its room is gone, and nothing of the
+// others. Safe to call more than once.
 func (r *room) remove(m *member, reason int32, notify bool) {
+	notify = notify && !r.srv.shuttingDown()
 	r.mu.Lock()
 	if m.state == stateGone {
 		r.mu.Unlock()

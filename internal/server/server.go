@@ -116,7 +116,7 @@ func (s *Server) Start() error {
 		return fmt.Errorf("server: listen UDP: %w", err)
 	}
 	s.ln, s.udp = ln, udp
-	s.mux = webrtc.NewICEUDPMux(nil, udp)
+	s.mux = webrtc.NewICEUDPMux(transport.NewLogger(s.log, "ice"), udp)
 	loopback := s.cfg.LoopbackOnly || (ip != nil && ip.IsLoopback())
 	s.api = transport.NewAPI(transport.Options{
 		Logger:       s.log,
@@ -256,6 +256,13 @@ func (s *Server) release(r *room) {
 		delete(s.rooms, r.key)
 		s.metrics.rooms.Dec()
 	}
+}
+
+// shuttingDown reports whether Shutdown has begun.
+func (s *Server) shuttingDown() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
 }
 
 func newID() string {

@@ -240,7 +240,11 @@ func (ss *session) handleLeave(reqID uint64, l *pb.LeaveRequest) {
 	m := ss.members[l.RoomId]
 	ss.mu.Unlock()
 	if m != nil {
-		m.room.remove(m, reasonQuit, true)
+		reason := int32(reasonQuit)
+		if l.Reason == reasonDropped {
+			reason = reasonDropped
+		}
+		m.room.remove(m, reason, true)
 	}
 	ss.send(reqID, &pb.ServerFrame{Body: &pb.ServerFrame_Leave{Leave: &pb.LeaveResponse{RoomId: l.RoomId}}})
 }
@@ -257,20 +261,23 @@ func (ss *session) forget(m *member) {
 	ss.mu.Unlock()
 }
 
-// goAway removes the session's members without telling the rooms (the
-// whole server is going), tells the client, and closes the connection.
+// goAway tells the client that each of its rooms is gone (-1084) and that
+// the server is going away, and closes the connection. onClose removes the
+// members once the client has read this: closing their PeerConnections
+// first would race these frames, and the client could report its room
+// transport lost instead. Nobody is told of anybody leaving meanwhile (see
+// room.remove).
 func (ss *session) goAway(reason string) {
 	ss.mu.Lock()
-	members := make([]*member, 0, len(ss.members))
-	for _, m := range ss.members {
-		members = append(members, m)
+	rooms := make([]string, 0, len(ss.members))
+	for id := range ss.members {
+		rooms = append(rooms, id)
 	}
 	ss.mu.Unlock()
-	for _, m := range members {
+	for _, id := range rooms {
 		ss.send(0, &pb.ServerFrame{Body: &pb.ServerFrame_RoomRemoved{RoomRemoved: &pb.RoomRemoved{
-			RoomId: m.room.id, Code: codeAbnormalServerState, Reason: reason,
+			RoomId: id, Code: codeAbnormalServerState, Reason: reason,
 		}}})
-		m.room.remove(m, reasonDropped, false)
 	}
 	ss.send(0, &pb.ServerFrame{Body: &pb.ServerFrame_GoAway{GoAway: &pb.GoAway{Reason: reason}}})
 	ss.srv.metrics.closes.WithLabelValues(closeShutdown).Inc()

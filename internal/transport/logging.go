@@ -15,6 +15,13 @@ func newLoggerFactory(l *zap.Logger) logging.LoggerFactory {
 	return loggerFactory{l.Named("pion")}
 }
 
+// NewLogger returns a pion logger for scope that writes to l as NewAPI's
+// does; a nil l discards everything. It is for pion objects made outside
+// an API, such as the ICE UDP mux, whose nil logger would print to stderr.
+func NewLogger(l *zap.Logger, scope string) logging.LeveledLogger {
+	return newLoggerFactory(l).NewLogger(scope)
+}
+
 type loggerFactory struct{ l *zap.Logger }
 
 func (f loggerFactory) NewLogger(scope string) logging.LeveledLogger {

@@ -824,11 +824,16 @@ func (x *JoinResponse) GetSdpAnswer() string {
 	return ""
 }
 
-// LeaveRequest leaves a room. The others see UserLeft with reason Quit.
+// LeaveRequest leaves a room. The others see UserLeft with the reason
+// given: Quit when the user leaves, Dropped when the client has lost the
+// room's transport and only tells the server so.
 type LeaveRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The room to leave.
-	RoomId        string `protobuf:"bytes,1,opt,name=room_id,json=roomId,proto3" json:"room_id,omitempty"`
+	RoomId string `protobuf:"bytes,1,opt,name=room_id,json=roomId,proto3" json:"room_id,omitempty"`
+	// A UserOfflineReason: Quit (0) or Dropped (1); any other value counts
+	// as Quit.
+	Reason        int32 `protobuf:"varint,2,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -868,6 +873,13 @@ func (x *LeaveRequest) GetRoomId() string {
 		return x.RoomId
 	}
 	return ""
+}
+
+func (x *LeaveRequest) GetReason() int32 {
+	if x != nil {
+		return x.Reason
+	}
+	return 0
 }
 
 // LeaveResponse answers LeaveRequest; the server has removed the member and
@@ -2003,9 +2015,10 @@ const file_parley_v1_signal_proto_rawDesc = "" +
 	"\x04code\x18\x01 \x01(\x11R\x04code\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1d\n" +
 	"\n" +
-	"sdp_answer\x18\x03 \x01(\tR\tsdpAnswer\"'\n" +
+	"sdp_answer\x18\x03 \x01(\tR\tsdpAnswer\"?\n" +
 	"\fLeaveRequest\x12\x17\n" +
-	"\aroom_id\x18\x01 \x01(\tR\x06roomId\"(\n" +
+	"\aroom_id\x18\x01 \x01(\tR\x06roomId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\x05R\x06reason\"(\n" +
 	"\rLeaveResponse\x12\x17\n" +
 	"\aroom_id\x18\x01 \x01(\tR\x06roomId\"@\n" +
 	"\x06Member\x12\x17\n" +

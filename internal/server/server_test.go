@@ -1,0 +1,160 @@
+package server
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/parleyhq/parley/proto/parley/v1"
+	"github.com/parleyhq/parley/token"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// waitTimeout only guards against a hang; every wait ends on a frame.
+const waitTimeout = 15 * time.Second
+
+const (
+	testAppID  = "0123456789abcdef01234567"
+	testAppKey = "test-app-key"
+)
+
+// startServer runs a loopback server with one app, shut down in t.Cleanup.
+func startServer(t *testing.T) *Server {
+	t.Helper()
+	s, err := New(Config{
+		Listen:       "127.0.0.1:0",
+		Apps:         map[string]string{testAppID: testAppKey},
+		LoopbackOnly: true,
+	})
+	require.NoError(t, err)
+	require.NoError(t, s.Start())
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+		defer cancel()
+		require.NoError(t, s.Shutdown(ctx))
+	})
+	return s
+}
+
+// dial opens a raw signaling connection and reads the Welcome.
+func dial(t *testing.T, s *Server) *websocket.Conn {
+	t.Helper()
+	d := websocket.Dialer{HandshakeTimeout: waitTimeout}
+	ws, _, err := d.Dial(s.URL(), nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = ws.Close() })
+	w := read(t, ws).GetWelcome()
+	require.NotNil(t, w, "first frame is Welcome")
+	require.NotEmpty(t, w.SessionId)
+	return ws
+}
+
+func read(t *testing.T, ws *websocket.Conn) *pb.ServerFrame {
+	t.Helper()
+	require.NoError(t, ws.SetReadDeadline(time.Now().Add(waitTimeout)))
+	typ, b, err := ws.ReadMessage()
+	require.NoError(t, err)
+	require.Equal(t, websocket.BinaryMessage, typ)
+	var f pb.ServerFrame
+	require.NoError(t, proto.Unmarshal(b, &f))
+	return &f
+}
+
+func write(t *testing.T, ws *websocket.Conn, f *pb.ClientFrame) {
+	t.Helper()
+	b, err := proto.Marshal(f)
+	require.NoError(t, err)
+	require.NoError(t, ws.SetWriteDeadline(time.Now().Add(waitTimeout)))
+	require.NoError(t, ws.WriteMessage(websocket.BinaryMessage, b))
+}
+
+// validToken is a good token for roomID and userID, whatever they are: a
+// refused join is then refused for its IDs, not its token.
+func validToken(t *testing.T, roomID, userID string) string {
+	t.Helper()
+	tok := token.New(testAppID, testAppKey, roomID, userID)
+	expire := time.Now().Add(time.Hour)
+	tok.ExpireTime(expire)
+	tok.AddPrivilege(token.PrivPublishStream, expire)
+	tok.AddPrivilege(token.PrivSubscribeStream, expire)
+	raw, err := tok.Serialize()
+	require.NoError(t, err)
+	return raw
+}
+
+// joins is the parley_joins_total counter for result.
+func joins(t *testing.T, s *Server, result string) float64 {
+	t.Helper()
+	var m dto.Metric
+	require.NoError(t, s.metrics.joins.WithLabelValues(result).Write(&m))
+	return m.GetCounter().GetValue()
+}
+
+// TestJoinRefused: the server applies the ID, extra-info and token rules
+// itself, whatever the client checked: a join that breaks one is refused
+// with its ByteRTC code, counted, and the connection stays usable.
+func TestJoinRefused(t *testing.T) {
+	long := strings.Repeat("x", 129)
+	cases := []struct {
+		name           string
+		room, user     string
+		extra, token   string // token "" means a valid one for room and user
+		code           int32
+		result, reason string // metric label, a word of the reason
+	}{
+		{"empty user ID", "room1", "", "", "", codeJoinRoom, joinInvalidID, "user ID"},
+		{"user ID with a space", "room1", "a b", "", "", codeJoinRoom, joinInvalidID, "user ID"},
+		{"user ID *", "room1", "*", "", "", codeJoinRoom, joinInvalidID, "user ID"},
+		{"user ID of 129 bytes", "room1", long, "", "", codeJoinRoom, joinInvalidID, "user ID"},
+		{"extra info of 201 bytes", "room1", "alice", strings.Repeat("i", 201), "", codeJoinRoom, joinInvalidID, "extra info"},
+		{"empty room ID", "", "alice", "", "", codeRoomIDIllegal, joinInvalidID, "room ID"},
+		{"room ID with a space", "room 1", "alice", "", "", codeRoomIDIllegal, joinInvalidID, "room ID"},
+		{"room ID *", "*", "alice", "", "", codeRoomIDIllegal, joinInvalidID, "room ID"},
+		{"room ID of 129 bytes", long, "alice", "", "", codeRoomIDIllegal, joinInvalidID, "room ID"},
+		{"room and user ID illegal", "room 1", "a b", "", "", codeRoomIDIllegal, joinInvalidID, "room ID"},
+		{"garbage token", "room1", "alice", "", "garbage", codeInvalidToken, joinInvalidToken, "token"},
+	}
+	s := startServer(t)
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			before := joins(t, s, c.result)
+			ws := dial(t, s)
+			tok := c.token
+			if tok == "" {
+				tok = validToken(t, c.room, c.user)
+			}
+			reqID := uint64(100 + i)
+			write(t, ws, &pb.ClientFrame{RequestId: reqID, Body: &pb.ClientFrame_Join{Join: &pb.JoinRequest{
+				RoomId: c.room, UserId: c.user, ExtraInfo: c.extra, Token: tok,
+			}}})
+			f := read(t, ws)
+			require.Equal(t, reqID, f.RequestId)
+			jr := f.GetJoin()
+			require.NotNil(t, jr, "want a JoinResponse, got %v", f)
+			require.Equal(t, c.code, jr.Code, "reason %q", jr.Reason)
+			require.Contains(t, jr.Reason, c.reason)
+			require.Empty(t, jr.SdpAnswer)
+			require.Equal(t, before+1, joins(t, s, c.result))
+
+			// The connection is still served, and holds no member.
+			write(t, ws, &pb.ClientFrame{RequestId: reqID + 1000, Body: &pb.ClientFrame_Leave{Leave: &pb.LeaveRequest{RoomId: c.room}}})
+			f = read(t, ws)
+			require.Equal(t, reqID+1000, f.RequestId)
+			require.NotNil(t, f.GetLeave())
+			s.mu.Lock()
+			rooms := len(s.rooms)
+			s.mu.Unlock()
+			require.Zero(t, rooms, "a refused join creates no room")
+		})
+	}
+}
