@@ -19,10 +19,14 @@ type lh struct {
 	ev chan string
 }
 
-func (h lh) OnLoginResult(u string, c parley.LoginErrorCode, _ time.Duration) { h.ev <- "login " + c.String() }
-func (h lh) OnLogout(r parley.LogoutReason)                                  { h.ev <- "logout " + r.String() }
-func (h lh) OnGetPeerOnlineStatus(p string, s parley.UserOnlineStatus)        { h.ev <- "status " + p + " " + s.String() }
-func (h lh) OnUserMessageReceivedOutsideRoom(u, m string)                    { h.ev <- "msg " + u + " " + m }
+func (h lh) OnLoginResult(u string, c parley.LoginErrorCode, _ time.Duration) {
+	h.ev <- "login " + c.String()
+}
+func (h lh) OnLogout(r parley.LogoutReason) { h.ev <- "logout " + r.String() }
+func (h lh) OnGetPeerOnlineStatus(p string, s parley.UserOnlineStatus) {
+	h.ev <- "status " + p + " " + s.String()
+}
+func (h lh) OnUserMessageReceivedOutsideRoom(u, m string) { h.ev <- "msg " + u + " " + m }
 func (h lh) OnUserMessageSendResultOutsideRoom(id int64, r parley.UserMessageSendResult) {
 	h.ev <- "result " + r.String()
 }

@@ -13,8 +13,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/parleyhq/parley/internal/ids"
-	"github.com/parleyhq/parley/token"
 	pb "github.com/parleyhq/parley/proto/parley/v1"
+	"github.com/parleyhq/parley/token"
 )
 
 // LoginErrorCode, LogoutReason, UserOnlineStatus and result values the

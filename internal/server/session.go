@@ -39,7 +39,7 @@ type session struct {
 	authTimer *time.Timer
 	quota     userQuota
 
-	unacked acks.Book      // reliable outside-room messages awaiting this session's ack
+	unacked acks.Book    // reliable outside-room messages awaiting this session's ack
 	posts   atomic.Int32 // server messages being posted
 
 	mu      sync.Mutex
