@@ -47,6 +47,12 @@ type Config struct {
 	PingInterval Duration `yaml:"ping_interval"`
 	DrainTimeout Duration `yaml:"drain_timeout"`
 
+	// ServerMessageURLPrefixes are the URLs server messages may be posted
+	// to; none (the default) turns server messages off.
+	ServerMessageURLPrefixes []string `yaml:"server_message_url_prefixes"`
+	// ServerMessageTimeout bounds one post; zero is the server's default.
+	ServerMessageTimeout Duration `yaml:"server_message_timeout"`
+
 	// MemberQueueBytes bounds what the relay holds for one member's data
 	// channel; zero takes the server's default (8 MiB).
 	MemberQueueBytes int `yaml:"member_queue_bytes"`
@@ -159,6 +165,7 @@ func (c Config) check() error {
 		{"join_timeout", c.JoinTimeout},
 		{"ping_interval", c.PingInterval},
 		{"drain_timeout", c.DrainTimeout},
+		{"server_message_timeout", c.ServerMessageTimeout},
 	} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("%s %v is negative", d.name, d.v))
@@ -201,7 +208,10 @@ func (c Config) serverConfig(log *zap.Logger) server.Config {
 		PingInterval: time.Duration(c.PingInterval),
 		DrainTimeout: time.Duration(c.DrainTimeout),
 		MemberQueue:  c.MemberQueueBytes,
-		Quotas:       server.Quotas(c.Quotas),
+
+		ServerMessageURLPrefixes: c.ServerMessageURLPrefixes,
+		ServerMessageTimeout:     time.Duration(c.ServerMessageTimeout),
+		Quotas:                   server.Quotas(c.Quotas),
 	}
 }
 
