@@ -1,7 +1,6 @@
 package parley_test
 
 import (
-	"context"
 	"slices"
 	"testing"
 	"time"
@@ -82,45 +81,8 @@ func (stateHandler) OnRoomMessageSendResult(int64, parley.RoomMessageSendResult)
 // rawSetup connects two pion PeerConnections with Parley's three negotiated
 // channels and returns the time until all six ends are open.
 func rawSetup(b *testing.B, api *webrtc.API) time.Duration {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
 	start := time.Now()
-	var pcs [2]*webrtc.PeerConnection
-	opened := make(chan struct{}, 2*transport.NumChannels)
-	for i := range pcs {
-		pc, err := api.NewPeerConnection(webrtc.Configuration{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		pcs[i] = pc
-		dcs, err := transport.CreateChannels(pc)
-		if err != nil {
-			b.Fatal(err)
-		}
-		for _, dc := range dcs {
-			dc.OnOpen(func() {
-				_, _ = dc.Detach() // as Parley does; pc.Close closes it
-				opened <- struct{}{}
-			})
-		}
-	}
-	offer, err := pcs[0].CreateOffer(nil)
-	must(b, err)
-	must(b, pcs[0].SetLocalDescription(offer))
-	must(b, transport.WaitGathered(ctx, pcs[0]))
-	must(b, pcs[1].SetRemoteDescription(*pcs[0].LocalDescription()))
-	answer, err := pcs[1].CreateAnswer(nil)
-	must(b, err)
-	must(b, pcs[1].SetLocalDescription(answer))
-	must(b, transport.WaitGathered(ctx, pcs[1]))
-	must(b, pcs[0].SetRemoteDescription(*pcs[1].LocalDescription()))
-	for range 2 * transport.NumChannels {
-		select {
-		case <-opened:
-		case <-ctx.Done():
-			b.Fatal("raw pion setup timed out")
-		}
-	}
+	pcs, _, _ := connectRaw(b, api)
 	elapsed := time.Since(start)
 	for _, pc := range pcs {
 		_ = pc.Close()

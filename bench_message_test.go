@@ -220,41 +220,9 @@ type rawPair struct {
 
 func newRawPair(b *testing.B) *rawPair {
 	b.Helper()
-	api := transport.NewAPI(transport.Options{LoopbackOnly: true})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	var (
-		pcs   [2]*webrtc.PeerConnection
-		dcs   [2][transport.NumChannels]*webrtc.DataChannel
-		opens [2]chan transport.Channels
-	)
-	for i := range pcs {
-		pc, err := api.NewPeerConnection(webrtc.Configuration{})
-		must(b, err)
+	pcs, dcs, chans := connectRaw(b, transport.NewAPI(transport.Options{LoopbackOnly: true}))
+	for _, pc := range pcs {
 		b.Cleanup(func() { _ = pc.Close() })
-		pcs[i] = pc
-		dcs[i], err = transport.CreateChannels(pc)
-		must(b, err)
-		opens[i] = make(chan transport.Channels, 1)
-		transport.OnOpen(dcs[i], func(ch transport.Channels) { opens[i] <- ch }, func(err error) { b.Error(err) })
-	}
-	offer, err := pcs[0].CreateOffer(nil)
-	must(b, err)
-	must(b, pcs[0].SetLocalDescription(offer))
-	must(b, transport.WaitGathered(ctx, pcs[0]))
-	must(b, pcs[1].SetRemoteDescription(*pcs[0].LocalDescription()))
-	answer, err := pcs[1].CreateAnswer(nil)
-	must(b, err)
-	must(b, pcs[1].SetLocalDescription(answer))
-	must(b, transport.WaitGathered(ctx, pcs[1]))
-	must(b, pcs[0].SetRemoteDescription(*pcs[1].LocalDescription()))
-	var chans [2]transport.Channels
-	for i := range chans {
-		select {
-		case chans[i] = <-opens[i]:
-		case <-ctx.Done():
-			b.Fatal("raw pair did not open")
-		}
 	}
 	rel := transport.ChannelReliable
 	p := &rawPair{
@@ -275,6 +243,43 @@ func newRawPair(b *testing.B) *rawPair {
 		})
 	}()
 	return p
+}
+
+// connectRaw connects two PeerConnections of api with Parley's three
+// negotiated channels, offer and answer handed over in memory, and returns
+// them once every channel is open at both ends.
+func connectRaw(b *testing.B, api *webrtc.API) (pcs [2]*webrtc.PeerConnection, dcs [2][transport.NumChannels]*webrtc.DataChannel, chans [2]transport.Channels) {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var opens [2]chan transport.Channels
+	for i := range pcs {
+		pc, err := api.NewPeerConnection(webrtc.Configuration{})
+		must(b, err)
+		pcs[i] = pc
+		dcs[i], err = transport.CreateChannels(pc)
+		must(b, err)
+		opens[i] = make(chan transport.Channels, 1)
+		transport.OnOpen(dcs[i], func(ch transport.Channels) { opens[i] <- ch }, func(err error) { b.Error(err) })
+	}
+	offer, err := pcs[0].CreateOffer(nil)
+	must(b, err)
+	must(b, pcs[0].SetLocalDescription(offer))
+	must(b, transport.WaitGathered(ctx, pcs[0]))
+	must(b, pcs[1].SetRemoteDescription(*pcs[0].LocalDescription()))
+	answer, err := pcs[1].CreateAnswer(nil)
+	must(b, err)
+	must(b, pcs[1].SetLocalDescription(answer))
+	must(b, transport.WaitGathered(ctx, pcs[1]))
+	must(b, pcs[0].SetRemoteDescription(*pcs[1].LocalDescription()))
+	for i := range chans {
+		select {
+		case chans[i] = <-opens[i]:
+		case <-ctx.Done():
+			b.Fatal("raw pair did not open")
+		}
+	}
+	return pcs, dcs, chans
 }
 
 // echo makes side 1 send back what it reads instead of counting it.

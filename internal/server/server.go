@@ -150,10 +150,7 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 func (s *Server) UDPAddr() net.Addr { return s.udp.LocalAddr() }
 
 func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {
-	s.mu.Lock()
-	closing := s.closing
-	s.mu.Unlock()
-	if closing {
+	if s.shuttingDown() {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
 	}
@@ -162,10 +159,7 @@ func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *Server) serveRTC(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	closing := s.closing
-	s.mu.Unlock()
-	if closing {
+	if s.shuttingDown() {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
 	}
