@@ -30,6 +30,14 @@ type login struct {
 	params  bool // SetServerParams succeeded
 	claimed bool // holds the Engine's user ID
 
+	// gen counts Login, Logout and re-login calls; a login request's
+	// answer sets the phase only if no later call came in the meantime.
+	gen uint64
+	// last is done when the last queued login operation has run: the
+	// operations (login, logout) reach the server in the order of the
+	// calls, so the server and the Engine end up agreeing.
+	last chan struct{}
+
 	unacked acks.Book    // reliable outside-room messages awaiting acks, by receiver
 	owed    acks.Batcher // acks owed to senders of outside-room messages
 }
@@ -50,37 +58,57 @@ func (e *Engine) Login(token, userID string) error {
 	if e.lg.phase == loggingIn || e.lg.phase == loggedIn {
 		return ErrAlreadyLoggedIn
 	}
-	e.lg.phase, e.lg.userID, e.lg.token, e.lg.started = loggingIn, userID, token, time.Now()
-	e.startLoginLocked()
+	e.lg.userID = userID
+	e.startLoginLocked(token)
 	return nil
 }
 
-// startLoginLocked runs the login of e.lg in the background.
-func (e *Engine) startLoginLocked() {
-	userID, token, started := e.lg.userID, e.lg.token, e.lg.started
-	fail := func(code LoginErrorCode) {
-		e.lg.phase = loggedOut
-		e.emit(func(h EngineEventHandler) { h.OnLoginResult(userID, code, time.Since(started)) })
-	}
-	if err := ids.Check("user ID", userID); err != nil {
-		fail(LoginErrorCodeInvalidUserID)
-		return
-	}
-	if !e.claimUser(userID) {
-		e.log.Info("login refused: the Engine's rooms use another user ID", zap.String("user", userID))
-		fail(LoginErrorCodeInvalidUserID)
-		return
-	}
-	e.lg.claimed = true
-	if !e.goTracked(func() { e.login(userID, token, started) }) {
-		e.releaseUser()
-		e.lg.claimed = false
-		e.lg.phase = loggedOut
+// queueLoginOpLocked runs op after every login operation queued before it.
+func (e *Engine) queueLoginOpLocked(op func()) {
+	prev, done := e.lg.last, make(chan struct{})
+	e.lg.last = done
+	ok := e.goTracked(func() {
+		defer close(done)
+		if prev != nil {
+			select {
+			case <-prev:
+			case <-e.ctx.Done():
+				return
+			}
+		}
+		op()
+	})
+	if !ok {
+		close(done)
 	}
 }
 
+// startLoginLocked logs in as e.lg.userID with token in the background.
+func (e *Engine) startLoginLocked(token string) {
+	e.lg.gen++
+	gen, userID, started := e.lg.gen, e.lg.userID, time.Now()
+	e.lg.phase, e.lg.token, e.lg.started = loggingIn, token, started
+	var refused LoginErrorCode
+	switch {
+	case ids.Check("user ID", userID) != nil:
+		refused = LoginErrorCodeInvalidUserID
+	case !e.claimUser(userID):
+		e.log.Info("login refused: the Engine's rooms use another user ID", zap.String("user", userID))
+		refused = LoginErrorCodeInvalidUserID
+	}
+	if refused != 0 {
+		e.lg.phase = loggedOut
+		e.queueLoginOpLocked(func() {
+			e.emit(func(h EngineEventHandler) { h.OnLoginResult(userID, refused, time.Since(started)) })
+		})
+		return
+	}
+	e.lg.claimed = true
+	e.queueLoginOpLocked(func() { e.login(gen, userID, token, started) })
+}
+
 // login sends the login request and reports its result.
-func (e *Engine) login(userID, token string, started time.Time) {
+func (e *Engine) login(gen uint64, userID, token string, started time.Time) {
 	code := LoginErrorCodeLoginFailed
 	ctx, cancel := context.WithTimeout(e.ctx, dialTimeout)
 	defer cancel()
@@ -101,24 +129,22 @@ func (e *Engine) login(userID, token string, started time.Time) {
 		}
 	}
 	e.lmu.Lock()
-	if e.lg.phase != loggingIn || e.lg.userID != userID {
-		e.lmu.Unlock() // logged out or closed meanwhile
-		return
-	}
-	switch code {
-	case LoginErrorCodeSuccess:
-		e.lg.phase = loggedIn
-	case LoginErrorCodeInvalidToken:
-		e.lg.phase = tokenFailed
-	default:
-		e.lg.phase = loggedOut
-	}
-	if code != LoginErrorCodeSuccess && e.lg.claimed {
-		e.lg.claimed = false
-		e.releaseUser()
+	defer e.lmu.Unlock()
+	if e.lg.gen == gen { // no Logout or other login since: this answer decides
+		switch code {
+		case LoginErrorCodeSuccess:
+			e.lg.phase = loggedIn
+		case LoginErrorCodeInvalidToken:
+			e.lg.phase = tokenFailed
+		default:
+			e.lg.phase = loggedOut
+		}
+		if code != LoginErrorCodeSuccess && e.lg.claimed {
+			e.lg.claimed = false
+			e.releaseUser()
+		}
 	}
 	e.emit(func(h EngineEventHandler) { h.OnLoginResult(userID, code, time.Since(started)) })
-	e.lmu.Unlock()
 }
 
 // Logout ends the login, ByteRTC's logout; OnLogout(LogoutReasonLogout)
@@ -134,7 +160,7 @@ func (e *Engine) Logout() error {
 		return ErrNotLoggedIn
 	}
 	e.endLoginLocked()
-	e.goTracked(func() {
+	e.queueLoginOpLocked(func() {
 		if sig := e.liveSignal(); sig != nil {
 			ctx, cancel := context.WithTimeout(e.ctx, leaveTimeout)
 			defer cancel()
@@ -149,6 +175,7 @@ func (e *Engine) Logout() error {
 
 // endLoginLocked forgets the login and fails its sends in flight.
 func (e *Engine) endLoginLocked() {
+	e.lg.gen++
 	e.lg.phase = loggedOut
 	e.lg.params = false
 	if e.lg.claimed {
@@ -174,8 +201,7 @@ func (e *Engine) UpdateLoginToken(token string) error {
 	case loggedOut:
 		return ErrNotLoggedIn
 	case tokenFailed:
-		e.lg.phase, e.lg.token, e.lg.started = loggingIn, token, time.Now()
-		e.startLoginLocked()
+		e.startLoginLocked(token)
 	default:
 		e.lg.token = token
 	}
@@ -248,11 +274,15 @@ func (e *Engine) sendOutside(to string, payload []byte, binary bool, cfg Message
 		code = int(UserMessageSendResultUnknown)
 	}
 	if code >= 0 {
-		return e.fail(&pendingSend{kind: kindOutside}, code)
+		return e.fail(&pendingSend{kind: kindOutside, to: to}, code)
 	}
-	return e.sendSignal(&pendingSend{kind: kindOutside}, func(id int64) *pb.ClientFrame {
-		if reliable {
-			e.lg.unacked.Expect(to, id)
+	ps := &pendingSend{kind: kindOutside, to: to}
+	if reliable {
+		ps.book = &e.lg.unacked
+	}
+	return e.sendSignal(ps, func(id int64) *pb.ClientFrame {
+		if ps.book != nil {
+			ps.book.Expect(to, id)
 		}
 		return &pb.ClientFrame{Body: &pb.ClientFrame_Send{Send: &pb.OutsideMessage{
 			MsgId: id, To: to, Binary: binary, Payload: payload, Reliable: reliable,
@@ -265,7 +295,7 @@ func (e *Engine) sendOutside(to string, payload []byte, binary bool, cfg Message
 func (e *Engine) sendSignal(ps *pendingSend, frame func(id int64) *pb.ClientFrame) int64 {
 	e.sigSendMu.Lock()
 	defer e.sigSendMu.Unlock()
-	id := e.newID(ps)
+	id := e.newID(ps, true)
 	if id < 0 {
 		return -1
 	}

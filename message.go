@@ -65,8 +65,10 @@ const (
 // pendingSend is a send waiting for its result.
 type pendingSend struct {
 	kind  sendKind
-	room  *Room    // for kindUser and kindBroadcast
-	att   *attempt // the room attempt it was sent on; nil outside rooms
+	room  *Room      // for kindUser and kindBroadcast
+	att   *attempt   // the room attempt it was sent on; nil outside rooms
+	to    string     // the receiver of a user message
+	book  *acks.Book // where a reliable user message awaits its ack; nil if none
 	timer *time.Timer
 }
 
@@ -86,8 +88,12 @@ func (r *Room) send(to string, payload []byte, binary, broadcast bool, cfg Messa
 	}
 	r.mu.Lock()
 	a := r.att
-	joined := a != nil && a.joined && !r.closed
+	closed := r.closed
+	joined := a != nil && a.joined
 	r.mu.Unlock()
+	if closed {
+		return -1 // a destroyed Room, like a closed Engine, reports nothing
+	}
 
 	var code int
 	switch {
@@ -101,15 +107,18 @@ func (r *Room) send(to string, payload []byte, binary, broadcast bool, cfg Messa
 		code = int(UserMessageSendResultUnknown)
 	}
 	if code != 0 {
-		return e.fail(&pendingSend{kind: kindOf(broadcast), room: r}, code)
+		return e.fail(&pendingSend{kind: kindOf(broadcast), room: r, to: to}, code)
 	}
 	// The ID is assigned and the packet written under the attempt's send
 	// lock, so IDs rise in write order on each channel: cumulative acks
 	// depend on it.
 	a.sendMu.Lock()
 	defer a.sendMu.Unlock()
-	ps := &pendingSend{kind: kindOf(broadcast), room: r, att: a}
-	id := e.newID(ps)
+	ps := &pendingSend{kind: kindOf(broadcast), room: r, att: a, to: to}
+	if ch == transport.ChannelReliable && !broadcast {
+		ps.book = &a.unacked
+	}
+	id := e.newID(ps, true)
 	if id < 0 {
 		return -1
 	}
@@ -119,8 +128,8 @@ func (r *Room) send(to string, payload []byte, binary, broadcast bool, cfg Messa
 	if err != nil {
 		panic("parley: marshal packet: " + err.Error()) // only a programming error gets here
 	}
-	if ch == transport.ChannelReliable && !broadcast {
-		a.unacked.Expect(to, id)
+	if ps.book != nil {
+		ps.book.Expect(to, id)
 	}
 	r.mu.Lock()
 	w := a.writers[ch]
@@ -134,9 +143,11 @@ func (r *Room) send(to string, payload []byte, binary, broadcast bool, cfg Messa
 	return id
 }
 
-// newID returns the Engine's next message ID and, with ps, registers it
-// and starts its timeout; -1 on a closed Engine.
-func (e *Engine) newID(ps *pendingSend) int64 {
+// newID returns the Engine's next message ID with ps registered under it,
+// and with timeout, starts its timer; -1 on a closed Engine. Registering
+// in the same step as the ID is handed out leaves no moment in which
+// Close could miss the send.
+func (e *Engine) newID(ps *pendingSend, timeout bool) int64 {
 	e.out.mu.Lock()
 	defer e.out.mu.Unlock()
 	e.mu.Lock()
@@ -147,8 +158,8 @@ func (e *Engine) newID(ps *pendingSend) int64 {
 	}
 	e.out.next++
 	id := e.out.next
-	if ps != nil {
-		e.out.pending[id] = ps
+	e.out.pending[id] = ps
+	if timeout {
 		ps.timer = time.AfterFunc(e.opts.messageTimeout, func() {
 			e.resolve(id, int(UserMessageSendResultTimeout))
 		})
@@ -166,11 +177,8 @@ func kindOf(broadcast bool) sendKind {
 // fail assigns an ID to a send that failed before it left and reports its
 // result; -1 on a closed Engine.
 func (e *Engine) fail(ps *pendingSend, code int) int64 {
-	id := e.newID(nil)
+	id := e.newID(ps, false)
 	if id > 0 {
-		e.out.mu.Lock()
-		e.out.pending[id] = ps
-		e.out.mu.Unlock()
 		e.resolve(id, code)
 	}
 	return id
@@ -182,16 +190,24 @@ func (e *Engine) resolve(id int64, code int) { e.resolveAck(id, code, nil) }
 
 // resolveAck is resolve with the application server's answer of a server
 // message.
+//
+// The result is queued while the send is taken out of the pending set,
+// under one lock: Close, which fails what is pending and then stops the
+// queue, can never find a send gone from the set whose result is not
+// queued yet.
 func (e *Engine) resolveAck(id int64, code int, ack []byte) {
 	e.out.mu.Lock()
+	defer e.out.mu.Unlock()
 	ps := e.out.pending[id]
-	delete(e.out.pending, id)
-	e.out.mu.Unlock()
 	if ps == nil {
 		return
 	}
+	delete(e.out.pending, id)
 	if ps.timer != nil {
 		ps.timer.Stop()
+	}
+	if ps.book != nil && code != int(UserMessageSendResultSuccess) {
+		ps.book.Remove(ps.to, id) // no ack will come for it
 	}
 	switch ps.kind {
 	case kindBroadcast:

@@ -36,6 +36,25 @@ func (b *Book) Forget(peer string, id int64) {
 	b.mu.Unlock()
 }
 
+// Remove takes message id of peer out of the book, wherever it is: it got
+// a result other than an ack (no receiver, timeout) and no ack will come.
+func (b *Book) Remove(peer string, id int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	q := b.pending[peer]
+	for i, v := range q {
+		if v == id {
+			q = append(q[:i:i], q[i+1:]...)
+			break
+		}
+	}
+	if len(q) == 0 {
+		delete(b.pending, peer)
+	} else {
+		b.pending[peer] = q
+	}
+}
+
 // Settle removes and returns peer's messages with IDs up to upTo.
 func (b *Book) Settle(peer string, upTo int64) []int64 {
 	b.mu.Lock()

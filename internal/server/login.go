@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -301,14 +302,42 @@ func (s *Server) post(p *serverParams, app, user string, m *pb.ServerMessage) (i
 }
 
 // allowedURL reports whether the configuration lets server messages go to
-// url: it must start with one of Config.ServerMessageURLPrefixes.
-func (s *Server) allowedURL(url string) bool {
+// raw: an http or https URL with no user info whose scheme and host (with
+// port) equal those of one of Config.ServerMessageURLPrefixes and whose
+// path lies under that prefix's path. The URLs are compared parsed, not as
+// strings: "http://allowed@elsewhere/" and "http://allowed.elsewhere/"
+// start with the string "http://allowed" and go elsewhere.
+func (s *Server) allowedURL(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || u.User != nil || u.Opaque != "" || u.Host == "" ||
+		(u.Scheme != "http" && u.Scheme != "https") {
+		return false
+	}
 	for _, p := range s.cfg.ServerMessageURLPrefixes {
-		if p != "" && strings.HasPrefix(url, p) {
+		pu, err := url.Parse(p)
+		if err != nil || pu.User != nil || pu.Host == "" {
+			continue
+		}
+		if !strings.EqualFold(u.Scheme, pu.Scheme) || !strings.EqualFold(u.Host, pu.Host) {
+			continue
+		}
+		if underPath(u.EscapedPath(), pu.EscapedPath()) {
 			return true
 		}
 	}
 	return false
+}
+
+// underPath reports whether path is prefix or lies below it, segment-wise:
+// "/a/b" is under "/a" and "/a/", "/ab" is not under "/a".
+func underPath(path, prefix string) bool {
+	if prefix == "" || prefix == "/" {
+		return true
+	}
+	if !strings.HasPrefix(path, prefix) {
+		return false
+	}
+	return len(path) == len(prefix) || strings.HasSuffix(prefix, "/") || path[len(prefix)] == '/'
 }
 
 // register makes ss the login of k and returns the session it replaces.
