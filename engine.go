@@ -201,7 +201,7 @@ func (e *Engine) Close() error {
 	e.q.Close()
 	var atts []*attempt
 	for _, r := range rooms {
-		if a := r.destroy(false); a != nil {
+		if a := r.destroy(); a != nil {
 			atts = append(atts, a)
 		}
 	}

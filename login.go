@@ -268,6 +268,8 @@ func (e *Engine) sendOutside(to string, payload []byte, binary bool, cfg Message
 		code = int(UserMessageSendResultNotLogin)
 	case to == "":
 		code = int(UserMessageSendResultEmptyUser)
+	case ids.Check("user ID", to) != nil:
+		code = int(UserMessageSendResultNoReceiver) // nobody can log in with that ID
 	case len(payload) > MaxMessageSize:
 		code = int(UserMessageSendResultExceedMaxLength)
 	case cfg < MessageConfigReliableOrdered || cfg > MessageConfigUnreliableUnordered:

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/parleyhq/parley/internal/acks"
+	"github.com/parleyhq/parley/internal/ids"
 	"github.com/parleyhq/parley/internal/transport"
 	pb "github.com/parleyhq/parley/proto/parley/v1"
 )
@@ -99,6 +100,8 @@ func (r *Room) send(to string, payload []byte, binary, broadcast bool, cfg Messa
 	switch {
 	case !broadcast && to == "":
 		code = int(UserMessageSendResultEmptyUser)
+	case !broadcast && ids.Check("user ID", to) != nil:
+		code = int(UserMessageSendResultNoReceiver) // no member can have that ID
 	case len(payload) > MaxMessageSize:
 		code = int(UserMessageSendResultExceedMaxLength)
 	case !joined:
@@ -136,7 +139,11 @@ func (r *Room) send(to string, payload []byte, binary, broadcast bool, cfg Messa
 	r.mu.Unlock()
 	if err := w.Write(a.ctx, b); err != nil {
 		e.log.Debug("send", zap.String("room", r.id), zap.Error(err))
-		e.resolve(id, int(UserMessageSendResultNoConnection))
+		code := UserMessageSendResultNoConnection
+		if a.ctx.Err() != nil { // the room was left or lost while the send waited
+			code = UserMessageSendResultNetworkDisconnected
+		}
+		e.resolve(id, int(code))
 		return id
 	}
 	a.stats.sent(len(payload))

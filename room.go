@@ -23,7 +23,8 @@ import (
 type Room struct {
 	e       *Engine
 	id      string
-	handler atomic.Value // handlerBox
+	handler  atomic.Value // handlerBox
+	silenced atomic.Bool  // set by Close: no further event is queued
 
 	mu      sync.Mutex
 	closed  bool
@@ -80,7 +81,11 @@ func (r *Room) SetRoomEventHandler(h RoomEventHandler) {
 }
 
 // emit queues a call of the room's handler as it is when the call runs.
+// Nothing is queued once the Room is closed.
 func (r *Room) emit(f func(h RoomEventHandler)) {
+	if r.silenced.Load() {
+		return
+	}
 	r.e.q.Control(func() { f(r.handler.Load().(handlerBox).h) })
 }
 
@@ -414,15 +419,21 @@ func (r *Room) UpdateToken(token string) error {
 }
 
 // Close leaves the room if it is in it and releases it, ByteRTC's
-// destroy(): no callback of the room runs after it, and every method but
-// RoomID returns ErrRoomClosed. It is idempotent.
+// destroy(): every method but RoomID returns ErrRoomClosed and every send
+// -1. Events queued before Close still run, and so does the one result of
+// each send in flight (NetworkDisconnected); no other callback of the room
+// follows. It is idempotent.
 func (r *Room) Close() error {
-	a := r.destroy(true)
+	a := r.destroy()
 	r.e.mu.Lock()
 	if r.e.rooms[r.id] == r {
 		delete(r.e.rooms, r.id)
 	}
 	r.e.mu.Unlock()
+	if a != nil {
+		r.e.failPending(a)
+	}
+	r.silenced.Store(true)
 	if a == nil {
 		return nil
 	}
@@ -431,24 +442,16 @@ func (r *Room) Close() error {
 }
 
 // destroy marks the room closed and detaches its attempt, which the caller
-// ends. With silence, the room's handler is replaced so nothing already
-// queued reaches the user (Room.Close); Engine.Close keeps it, so the
-// results of sends in flight are delivered.
-func (r *Room) destroy(silence bool) *attempt {
+// ends; nil if the room was closed already or not in use.
+func (r *Room) destroy() *attempt {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		return nil
 	}
 	r.closed = true
-	if silence {
-		r.handler.Store(handlerBox{NopRoomEventHandler{}})
-	}
 	a := r.att
 	r.att = nil
-	if a == nil {
-		return nil
-	}
 	return a
 }
 

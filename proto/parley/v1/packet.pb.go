@@ -140,7 +140,9 @@ type Message struct {
 	// Client to server: the receiver's user ID; empty for a broadcast.
 	To string `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
 	// Server to client: the sender's user ID, stamped by the server from the
-	// sender's session (a value sent by a client is ignored).
+	// sender's session. The server appends its own from field after the
+	// message's bytes, so a value a client wrote is overridden (protobuf's
+	// last-field-wins rule); receivers must accept the field twice.
 	From string `protobuf:"bytes,3,opt,name=from,proto3" json:"from,omitempty"`
 	// True for a room broadcast.
 	Broadcast bool `protobuf:"varint,4,opt,name=broadcast,proto3" json:"broadcast,omitempty"`
@@ -294,7 +296,8 @@ type Result struct {
 	// UserMessageSendResult for a user message (0 success when forwarded,
 	// unreliable modes only; 3 no receiver, also for a reliable message its
 	// receiver never acknowledged before it left; 4 no relay path, an
-	// unreliable message dropped because the receiver's queue was full; 5
+	// unreliable message dropped because the receiver's queue was full or
+	// the write to it failed; 5
 	// over quota; 103 too long; 104 empty receiver), RoomMessageSendResult
 	// for a broadcast (200 handed to every other member; 5 over quota; 103
 	// too long).
