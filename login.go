@@ -224,7 +224,7 @@ func (e *Engine) GetPeerOnlineStatus(peerUserID string) error {
 	if e.lg.phase != loggedIn {
 		return ErrNotLoggedIn
 	}
-	e.goTracked(func() {
+	e.queueLoginOpLocked(func() {
 		status := UserOnlineStatusOffline
 		if sig := e.liveSignal(); sig != nil {
 			ctx, cancel := context.WithTimeout(e.ctx, e.opts.messageTimeout)
@@ -328,7 +328,7 @@ func (e *Engine) SetServerParams(signature, url string) error {
 		e.emit(func(h EngineEventHandler) { h.OnServerParamsSetResult(int(UserMessageSendResultNotLogin)) })
 		return nil
 	}
-	e.goTracked(func() {
+	e.queueLoginOpLocked(func() {
 		code := int(UserMessageSendResultNoConnection)
 		if sig := e.liveSignal(); sig != nil {
 			ctx, cancel := context.WithTimeout(e.ctx, e.opts.messageTimeout)
@@ -340,11 +340,9 @@ func (e *Engine) SetServerParams(signature, url string) error {
 				code = int(resp.GetServerParams().GetCode())
 			}
 		}
-		if code == 200 {
-			e.lmu.Lock()
-			e.lg.params = e.lg.phase == loggedIn
-			e.lmu.Unlock()
-		}
+		e.lmu.Lock() // a refused URL leaves no params set, as on the server
+		e.lg.params = code == 200 && e.lg.phase == loggedIn
+		e.lmu.Unlock()
 		e.emit(func(h EngineEventHandler) { h.OnServerParamsSetResult(code) })
 	})
 	return nil

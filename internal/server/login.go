@@ -112,13 +112,15 @@ func (ss *session) handleLogin(reqID uint64, l *pb.LoginRequest) {
 	ss.userID, ss.login, ss.app, ss.authed = l.UserId, l.UserId, l.AppId, true
 	ss.mu.Unlock()
 	ss.authTimer.Stop()
+	// The answer is queued before the login is visible to others, so that
+	// no message to the user can overtake it.
+	ss.frameResult(reqID, &pb.LoginResponse{Code: loginOK})
 	if old := ss.srv.register(loginKey{l.AppId, l.UserId}, ss); old != nil {
 		old.log.Info("logged out: the same user logged in elsewhere")
 		old.endLogin(loginKey{l.AppId, l.UserId})
 		old.send(0, &pb.ServerFrame{Body: &pb.ServerFrame_LoggedOut{LoggedOut: &pb.LoggedOut{Reason: logoutDuplicate}}})
 	}
 	ss.log.Debug("logged in", zap.String("user", l.UserId))
-	ss.frameResult(reqID, &pb.LoginResponse{Code: loginOK})
 }
 
 func (ss *session) handleLogout(reqID uint64) {
@@ -215,6 +217,9 @@ func (ss *session) handleServerParams(reqID uint64, p *pb.ServerParamsRequest) {
 		return
 	case !ss.srv.allowedURL(p.Url):
 		ss.log.Info("server params refused: URL not allowed", zap.String("url", p.Url))
+		ss.mu.Lock()
+		ss.params = nil // a refused URL leaves no params set
+		ss.mu.Unlock()
 		ss.frameResult(reqID, &pb.ServerParamsResponse{Code: resultE2BSSendFailed,
 			Reason: "this server is not configured to post to that URL"})
 		return

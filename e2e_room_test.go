@@ -1,0 +1,560 @@
+package parley_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/parleyhq/parley"
+	"github.com/parleyhq/parley/parleytest"
+	"github.com/parleyhq/parley/token"
+)
+
+// TestJoin checks a first join's state 0 and its RoomStateInfo, and the
+// order of the membership events: a joiner hears state 0 first, then one
+// OnUserJoined per member already present, in join order, with their
+// ExtraInfo; the members present hear about the joiner once.
+func TestJoin(t *testing.T) {
+	srv := parleytest.NewServer(t)
+
+	alice := newMember(t, srv, "room1", parley.UserInfo{UserID: "alice", ExtraInfo: "a's info"})
+	before := time.Now()
+	sc := alice.join(t, srv)
+	elapsedMax := time.Since(before)
+	require.Equal(t, stateChanged{
+		RoomID: "room1", UserID: "alice", State: 0,
+		Info: parley.RoomStateInfo{Elapsed: sc.Info.Elapsed, JoinType: parley.JoinTypeFirst},
+	}, sc)
+	require.Positive(t, sc.Info.Elapsed)
+	require.LessOrEqual(t, sc.Info.Elapsed, elapsedMax, "Elapsed runs from the JoinRoom call to the join")
+	var extra struct {
+		Elapsed  *int64 `json:"elapsed"`
+		JoinType *int   `json:"join_type"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(sc.Info.String()), &extra), "RoomStateInfo.String() is JSON: %s", sc.Info)
+	require.NotNil(t, extra.Elapsed)
+	require.NotNil(t, extra.JoinType)
+	require.Equal(t, sc.Info.Elapsed.Milliseconds(), *extra.Elapsed)
+	require.Equal(t, 0, *extra.JoinType)
+
+	bob := joined(t, srv, "room1", "bob", "b's info")
+	bob.rec.requireJoined(t, alice.user)
+	alice.rec.requireJoined(t, bob.user)
+
+	carol := joined(t, srv, "room1", "carol", "")
+	carol.rec.requireJoined(t, alice.user)
+	carol.rec.requireJoined(t, bob.user)
+	alice.rec.requireJoined(t, carol.user)
+	bob.rec.requireJoined(t, carol.user)
+
+	// Each has had exactly those events: a fourth joiner is the next one.
+	dave := joined(t, srv, "room1", "dave", "d")
+	for _, u := range []parley.UserInfo{alice.user, bob.user, carol.user} {
+		dave.rec.requireJoined(t, u)
+	}
+	for _, m := range []*member{alice, bob, carol} {
+		m.rec.requireJoined(t, dave.user)
+	}
+}
+
+// TestLeave: the leaver gets OnLeaveRoom with its stats, the others
+// OnUserLeave(Quit); the room can be joined again and the membership
+// events start over.
+func TestLeave(t *testing.T) {
+	srv := parleytest.NewServer(t)
+	alice := joined(t, srv, "room1", "alice", "a")
+	bob := joined(t, srv, "room1", "bob", "b")
+	bob.rec.requireJoined(t, alice.user)
+	alice.rec.requireJoined(t, bob.user)
+	carol := joined(t, srv, "room1", "carol", "c")
+	carol.rec.requireJoined(t, alice.user)
+	carol.rec.requireJoined(t, bob.user)
+	alice.rec.requireJoined(t, carol.user)
+	bob.rec.requireJoined(t, carol.user)
+
+	require.NoError(t, alice.room.LeaveRoom())
+	stats := alice.rec.requireLeft(t)
+	require.Equal(t, 3, stats.UserCount, "UserCount counts the leaver")
+	require.Positive(t, stats.Duration)
+	bob.rec.requireLeave(t, "alice", parley.UserOfflineReasonQuit)
+	carol.rec.requireLeave(t, "alice", parley.UserOfflineReasonQuit)
+
+	// Leaving again is harmless: zero stats, nobody hears of it.
+	require.NoError(t, alice.room.LeaveRoom())
+	require.Equal(t, parley.RoomStats{}, alice.rec.requireLeft(t))
+
+	// Rejoin: a first join again, the members in join order.
+	sc := alice.join(t, srv)
+	require.Equal(t, parley.JoinTypeFirst, sc.Info.JoinType)
+	require.Positive(t, sc.Info.Elapsed)
+	alice.rec.requireJoined(t, bob.user)
+	alice.rec.requireJoined(t, carol.user)
+	bob.rec.requireJoined(t, alice.user)
+	carol.rec.requireJoined(t, alice.user)
+
+	// The second stay has stats of its own.
+	require.NoError(t, bob.room.LeaveRoom())
+	require.Equal(t, 3, bob.rec.requireLeft(t).UserCount)
+	alice.rec.requireLeave(t, "bob", parley.UserOfflineReasonQuit)
+	carol.rec.requireLeave(t, "bob", parley.UserOfflineReasonQuit)
+	require.NoError(t, alice.room.LeaveRoom())
+	require.Equal(t, 2, alice.rec.requireLeft(t).UserCount)
+	carol.rec.requireLeave(t, "alice", parley.UserOfflineReasonQuit)
+}
+
+// TestLeaveNotJoined: LeaveRoom on a room never joined is harmless and
+// reports OnLeaveRoom with zero stats.
+func TestLeaveNotJoined(t *testing.T) {
+	srv := parleytest.NewServer(t)
+	m := newMember(t, srv, "room1", parley.UserInfo{UserID: "alice"})
+	require.NoError(t, m.room.LeaveRoom())
+	require.Equal(t, parley.RoomStats{}, m.rec.requireLeft(t))
+	require.NoError(t, m.room.LeaveRoom())
+	require.Equal(t, parley.RoomStats{}, m.rec.requireLeft(t))
+	// The room is still usable.
+	m.join(t, srv)
+}
+
+// TestDroppedMember: a member whose network dies without a leave request
+// is seen by the others as OnUserLeave(Dropped), whichever link died; its
+// own room reports the loss, and it can join again.
+func TestDroppedMember(t *testing.T) {
+	crashes := []struct {
+		name  string
+		crash func(m *member, p *cutProxy) error
+	}{
+		// The room's PeerConnection closes under the Engine.
+		{"room transport closed", func(m *member, _ *cutProxy) error { return parley.CrashRoomTransport(m.room) }},
+		// The Engine's WebSocket closes (with a close frame) under it.
+		{"signaling closed", func(m *member, _ *cutProxy) error { return parley.CrashSignaling(m.e) }},
+		// The signaling TCP connection dies: no close frame at all.
+		{"signaling cut", func(_ *member, p *cutProxy) error { p.cut(); return nil }},
+	}
+	for _, c := range crashes {
+		t.Run(c.name, func(t *testing.T) {
+			srv := parleytest.NewServer(t)
+			proxy := newCutProxy(t, srv)
+			alice := joined(t, srv, "room1", "alice", "")
+			bob := newMemberAt(t, parley.EngineConfig{AppID: srv.AppID, ServerURL: proxy.URL()}, "room1", parley.UserInfo{UserID: "bob"})
+			bob.join(t, srv)
+			bob.rec.requireJoined(t, alice.user)
+			alice.rec.requireJoined(t, bob.user)
+
+			require.NoError(t, c.crash(bob, proxy))
+			alice.rec.requireLeave(t, "bob", parley.UserOfflineReasonDropped)
+			bob.rec.requireState(t, int(parley.ErrorCodeJoinRoom))
+
+			// The dropped member is gone for good: a newcomer sees only
+			// alice, and bob's room can join again.
+			carol := joined(t, srv, "room1", "carol", "")
+			carol.rec.requireJoined(t, alice.user)
+			alice.rec.requireJoined(t, carol.user)
+			bob.join(t, srv)
+			bob.rec.requireJoined(t, alice.user)
+			bob.rec.requireJoined(t, carol.user)
+			alice.rec.requireJoined(t, bob.user)
+			carol.rec.requireJoined(t, bob.user)
+		})
+	}
+}
+
+// TestTokenRejected: every bad token gives state -1000 and joins nothing:
+// the room stays out (LeaveRoom reports zero stats) and the members there
+// hear nothing.
+func TestTokenRejected(t *testing.T) {
+	srv := parleytest.NewServer(t)
+	mint := func(appID, appKey, roomID, userID string, expire time.Time) string {
+		tok := token.New(appID, appKey, roomID, userID)
+		tok.ExpireTime(expire)
+		tok.AddPrivilege(token.PrivPublishStream, expire)
+		tok.AddPrivilege(token.PrivSubscribeStream, expire)
+		raw, err := tok.Serialize()
+		require.NoError(t, err)
+		return raw
+	}
+	day := time.Now().Add(24 * time.Hour)
+	cases := []struct {
+		name  string
+		token func(roomID, userID string) string
+	}{
+		{"empty", func(string, string) string { return "" }},
+		{"garbage", func(string, string) string { return "not a token at all" }},
+		{"wrong key", func(roomID, userID string) string {
+			return mint(srv.AppID, "not-the-app-key", roomID, userID, day)
+		}},
+		{"unknown app", func(roomID, userID string) string {
+			return mint(strings.Repeat("a", 24), srv.AppKey, roomID, userID, day)
+		}},
+		{"another room", func(_, userID string) string { return srv.Token("another-room", userID) }},
+		{"another user", func(roomID, _ string) string { return srv.Token(roomID, "mallory") }},
+		{"login token", func(_, userID string) string { return srv.LoginToken(userID) }},
+		{"expired", func(roomID, userID string) string {
+			return srv.TokenExpiring(roomID, userID, time.Now().Add(-time.Minute))
+		}},
+		{"truncated", func(roomID, userID string) string {
+			raw := srv.Token(roomID, userID)
+			return raw[:len(raw)-8]
+		}},
+		{"one byte changed", func(roomID, userID string) string {
+			raw := []byte(srv.Token(roomID, userID))
+			i := len(raw) - 10
+			if raw[i] == 'A' {
+				raw[i] = 'B'
+			} else {
+				raw[i] = 'A'
+			}
+			return string(raw)
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			roomID := "room-" + strings.ReplaceAll(c.name, " ", "-")
+			alice := joined(t, srv, roomID, "alice", "")
+
+			bob := newMember(t, srv, roomID, parley.UserInfo{UserID: "bob"})
+			require.NoError(t, bob.room.JoinRoom(c.token(roomID, "bob"), bob.user, parley.RoomConfig{}))
+			sc := bob.rec.requireState(t, int(parley.ErrorCodeInvalidToken))
+			require.Equal(t, roomID, sc.RoomID)
+			require.Equal(t, "bob", sc.UserID)
+
+			requireNoRoomEvent(t, bob.room, bob.rec)
+			requireNothingBefore(t, srv, alice, "carol")
+			// A good token still works after a bad one.
+			bob.join(t, srv)
+		})
+	}
+}
+
+// TestWildcardRoomToken: a token for room "*" is good for any room.
+func TestWildcardRoomToken(t *testing.T) {
+	srv := parleytest.NewServer(t)
+	expire := time.Now().Add(time.Hour)
+	tok := token.New(srv.AppID, srv.AppKey, "*", "alice")
+	tok.ExpireTime(expire)
+	tok.AddPrivilege(token.PrivPublishStream, expire)
+	tok.AddPrivilege(token.PrivSubscribeStream, expire)
+	raw, err := tok.Serialize()
+	require.NoError(t, err)
+
+	bob := joined(t, srv, "room1", "bob", "")
+	alice := newEngine(t, srv, nil)
+	for _, roomID := range []string{"room1", "room2"} {
+		rec := newRoomRecorder()
+		room, err := alice.CreateRoom(roomID, rec)
+		require.NoError(t, err)
+		require.NoError(t, room.JoinRoom(raw, parley.UserInfo{UserID: "alice"}, parley.RoomConfig{}))
+		rec.requireState(t, 0)
+	}
+	bob.rec.requireJoined(t, parley.UserInfo{UserID: "alice"})
+
+	// The wildcard is for rooms, not users.
+	mallory := newMember(t, srv, "room1", parley.UserInfo{UserID: "mallory"})
+	require.NoError(t, mallory.room.JoinRoom(raw, mallory.user, parley.RoomConfig{}))
+	mallory.rec.requireState(t, int(parley.ErrorCodeInvalidToken))
+}
+
+// TestDuplicateUser: the same user ID joining the same room from another
+// Engine takes over: the first is removed with -1004, the others see the
+// user drop and join again, the second is joined.
+func TestDuplicateUser(t *testing.T) {
+	srv := parleytest.NewServer(t)
+	alice1 := joined(t, srv, "room1", "alice", "first")
+	bob := joined(t, srv, "room1", "bob", "")
+	bob.rec.requireJoined(t, alice1.user)
+	alice1.rec.requireJoined(t, bob.user)
+
+	alice2 := newMember(t, srv, "room1", parley.UserInfo{UserID: "alice", ExtraInfo: "second"})
+	alice2.join(t, srv)
+	alice2.rec.requireJoined(t, bob.user)
+
+	sc := alice1.rec.requireState(t, int(parley.ErrorCodeDuplicateLogin))
+	require.Equal(t, "alice", sc.UserID)
+	bob.rec.requireLeave(t, "alice", parley.UserOfflineReasonDropped)
+	bob.rec.requireJoined(t, alice2.user)
+
+	// The first is out of the room; the second stays in it.
+	requireNoRoomEvent(t, alice1.room, alice1.rec)
+	carol := requireNothingBefore(t, srv, bob, "carol")
+	carol.rec.requireJoined(t, bob.user) // join order: alice's second join came after bob
+	carol.rec.requireJoined(t, alice2.user)
+	alice2.rec.requireJoined(t, carol.user)
+}
+
+// TestOneUserIDPerEngine: an Engine has one user ID across its rooms. A
+// join with another user ID fails with -1014 on that room only; the same
+// user ID joins any number of rooms, each on a transport of its own.
+func TestOneUserIDPerEngine(t *testing.T) {
+	srv := parleytest.NewServer(t)
+	e := newEngine(t, srv, nil)
+	rooms := map[string]*parley.Room{}
+	recs := map[string]*roomRecorder{}
+	for _, id := range []string{"room1", "room2", "room3"} {
+		recs[id] = newRoomRecorder()
+		r, err := e.CreateRoom(id, recs[id])
+		require.NoError(t, err)
+		rooms[id] = r
+	}
+	alice := parley.UserInfo{UserID: "alice"}
+	require.NoError(t, rooms["room1"].JoinRoom(srv.Token("room1", "alice"), alice, parley.RoomConfig{}))
+	recs["room1"].requireState(t, 0)
+
+	require.NoError(t, rooms["room2"].JoinRoom(srv.Token("room2", "bob"), parley.UserInfo{UserID: "bob"}, parley.RoomConfig{}))
+	sc := recs["room2"].requireState(t, int(parley.ErrorCodeUserIDDifferent))
+	require.Equal(t, "bob", sc.UserID)
+	requireNoRoomEvent(t, rooms["room2"], recs["room2"])
+
+	// The same user ID joins two more rooms; observers in each see alice.
+	for _, id := range []string{"room2", "room3"} {
+		obs := joined(t, srv, id, "obs-"+id, "")
+		require.NoError(t, rooms[id].JoinRoom(srv.Token(id, "alice"), alice, parley.RoomConfig{}))
+		recs[id].requireState(t, 0)
+		recs[id].requireJoined(t, obs.user)
+		obs.rec.requireJoined(t, alice)
+	}
+
+	// One PeerConnection per room: losing room2's leaves the others joined.
+	obs := joined(t, srv, "room1", "obs-room1", "")
+	obs.rec.requireJoined(t, alice)
+	recs["room1"].requireJoined(t, obs.user)
+	require.NoError(t, parley.CrashRoomTransport(rooms["room2"]))
+	recs["room2"].requireState(t, int(parley.ErrorCodeJoinRoom))
+	for _, id := range []string{"room1", "room3"} {
+		require.NoError(t, rooms[id].LeaveRoom())
+		require.Equal(t, 2, recs[id].requireLeft(t).UserCount, "room %s still joined", id)
+	}
+	obs.rec.requireLeave(t, "alice", parley.UserOfflineReasonQuit)
+}
+
+// TestIllegalIDs: illegal room IDs, user IDs and extra info are refused
+// synchronously with ErrInvalidArgument and no callback; 200 bytes of
+// extra info are fine and arrive intact.
+func TestIllegalIDs(t *testing.T) {
+	srv := parleytest.NewServer(t)
+	e := newEngine(t, srv, nil)
+	for _, id := range []string{"", "a b", "*", "room/1", "röom", strings.Repeat("r", 129)} {
+		r, err := e.CreateRoom(id, nil)
+		require.ErrorIs(t, err, parley.ErrInvalidArgument, "room ID %q", id)
+		require.Nil(t, r)
+	}
+	r, err := e.CreateRoom(strings.Repeat("r", 128), nil)
+	require.NoError(t, err, "a 128-byte room ID is legal")
+	require.NoError(t, r.Close())
+
+	// Two-byte runes: byte counts, not rune counts, are what is limited.
+	info200 := strings.Repeat("é", 100)
+	info201 := info200 + "x"
+	require.Len(t, info200, 200)
+
+	obs := joined(t, srv, "room1", "obs", "")
+	rec := newRoomRecorder()
+	room, err := e.CreateRoom("room1", rec)
+	require.NoError(t, err)
+	bad := []parley.UserInfo{
+		{UserID: ""},
+		{UserID: "a b"},
+		{UserID: "*"},
+		{UserID: "user:1"},
+		{UserID: strings.Repeat("u", 129)},
+		{UserID: "alice", ExtraInfo: info201},
+	}
+	for _, u := range bad {
+		tok := srv.Token("room1", "alice")
+		if u.UserID != "" {
+			tok = srv.Token("room1", u.UserID)
+		}
+		err := room.JoinRoom(tok, u, parley.RoomConfig{})
+		require.ErrorIs(t, err, parley.ErrInvalidArgument, "user %q, %d bytes of extra info", u.UserID, len(u.ExtraInfo))
+	}
+	requireNoRoomEvent(t, room, rec)
+
+	alice := parley.UserInfo{UserID: strings.Repeat("u", 128), ExtraInfo: info200}
+	require.NoError(t, room.JoinRoom(srv.Token("room1", alice.UserID), alice, parley.RoomConfig{}))
+	rec.requireState(t, 0)
+	rec.requireJoined(t, obs.user)
+	obs.rec.requireJoined(t, alice)
+}
+
+// TestAlreadyInRoom: a second JoinRoom while joining or joined returns
+// ErrAlreadyInRoom and changes nothing.
+func TestAlreadyInRoom(t *testing.T) {
+	srv := parleytest.NewServer(t)
+	m := newMember(t, srv, "room1", parley.UserInfo{UserID: "alice"})
+	tok := srv.Token("room1", "alice")
+	require.NoError(t, m.room.JoinRoom(tok, m.user, parley.RoomConfig{}))
+	require.ErrorIs(t, m.room.JoinRoom(tok, m.user, parley.RoomConfig{}), parley.ErrAlreadyInRoom, "while joining")
+	m.rec.requireState(t, 0)
+	require.ErrorIs(t, m.room.JoinRoom(tok, m.user, parley.RoomConfig{}), parley.ErrAlreadyInRoom, "while joined")
+	require.ErrorIs(t, m.room.JoinRoom(srv.Token("room1", "bob"), parley.UserInfo{UserID: "bob"}, parley.RoomConfig{}),
+		parley.ErrAlreadyInRoom, "while joined, as another user")
+
+	// Neither refused call produced a callback: the leave's is next, and
+	// the room was joined once, alone.
+	require.NoError(t, m.room.LeaveRoom())
+	require.Equal(t, 1, m.rec.requireLeft(t).UserCount)
+}
+
+// TestEngineClose: Close is idempotent, Done is closed only after it, and
+// every method afterwards reports the Engine closed.
+func TestEngineClose(t *testing.T) {
+	srv := parleytest.NewServer(t)
+	obs := joined(t, srv, "room1", "obs", "")
+	m := joined(t, srv, "room1", "alice", "")
+	m.rec.requireJoined(t, obs.user)
+	obs.rec.requireJoined(t, m.user)
+	idle, err := m.e.CreateRoom("room2", nil)
+	require.NoError(t, err)
+
+	select {
+	case <-m.e.Done():
+		t.Fatal("Done closed before Close")
+	default:
+	}
+	require.NoError(t, m.e.Close())
+	require.NoError(t, m.e.Close())
+	waitDone(t, m.e)
+	obs.rec.requireLeave(t, "alice", parley.UserOfflineReasonQuit)
+
+	_, err = m.e.CreateRoom("room3", nil)
+	require.ErrorIs(t, err, parley.ErrEngineClosed)
+	for _, r := range []*parley.Room{m.room, idle} {
+		require.ErrorIs(t, r.JoinRoom(srv.Token(r.RoomID(), "alice"), m.user, parley.RoomConfig{}), parley.ErrEngineClosed)
+		require.ErrorIs(t, r.LeaveRoom(), parley.ErrEngineClosed)
+		require.ErrorIs(t, r.UpdateToken(srv.Token(r.RoomID(), "alice")), parley.ErrEngineClosed)
+		require.NoError(t, r.Close())
+	}
+	require.NoError(t, m.e.Close())
+}
+
+// TestCloseFromHandler: an Engine closes from inside its own callback; the
+// others see the member quit and Done closes.
+func TestCloseFromHandler(t *testing.T) {
+	srv := parleytest.NewServer(t)
+	obs := joined(t, srv, "room1", "obs", "")
+
+	m := newMember(t, srv, "room1", parley.UserInfo{UserID: "alice"})
+	closed := make(chan error, 1)
+	m.rec.onState = func(state int) {
+		if state == 0 {
+			closed <- m.e.Close()
+		}
+	}
+	require.NoError(t, m.room.JoinRoom(srv.Token("room1", "alice"), m.user, parley.RoomConfig{}))
+	m.rec.requireState(t, 0)
+	select {
+	case err := <-closed:
+		require.NoError(t, err)
+	case <-time.After(waitTimeout):
+		t.Fatal("Close from the handler did not return")
+	}
+	waitDone(t, m.e)
+	obs.rec.requireJoined(t, m.user)
+	obs.rec.requireLeave(t, "alice", parley.UserOfflineReasonQuit)
+	require.ErrorIs(t, m.room.LeaveRoom(), parley.ErrEngineClosed)
+}
+
+// TestRoomClose: Room.Close leaves (the others see Quit), is idempotent,
+// and the closed Room refuses everything with ErrRoomClosed; the Engine
+// goes on and can create the room again.
+func TestRoomClose(t *testing.T) {
+	srv := parleytest.NewServer(t)
+	obs := joined(t, srv, "room1", "obs", "")
+	m := joined(t, srv, "room1", "alice", "")
+	m.rec.requireJoined(t, obs.user)
+	obs.rec.requireJoined(t, m.user)
+
+	require.NoError(t, m.room.Close())
+	require.NoError(t, m.room.Close())
+	obs.rec.requireLeave(t, "alice", parley.UserOfflineReasonQuit)
+	tok := srv.Token("room1", "alice")
+	require.ErrorIs(t, m.room.JoinRoom(tok, m.user, parley.RoomConfig{}), parley.ErrRoomClosed)
+	require.ErrorIs(t, m.room.LeaveRoom(), parley.ErrRoomClosed)
+	require.ErrorIs(t, m.room.UpdateToken(tok), parley.ErrRoomClosed)
+	require.Equal(t, "room1", m.room.RoomID())
+
+	// The closed room's handler hears nothing more, not even of a new
+	// member of the room it left.
+	rec := newRoomRecorder()
+	again, err := m.e.CreateRoom("room1", rec)
+	require.NoError(t, err)
+	require.NoError(t, again.JoinRoom(tok, m.user, parley.RoomConfig{}))
+	rec.requireState(t, 0)
+	rec.requireJoined(t, obs.user)
+	obs.rec.requireJoined(t, m.user)
+	select {
+	case ev := <-m.rec.ev:
+		t.Fatalf("closed room got %#v", ev)
+	default:
+	}
+}
+
+// TestCreateRoomReplaces: creating a room ID the Engine already has closes
+// the earlier Room, which leaves.
+func TestCreateRoomReplaces(t *testing.T) {
+	srv := parleytest.NewServer(t)
+	obs := joined(t, srv, "room1", "obs", "")
+	m := joined(t, srv, "room1", "alice", "")
+	m.rec.requireJoined(t, obs.user)
+	obs.rec.requireJoined(t, m.user)
+
+	_, err := m.e.CreateRoom("room1", nil)
+	require.NoError(t, err)
+	obs.rec.requireLeave(t, "alice", parley.UserOfflineReasonQuit)
+	require.ErrorIs(t, m.room.LeaveRoom(), parley.ErrRoomClosed)
+}
+
+// TestServerShutdown: a server going away reports -1084 in every joined
+// room and Disconnected on the Engine, which still closes cleanly.
+func TestServerShutdown(t *testing.T) {
+	srv := parleytest.NewServer(t)
+	alice := joined(t, srv, "room1", "alice", "")
+	alice.eng.waitState(t, parley.ConnectionStateConnected)
+	rec2 := newRoomRecorder()
+	room2, err := alice.e.CreateRoom("room2", rec2)
+	require.NoError(t, err)
+	require.NoError(t, room2.JoinRoom(srv.Token("room2", "alice"), alice.user, parley.RoomConfig{}))
+	rec2.requireState(t, 0)
+	bob := joined(t, srv, "room1", "bob", "")
+	bob.rec.requireJoined(t, alice.user)
+	alice.rec.requireJoined(t, bob.user)
+
+	srv.Close()
+	for _, rec := range []*roomRecorder{alice.rec, rec2, bob.rec} {
+		rec.requireState(t, int(parley.ErrorCodeAbnormalServerStatus))
+	}
+	alice.eng.waitState(t, parley.ConnectionStateDisconnected)
+	bob.eng.waitState(t, parley.ConnectionStateDisconnected)
+	// The rooms are out; nothing is left to leave.
+	requireNoRoomEvent(t, alice.room, alice.rec)
+	requireNoRoomEvent(t, room2, rec2)
+
+	for _, m := range []*member{alice, bob} {
+		require.NoError(t, m.e.Close())
+		waitDone(t, m.e)
+	}
+}
+
+// TestJoinWithoutServer: a join that cannot reach a server fails with a
+// room state, not a hang, and the Engine reports Disconnected. The address
+// answers HTTP but not WebSocket, and stays bound for the whole test.
+func TestJoinWithoutServer(t *testing.T) {
+	web := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(web.Close)
+	eng := newEngineRecorder()
+	e := newEngineFor(t, parley.EngineConfig{
+		AppID:     strings.Repeat("a", 24),
+		ServerURL: "ws" + strings.TrimPrefix(web.URL, "http") + "/rtc",
+	}, eng)
+	rec := newRoomRecorder()
+	room, err := e.CreateRoom("room1", rec)
+	require.NoError(t, err)
+	require.NoError(t, room.JoinRoom("any token", parley.UserInfo{UserID: "alice"}, parley.RoomConfig{}))
+	sc := rec.requireState(t, int(parley.ErrorCodeJoinRoom))
+	require.Equal(t, parley.RoomStateInfo{}, sc.Info)
+	eng.waitState(t, parley.ConnectionStateDisconnected)
+	requireNoRoomEvent(t, room, rec)
+}
