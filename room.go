@@ -21,8 +21,8 @@ import (
 // Engine.CreateRoom; JoinRoom joins it. A Room can be joined, left and
 // joined again; Close releases it for good.
 type Room struct {
-	e       *Engine
-	id      string
+	e        *Engine
+	id       string
 	handler  atomic.Value // handlerBox
 	silenced atomic.Bool  // set by Close: no further event is queued
 
