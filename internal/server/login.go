@@ -52,6 +52,12 @@ type serverParams struct {
 }
 
 func (ss *session) frameResult(reqID uint64, body any) {
+	ss.sendMu.Lock()
+	defer ss.sendMu.Unlock()
+	ss.frameResultLocked(reqID, body)
+}
+
+func (ss *session) frameResultLocked(reqID uint64, body any) {
 	f := &pb.ServerFrame{}
 	switch b := body.(type) {
 	case *pb.LoginResponse:
@@ -67,7 +73,7 @@ func (ss *session) frameResult(reqID uint64, body any) {
 	case *pb.ServerMessageResult:
 		f.Body = &pb.ServerFrame_ServerResult{ServerResult: b}
 	}
-	ss.send(reqID, f)
+	ss.sendLocked(reqID, f)
 }
 
 // loginState is the session's app and logged-in user ID ("" if none).
@@ -112,10 +118,14 @@ func (ss *session) handleLogin(reqID uint64, l *pb.LoginRequest) {
 	ss.userID, ss.login, ss.app, ss.authed = l.UserId, l.UserId, l.AppId, true
 	ss.mu.Unlock()
 	ss.authTimer.Stop()
-	// The answer is queued before the login is visible to others, so that
-	// no message to the user can overtake it.
-	ss.frameResult(reqID, &pb.LoginResponse{Code: loginOK})
-	if old := ss.srv.register(loginKey{l.AppId, l.UserId}, ss); old != nil {
+	// The login becomes visible and its answer is queued in one step of
+	// the session's send order: a status query that sees it comes after
+	// the answer, and so does any message sent to the user.
+	ss.sendMu.Lock()
+	old := ss.srv.register(loginKey{l.AppId, l.UserId}, ss)
+	ss.frameResultLocked(reqID, &pb.LoginResponse{Code: loginOK})
+	ss.sendMu.Unlock()
+	if old != nil {
 		old.log.Info("logged out: the same user logged in elsewhere")
 		old.endLogin(loginKey{l.AppId, l.UserId})
 		old.send(0, &pb.ServerFrame{Body: &pb.ServerFrame_LoggedOut{LoggedOut: &pb.LoggedOut{Reason: logoutDuplicate}}})

@@ -38,6 +38,7 @@ type session struct {
 
 	authTimer *time.Timer
 	quota     userQuota
+	sendMu    sync.Mutex // orders frames to the client where order matters (login)
 
 	unacked acks.Book    // reliable outside-room messages awaiting this session's ack
 	posts   atomic.Int32 // server messages being posted
@@ -105,13 +106,20 @@ func (ss *session) closeFor(code int, label, reason string) {
 // as if it had dropped, which is the only bound that cannot stall the room
 // that produces the events.
 func (ss *session) send(requestID uint64, f *pb.ServerFrame) {
+	ss.sendMu.Lock()
+	defer ss.sendMu.Unlock()
+	ss.sendLocked(requestID, f)
+}
+
+// sendLocked is send with sendMu held.
+func (ss *session) sendLocked(requestID uint64, f *pb.ServerFrame) {
 	f.RequestId = requestID
 	b, err := proto.Marshal(f)
 	if err != nil {
 		ss.log.Error("marshal frame", zap.Error(err))
 		return
 	}
-	ss.sendRaw(b)
+	ss.sendRawLocked(b)
 }
 
 func (ss *session) onFrame(b []byte) error {
@@ -286,6 +294,12 @@ func (ss *session) goAway(reason string) {
 
 // sendRaw queues an encoded frame (request ID 0), as send does.
 func (ss *session) sendRaw(b []byte) {
+	ss.sendMu.Lock()
+	defer ss.sendMu.Unlock()
+	ss.sendRawLocked(b)
+}
+
+func (ss *session) sendRawLocked(b []byte) {
 	if err := ss.conn.Send(b); err == signal.ErrQueueFull {
 		ss.closeFor(websocket.ClosePolicyViolation, closeSlow, "signaling queue full")
 	}

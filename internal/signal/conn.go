@@ -244,6 +244,13 @@ func (c *Conn) writePump() {
 				return
 			}
 		case <-c.readDone:
+			// A read pump that failed has asked for a close first (fail):
+			// send its close frame rather than drop the connection.
+			select {
+			case <-c.closing:
+				c.flushAndClose()
+			default:
+			}
 			return
 		case <-c.closing:
 			c.flushAndClose()
