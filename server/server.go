@@ -70,6 +70,23 @@ type Config struct {
 	// ServerMessageTimeout bounds one post to the application server; past
 	// it the message fails with E2BSSendFailed. Default: 5s.
 	ServerMessageTimeout time.Duration
+
+	// AllowedOrigins are the web origins whose browsers may connect; "*"
+	// allows any. A request with no Origin header (a program, not a
+	// browser) always may. Default: none, so cross-site pages cannot open
+	// connections in their visitors' names.
+	AllowedOrigins []string
+	// MaxConnsPerAddress caps the connections open from one remote IP
+	// address; past it a connection is refused with 429. Default: 256.
+	MaxConnsPerAddress int
+	// MaxUnauthenticated caps the connections that have not yet joined a
+	// room or logged in; past it a connection is refused with 429.
+	// Default: 1024.
+	MaxUnauthenticated int
+	// MaxFramesPerSecond caps the frames one connection may send, with a
+	// burst of twice as many; past it the connection is closed (1008).
+	// Default: 5000.
+	MaxFramesPerSecond int
 }
 
 // Quotas are per-second rate limits; zero is unlimited. ByteRTC's
@@ -111,6 +128,11 @@ func New(cfg Config) (*Server, error) {
 
 		ServerMessageURLPrefixes: cfg.ServerMessageURLPrefixes,
 		ServerMessageTimeout:     cfg.ServerMessageTimeout,
+
+		AllowedOrigins:     cfg.AllowedOrigins,
+		MaxConnsPerAddress: cfg.MaxConnsPerAddress,
+		MaxUnauthenticated: cfg.MaxUnauthenticated,
+		MaxFramesPerSecond: cfg.MaxFramesPerSecond,
 	}
 	s, err := iserver.New(c)
 	if err != nil {

@@ -53,6 +53,12 @@ type Config struct {
 	// ServerMessageTimeout bounds one post; zero is the server's default.
 	ServerMessageTimeout Duration `yaml:"server_message_timeout"`
 
+	// Connection limits (server.Config); zero takes the server's default.
+	AllowedOrigins     []string `yaml:"allowed_origins"`
+	MaxConnsPerAddress int      `yaml:"max_conns_per_address"`
+	MaxUnauthenticated int      `yaml:"max_unauthenticated"`
+	MaxFramesPerSecond int      `yaml:"max_frames_per_second"`
+
 	// MemberQueueBytes bounds what the relay holds for one member's data
 	// channel; zero takes the server's default (8 MiB).
 	MemberQueueBytes int `yaml:"member_queue_bytes"`
@@ -179,6 +185,9 @@ func (c Config) check() error {
 	if c.MemberQueueBytes < 0 {
 		errs = append(errs, errors.New("member_queue_bytes is negative"))
 	}
+	if c.MaxConnsPerAddress < 0 || c.MaxUnauthenticated < 0 || c.MaxFramesPerSecond < 0 {
+		errs = append(errs, errors.New("connection limits: negative value (0 is the default)"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -211,7 +220,12 @@ func (c Config) serverConfig(log *zap.Logger) server.Config {
 
 		ServerMessageURLPrefixes: c.ServerMessageURLPrefixes,
 		ServerMessageTimeout:     time.Duration(c.ServerMessageTimeout),
-		Quotas:                   server.Quotas(c.Quotas),
+
+		AllowedOrigins:     c.AllowedOrigins,
+		MaxConnsPerAddress: c.MaxConnsPerAddress,
+		MaxUnauthenticated: c.MaxUnauthenticated,
+		MaxFramesPerSecond: c.MaxFramesPerSecond,
+		Quotas:             server.Quotas(c.Quotas),
 	}
 }
 

@@ -28,6 +28,11 @@ type Config struct {
 
 	ServerMessageURLPrefixes []string
 	ServerMessageTimeout     time.Duration
+
+	AllowedOrigins     []string
+	MaxConnsPerAddress int
+	MaxUnauthenticated int
+	MaxFramesPerSecond int
 }
 
 // Quotas mirrors the public server.Quotas.
@@ -48,6 +53,10 @@ const (
 	DefaultMemberQueue  = 8 << 20
 
 	DefaultServerMessageTimeout = 5 * time.Second
+
+	DefaultMaxConnsPerAddress = 256
+	DefaultMaxUnauthenticated = 1024
+	DefaultMaxFramesPerSecond = 5000
 )
 
 func (c Config) withDefaults() Config {
@@ -65,6 +74,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = DefaultDrainTimeout
+	}
+	if c.MaxConnsPerAddress <= 0 {
+		c.MaxConnsPerAddress = DefaultMaxConnsPerAddress
+	}
+	if c.MaxUnauthenticated <= 0 {
+		c.MaxUnauthenticated = DefaultMaxUnauthenticated
+	}
+	if c.MaxFramesPerSecond <= 0 {
+		c.MaxFramesPerSecond = DefaultMaxFramesPerSecond
 	}
 	if c.ServerMessageTimeout <= 0 {
 		c.ServerMessageTimeout = DefaultServerMessageTimeout

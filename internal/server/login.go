@@ -115,7 +115,8 @@ func (ss *session) handleLogin(reqID uint64, l *pb.LoginRequest) {
 		refuse(loginInvalidUser, "this connection is user %q in its rooms, not %q", ss.userID, l.UserId)
 		return
 	}
-	ss.userID, ss.login, ss.app, ss.authed = l.UserId, l.UserId, l.AppId, true
+	ss.userID, ss.login, ss.app = l.UserId, l.UserId, l.AppId
+	ss.markAuthedLocked()
 	ss.mu.Unlock()
 	ss.authTimer.Stop()
 	// The login becomes visible and its answer is queued in one step of

@@ -44,6 +44,8 @@ type Server struct {
 	closing  bool
 	served   chan struct{} // closed when the HTTP server has returned
 
+	admission admission
+
 	ctx    context.Context // cancelled by Shutdown: ends posts to app servers
 	cancel context.CancelFunc
 	client *http.Client // posts server messages; follows no redirect
@@ -87,7 +89,7 @@ func New(cfg Config) (*Server, error) {
 	s.upgrader = websocket.Upgrader{
 		ReadBufferSize:  16 << 10,
 		WriteBufferSize: 16 << 10,
-		// Non-browser clients send no Origin; browsers are not a client yet.
+		// serveRTC applies the origin policy before upgrading.
 		CheckOrigin: func(*http.Request) bool { return true },
 	}
 	return s, nil
@@ -163,11 +165,21 @@ func (s *Server) serveRTC(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
 	}
+	if !s.checkOrigin(r) {
+		s.refuse(w, r, closeOrigin, http.StatusForbidden)
+		return
+	}
+	ip := remoteIP(r.RemoteAddr)
+	if broken := s.admission.admit(ip, s.cfg.MaxConnsPerAddress, s.cfg.MaxUnauthenticated); broken != "" {
+		s.refuse(w, r, broken, http.StatusTooManyRequests)
+		return
+	}
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		s.admission.release(ip, true)
 		return // the upgrader has answered
 	}
-	s.startSession(ws, r.RemoteAddr)
+	s.startSession(ws, r.RemoteAddr, ip)
 }
 
 // Shutdown tells every session the server is going away, removes every

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
@@ -36,6 +37,8 @@ type session struct {
 	log  *zap.Logger
 	conn *signal.Conn
 
+	ip        string        // the remote address's host, for the admission counts
+	frames    *rate.Limiter // frames per second the client may send
 	authTimer *time.Timer
 	quota     userQuota
 	sendMu    sync.Mutex // orders frames to the client where order matters (login)
@@ -53,17 +56,20 @@ type session struct {
 	ended   bool
 }
 
-func (s *Server) startSession(ws *websocket.Conn, remote string) {
+func (s *Server) startSession(ws *websocket.Conn, remote, ip string) {
 	ss := &session{
 		srv:     s,
 		id:      newID(),
+		ip:      ip,
 		members: make(map[string]*member),
 		quota:   newUserQuota(s.cfg.Quotas),
+		frames:  rate.NewLimiter(rate.Limit(s.cfg.MaxFramesPerSecond), 2*s.cfg.MaxFramesPerSecond),
 	}
 	ss.log = s.log.With(zap.String("session", ss.id), zap.String("remote", remote))
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
+		s.admission.release(ip, true)
 		msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down")
 		_ = ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
 		_ = ws.Close()
@@ -123,6 +129,9 @@ func (ss *session) sendLocked(requestID uint64, f *pb.ServerFrame) {
 }
 
 func (ss *session) onFrame(b []byte) error {
+	if !ss.frames.Allow() {
+		return ss.rateLimited()
+	}
 	f, err := signal.DecodeClientFrame(b)
 	if err != nil {
 		ss.srv.metrics.closes.WithLabelValues(closeMalformed).Inc()
@@ -152,8 +161,19 @@ func (ss *session) onFrame(b []byte) error {
 	return nil
 }
 
+// markAuthedLocked records the session's first accepted join or login.
+func (ss *session) markAuthedLocked() {
+	if !ss.authed {
+		ss.authed = true
+		ss.srv.admission.authenticated()
+	}
+}
+
 func (ss *session) onClose(err error) {
 	ss.authTimer.Stop()
+	ss.mu.Lock()
+	ss.srv.admission.release(ss.ip, !ss.authed)
+	ss.mu.Unlock()
 	var ce *signal.CloseError
 	if errors.As(err, &ce) {
 		switch ce.Code {
@@ -224,7 +244,7 @@ func (ss *session) handleJoin(reqID uint64, j *pb.JoinRequest) {
 		return
 	}
 	ss.userID = j.UserId
-	ss.authed = true
+	ss.markAuthedLocked()
 	r := ss.srv.room(j.AppId, j.RoomId)
 	m := newMember(r, ss, j.UserId, j.ExtraInfo)
 	ss.members[j.RoomId] = m

@@ -216,9 +216,21 @@ func (c *Conn) readPump() {
 }
 
 // fail closes the connection for a reason found while reading.
+//
+// The read pump then keeps reading, and discarding, until the peer
+// answers the close or closeGrace passes (a lingering close): closing the
+// socket with the peer's frames unread would make the kernel reset the
+// connection, and the peer would lose the close frame and its reason.
 func (c *Conn) fail(ce *CloseError) {
 	c.setErr(ce)
 	c.Close(ce.Code, ce.Reason)
+	_ = c.ws.SetReadDeadline(time.Now().Add(closeGrace))
+	c.ws.SetPingHandler(func(string) error { return nil })
+	for {
+		if _, _, err := c.ws.NextReader(); err != nil {
+			return
+		}
+	}
 }
 
 func (c *Conn) writePump() {
