@@ -264,8 +264,23 @@ type cutProxy struct {
 	target string
 	wg     sync.WaitGroup
 
-	mu    sync.Mutex
-	conns []net.Conn
+	mu      sync.Mutex
+	conns   []net.Conn
+	blocked bool // refuse new connections (close them at once)
+}
+
+// block makes the proxy refuse new connections until unblock, as a
+// network that is down would.
+func (p *cutProxy) block() {
+	p.mu.Lock()
+	p.blocked = true
+	p.mu.Unlock()
+}
+
+func (p *cutProxy) unblock() {
+	p.mu.Lock()
+	p.blocked = false
+	p.mu.Unlock()
 }
 
 // newCutProxy forwards to srv's signaling address; it is closed in
@@ -296,6 +311,13 @@ func (p *cutProxy) serve() {
 		c, err := p.ln.Accept()
 		if err != nil {
 			return
+		}
+		p.mu.Lock()
+		blocked := p.blocked
+		p.mu.Unlock()
+		if blocked {
+			_ = c.Close()
+			continue
 		}
 		s, err := net.Dial("tcp", p.target)
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/parleyhq/parley"
 	"github.com/parleyhq/parley/parleytest"
+	"github.com/parleyhq/parley/server"
 	"github.com/parleyhq/parley/token"
 )
 
@@ -120,47 +121,98 @@ func TestLeaveNotJoined(t *testing.T) {
 	m.join(t, srv)
 }
 
-// TestDroppedMember: a member whose network dies without a leave request
-// is seen by the others as OnUserLeave(Dropped), whichever link died; its
-// own room reports the loss, and it can join again.
+// TestDroppedMember: a member whose network dies without a leave request.
+// A room transport that dies is rebuilt by the SDK: the others see the
+// member leave (Dropped) and join again, and its room reports state 0 with
+// JoinTypeReconnected. A signaling connection closed for good (a close
+// frame, no resume) drops the member: the others see Dropped, its room
+// reports -1001, and it can join again.
 func TestDroppedMember(t *testing.T) {
-	crashes := []struct {
-		name  string
-		crash func(m *member, p *cutProxy) error
-	}{
-		// The room's PeerConnection closes under the Engine.
-		{"room transport closed", func(m *member, _ *cutProxy) error { return parley.CrashRoomTransport(m.room) }},
-		// The Engine's WebSocket closes (with a close frame) under it.
-		{"signaling closed", func(m *member, _ *cutProxy) error { return parley.CrashSignaling(m.e) }},
-		// The signaling TCP connection dies: no close frame at all.
-		{"signaling cut", func(_ *member, p *cutProxy) error { p.cut(); return nil }},
-	}
-	for _, c := range crashes {
-		t.Run(c.name, func(t *testing.T) {
-			srv := parleytest.NewServer(t)
-			proxy := newCutProxy(t, srv)
-			alice := joined(t, srv, "room1", "alice", "")
-			bob := newMemberAt(t, parley.EngineConfig{AppID: srv.AppID, ServerURL: proxy.URL()}, "room1", parley.UserInfo{UserID: "bob"})
-			bob.join(t, srv)
-			bob.rec.requireJoined(t, alice.user)
-			alice.rec.requireJoined(t, bob.user)
+	t.Run("room transport closed", func(t *testing.T) {
+		srv := parleytest.NewServer(t)
+		alice := joined(t, srv, "room1", "alice", "")
+		bob := joined(t, srv, "room1", "bob", "")
+		bob.rec.requireJoined(t, alice.user)
+		alice.rec.requireJoined(t, bob.user)
 
-			require.NoError(t, c.crash(bob, proxy))
-			alice.rec.requireLeave(t, "bob", parley.UserOfflineReasonDropped)
-			bob.rec.requireState(t, int(parley.ErrorCodeJoinRoom))
+		require.NoError(t, parley.CrashRoomTransport(bob.room))
+		alice.rec.requireLeave(t, "bob", parley.UserOfflineReasonDropped)
+		sc := bob.rec.requireState(t, 0)
+		require.Equal(t, parley.JoinTypeReconnected, sc.Info.JoinType)
+		require.Contains(t, sc.Info.String(), `"join_type":1`)
+		bob.rec.requireJoined(t, alice.user)
+		alice.rec.requireJoined(t, bob.user)
+	})
+	t.Run("signaling closed", func(t *testing.T) {
+		srv := parleytest.NewServer(t)
+		alice := joined(t, srv, "room1", "alice", "")
+		bob := joined(t, srv, "room1", "bob", "")
+		bob.rec.requireJoined(t, alice.user)
+		alice.rec.requireJoined(t, bob.user)
 
-			// The dropped member is gone for good: a newcomer sees only
-			// alice, and bob's room can join again.
-			carol := joined(t, srv, "room1", "carol", "")
-			carol.rec.requireJoined(t, alice.user)
-			alice.rec.requireJoined(t, carol.user)
-			bob.join(t, srv)
-			bob.rec.requireJoined(t, alice.user)
-			bob.rec.requireJoined(t, carol.user)
-			alice.rec.requireJoined(t, bob.user)
-			carol.rec.requireJoined(t, bob.user)
-		})
-	}
+		require.NoError(t, parley.CrashSignaling(bob.e))
+		alice.rec.requireLeave(t, "bob", parley.UserOfflineReasonDropped)
+		bob.rec.requireState(t, int(parley.ErrorCodeJoinRoom))
+
+		// The dropped member is gone for good: a newcomer sees only
+		// alice, and bob's room can join again.
+		carol := joined(t, srv, "room1", "carol", "")
+		carol.rec.requireJoined(t, alice.user)
+		alice.rec.requireJoined(t, carol.user)
+		bob.join(t, srv)
+		bob.rec.requireJoined(t, alice.user)
+		bob.rec.requireJoined(t, carol.user)
+		alice.rec.requireJoined(t, bob.user)
+		carol.rec.requireJoined(t, bob.user)
+	})
+}
+
+// TestSignalingCutResumes: the signaling TCP connection dies with no close
+// frame; the Engine reconnects and resumes its session within the grace
+// period, and nobody notices: no event in the room, the member still
+// there for a newcomer, messages flowing.
+func TestSignalingCutResumes(t *testing.T) {
+	srv := parleytest.NewServer(t)
+	proxy := newCutProxy(t, srv)
+	alice := joined(t, srv, "room1", "alice", "")
+	bob := newMemberAt(t, parley.EngineConfig{AppID: srv.AppID, ServerURL: proxy.URL()}, "room1", parley.UserInfo{UserID: "bob"})
+	bob.join(t, srv)
+	bob.rec.requireJoined(t, alice.user)
+	alice.rec.requireJoined(t, bob.user)
+	bob.eng.waitState(t, parley.ConnectionStateConnected)
+
+	proxy.cut()
+	bob.eng.waitState(t, parley.ConnectionStateReconnecting)
+	bob.eng.waitState(t, parley.ConnectionStateReconnected)
+
+	carol := joined(t, srv, "room1", "carol", "")
+	carol.rec.requireJoined(t, alice.user)
+	carol.rec.requireJoined(t, bob.user)
+	alice.rec.requireJoined(t, carol.user) // alice's next event: nothing about bob came before
+	bob.rec.requireJoined(t, carol.user)   // bob's session got the event after the resume
+}
+
+// TestOutageBeyondGrace: the signaling stays down longer than the grace
+// period: the others see the member leave (Dropped); when it comes back
+// its session is gone, and the SDK joins its room again by itself
+// (JoinTypeReconnected).
+func TestOutageBeyondGrace(t *testing.T) {
+	srv := parleytest.NewServer(t, parleytest.WithConfig(func(c *server.Config) { c.GracePeriod = 300 * time.Millisecond }))
+	proxy := newCutProxy(t, srv)
+	alice := joined(t, srv, "room1", "alice", "")
+	bob := newMemberAt(t, parley.EngineConfig{AppID: srv.AppID, ServerURL: proxy.URL()}, "room1", parley.UserInfo{UserID: "bob"})
+	bob.join(t, srv)
+	bob.rec.requireJoined(t, alice.user)
+	alice.rec.requireJoined(t, bob.user)
+
+	proxy.block()
+	proxy.cut()
+	alice.rec.requireLeave(t, "bob", parley.UserOfflineReasonDropped) // after the grace period
+	proxy.unblock()
+	sc := bob.rec.requireState(t, 0)
+	require.Equal(t, parley.JoinTypeReconnected, sc.Info.JoinType)
+	bob.rec.requireJoined(t, alice.user)
+	alice.rec.requireJoined(t, bob.user)
 }
 
 // TestTokenRejected: every bad token gives state -1000 and joins nothing:
@@ -322,7 +374,9 @@ func TestOneUserIDPerEngine(t *testing.T) {
 	obs.rec.requireJoined(t, alice)
 	recs["room1"].requireJoined(t, obs.user)
 	require.NoError(t, parley.CrashRoomTransport(rooms["room2"]))
-	recs["room2"].requireState(t, int(parley.ErrorCodeJoinRoom))
+	sc = recs["room2"].requireState(t, 0) // the SDK rebuilt it
+	require.Equal(t, parley.JoinTypeReconnected, sc.Info.JoinType)
+	recs["room2"].requireJoined(t, parley.UserInfo{UserID: "obs-room2"})
 	for _, id := range []string{"room1", "room3"} {
 		require.NoError(t, rooms[id].LeaveRoom())
 		require.Equal(t, 2, recs[id].requireLeft(t).UserCount, "room %s still joined", id)
@@ -522,15 +576,11 @@ func TestServerShutdown(t *testing.T) {
 	bob.rec.requireJoined(t, alice.user)
 	alice.rec.requireJoined(t, bob.user)
 
+	// The server goes away: the Engines try to reconnect (it may come
+	// back, see TestServerRestart), and close cleanly meanwhile.
 	srv.Close()
-	for _, rec := range []*roomRecorder{alice.rec, rec2, bob.rec} {
-		rec.requireState(t, int(parley.ErrorCodeAbnormalServerStatus))
-	}
-	alice.eng.waitState(t, parley.ConnectionStateDisconnected)
-	bob.eng.waitState(t, parley.ConnectionStateDisconnected)
-	// The rooms are out; nothing is left to leave.
-	requireNoRoomEvent(t, alice.room, alice.rec)
-	requireNoRoomEvent(t, room2, rec2)
+	alice.eng.waitState(t, parley.ConnectionStateReconnecting)
+	bob.eng.waitState(t, parley.ConnectionStateReconnecting)
 
 	for _, m := range []*member{alice, bob} {
 		require.NoError(t, m.e.Close())

@@ -318,11 +318,16 @@ func (e *Engine) connect(d *dial, again bool) {
 	}
 	ctx, cancel := context.WithTimeout(e.ctx, dialTimeout)
 	defer cancel()
-	// onClose may run before Dial returns; it then finds no client here,
+	// OnClosed may run before Dial returns; it then finds no client here,
 	// and the Done check below catches the dead connection instead.
 	var dialed atomic.Pointer[signal.Client]
-	c, err := signal.Dial(ctx, e.cfg.ServerURL, signal.Config{}, e.onSignal,
-		func(err error) { e.signalClosed(dialed.Load(), err) })
+	c, err := signal.Dial(ctx, signal.ClientConfig{
+		URL:           e.cfg.ServerURL,
+		OnEvent:       e.onSignal,
+		OnState:       e.onSignalState,
+		OnSessionLost: e.onSessionLost,
+		OnClosed:      func(err error) { e.signalClosed(dialed.Load(), err) },
+	})
 	if err == nil {
 		dialed.Store(c)
 	}
@@ -377,10 +382,9 @@ func (e *Engine) signalClosed(c *signal.Client, err error) {
 	if closed {
 		return
 	}
-	e.log.Info("connection lost", zap.Error(err))
-	e.emit(func(h EngineEventHandler) { h.OnConnectionStateChanged(ConnectionStateDisconnected) })
-	// The login lived on the connection: it is gone, and Login may be
-	// called again (automatic re-login comes with reconnection).
+	e.log.Info("connection given up", zap.Error(err))
+	// The server refused the session for good (StateFailed was reported):
+	// the login and the rooms are gone, and no retry follows.
 	e.lmu.Lock()
 	if e.lg.phase == loggedIn {
 		e.endLoginLocked()
@@ -388,6 +392,62 @@ func (e *Engine) signalClosed(c *signal.Client, err error) {
 	e.lmu.Unlock()
 	for _, r := range rooms {
 		r.lost(nil, int(ErrorCodeJoinRoom), "connection to the server lost")
+	}
+}
+
+// onSignalState reports the signaling connection's ups and downs. A
+// resume inside the server's grace period loses nothing and is invisible
+// to everybody else; the rooms' data channels do not depend on it.
+func (e *Engine) onSignalState(s signal.ClientState) {
+	var cs ConnectionState
+	switch s {
+	case signal.StateReconnecting:
+		cs = ConnectionStateReconnecting
+	case signal.StateReconnected:
+		cs = ConnectionStateReconnected
+	case signal.StateLost:
+		cs = ConnectionStateLost
+	case signal.StateFailed:
+		cs = ConnectionStateFailed
+	default:
+		return
+	}
+	e.log.Info("connection state", zap.Stringer("state", cs))
+	e.emit(func(h EngineEventHandler) { h.OnConnectionStateChanged(cs) })
+}
+
+// onSessionLost runs when a reconnect found the session gone on the
+// server (its grace period passed, or the server restarted): every room
+// joins again (JoinTypeReconnected) and the login logs in again, with the
+// tokens they had. It runs on the signaling read goroutine: it only
+// starts work.
+func (e *Engine) onSessionLost() {
+	e.log.Info("session lost: rejoining rooms and logging in again")
+	e.mu.Lock()
+	rooms := make([]*Room, 0, len(e.rooms))
+	for _, r := range e.rooms {
+		rooms = append(rooms, r)
+	}
+	e.mu.Unlock()
+	for _, r := range rooms {
+		r.mu.Lock()
+		a := r.att
+		r.mu.Unlock()
+		if a != nil {
+			r.rejoin(a, "session lost")
+		}
+	}
+	e.lmu.Lock()
+	defer e.lmu.Unlock()
+	if e.lg.phase == loggedIn || e.lg.phase == loggingIn {
+		e.failWhere(func(ps *pendingSend) bool { return ps.kind == kindOutside || ps.kind == kindServer })
+		e.lg.unacked.Drain()
+		e.lg.params = false
+		if e.lg.claimed {
+			e.lg.claimed = false
+			e.releaseUser()
+		}
+		e.startLoginLocked(e.lg.token)
 	}
 }
 

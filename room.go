@@ -13,6 +13,7 @@ import (
 
 	"github.com/parleyhq/parley/internal/acks"
 	"github.com/parleyhq/parley/internal/ids"
+	"github.com/parleyhq/parley/internal/signal"
 	"github.com/parleyhq/parley/internal/transport"
 	pb "github.com/parleyhq/parley/proto/parley/v1"
 )
@@ -37,11 +38,12 @@ type handlerBox struct{ h RoomEventHandler }
 // attempt is one join of a room, from JoinRoom until the room is left,
 // fails or is lost. Its fields are guarded by Room.mu unless noted.
 type attempt struct {
-	r       *Room
-	roomID  string
-	token   string
-	user    UserInfo
-	started time.Time
+	r        *Room
+	roomID   string
+	token    string
+	user     UserInfo
+	joinType JoinType
+	started  time.Time
 
 	ctx    context.Context // cancelled when the attempt ends
 	cancel context.CancelFunc
@@ -119,18 +121,7 @@ func (r *Room) JoinRoom(token string, user UserInfo, cfg RoomConfig) error {
 		})
 		return nil
 	}
-	a := &attempt{
-		r:       r,
-		roomID:  r.id,
-		token:   token,
-		user:    user,
-		started: time.Now(),
-		opened:  make(chan struct{}),
-		active:  make(chan struct{}),
-		members: make(map[string]UserInfo),
-	}
-	a.ctx, a.cancel = context.WithCancel(r.e.ctx)
-	a.owed = acks.Batcher{Delay: ackDelay, Flush: a.flushAcks}
+	a := r.newAttempt(token, user, JoinTypeFirst)
 	prev := r.leaving
 	if !r.e.goTracked(func() { r.join(a, prev) }) {
 		r.e.releaseUser()
@@ -138,6 +129,58 @@ func (r *Room) JoinRoom(token string, user UserInfo, cfg RoomConfig) error {
 	}
 	r.att = a
 	return nil
+}
+
+func (r *Room) newAttempt(token string, user UserInfo, jt JoinType) *attempt {
+	a := &attempt{
+		r:        r,
+		roomID:   r.id,
+		token:    token,
+		user:     user,
+		joinType: jt,
+		started:  time.Now(),
+		opened:   make(chan struct{}),
+		active:   make(chan struct{}),
+		members:  make(map[string]UserInfo),
+	}
+	a.ctx, a.cancel = context.WithCancel(r.e.ctx)
+	a.owed = acks.Batcher{Delay: ackDelay, Flush: a.flushAcks}
+	return a
+}
+
+// rejoin replaces attempt a, which lost its server side (its transport
+// failed, or the server no longer had the session), with a new join of the
+// same user and token: once it succeeds the room reports state 0 with
+// JoinTypeReconnected. Sends in flight on a get NetworkDisconnected.
+func (r *Room) rejoin(a *attempt, why string) {
+	r.mu.Lock()
+	if r.att != a || r.closed {
+		r.mu.Unlock()
+		return
+	}
+	if !r.e.claimUser(a.user.UserID) { // a's claim goes with a.end
+		r.mu.Unlock()
+		return
+	}
+	na := r.newAttempt(a.token, a.user, JoinTypeReconnected)
+	r.att = na
+	leaving := make(chan struct{})
+	r.leaving = leaving
+	r.mu.Unlock()
+	r.e.log.Info("rejoining", zap.String("room", r.id), zap.String("why", why))
+	ok := r.e.goTracked(func() {
+		defer close(leaving)
+		a.cancel()
+		r.sendLeave(UserOfflineReasonDropped) // if the server still holds the old member
+		_ = a.end()
+	})
+	if !ok || !r.e.goTracked(func() { r.join(na, leaving) }) {
+		if !ok {
+			close(leaving)
+		}
+		_ = a.end()
+		r.lost(na, int(ErrorCodeJoinRoom), "engine closed")
+	}
 }
 
 // usableLocked reports ErrEngineClosed once the Engine is closed (its
@@ -173,6 +216,9 @@ func (r *Room) join(a *attempt, prev chan struct{}) {
 	}
 	if a.ctx.Err() != nil && ctx.Err() == nil {
 		return // left or closed meanwhile: no result owed for this attempt
+	}
+	if errors.Is(err, signal.ErrSessionLost) {
+		return // the Engine rejoins every room of a lost session (onSessionLost)
 	}
 	r.e.log.Info("join failed", zap.String("room", r.id), zap.Int("code", code), zap.Error(err))
 	r.lost(a, code, err.Error())
@@ -216,9 +262,17 @@ func (r *Room) connect(ctx context.Context, a *attempt) (int, error) {
 		r.lost(a, int(ErrorCodeJoinRoom), err.Error())
 	})
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
-		if st == webrtc.PeerConnectionStateFailed || st == webrtc.PeerConnectionStateClosed {
-			r.lost(a, int(ErrorCodeJoinRoom), "room transport "+st.String())
+		if st != webrtc.PeerConnectionStateFailed && st != webrtc.PeerConnectionStateClosed {
+			return
 		}
+		r.mu.Lock()
+		joined := a.joined
+		r.mu.Unlock()
+		if joined { // a room that worked comes back by itself
+			r.rejoin(a, "room transport "+st.String())
+			return
+		}
+		r.lost(a, int(ErrorCodeJoinRoom), "room transport "+st.String())
 	})
 	offer, err := pc.CreateOffer(nil)
 	if err != nil {
@@ -265,7 +319,7 @@ func (r *Room) connect(ctx context.Context, a *attempt) (int, error) {
 	}
 	a.joined = true
 	a.joinedAt = time.Now()
-	info := RoomStateInfo{Elapsed: a.joinedAt.Sub(a.started), JoinType: JoinTypeFirst}
+	info := RoomStateInfo{Elapsed: a.joinedAt.Sub(a.started), JoinType: a.joinType}
 	r.emit(func(h RoomEventHandler) { h.OnRoomStateChanged(r.id, a.user.UserID, 0, info) })
 	for _, f := range a.pending {
 		f()

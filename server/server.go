@@ -87,6 +87,11 @@ type Config struct {
 	// burst of twice as many; past it the connection is closed (1008).
 	// Default: 5000.
 	MaxFramesPerSecond int
+	// GracePeriod is how long a session outlives its connection: a client
+	// that reconnects within it resumes the session and loses nothing, and
+	// nobody else notices; after it, its rooms see it leave (Dropped) and
+	// its login ends. Default: 20s.
+	GracePeriod time.Duration
 }
 
 // Quotas are per-second rate limits; zero is unlimited. ByteRTC's
@@ -133,6 +138,7 @@ func New(cfg Config) (*Server, error) {
 		MaxConnsPerAddress: cfg.MaxConnsPerAddress,
 		MaxUnauthenticated: cfg.MaxUnauthenticated,
 		MaxFramesPerSecond: cfg.MaxFramesPerSecond,
+		GracePeriod:        cfg.GracePeriod,
 	}
 	s, err := iserver.New(c)
 	if err != nil {

@@ -12,6 +12,7 @@ const (
 	codeInvalidToken        = -1000
 	codeJoinRoom            = -1001
 	codeDuplicateLogin      = -1004
+	codeKickedOut           = -1006
 	codeRoomIDIllegal       = -1007
 	codeUserIDDifferent     = -1014
 	codeAbnormalServerState = -1084

@@ -33,6 +33,7 @@ type Config struct {
 	MaxConnsPerAddress int
 	MaxUnauthenticated int
 	MaxFramesPerSecond int
+	GracePeriod        time.Duration
 }
 
 // Quotas mirrors the public server.Quotas.
@@ -57,6 +58,7 @@ const (
 	DefaultMaxConnsPerAddress = 256
 	DefaultMaxUnauthenticated = 1024
 	DefaultMaxFramesPerSecond = 5000
+	DefaultGracePeriod        = 20 * time.Second
 )
 
 func (c Config) withDefaults() Config {
@@ -74,6 +76,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = DefaultDrainTimeout
+	}
+	if c.GracePeriod <= 0 {
+		c.GracePeriod = DefaultGracePeriod
 	}
 	if c.MaxConnsPerAddress <= 0 {
 		c.MaxConnsPerAddress = DefaultMaxConnsPerAddress

@@ -28,8 +28,9 @@ const (
 
 	logoutDuplicate = 1
 
-	statusOffline = 0
-	statusOnline  = 1
+	statusOffline     = 0
+	statusOnline      = 1
+	statusUnreachable = 2
 
 	resultE2BSSendFailed     = 17
 	resultE2BSReturnFailed   = 18
@@ -168,8 +169,13 @@ func (ss *session) endLogin(k loginKey) {
 func (ss *session) handlePeerStatus(reqID uint64, p *pb.PeerStatusRequest) {
 	app, user := ss.loginState()
 	status := int32(statusOffline)
-	if user != "" && ss.srv.loggedIn(loginKey{app, p.UserId}) != nil {
+	if peer := ss.srv.loggedIn(loginKey{app, p.UserId}); user != "" && peer != nil {
 		status = statusOnline
+		peer.mu.Lock()
+		if peer.link == nil {
+			status = statusUnreachable // in its grace period: it may come back
+		}
+		peer.mu.Unlock()
 	}
 	ss.frameResult(reqID, &pb.PeerStatusResponse{UserId: p.UserId, Status: status})
 }

@@ -14,6 +14,7 @@ type metrics struct {
 	members  prometheus.Gauge
 	joins    *prometheus.CounterVec // by result
 	closes   *prometheus.CounterVec // connections closed by the server, by reason
+	resumes  *prometheus.CounterVec // resume requests by result
 
 	relayed       *prometheus.CounterVec // messages by kind and outcome
 	badPackets    prometheus.Counter
@@ -52,6 +53,9 @@ func newMetrics() *metrics {
 	m.relayed = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "parley_messages_total", Help: "Messages the relay handled, by kind (user, broadcast) and outcome.",
 	}, []string{"kind", "outcome"})
+	m.resumes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "parley_resumes_total", Help: "Session resume requests by result (ok, refused).",
+	}, []string{"result"})
 	m.badPackets = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "parley_bad_packets_total", Help: "Data-channel packets dropped because they did not decode.",
 	})
@@ -65,7 +69,7 @@ func newMetrics() *metrics {
 		m.joins.WithLabelValues(r)
 	}
 	m.reg.MustRegister(m.sessions, m.rooms, m.members, m.joins, m.closes,
-		m.relayed, m.badPackets, m.dropped, m.slowConsumers,
+		m.relayed, m.badPackets, m.dropped, m.slowConsumers, m.resumes,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"fmt"
+
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
@@ -151,6 +153,12 @@ func (m *member) deliver(ch int, b []byte) bool {
 		m.log.Info("slow consumer disconnected", zap.Uint64("buffered", dc.BufferedAmount()))
 		m.room.srv.metrics.slowConsumers.Inc()
 		srv := m.room.srv
+		// Told first, so the client reports it rather than rejoining as if
+		// its transport had failed.
+		m.sess.send(0, &pb.ServerFrame{Body: &pb.ServerFrame_RoomRemoved{RoomRemoved: &pb.RoomRemoved{
+			RoomId: m.room.id, Code: codeKickedOut,
+			Reason: fmt.Sprintf("slow consumer: over %d bytes queued", srv.cfg.MemberQueue),
+		}}})
 		srv.wg.Add(1) // m is active, so its session holds the count above zero
 		go func() {
 			defer srv.wg.Done()

@@ -265,15 +265,11 @@ func (r *room) remove(m *member, reason int32, notify bool) {
 }
 
 // broadcastLocked sends f to every active member but except.
+// Each session numbers its frames, so each gets its own copy.
 func (r *room) broadcastLocked(except *member, f *pb.ServerFrame) {
-	b, err := proto.Marshal(f)
-	if err != nil {
-		r.srv.log.Error("marshal frame", zap.Error(err))
-		return
-	}
 	for _, o := range r.members {
 		if o != except {
-			o.sess.sendRaw(b)
+			o.sess.send(0, proto.Clone(f).(*pb.ServerFrame))
 		}
 	}
 }

@@ -40,7 +40,7 @@ type Server struct {
 	mu       sync.Mutex
 	rooms    map[roomKey]*room
 	logins   map[loginKey]*session
-	sessions map[*session]struct{}
+	sessions map[string]*session // by ID, attached or detached
 	closing  bool
 	served   chan struct{} // closed when the HTTP server has returned
 
@@ -79,7 +79,7 @@ func New(cfg Config) (*Server, error) {
 		metrics:  newMetrics(),
 		rooms:    make(map[roomKey]*room),
 		logins:   make(map[loginKey]*session),
-		sessions: make(map[*session]struct{}),
+		sessions: make(map[string]*session),
 		served:   make(chan struct{}),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -179,7 +179,7 @@ func (s *Server) serveRTC(w http.ResponseWriter, r *http.Request) {
 		s.admission.release(ip, true)
 		return // the upgrader has answered
 	}
-	s.startSession(ws, r.RemoteAddr, ip)
+	s.startLink(ws, r.RemoteAddr, ip)
 }
 
 // Shutdown tells every session the server is going away, removes every
@@ -193,7 +193,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.closing = true
 	sessions := make([]*session, 0, len(s.sessions))
-	for ss := range s.sessions {
+	for _, ss := range s.sessions {
 		sessions = append(sessions, ss)
 	}
 	s.mu.Unlock()
@@ -217,7 +217,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		errs = append(errs, fmt.Errorf("drain: %w", ctx.Err()))
 		for _, ss := range sessions {
-			ss.conn.Abort()
+			ss.mu.Lock()
+			lk := ss.link
+			ss.mu.Unlock()
+			if lk != nil {
+				lk.conn.Abort()
+			}
 		}
 		select { // aborted connections end at once; do not hang on a bug
 		case <-drained:

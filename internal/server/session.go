@@ -10,7 +10,6 @@ import (
 
 	"github.com/gorilla/websocket"
 	"go.uber.org/zap"
-	"golang.org/x/time/rate"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/parleyhq/parley/internal/acks"
@@ -29,19 +28,22 @@ const (
 	closeShutdown    = "shutdown"
 )
 
-// session is one signaling connection: its user ID once it has joined,
-// and its room memberships.
+// session is one client's state on the server: its user ID once it has
+// joined or logged in, its room memberships, its login, and the frames in
+// flight both ways. It lives on a connection (a link) and outlives it by
+// the grace period: a client that comes back with the resume secret in
+// time takes it over on a new connection, and nobody else notices.
 type session struct {
-	srv  *Server
-	id   string
-	log  *zap.Logger
-	conn *signal.Conn
+	srv    *Server
+	id     string
+	secret []byte
+	log    *zap.Logger
+	out    *signal.Stream // frames both ways: numbered, kept until acknowledged
 
-	ip        string        // the remote address's host, for the admission counts
-	frames    *rate.Limiter // frames per second the client may send
 	authTimer *time.Timer
 	quota     userQuota
 	sendMu    sync.Mutex // orders frames to the client where order matters (login)
+	ackTimer  *time.Timer
 
 	unacked acks.Book    // reliable outside-room messages awaiting this session's ack
 	posts   atomic.Int32 // server messages being posted
@@ -54,38 +56,8 @@ type session struct {
 	params  *serverParams      // set by SetServerParams while logged in
 	authed  bool
 	ended   bool
-}
-
-func (s *Server) startSession(ws *websocket.Conn, remote, ip string) {
-	ss := &session{
-		srv:     s,
-		id:      newID(),
-		ip:      ip,
-		members: make(map[string]*member),
-		quota:   newUserQuota(s.cfg.Quotas),
-		frames:  rate.NewLimiter(rate.Limit(s.cfg.MaxFramesPerSecond), 2*s.cfg.MaxFramesPerSecond),
-	}
-	ss.log = s.log.With(zap.String("session", ss.id), zap.String("remote", remote))
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
-		s.admission.release(ip, true)
-		msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down")
-		_ = ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
-		_ = ws.Close()
-		return
-	}
-	s.sessions[ss] = struct{}{}
-	s.wg.Add(1)
-	s.mu.Unlock()
-	s.metrics.sessions.Inc()
-
-	ss.conn = signal.Start(ws, signal.Config{PingInterval: s.cfg.PingInterval}, ss.onFrame, ss.onClose)
-	ss.authTimer = time.AfterFunc(s.cfg.AuthTimeout, ss.authExpired)
-	ss.send(0, &pb.ServerFrame{Body: &pb.ServerFrame_Welcome{Welcome: &pb.Welcome{
-		SessionId: ss.id, ServerVersion: Version,
-	}}})
-	ss.log.Debug("session started")
+	link    *link       // the current connection; nil while detached
+	grace   *time.Timer // ends a detached session
 }
 
 // authExpired closes a connection that neither logged in nor joined in time.
@@ -95,22 +67,31 @@ func (ss *session) authExpired() {
 	ss.mu.Unlock()
 	if !authed {
 		ss.closeFor(websocket.ClosePolicyViolation, closeAuthTimeout,
-			fmt.Sprintf("no join within %v", ss.srv.cfg.AuthTimeout))
+			fmt.Sprintf("no join within %v", ss.srv.cfg.AuthTimeout), true)
 	}
 }
 
-// closeFor closes the connection for a reason of the server's, with a log
-// line and a metric.
-func (ss *session) closeFor(code int, label, reason string) {
+// closeFor closes the session's connection for a reason of the server's,
+// with a log line and a metric; with end, the session ends with it (no
+// resume).
+func (ss *session) closeFor(code int, label, reason string, end bool) {
 	ss.srv.metrics.closes.WithLabelValues(label).Inc()
 	ss.log.Info("closing connection", zap.String("reason", label), zap.String("detail", reason))
-	ss.conn.Close(code, reason)
+	ss.mu.Lock()
+	lk := ss.link
+	ss.mu.Unlock()
+	if lk != nil {
+		lk.close(code, reason, end)
+	}
 }
 
-// send queues a frame for the client. A client that cannot keep up with its
-// signaling (1024 frames queued) is disconnected: its state is torn down
-// as if it had dropped, which is the only bound that cannot stall the room
-// that produces the events.
+// send numbers a frame and queues it for the client, or keeps it for the
+// next connection while detached. A client that cannot keep up with its
+// signaling (1024 frames queued) loses its connection as a slow consumer;
+// it may resume and get the frames replayed, until what it has not
+// acknowledged outgrows the replay buffer: then the session ends, as if
+// it had dropped. That is the only bound that cannot stall the room that
+// produces the events.
 func (ss *session) send(requestID uint64, f *pb.ServerFrame) {
 	ss.sendMu.Lock()
 	defer ss.sendMu.Unlock()
@@ -120,23 +101,36 @@ func (ss *session) send(requestID uint64, f *pb.ServerFrame) {
 // sendLocked is send with sendMu held.
 func (ss *session) sendLocked(requestID uint64, f *pb.ServerFrame) {
 	f.RequestId = requestID
-	b, err := proto.Marshal(f)
-	if err != nil {
-		ss.log.Error("marshal frame", zap.Error(err))
-		return
+	err := ss.out.Send(func(seq, acked uint64) []byte {
+		f.Seq, f.Acked = seq, acked
+		b, err := proto.Marshal(f)
+		if err != nil {
+			panic("parley: marshal frame: " + err.Error()) // only a programming error gets here
+		}
+		return b
+	})
+	switch {
+	case errors.Is(err, signal.ErrQueueFull):
+		ss.closeFor(websocket.ClosePolicyViolation, closeSlow, "signaling queue full", false)
+	case errors.Is(err, signal.ErrReplayFull):
+		ss.log.Info("session ended: the client left too much unacknowledged")
+		ss.closeFor(websocket.ClosePolicyViolation, closeSlow, "replay buffer full", true)
+		go ss.end(err) // detached sessions have no connection to close
 	}
-	ss.sendRawLocked(b)
 }
 
-func (ss *session) onFrame(b []byte) error {
-	if !ss.frames.Allow() {
-		return ss.rateLimited()
-	}
-	f, err := signal.DecodeClientFrame(b)
+// onFrame handles one frame of the client's sequence.
+func (ss *session) onFrame(f *pb.ClientFrame) error {
+	fresh, err := ss.out.Receive(f.Seq, f.Acked)
 	if err != nil {
 		ss.srv.metrics.closes.WithLabelValues(closeMalformed).Inc()
-		ss.log.Info("closing connection", zap.String("reason", closeMalformed), zap.Error(err))
 		return &signal.CloseError{Code: websocket.CloseInvalidFramePayloadData, Reason: err.Error()}
+	}
+	if !fresh {
+		return nil // a replayed frame the server already has
+	}
+	if f.Seq != 0 {
+		ss.ackSoon()
 	}
 	switch body := f.Body.(type) {
 	case *pb.ClientFrame_Join:
@@ -157,35 +151,61 @@ func (ss *session) onFrame(b []byte) error {
 		ss.handleServerParams(f.RequestId, body.ServerParams)
 	case *pb.ClientFrame_ServerMessage:
 		ss.handleServerMessage(body.ServerMessage)
+	case *pb.ClientFrame_Resume:
+		return &signal.CloseError{Code: websocket.CloseProtocolError, Reason: "resume is only the first frame"}
 	}
 	return nil
 }
 
-// markAuthedLocked records the session's first accepted join or login.
-func (ss *session) markAuthedLocked() {
-	if !ss.authed {
-		ss.authed = true
-		ss.srv.admission.authenticated()
+// ackSoon acknowledges what the session has received: at once when 32
+// frames wait for it, else within 100 ms (unless a frame to the client
+// carries it first).
+func (ss *session) ackSoon() {
+	if ss.out.Unacknowledged() >= 32 {
+		ss.sendAck()
+		return
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.ackTimer == nil {
+		ss.ackTimer = time.AfterFunc(100*time.Millisecond, func() {
+			ss.mu.Lock()
+			ss.ackTimer = nil
+			ss.mu.Unlock()
+			if ss.out.Unacknowledged() > 0 {
+				ss.sendAck()
+			}
+		})
 	}
 }
 
-func (ss *session) onClose(err error) {
+func (ss *session) sendAck() {
+	_ = ss.out.SendUnsequenced(func(acked uint64) []byte {
+		b, _ := proto.Marshal(&pb.ServerFrame{Acked: acked, Body: &pb.ServerFrame_AckOnly{AckOnly: &pb.SeqAck{}}})
+		return b
+	})
+}
+
+// markAuthedLocked records the session's first accepted join or login.
+func (ss *session) markAuthedLocked() {
+	ss.authed = true
+	if ss.link != nil {
+		ss.link.markAuthed()
+	}
+}
+
+// end ends the session for good: its members leave their rooms as
+// Dropped, its login ends. It runs once.
+func (ss *session) end(err error) {
 	ss.authTimer.Stop()
 	ss.mu.Lock()
-	ss.srv.admission.release(ss.ip, !ss.authed)
-	ss.mu.Unlock()
-	var ce *signal.CloseError
-	if errors.As(err, &ce) {
-		switch ce.Code {
-		case websocket.CloseMessageTooBig:
-			ss.srv.metrics.closes.WithLabelValues(closeTooBig).Inc()
-			ss.log.Info("closing connection", zap.String("reason", closeTooBig), zap.String("detail", ce.Reason))
-		case websocket.CloseUnsupportedData:
-			ss.srv.metrics.closes.WithLabelValues(closeTextFrame).Inc()
-			ss.log.Info("closing connection", zap.String("reason", closeTextFrame))
-		}
+	if ss.ended {
+		ss.mu.Unlock()
+		return
 	}
-	ss.mu.Lock()
+	if ss.grace != nil {
+		ss.grace.Stop()
+	}
 	ss.ended = true
 	members := make([]*member, 0, len(ss.members))
 	for _, m := range ss.members {
@@ -204,7 +224,7 @@ func (ss *session) onClose(err error) {
 	}
 	s := ss.srv
 	s.mu.Lock()
-	delete(s.sessions, ss)
+	delete(s.sessions, ss.id)
 	s.mu.Unlock()
 	s.metrics.sessions.Dec()
 	ss.log.Debug("session ended", zap.Error(err))
@@ -289,38 +309,21 @@ func (ss *session) forget(m *member) {
 	ss.mu.Unlock()
 }
 
-// goAway tells the client that each of its rooms is gone (-1084) and that
-// the server is going away, and closes the connection. onClose removes the
-// members once the client has read this: closing their PeerConnections
-// first would race these frames, and the client could report its room
-// transport lost instead. Nobody is told of anybody leaving meanwhile (see
-// room.remove).
+// goAway tells the client the server is going away and closes the
+// connection, ending the session: the client reconnects (to this server
+// when it comes back, or another), finds its session gone, and joins its
+// rooms and logs in again by itself. Nobody is told of anybody leaving
+// meanwhile (see room.remove).
 func (ss *session) goAway(reason string) {
-	ss.mu.Lock()
-	rooms := make([]string, 0, len(ss.members))
-	for id := range ss.members {
-		rooms = append(rooms, id)
-	}
-	ss.mu.Unlock()
-	for _, id := range rooms {
-		ss.send(0, &pb.ServerFrame{Body: &pb.ServerFrame_RoomRemoved{RoomRemoved: &pb.RoomRemoved{
-			RoomId: id, Code: codeAbnormalServerState, Reason: reason,
-		}}})
-	}
-	ss.send(0, &pb.ServerFrame{Body: &pb.ServerFrame_GoAway{GoAway: &pb.GoAway{Reason: reason}}})
 	ss.srv.metrics.closes.WithLabelValues(closeShutdown).Inc()
-	ss.conn.Close(websocket.CloseGoingAway, reason)
-}
-
-// sendRaw queues an encoded frame (request ID 0), as send does.
-func (ss *session) sendRaw(b []byte) {
-	ss.sendMu.Lock()
-	defer ss.sendMu.Unlock()
-	ss.sendRawLocked(b)
-}
-
-func (ss *session) sendRawLocked(b []byte) {
-	if err := ss.conn.Send(b); err == signal.ErrQueueFull {
-		ss.closeFor(websocket.ClosePolicyViolation, closeSlow, "signaling queue full")
+	ss.mu.Lock()
+	lk := ss.link
+	ss.mu.Unlock()
+	if lk == nil {
+		ss.end(errors.New(reason)) // detached: nobody to tell
+		return
 	}
+	b, _ := proto.Marshal(&pb.ServerFrame{Body: &pb.ServerFrame_GoAway{GoAway: &pb.GoAway{Reason: reason}}})
+	_ = lk.write(b)
+	lk.close(websocket.CloseGoingAway, reason, true)
 }

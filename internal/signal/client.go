@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"sync"
 	"time"
@@ -14,99 +15,390 @@ import (
 	pb "github.com/parleyhq/parley/proto/parley/v1"
 )
 
-// Client is the client end of a signaling connection: it pairs requests
-// with responses by request ID and hands every other frame to onEvent.
-type Client struct {
-	conn    *Conn
-	welcome *pb.Welcome
+// ClientState is a change in a Client's connection.
+type ClientState int
 
-	mu      sync.Mutex
-	nextID  uint64
-	pending map[uint64]chan *pb.ServerFrame
-	closed  bool
+// The states a Client reports.
+const (
+	StateReconnecting ClientState = iota + 1 // the connection dropped; reconnecting
+	StateReconnected                         // connected again (the session resumed, or a new one)
+	StateLost                                // reconnecting for longer than LostAfter; still trying
+	StateFailed                              // the server refuses for good; no more tries
+)
+
+// ErrSessionLost fails the requests in flight when the server no longer
+// had the session on reconnect and a new one replaced it.
+var ErrSessionLost = errors.New("signal: session lost")
+
+// ClientConfig configures a Client.
+type ClientConfig struct {
+	URL  string
+	Conn Config
+	// OnEvent gets each event frame (request ID 0) once, in order, on a
+	// read goroutine; it must not block.
+	OnEvent func(*pb.ServerFrame)
+	// OnState gets the Client's connection changes, from its own goroutine.
+	OnState func(ClientState)
+	// OnSessionLost runs when a reconnect found the session gone (grace
+	// period over, server restarted): the Client now has a new, empty
+	// session, and the requests in flight failed with ErrSessionLost.
+	OnSessionLost func()
+	// OnClosed runs once when the Client has stopped for good: after
+	// Close, or after StateFailed.
+	OnClosed func(error)
+	// LostAfter is how long reconnecting lasts before StateLost.
+	// Default: 10s.
+	LostAfter time.Duration
+	// Backoff bounds the jittered wait between reconnect tries.
+	// Defaults: 100ms and 5s.
+	BackoffMin, BackoffMax time.Duration
 }
 
-// ErrProtocol reports a frame from the server that breaks the protocol.
-var ErrProtocol = errors.New("signal: protocol error")
+// maxClientReplay bounds what a Client keeps for replay.
+const maxClientReplay = 16 << 20
 
-// Dial connects to url and waits for the server's Welcome. onEvent is
-// called from the read goroutine for each event frame (request ID 0), in
-// order; it must not block. onClose is called once when the connection
-// ends, after every pending request has failed.
-func Dial(ctx context.Context, url string, cfg Config, onEvent func(*pb.ServerFrame), onClose func(error)) (*Client, error) {
-	d := websocket.Dialer{
-		HandshakeTimeout: 10 * time.Second,
-		ReadBufferSize:   16 << 10,
-		WriteBufferSize:  16 << 10,
+// Client is the client end of a signaling session: it pairs requests with
+// responses, numbers its frames and keeps them until the server has them,
+// and when its connection drops it reconnects with jittered backoff and
+// resumes the session, so that nothing sent either way is lost or
+// repeated while the server keeps the session.
+type Client struct {
+	cfg    ClientConfig
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu        sync.Mutex
+	out       *Stream
+	conn      *Conn // the current connection; nil while reconnecting
+	sessionID string
+	secret    []byte
+	welcome   *pb.Welcome
+	nextID    uint64
+	pending   map[uint64]chan *pb.ServerFrame
+	closed    bool
+	ackTimer  *time.Timer
+}
+
+// Dial connects to cfg.URL and starts a session; the Client then keeps it
+// up until Close.
+func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
+	if cfg.LostAfter <= 0 {
+		cfg.LostAfter = 10 * time.Second
 	}
-	ws, resp, err := d.DialContext(ctx, url, http.Header{})
+	if cfg.BackoffMin <= 0 {
+		cfg.BackoffMin = 100 * time.Millisecond
+	}
+	if cfg.BackoffMax <= 0 {
+		cfg.BackoffMax = 5 * time.Second
+	}
+	c := &Client{cfg: cfg, done: make(chan struct{}), pending: make(map[uint64]chan *pb.ServerFrame), out: NewStream(maxClientReplay)}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	conn, err := c.connect(ctx, false)
+	if err != nil {
+		c.cancel()
+		return nil, err
+	}
+	go c.run(conn)
+	return c, nil
+}
+
+// Welcome is the Welcome of the Client's current session.
+func (c *Client) Welcome() *pb.Welcome {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.welcome
+}
+
+// errPermanent marks a dial error that retrying cannot fix.
+type errPermanent struct{ error }
+
+// connect opens one connection and, with resume, asks to resume the
+// session; it returns once the connection carries a session.
+func (c *Client) connect(ctx context.Context, resume bool) (*Conn, error) {
+	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 16 << 10, WriteBufferSize: 16 << 10}
+	ws, resp, err := d.DialContext(ctx, c.cfg.URL, http.Header{})
 	if err != nil {
 		if resp != nil {
-			return nil, fmt.Errorf("signal: dial %s: %w (HTTP %s)", url, err, resp.Status)
+			err = fmt.Errorf("signal: dial %s: %w (HTTP %s)", c.cfg.URL, err, resp.Status)
+			switch resp.StatusCode {
+			case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
+				return nil, errPermanent{err}
+			}
+			return nil, err
 		}
-		return nil, fmt.Errorf("signal: dial %s: %w", url, err)
+		return nil, fmt.Errorf("signal: dial %s: %w", c.cfg.URL, err)
 	}
-	c := &Client{pending: make(map[uint64]chan *pb.ServerFrame)}
-	welcomed := make(chan *pb.Welcome, 1)
-	first := true
-	onFrame := func(b []byte) error {
-		f, err := DecodeServerFrame(b)
+	h := &handshake{c: c, resume: resume, ready: make(chan error, 1), started: make(chan struct{})}
+	conn := Start(ws, c.cfg.Conn, h.onFrame, nil)
+	h.conn = conn
+	close(h.started)
+	select {
+	case err := <-h.ready:
 		if err != nil {
-			return &CloseError{Code: websocket.CloseInvalidFramePayloadData, Reason: err.Error()}
+			conn.Close(websocket.CloseProtocolError, err.Error())
+			<-conn.Done()
+			return nil, err
 		}
-		if first {
-			first = false
-			w, ok := f.Body.(*pb.ServerFrame_Welcome)
-			if !ok {
-				return &CloseError{Code: websocket.CloseProtocolError, Reason: "first frame is not Welcome"}
-			}
-			welcomed <- w.Welcome
+		return conn, nil
+	case <-conn.Done():
+		return nil, fmt.Errorf("signal: connection closed during the handshake: %w", conn.Err())
+	case <-ctx.Done():
+		conn.Close(websocket.CloseNormalClosure, "")
+		<-conn.Done()
+		return nil, fmt.Errorf("signal: handshake: %w", ctx.Err())
+	}
+}
+
+// handshake reads one connection's frames: its Welcome, the answer to a
+// resume, then the session's frames. It runs on the connection's read
+// goroutine, so a session switch happens before any later frame is read.
+type handshake struct {
+	c       *Client
+	conn    *Conn
+	started chan struct{} // closed once conn is set
+	resume  bool
+	welcome *pb.Welcome
+	ready   chan error // the handshake's outcome
+	done    bool
+}
+
+func (h *handshake) onFrame(b []byte) error {
+	<-h.started
+	f, err := DecodeServerFrame(b)
+	if err != nil {
+		return &CloseError{Code: websocket.CloseInvalidFramePayloadData, Reason: err.Error()}
+	}
+	c := h.c
+	switch body := f.Body.(type) {
+	case *pb.ServerFrame_Welcome:
+		if h.welcome != nil {
+			return &CloseError{Code: websocket.CloseProtocolError, Reason: "second Welcome"}
+		}
+		h.welcome = body.Welcome
+		if !h.resume {
+			c.adopt(h.welcome, h.conn)
+			h.finish(nil)
 			return nil
 		}
-		if f.RequestId != 0 {
+		c.mu.Lock()
+		c.nextID++
+		req := &pb.ClientFrame{RequestId: c.nextID, Body: &pb.ClientFrame_Resume{Resume: &pb.ResumeRequest{
+			SessionId: c.sessionID, Secret: c.secret, Ack: c.out.Received(),
+		}}}
+		c.mu.Unlock()
+		rb, _ := proto.Marshal(req)
+		return h.conn.Send(rb)
+	case *pb.ServerFrame_Resume:
+		if h.done || h.welcome == nil {
+			return &CloseError{Code: websocket.CloseProtocolError, Reason: "unexpected ResumeResponse"}
+		}
+		if body.Resume.Ok {
 			c.mu.Lock()
-			ch := c.pending[f.RequestId]
-			delete(c.pending, f.RequestId)
+			err := c.out.Attach(body.Resume.Ack, h.conn.Send)
+			c.conn = h.conn
 			c.mu.Unlock()
-			if ch != nil {
-				ch <- f
-			}
-			return nil
+			h.finish(err)
+			return err
 		}
-		onEvent(f)
+		c.adopt(h.welcome, h.conn)
+		h.finish(nil)
+		if c.cfg.OnSessionLost != nil {
+			c.cfg.OnSessionLost()
+		}
+		return nil
+	case *pb.ServerFrame_AckOnly:
+		_, _ = c.out.Receive(0, f.Acked)
 		return nil
 	}
-	closed := func(err error) {
+	if !h.done {
+		return &CloseError{Code: websocket.CloseProtocolError, Reason: "frame before the handshake ended"}
+	}
+	return c.onFrame(f)
+}
+
+func (h *handshake) finish(err error) {
+	h.done = true
+	h.ready <- err
+}
+
+// adopt makes welcome's session the Client's, on conn: a new sequence in
+// both directions; requests of an earlier session fail.
+func (c *Client) adopt(w *pb.Welcome, conn *Conn) {
+	c.mu.Lock()
+	pending := c.pending
+	c.pending = make(map[uint64]chan *pb.ServerFrame)
+	c.sessionID, c.secret, c.welcome = w.SessionId, w.ResumeSecret, w
+	c.out = NewStream(maxClientReplay)
+	_ = c.out.Attach(0, conn.Send)
+	c.conn = conn
+	c.mu.Unlock()
+	for _, ch := range pending {
+		close(ch)
+	}
+}
+
+// onFrame handles a frame of the session's sequence.
+func (c *Client) onFrame(f *pb.ServerFrame) error {
+	c.mu.Lock()
+	out := c.out
+	c.mu.Unlock()
+	fresh, err := out.Receive(f.Seq, f.Acked)
+	if err != nil {
+		return &CloseError{Code: websocket.CloseProtocolError, Reason: err.Error()}
+	}
+	if !fresh {
+		return nil
+	}
+	if f.Seq != 0 {
+		c.ackSoon(out)
+	}
+	if f.RequestId != 0 {
 		c.mu.Lock()
-		c.closed = true
+		ch := c.pending[f.RequestId]
+		delete(c.pending, f.RequestId)
+		c.mu.Unlock()
+		if ch != nil {
+			ch <- f
+		}
+		return nil
+	}
+	c.cfg.OnEvent(f)
+	return nil
+}
+
+// ackSoon acknowledges what the Client has received: at once when 32
+// frames wait for it, else within 100 ms (unless a frame to the server
+// carries it first).
+func (c *Client) ackSoon(out *Stream) {
+	if out.Unacknowledged() >= 32 {
+		c.sendAck(out)
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ackTimer == nil && !c.closed {
+		c.ackTimer = time.AfterFunc(100*time.Millisecond, func() {
+			c.mu.Lock()
+			c.ackTimer = nil
+			c.mu.Unlock()
+			if out.Unacknowledged() > 0 {
+				c.sendAck(out)
+			}
+		})
+	}
+}
+
+func (c *Client) sendAck(out *Stream) {
+	_ = out.SendUnsequenced(func(acked uint64) []byte {
+		c.mu.Lock()
+		c.nextID++
+		id := c.nextID
+		c.mu.Unlock()
+		b, _ := proto.Marshal(&pb.ClientFrame{RequestId: id, Acked: acked, Body: &pb.ClientFrame_AckOnly{AckOnly: &pb.SeqAck{}}})
+		return b
+	})
+}
+
+// run watches the connection and, when it drops, reconnects and resumes
+// until Close.
+func (c *Client) run(conn *Conn) {
+	var final error
+	defer func() {
+		c.mu.Lock()
 		pending := c.pending
 		c.pending = nil
+		c.closed = true
+		if c.ackTimer != nil {
+			c.ackTimer.Stop()
+		}
 		c.mu.Unlock()
 		for _, ch := range pending {
 			close(ch)
 		}
-		if onClose != nil {
-			onClose(err)
+		if c.cfg.OnClosed != nil {
+			c.cfg.OnClosed(final)
 		}
-	}
-	c.conn = Start(ws, cfg, onFrame, closed)
-	select {
-	case w := <-welcomed:
-		c.welcome = w
-		return c, nil
-	case <-c.conn.Done():
-		return nil, fmt.Errorf("signal: connection closed before Welcome: %w", c.conn.Err())
-	case <-ctx.Done():
-		c.conn.Close(websocket.CloseNormalClosure, "")
-		<-c.conn.Done()
-		return nil, fmt.Errorf("signal: waiting for Welcome: %w", ctx.Err())
+		close(c.done)
+	}()
+	for {
+		select {
+		case <-conn.Done():
+		case <-c.ctx.Done():
+			conn.Close(websocket.CloseNormalClosure, "")
+			<-conn.Done()
+			return
+		}
+		c.mu.Lock()
+		if c.conn == conn {
+			c.conn = nil
+		}
+		c.out.Detach()
+		c.mu.Unlock()
+		if c.ctx.Err() != nil {
+			return
+		}
+		c.state(StateReconnecting)
+		next, err := c.reconnect()
+		if err != nil {
+			final = err
+			if !errors.Is(err, context.Canceled) {
+				c.state(StateFailed)
+			}
+			return
+		}
+		conn = next
+		c.state(StateReconnected)
 	}
 }
 
-// Welcome is the server's first frame.
-func (c *Client) Welcome() *pb.Welcome { return c.welcome }
+// reconnect tries, with jittered exponential backoff, until a connection
+// carries the session again, Close is called, or the server refuses for
+// good.
+func (c *Client) reconnect() (*Conn, error) {
+	start := time.Now()
+	wait := c.cfg.BackoffMin
+	lost := false
+	for {
+		ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+		conn, err := c.connect(ctx, true)
+		cancel()
+		if err == nil {
+			return conn, nil
+		}
+		var perm errPermanent
+		if errors.As(err, &perm) {
+			return nil, err
+		}
+		if c.ctx.Err() != nil {
+			return nil, c.ctx.Err()
+		}
+		if !lost && time.Since(start) >= c.cfg.LostAfter {
+			lost = true
+			c.state(StateLost)
+		}
+		// Full jitter: anywhere up to the current bound, so that clients
+		// cut off together do not come back together.
+		t := time.NewTimer(wait/2 + rand.N(wait/2+1))
+		select {
+		case <-t.C:
+		case <-c.ctx.Done():
+			t.Stop()
+			return nil, c.ctx.Err()
+		}
+		wait = min(wait*2, c.cfg.BackoffMax)
+	}
+}
 
-// Request sends f with a fresh request ID and waits for its response.
+func (c *Client) state(s ClientState) {
+	if c.cfg.OnState != nil {
+		c.cfg.OnState(s)
+	}
+}
+
+// Request sends f with a fresh request ID and waits for its response. The
+// request survives reconnects; it fails with ErrSessionLost if the session
+// does not, and with ErrClosed after Close.
 func (c *Client) Request(ctx context.Context, f *pb.ClientFrame) (*pb.ServerFrame, error) {
 	ch := make(chan *pb.ServerFrame, 1)
 	c.mu.Lock()
@@ -117,50 +409,89 @@ func (c *Client) Request(ctx context.Context, f *pb.ClientFrame) (*pb.ServerFram
 	c.nextID++
 	id := c.nextID
 	c.pending[id] = ch
+	out := c.out
 	c.mu.Unlock()
 	f.RequestId = id
-	forget := func() {
-		c.mu.Lock()
-		delete(c.pending, id)
-		c.mu.Unlock()
-	}
-	b, err := proto.Marshal(f)
-	if err != nil {
-		forget()
-		return nil, err
-	}
-	if err := c.conn.SendWait(ctx, b); err != nil {
-		forget()
+	if err := c.send(out, f); err != nil {
+		c.forget(id)
 		return nil, err
 	}
 	select {
 	case resp, ok := <-ch:
 		if !ok {
-			return nil, ErrClosed
+			if c.ctx.Err() != nil {
+				return nil, ErrClosed
+			}
+			return nil, ErrSessionLost
 		}
 		return resp, nil
 	case <-ctx.Done():
-		forget()
+		c.forget(id)
 		return nil, ctx.Err()
 	}
 }
 
-// Send sends f with a fresh request ID and does not wait for the response,
-// which is dropped when it comes.
-func (c *Client) Send(ctx context.Context, f *pb.ClientFrame) error {
+func (c *Client) forget(id uint64) {
 	c.mu.Lock()
-	c.nextID++
-	f.RequestId = c.nextID
+	delete(c.pending, id)
 	c.mu.Unlock()
-	b, err := proto.Marshal(f)
-	if err != nil {
-		return err
-	}
-	return c.conn.SendWait(ctx, b)
 }
 
-// Close closes the connection normally; Done tells when it has ended.
-func (c *Client) Close() { c.conn.Close(websocket.CloseNormalClosure, "") }
+// Send sends f with a fresh request ID and does not wait for the response,
+// which is dropped when it comes. While reconnecting, f waits for the
+// next connection.
+func (c *Client) Send(ctx context.Context, f *pb.ClientFrame) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	c.nextID++
+	f.RequestId = c.nextID
+	out := c.out
+	c.mu.Unlock()
+	return c.send(out, f)
+}
 
-// Done is closed when the connection has ended and onClose has run.
-func (c *Client) Done() <-chan struct{} { return c.conn.Done() }
+// send numbers f in out and writes it, or keeps it for the next
+// connection.
+func (c *Client) send(out *Stream, f *pb.ClientFrame) error {
+	err := out.Send(func(seq, acked uint64) []byte {
+		f.Seq, f.Acked = seq, acked
+		b, err := proto.Marshal(f)
+		if err != nil {
+			panic("parley: marshal frame: " + err.Error()) // only a programming error gets here
+		}
+		return b
+	})
+	if errors.Is(err, ErrQueueFull) {
+		// The frame is kept for replay; the connection is too slow, so
+		// start over on a new one.
+		c.mu.Lock()
+		conn := c.conn
+		c.mu.Unlock()
+		if conn != nil {
+			conn.Abort()
+		}
+		return nil
+	}
+	return err
+}
+
+// Close ends the session: the server is told (a normal close), and the
+// Client stops trying. Done tells when it has stopped.
+func (c *Client) Close() { c.cancel() }
+
+// Abort drops the current connection as if the network had: the Client
+// reconnects and resumes. For tests of resumption.
+func (c *Client) Abort() {
+	c.mu.Lock()
+	conn := c.conn
+	c.mu.Unlock()
+	if conn != nil {
+		conn.Abort()
+	}
+}
+
+// Done is closed when the Client has stopped and OnClosed has run.
+func (c *Client) Done() <-chan struct{} { return c.done }

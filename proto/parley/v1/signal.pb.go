@@ -49,7 +49,17 @@ type ClientFrame struct {
 	//	*ClientFrame_Ack
 	//	*ClientFrame_ServerParams
 	//	*ClientFrame_ServerMessage
-	Body          isClientFrame_Body `protobuf_oneof:"body"`
+	//	*ClientFrame_Resume
+	//	*ClientFrame_AckOnly
+	Body isClientFrame_Body `protobuf_oneof:"body"`
+	// This frame's number in the client's sequence: 1, 2, 3, ... over the
+	// whole session, across connections. 0 for ResumeRequest and SeqAck,
+	// which belong to one connection. The server processes each number once:
+	// a frame replayed after a resume that it already has is dropped.
+	Seq uint64 `protobuf:"varint,15,opt,name=seq,proto3" json:"seq,omitempty"`
+	// The highest server seq the client has received (all before it too);
+	// the server may forget its frames up to it.
+	Acked         uint64 `protobuf:"varint,16,opt,name=acked,proto3" json:"acked,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -179,6 +189,38 @@ func (x *ClientFrame) GetServerMessage() *ServerMessage {
 	return nil
 }
 
+func (x *ClientFrame) GetResume() *ResumeRequest {
+	if x != nil {
+		if x, ok := x.Body.(*ClientFrame_Resume); ok {
+			return x.Resume
+		}
+	}
+	return nil
+}
+
+func (x *ClientFrame) GetAckOnly() *SeqAck {
+	if x != nil {
+		if x, ok := x.Body.(*ClientFrame_AckOnly); ok {
+			return x.AckOnly
+		}
+	}
+	return nil
+}
+
+func (x *ClientFrame) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *ClientFrame) GetAcked() uint64 {
+	if x != nil {
+		return x.Acked
+	}
+	return 0
+}
+
 type isClientFrame_Body interface {
 	isClientFrame_Body()
 }
@@ -232,6 +274,17 @@ type ClientFrame_ServerMessage struct {
 	ServerMessage *ServerMessage `protobuf:"bytes,10,opt,name=server_message,json=serverMessage,proto3,oneof"`
 }
 
+type ClientFrame_Resume struct {
+	// Resume an earlier session on this new connection; answered by
+	// ResumeResponse. Only as the first frame after Welcome.
+	Resume *ResumeRequest `protobuf:"bytes,11,opt,name=resume,proto3,oneof"`
+}
+
+type ClientFrame_AckOnly struct {
+	// Carries only acked: what the client has received. No response.
+	AckOnly *SeqAck `protobuf:"bytes,12,opt,name=ack_only,json=ackOnly,proto3,oneof"`
+}
+
 func (*ClientFrame_Join) isClientFrame_Body() {}
 
 func (*ClientFrame_Leave) isClientFrame_Body() {}
@@ -249,6 +302,10 @@ func (*ClientFrame_Ack) isClientFrame_Body() {}
 func (*ClientFrame_ServerParams) isClientFrame_Body() {}
 
 func (*ClientFrame_ServerMessage) isClientFrame_Body() {}
+
+func (*ClientFrame_Resume) isClientFrame_Body() {}
+
+func (*ClientFrame_AckOnly) isClientFrame_Body() {}
 
 // ServerFrame is every frame the server sends.
 type ServerFrame struct {
@@ -277,7 +334,14 @@ type ServerFrame struct {
 	//	*ServerFrame_Ack
 	//	*ServerFrame_Result
 	//	*ServerFrame_ServerResult
-	Body          isServerFrame_Body `protobuf_oneof:"body"`
+	//	*ServerFrame_Resume
+	//	*ServerFrame_AckOnly
+	Body isServerFrame_Body `protobuf_oneof:"body"`
+	// This frame's number in the server's sequence for the session (see
+	// ClientFrame.seq); 0 for Welcome, GoAway, ResumeResponse and SeqAck.
+	Seq uint64 `protobuf:"varint,25,opt,name=seq,proto3" json:"seq,omitempty"`
+	// The highest client seq the server has received.
+	Acked         uint64 `protobuf:"varint,26,opt,name=acked,proto3" json:"acked,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -479,6 +543,38 @@ func (x *ServerFrame) GetServerResult() *ServerMessageResult {
 	return nil
 }
 
+func (x *ServerFrame) GetResume() *ResumeResponse {
+	if x != nil {
+		if x, ok := x.Body.(*ServerFrame_Resume); ok {
+			return x.Resume
+		}
+	}
+	return nil
+}
+
+func (x *ServerFrame) GetAckOnly() *SeqAck {
+	if x != nil {
+		if x, ok := x.Body.(*ServerFrame_AckOnly); ok {
+			return x.AckOnly
+		}
+	}
+	return nil
+}
+
+func (x *ServerFrame) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *ServerFrame) GetAcked() uint64 {
+	if x != nil {
+		return x.Acked
+	}
+	return 0
+}
+
 type isServerFrame_Body interface {
 	isServerFrame_Body()
 }
@@ -570,6 +666,16 @@ type ServerFrame_ServerResult struct {
 	ServerResult *ServerMessageResult `protobuf:"bytes,18,opt,name=server_result,json=serverResult,proto3,oneof"`
 }
 
+type ServerFrame_Resume struct {
+	// Answer to ResumeRequest.
+	Resume *ResumeResponse `protobuf:"bytes,19,opt,name=resume,proto3,oneof"`
+}
+
+type ServerFrame_AckOnly struct {
+	// Carries only acked: what the server has received.
+	AckOnly *SeqAck `protobuf:"bytes,20,opt,name=ack_only,json=ackOnly,proto3,oneof"`
+}
+
 func (*ServerFrame_Welcome) isServerFrame_Body() {}
 
 func (*ServerFrame_Join) isServerFrame_Body() {}
@@ -604,6 +710,10 @@ func (*ServerFrame_Result) isServerFrame_Body() {}
 
 func (*ServerFrame_ServerResult) isServerFrame_Body() {}
 
+func (*ServerFrame_Resume) isServerFrame_Body() {}
+
+func (*ServerFrame_AckOnly) isServerFrame_Body() {}
+
 // Welcome opens every connection.
 type Welcome struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -612,6 +722,12 @@ type Welcome struct {
 	SessionId string `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	// The server's version string, for logs.
 	ServerVersion string `protobuf:"bytes,2,opt,name=server_version,json=serverVersion,proto3" json:"server_version,omitempty"`
+	// Proves the session is the client's when it resumes it on another
+	// connection (ResumeRequest). Keep it secret.
+	ResumeSecret []byte `protobuf:"bytes,3,opt,name=resume_secret,json=resumeSecret,proto3" json:"resume_secret,omitempty"`
+	// How long the server keeps the session after its connection drops, in
+	// milliseconds: a resume within it loses nothing.
+	GraceMs       uint32 `protobuf:"varint,4,opt,name=grace_ms,json=graceMs,proto3" json:"grace_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -660,6 +776,191 @@ func (x *Welcome) GetServerVersion() string {
 	return ""
 }
 
+func (x *Welcome) GetResumeSecret() []byte {
+	if x != nil {
+		return x.ResumeSecret
+	}
+	return nil
+}
+
+func (x *Welcome) GetGraceMs() uint32 {
+	if x != nil {
+		return x.GraceMs
+	}
+	return 0
+}
+
+// ResumeRequest moves an earlier session onto this connection. The server
+// then replays every frame of that session after ack, and the client every
+// frame after the response's ack; the session started by this
+// connection's Welcome is dropped. If the earlier session is gone (grace
+// period over, server restarted), the answer is ok = false and this
+// connection keeps its new session.
+type ResumeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The earlier session's Welcome.session_id.
+	SessionId string `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// The earlier session's Welcome.resume_secret.
+	Secret []byte `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	// The highest server seq the client has received in that session.
+	Ack           uint64 `protobuf:"varint,3,opt,name=ack,proto3" json:"ack,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeRequest) Reset() {
+	*x = ResumeRequest{}
+	mi := &file_parley_v1_signal_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeRequest) ProtoMessage() {}
+
+func (x *ResumeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_signal_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeRequest.ProtoReflect.Descriptor instead.
+func (*ResumeRequest) Descriptor() ([]byte, []int) {
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ResumeRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *ResumeRequest) GetSecret() []byte {
+	if x != nil {
+		return x.Secret
+	}
+	return nil
+}
+
+func (x *ResumeRequest) GetAck() uint64 {
+	if x != nil {
+		return x.Ack
+	}
+	return 0
+}
+
+// ResumeResponse answers ResumeRequest.
+type ResumeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// True when the earlier session was resumed.
+	Ok bool `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
+	// With ok: the highest client seq the server has received in it.
+	Ack uint64 `protobuf:"varint,2,opt,name=ack,proto3" json:"ack,omitempty"`
+	// Without ok: why ("unknown or expired session").
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeResponse) Reset() {
+	*x = ResumeResponse{}
+	mi := &file_parley_v1_signal_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeResponse) ProtoMessage() {}
+
+func (x *ResumeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_signal_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeResponse.ProtoReflect.Descriptor instead.
+func (*ResumeResponse) Descriptor() ([]byte, []int) {
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ResumeResponse) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *ResumeResponse) GetAck() uint64 {
+	if x != nil {
+		return x.Ack
+	}
+	return 0
+}
+
+func (x *ResumeResponse) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// SeqAck acknowledges frames when there is nothing else to send; what it
+// acknowledges is the envelope's acked.
+type SeqAck struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SeqAck) Reset() {
+	*x = SeqAck{}
+	mi := &file_parley_v1_signal_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SeqAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SeqAck) ProtoMessage() {}
+
+func (x *SeqAck) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_signal_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SeqAck.ProtoReflect.Descriptor instead.
+func (*SeqAck) Descriptor() ([]byte, []int) {
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{5}
+}
+
 // JoinRequest asks to join a room. It carries the client's complete SDP
 // offer (all ICE candidates gathered) for the room's PeerConnection, which
 // must hold the three pre-negotiated data channels (SCTP stream IDs 0, 1, 2).
@@ -684,7 +985,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_parley_v1_signal_proto_msgTypes[3]
+	mi := &file_parley_v1_signal_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -696,7 +997,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[3]
+	mi := &file_parley_v1_signal_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -709,7 +1010,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{3}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *JoinRequest) GetRoomId() string {
@@ -775,7 +1076,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_parley_v1_signal_proto_msgTypes[4]
+	mi := &file_parley_v1_signal_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -787,7 +1088,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[4]
+	mi := &file_parley_v1_signal_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -800,7 +1101,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{4}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *JoinResponse) GetCode() int32 {
@@ -840,7 +1141,7 @@ type LeaveRequest struct {
 
 func (x *LeaveRequest) Reset() {
 	*x = LeaveRequest{}
-	mi := &file_parley_v1_signal_proto_msgTypes[5]
+	mi := &file_parley_v1_signal_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -852,7 +1153,7 @@ func (x *LeaveRequest) String() string {
 func (*LeaveRequest) ProtoMessage() {}
 
 func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[5]
+	mi := &file_parley_v1_signal_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -865,7 +1166,7 @@ func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveRequest.ProtoReflect.Descriptor instead.
 func (*LeaveRequest) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{5}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *LeaveRequest) GetRoomId() string {
@@ -894,7 +1195,7 @@ type LeaveResponse struct {
 
 func (x *LeaveResponse) Reset() {
 	*x = LeaveResponse{}
-	mi := &file_parley_v1_signal_proto_msgTypes[6]
+	mi := &file_parley_v1_signal_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -906,7 +1207,7 @@ func (x *LeaveResponse) String() string {
 func (*LeaveResponse) ProtoMessage() {}
 
 func (x *LeaveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[6]
+	mi := &file_parley_v1_signal_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -919,7 +1220,7 @@ func (x *LeaveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveResponse.ProtoReflect.Descriptor instead.
 func (*LeaveResponse) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{6}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *LeaveResponse) GetRoomId() string {
@@ -942,7 +1243,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_parley_v1_signal_proto_msgTypes[7]
+	mi := &file_parley_v1_signal_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -954,7 +1255,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[7]
+	mi := &file_parley_v1_signal_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -967,7 +1268,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{7}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Member) GetUserId() string {
@@ -997,7 +1298,7 @@ type RoomJoined struct {
 
 func (x *RoomJoined) Reset() {
 	*x = RoomJoined{}
-	mi := &file_parley_v1_signal_proto_msgTypes[8]
+	mi := &file_parley_v1_signal_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1009,7 +1310,7 @@ func (x *RoomJoined) String() string {
 func (*RoomJoined) ProtoMessage() {}
 
 func (x *RoomJoined) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[8]
+	mi := &file_parley_v1_signal_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1022,7 +1323,7 @@ func (x *RoomJoined) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoomJoined.ProtoReflect.Descriptor instead.
 func (*RoomJoined) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{8}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RoomJoined) GetRoomId() string {
@@ -1052,7 +1353,7 @@ type UserJoined struct {
 
 func (x *UserJoined) Reset() {
 	*x = UserJoined{}
-	mi := &file_parley_v1_signal_proto_msgTypes[9]
+	mi := &file_parley_v1_signal_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1064,7 +1365,7 @@ func (x *UserJoined) String() string {
 func (*UserJoined) ProtoMessage() {}
 
 func (x *UserJoined) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[9]
+	mi := &file_parley_v1_signal_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1077,7 +1378,7 @@ func (x *UserJoined) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserJoined.ProtoReflect.Descriptor instead.
 func (*UserJoined) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{9}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *UserJoined) GetRoomId() string {
@@ -1110,7 +1411,7 @@ type UserLeft struct {
 
 func (x *UserLeft) Reset() {
 	*x = UserLeft{}
-	mi := &file_parley_v1_signal_proto_msgTypes[10]
+	mi := &file_parley_v1_signal_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1122,7 +1423,7 @@ func (x *UserLeft) String() string {
 func (*UserLeft) ProtoMessage() {}
 
 func (x *UserLeft) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[10]
+	mi := &file_parley_v1_signal_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1135,7 +1436,7 @@ func (x *UserLeft) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserLeft.ProtoReflect.Descriptor instead.
 func (*UserLeft) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{10}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *UserLeft) GetRoomId() string {
@@ -1167,7 +1468,7 @@ type RoomRemoved struct {
 	RoomId string `protobuf:"bytes,1,opt,name=room_id,json=roomId,proto3" json:"room_id,omitempty"`
 	// Room error code: -1001 the data channels did not open in time after
 	// the join was answered, -1004 the same user joined the room elsewhere,
-	// -1084 the server is shutting down.
+	// -1006 removed as a slow consumer (its reliable backlog overflowed).
 	Code int32 `protobuf:"zigzag32,2,opt,name=code,proto3" json:"code,omitempty"`
 	// Human-readable reason.
 	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
@@ -1177,7 +1478,7 @@ type RoomRemoved struct {
 
 func (x *RoomRemoved) Reset() {
 	*x = RoomRemoved{}
-	mi := &file_parley_v1_signal_proto_msgTypes[11]
+	mi := &file_parley_v1_signal_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1189,7 +1490,7 @@ func (x *RoomRemoved) String() string {
 func (*RoomRemoved) ProtoMessage() {}
 
 func (x *RoomRemoved) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[11]
+	mi := &file_parley_v1_signal_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1202,7 +1503,7 @@ func (x *RoomRemoved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoomRemoved.ProtoReflect.Descriptor instead.
 func (*RoomRemoved) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{11}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RoomRemoved) GetRoomId() string {
@@ -1237,7 +1538,7 @@ type GoAway struct {
 
 func (x *GoAway) Reset() {
 	*x = GoAway{}
-	mi := &file_parley_v1_signal_proto_msgTypes[12]
+	mi := &file_parley_v1_signal_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1249,7 +1550,7 @@ func (x *GoAway) String() string {
 func (*GoAway) ProtoMessage() {}
 
 func (x *GoAway) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[12]
+	mi := &file_parley_v1_signal_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1262,7 +1563,7 @@ func (x *GoAway) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GoAway.ProtoReflect.Descriptor instead.
 func (*GoAway) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{12}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GoAway) GetReason() string {
@@ -1289,7 +1590,7 @@ type LoginRequest struct {
 
 func (x *LoginRequest) Reset() {
 	*x = LoginRequest{}
-	mi := &file_parley_v1_signal_proto_msgTypes[13]
+	mi := &file_parley_v1_signal_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1301,7 +1602,7 @@ func (x *LoginRequest) String() string {
 func (*LoginRequest) ProtoMessage() {}
 
 func (x *LoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[13]
+	mi := &file_parley_v1_signal_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1314,7 +1615,7 @@ func (x *LoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginRequest.ProtoReflect.Descriptor instead.
 func (*LoginRequest) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{13}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *LoginRequest) GetAppId() string {
@@ -1354,7 +1655,7 @@ type LoginResponse struct {
 
 func (x *LoginResponse) Reset() {
 	*x = LoginResponse{}
-	mi := &file_parley_v1_signal_proto_msgTypes[14]
+	mi := &file_parley_v1_signal_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1366,7 +1667,7 @@ func (x *LoginResponse) String() string {
 func (*LoginResponse) ProtoMessage() {}
 
 func (x *LoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[14]
+	mi := &file_parley_v1_signal_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1379,7 +1680,7 @@ func (x *LoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginResponse.ProtoReflect.Descriptor instead.
 func (*LoginResponse) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{14}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *LoginResponse) GetCode() int32 {
@@ -1405,7 +1706,7 @@ type LogoutRequest struct {
 
 func (x *LogoutRequest) Reset() {
 	*x = LogoutRequest{}
-	mi := &file_parley_v1_signal_proto_msgTypes[15]
+	mi := &file_parley_v1_signal_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1417,7 +1718,7 @@ func (x *LogoutRequest) String() string {
 func (*LogoutRequest) ProtoMessage() {}
 
 func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[15]
+	mi := &file_parley_v1_signal_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1430,7 +1731,7 @@ func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutRequest.ProtoReflect.Descriptor instead.
 func (*LogoutRequest) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{15}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{18}
 }
 
 // LogoutResponse answers LogoutRequest.
@@ -1442,7 +1743,7 @@ type LogoutResponse struct {
 
 func (x *LogoutResponse) Reset() {
 	*x = LogoutResponse{}
-	mi := &file_parley_v1_signal_proto_msgTypes[16]
+	mi := &file_parley_v1_signal_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1454,7 +1755,7 @@ func (x *LogoutResponse) String() string {
 func (*LogoutResponse) ProtoMessage() {}
 
 func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[16]
+	mi := &file_parley_v1_signal_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1467,7 +1768,7 @@ func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutResponse.ProtoReflect.Descriptor instead.
 func (*LogoutResponse) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{16}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{19}
 }
 
 // LoggedOut tells a connection its login ended.
@@ -1481,7 +1782,7 @@ type LoggedOut struct {
 
 func (x *LoggedOut) Reset() {
 	*x = LoggedOut{}
-	mi := &file_parley_v1_signal_proto_msgTypes[17]
+	mi := &file_parley_v1_signal_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1493,7 +1794,7 @@ func (x *LoggedOut) String() string {
 func (*LoggedOut) ProtoMessage() {}
 
 func (x *LoggedOut) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[17]
+	mi := &file_parley_v1_signal_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1506,7 +1807,7 @@ func (x *LoggedOut) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoggedOut.ProtoReflect.Descriptor instead.
 func (*LoggedOut) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{17}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *LoggedOut) GetReason() int32 {
@@ -1527,7 +1828,7 @@ type PeerStatusRequest struct {
 
 func (x *PeerStatusRequest) Reset() {
 	*x = PeerStatusRequest{}
-	mi := &file_parley_v1_signal_proto_msgTypes[18]
+	mi := &file_parley_v1_signal_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1539,7 +1840,7 @@ func (x *PeerStatusRequest) String() string {
 func (*PeerStatusRequest) ProtoMessage() {}
 
 func (x *PeerStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[18]
+	mi := &file_parley_v1_signal_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1552,7 +1853,7 @@ func (x *PeerStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerStatusRequest.ProtoReflect.Descriptor instead.
 func (*PeerStatusRequest) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{18}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PeerStatusRequest) GetUserId() string {
@@ -1576,7 +1877,7 @@ type PeerStatusResponse struct {
 
 func (x *PeerStatusResponse) Reset() {
 	*x = PeerStatusResponse{}
-	mi := &file_parley_v1_signal_proto_msgTypes[19]
+	mi := &file_parley_v1_signal_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1588,7 +1889,7 @@ func (x *PeerStatusResponse) String() string {
 func (*PeerStatusResponse) ProtoMessage() {}
 
 func (x *PeerStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[19]
+	mi := &file_parley_v1_signal_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1601,7 +1902,7 @@ func (x *PeerStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerStatusResponse.ProtoReflect.Descriptor instead.
 func (*PeerStatusResponse) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{19}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PeerStatusResponse) GetUserId() string {
@@ -1641,7 +1942,7 @@ type OutsideMessage struct {
 
 func (x *OutsideMessage) Reset() {
 	*x = OutsideMessage{}
-	mi := &file_parley_v1_signal_proto_msgTypes[20]
+	mi := &file_parley_v1_signal_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1653,7 +1954,7 @@ func (x *OutsideMessage) String() string {
 func (*OutsideMessage) ProtoMessage() {}
 
 func (x *OutsideMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[20]
+	mi := &file_parley_v1_signal_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1666,7 +1967,7 @@ func (x *OutsideMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutsideMessage.ProtoReflect.Descriptor instead.
 func (*OutsideMessage) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{20}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *OutsideMessage) GetMsgId() int64 {
@@ -1725,7 +2026,7 @@ type ServerParamsRequest struct {
 
 func (x *ServerParamsRequest) Reset() {
 	*x = ServerParamsRequest{}
-	mi := &file_parley_v1_signal_proto_msgTypes[21]
+	mi := &file_parley_v1_signal_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1737,7 +2038,7 @@ func (x *ServerParamsRequest) String() string {
 func (*ServerParamsRequest) ProtoMessage() {}
 
 func (x *ServerParamsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[21]
+	mi := &file_parley_v1_signal_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1750,7 +2051,7 @@ func (x *ServerParamsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerParamsRequest.ProtoReflect.Descriptor instead.
 func (*ServerParamsRequest) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{21}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ServerParamsRequest) GetSignature() string {
@@ -1781,7 +2082,7 @@ type ServerParamsResponse struct {
 
 func (x *ServerParamsResponse) Reset() {
 	*x = ServerParamsResponse{}
-	mi := &file_parley_v1_signal_proto_msgTypes[22]
+	mi := &file_parley_v1_signal_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1793,7 +2094,7 @@ func (x *ServerParamsResponse) String() string {
 func (*ServerParamsResponse) ProtoMessage() {}
 
 func (x *ServerParamsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[22]
+	mi := &file_parley_v1_signal_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1806,7 +2107,7 @@ func (x *ServerParamsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerParamsResponse.ProtoReflect.Descriptor instead.
 func (*ServerParamsResponse) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{22}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ServerParamsResponse) GetCode() int32 {
@@ -1838,7 +2139,7 @@ type ServerMessage struct {
 
 func (x *ServerMessage) Reset() {
 	*x = ServerMessage{}
-	mi := &file_parley_v1_signal_proto_msgTypes[23]
+	mi := &file_parley_v1_signal_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1850,7 +2151,7 @@ func (x *ServerMessage) String() string {
 func (*ServerMessage) ProtoMessage() {}
 
 func (x *ServerMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[23]
+	mi := &file_parley_v1_signal_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1863,7 +2164,7 @@ func (x *ServerMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerMessage.ProtoReflect.Descriptor instead.
 func (*ServerMessage) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{23}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ServerMessage) GetMsgId() int64 {
@@ -1904,7 +2205,7 @@ type ServerMessageResult struct {
 
 func (x *ServerMessageResult) Reset() {
 	*x = ServerMessageResult{}
-	mi := &file_parley_v1_signal_proto_msgTypes[24]
+	mi := &file_parley_v1_signal_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1916,7 +2217,7 @@ func (x *ServerMessageResult) String() string {
 func (*ServerMessageResult) ProtoMessage() {}
 
 func (x *ServerMessageResult) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[24]
+	mi := &file_parley_v1_signal_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1929,7 +2230,7 @@ func (x *ServerMessageResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerMessageResult.ProtoReflect.Descriptor instead.
 func (*ServerMessageResult) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{24}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ServerMessageResult) GetMsgId() int64 {
@@ -1957,7 +2258,7 @@ var File_parley_v1_signal_proto protoreflect.FileDescriptor
 
 const file_parley_v1_signal_proto_rawDesc = "" +
 	"\n" +
-	"\x16parley/v1/signal.proto\x12\tparley.v1\x1a\x16parley/v1/packet.proto\"\x98\x04\n" +
+	"\x16parley/v1/signal.proto\x12\tparley.v1\x1a\x16parley/v1/packet.proto\"\xa4\x05\n" +
 	"\vClientFrame\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12,\n" +
@@ -1971,8 +2272,12 @@ const file_parley_v1_signal_proto_rawDesc = "" +
 	"\x03ack\x18\b \x01(\v2\x0e.parley.v1.AckH\x00R\x03ack\x12E\n" +
 	"\rserver_params\x18\t \x01(\v2\x1e.parley.v1.ServerParamsRequestH\x00R\fserverParams\x12A\n" +
 	"\x0eserver_message\x18\n" +
-	" \x01(\v2\x18.parley.v1.ServerMessageH\x00R\rserverMessageB\x06\n" +
-	"\x04body\"\xcf\a\n" +
+	" \x01(\v2\x18.parley.v1.ServerMessageH\x00R\rserverMessage\x122\n" +
+	"\x06resume\x18\v \x01(\v2\x18.parley.v1.ResumeRequestH\x00R\x06resume\x12.\n" +
+	"\back_only\x18\f \x01(\v2\x11.parley.v1.SeqAckH\x00R\aackOnly\x12\x10\n" +
+	"\x03seq\x18\x0f \x01(\x04R\x03seq\x12\x14\n" +
+	"\x05acked\x18\x10 \x01(\x04R\x05ackedB\x06\n" +
+	"\x04body\"\xdc\b\n" +
 	"\vServerFrame\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12.\n" +
@@ -1997,12 +2302,28 @@ const file_parley_v1_signal_proto_rawDesc = "" +
 	"\amessage\x18\x0f \x01(\v2\x19.parley.v1.OutsideMessageH\x00R\amessage\x12\"\n" +
 	"\x03ack\x18\x10 \x01(\v2\x0e.parley.v1.AckH\x00R\x03ack\x12+\n" +
 	"\x06result\x18\x11 \x01(\v2\x11.parley.v1.ResultH\x00R\x06result\x12E\n" +
-	"\rserver_result\x18\x12 \x01(\v2\x1e.parley.v1.ServerMessageResultH\x00R\fserverResultB\x06\n" +
-	"\x04body\"O\n" +
+	"\rserver_result\x18\x12 \x01(\v2\x1e.parley.v1.ServerMessageResultH\x00R\fserverResult\x123\n" +
+	"\x06resume\x18\x13 \x01(\v2\x19.parley.v1.ResumeResponseH\x00R\x06resume\x12.\n" +
+	"\back_only\x18\x14 \x01(\v2\x11.parley.v1.SeqAckH\x00R\aackOnly\x12\x10\n" +
+	"\x03seq\x18\x19 \x01(\x04R\x03seq\x12\x14\n" +
+	"\x05acked\x18\x1a \x01(\x04R\x05ackedB\x06\n" +
+	"\x04body\"\x8f\x01\n" +
 	"\aWelcome\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12%\n" +
-	"\x0eserver_version\x18\x02 \x01(\tR\rserverVersion\"\xa8\x01\n" +
+	"\x0eserver_version\x18\x02 \x01(\tR\rserverVersion\x12#\n" +
+	"\rresume_secret\x18\x03 \x01(\fR\fresumeSecret\x12\x19\n" +
+	"\bgrace_ms\x18\x04 \x01(\rR\agraceMs\"X\n" +
+	"\rResumeRequest\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\fR\x06secret\x12\x10\n" +
+	"\x03ack\x18\x03 \x01(\x04R\x03ack\"J\n" +
+	"\x0eResumeResponse\x12\x0e\n" +
+	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x10\n" +
+	"\x03ack\x18\x02 \x01(\x04R\x03ack\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\b\n" +
+	"\x06SeqAck\"\xa8\x01\n" +
 	"\vJoinRequest\x12\x17\n" +
 	"\aroom_id\x18\x01 \x01(\tR\x06roomId\x12\x14\n" +
 	"\x05token\x18\x02 \x01(\tR\x05token\x12\x17\n" +
@@ -2093,70 +2414,77 @@ func file_parley_v1_signal_proto_rawDescGZIP() []byte {
 	return file_parley_v1_signal_proto_rawDescData
 }
 
-var file_parley_v1_signal_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_parley_v1_signal_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_parley_v1_signal_proto_goTypes = []any{
 	(*ClientFrame)(nil),          // 0: parley.v1.ClientFrame
 	(*ServerFrame)(nil),          // 1: parley.v1.ServerFrame
 	(*Welcome)(nil),              // 2: parley.v1.Welcome
-	(*JoinRequest)(nil),          // 3: parley.v1.JoinRequest
-	(*JoinResponse)(nil),         // 4: parley.v1.JoinResponse
-	(*LeaveRequest)(nil),         // 5: parley.v1.LeaveRequest
-	(*LeaveResponse)(nil),        // 6: parley.v1.LeaveResponse
-	(*Member)(nil),               // 7: parley.v1.Member
-	(*RoomJoined)(nil),           // 8: parley.v1.RoomJoined
-	(*UserJoined)(nil),           // 9: parley.v1.UserJoined
-	(*UserLeft)(nil),             // 10: parley.v1.UserLeft
-	(*RoomRemoved)(nil),          // 11: parley.v1.RoomRemoved
-	(*GoAway)(nil),               // 12: parley.v1.GoAway
-	(*LoginRequest)(nil),         // 13: parley.v1.LoginRequest
-	(*LoginResponse)(nil),        // 14: parley.v1.LoginResponse
-	(*LogoutRequest)(nil),        // 15: parley.v1.LogoutRequest
-	(*LogoutResponse)(nil),       // 16: parley.v1.LogoutResponse
-	(*LoggedOut)(nil),            // 17: parley.v1.LoggedOut
-	(*PeerStatusRequest)(nil),    // 18: parley.v1.PeerStatusRequest
-	(*PeerStatusResponse)(nil),   // 19: parley.v1.PeerStatusResponse
-	(*OutsideMessage)(nil),       // 20: parley.v1.OutsideMessage
-	(*ServerParamsRequest)(nil),  // 21: parley.v1.ServerParamsRequest
-	(*ServerParamsResponse)(nil), // 22: parley.v1.ServerParamsResponse
-	(*ServerMessage)(nil),        // 23: parley.v1.ServerMessage
-	(*ServerMessageResult)(nil),  // 24: parley.v1.ServerMessageResult
-	(*Ack)(nil),                  // 25: parley.v1.Ack
-	(*Result)(nil),               // 26: parley.v1.Result
+	(*ResumeRequest)(nil),        // 3: parley.v1.ResumeRequest
+	(*ResumeResponse)(nil),       // 4: parley.v1.ResumeResponse
+	(*SeqAck)(nil),               // 5: parley.v1.SeqAck
+	(*JoinRequest)(nil),          // 6: parley.v1.JoinRequest
+	(*JoinResponse)(nil),         // 7: parley.v1.JoinResponse
+	(*LeaveRequest)(nil),         // 8: parley.v1.LeaveRequest
+	(*LeaveResponse)(nil),        // 9: parley.v1.LeaveResponse
+	(*Member)(nil),               // 10: parley.v1.Member
+	(*RoomJoined)(nil),           // 11: parley.v1.RoomJoined
+	(*UserJoined)(nil),           // 12: parley.v1.UserJoined
+	(*UserLeft)(nil),             // 13: parley.v1.UserLeft
+	(*RoomRemoved)(nil),          // 14: parley.v1.RoomRemoved
+	(*GoAway)(nil),               // 15: parley.v1.GoAway
+	(*LoginRequest)(nil),         // 16: parley.v1.LoginRequest
+	(*LoginResponse)(nil),        // 17: parley.v1.LoginResponse
+	(*LogoutRequest)(nil),        // 18: parley.v1.LogoutRequest
+	(*LogoutResponse)(nil),       // 19: parley.v1.LogoutResponse
+	(*LoggedOut)(nil),            // 20: parley.v1.LoggedOut
+	(*PeerStatusRequest)(nil),    // 21: parley.v1.PeerStatusRequest
+	(*PeerStatusResponse)(nil),   // 22: parley.v1.PeerStatusResponse
+	(*OutsideMessage)(nil),       // 23: parley.v1.OutsideMessage
+	(*ServerParamsRequest)(nil),  // 24: parley.v1.ServerParamsRequest
+	(*ServerParamsResponse)(nil), // 25: parley.v1.ServerParamsResponse
+	(*ServerMessage)(nil),        // 26: parley.v1.ServerMessage
+	(*ServerMessageResult)(nil),  // 27: parley.v1.ServerMessageResult
+	(*Ack)(nil),                  // 28: parley.v1.Ack
+	(*Result)(nil),               // 29: parley.v1.Result
 }
 var file_parley_v1_signal_proto_depIdxs = []int32{
-	3,  // 0: parley.v1.ClientFrame.join:type_name -> parley.v1.JoinRequest
-	5,  // 1: parley.v1.ClientFrame.leave:type_name -> parley.v1.LeaveRequest
-	13, // 2: parley.v1.ClientFrame.login:type_name -> parley.v1.LoginRequest
-	15, // 3: parley.v1.ClientFrame.logout:type_name -> parley.v1.LogoutRequest
-	18, // 4: parley.v1.ClientFrame.peer_status:type_name -> parley.v1.PeerStatusRequest
-	20, // 5: parley.v1.ClientFrame.send:type_name -> parley.v1.OutsideMessage
-	25, // 6: parley.v1.ClientFrame.ack:type_name -> parley.v1.Ack
-	21, // 7: parley.v1.ClientFrame.server_params:type_name -> parley.v1.ServerParamsRequest
-	23, // 8: parley.v1.ClientFrame.server_message:type_name -> parley.v1.ServerMessage
-	2,  // 9: parley.v1.ServerFrame.welcome:type_name -> parley.v1.Welcome
-	4,  // 10: parley.v1.ServerFrame.join:type_name -> parley.v1.JoinResponse
-	6,  // 11: parley.v1.ServerFrame.leave:type_name -> parley.v1.LeaveResponse
-	8,  // 12: parley.v1.ServerFrame.room_joined:type_name -> parley.v1.RoomJoined
-	9,  // 13: parley.v1.ServerFrame.user_joined:type_name -> parley.v1.UserJoined
-	10, // 14: parley.v1.ServerFrame.user_left:type_name -> parley.v1.UserLeft
-	11, // 15: parley.v1.ServerFrame.room_removed:type_name -> parley.v1.RoomRemoved
-	12, // 16: parley.v1.ServerFrame.go_away:type_name -> parley.v1.GoAway
-	14, // 17: parley.v1.ServerFrame.login:type_name -> parley.v1.LoginResponse
-	16, // 18: parley.v1.ServerFrame.logout:type_name -> parley.v1.LogoutResponse
-	19, // 19: parley.v1.ServerFrame.peer_status:type_name -> parley.v1.PeerStatusResponse
-	22, // 20: parley.v1.ServerFrame.server_params:type_name -> parley.v1.ServerParamsResponse
-	17, // 21: parley.v1.ServerFrame.logged_out:type_name -> parley.v1.LoggedOut
-	20, // 22: parley.v1.ServerFrame.message:type_name -> parley.v1.OutsideMessage
-	25, // 23: parley.v1.ServerFrame.ack:type_name -> parley.v1.Ack
-	26, // 24: parley.v1.ServerFrame.result:type_name -> parley.v1.Result
-	24, // 25: parley.v1.ServerFrame.server_result:type_name -> parley.v1.ServerMessageResult
-	7,  // 26: parley.v1.RoomJoined.members:type_name -> parley.v1.Member
-	7,  // 27: parley.v1.UserJoined.member:type_name -> parley.v1.Member
-	28, // [28:28] is the sub-list for method output_type
-	28, // [28:28] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	6,  // 0: parley.v1.ClientFrame.join:type_name -> parley.v1.JoinRequest
+	8,  // 1: parley.v1.ClientFrame.leave:type_name -> parley.v1.LeaveRequest
+	16, // 2: parley.v1.ClientFrame.login:type_name -> parley.v1.LoginRequest
+	18, // 3: parley.v1.ClientFrame.logout:type_name -> parley.v1.LogoutRequest
+	21, // 4: parley.v1.ClientFrame.peer_status:type_name -> parley.v1.PeerStatusRequest
+	23, // 5: parley.v1.ClientFrame.send:type_name -> parley.v1.OutsideMessage
+	28, // 6: parley.v1.ClientFrame.ack:type_name -> parley.v1.Ack
+	24, // 7: parley.v1.ClientFrame.server_params:type_name -> parley.v1.ServerParamsRequest
+	26, // 8: parley.v1.ClientFrame.server_message:type_name -> parley.v1.ServerMessage
+	3,  // 9: parley.v1.ClientFrame.resume:type_name -> parley.v1.ResumeRequest
+	5,  // 10: parley.v1.ClientFrame.ack_only:type_name -> parley.v1.SeqAck
+	2,  // 11: parley.v1.ServerFrame.welcome:type_name -> parley.v1.Welcome
+	7,  // 12: parley.v1.ServerFrame.join:type_name -> parley.v1.JoinResponse
+	9,  // 13: parley.v1.ServerFrame.leave:type_name -> parley.v1.LeaveResponse
+	11, // 14: parley.v1.ServerFrame.room_joined:type_name -> parley.v1.RoomJoined
+	12, // 15: parley.v1.ServerFrame.user_joined:type_name -> parley.v1.UserJoined
+	13, // 16: parley.v1.ServerFrame.user_left:type_name -> parley.v1.UserLeft
+	14, // 17: parley.v1.ServerFrame.room_removed:type_name -> parley.v1.RoomRemoved
+	15, // 18: parley.v1.ServerFrame.go_away:type_name -> parley.v1.GoAway
+	17, // 19: parley.v1.ServerFrame.login:type_name -> parley.v1.LoginResponse
+	19, // 20: parley.v1.ServerFrame.logout:type_name -> parley.v1.LogoutResponse
+	22, // 21: parley.v1.ServerFrame.peer_status:type_name -> parley.v1.PeerStatusResponse
+	25, // 22: parley.v1.ServerFrame.server_params:type_name -> parley.v1.ServerParamsResponse
+	20, // 23: parley.v1.ServerFrame.logged_out:type_name -> parley.v1.LoggedOut
+	23, // 24: parley.v1.ServerFrame.message:type_name -> parley.v1.OutsideMessage
+	28, // 25: parley.v1.ServerFrame.ack:type_name -> parley.v1.Ack
+	29, // 26: parley.v1.ServerFrame.result:type_name -> parley.v1.Result
+	27, // 27: parley.v1.ServerFrame.server_result:type_name -> parley.v1.ServerMessageResult
+	4,  // 28: parley.v1.ServerFrame.resume:type_name -> parley.v1.ResumeResponse
+	5,  // 29: parley.v1.ServerFrame.ack_only:type_name -> parley.v1.SeqAck
+	10, // 30: parley.v1.RoomJoined.members:type_name -> parley.v1.Member
+	10, // 31: parley.v1.UserJoined.member:type_name -> parley.v1.Member
+	32, // [32:32] is the sub-list for method output_type
+	32, // [32:32] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_parley_v1_signal_proto_init() }
@@ -2175,6 +2503,8 @@ func file_parley_v1_signal_proto_init() {
 		(*ClientFrame_Ack)(nil),
 		(*ClientFrame_ServerParams)(nil),
 		(*ClientFrame_ServerMessage)(nil),
+		(*ClientFrame_Resume)(nil),
+		(*ClientFrame_AckOnly)(nil),
 	}
 	file_parley_v1_signal_proto_msgTypes[1].OneofWrappers = []any{
 		(*ServerFrame_Welcome)(nil),
@@ -2194,6 +2524,8 @@ func file_parley_v1_signal_proto_init() {
 		(*ServerFrame_Ack)(nil),
 		(*ServerFrame_Result)(nil),
 		(*ServerFrame_ServerResult)(nil),
+		(*ServerFrame_Resume)(nil),
+		(*ServerFrame_AckOnly)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2201,7 +2533,7 @@ func file_parley_v1_signal_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_parley_v1_signal_proto_rawDesc), len(file_parley_v1_signal_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   25,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,176 @@
+package parley_test
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/parleyhq/parley"
+	"github.com/parleyhq/parley/parleytest"
+)
+
+// leakCycles is how many cycles the leak tests run: 2000 by default,
+// PARLEY_LEAK_CYCLES to change it (CI sets a smaller number).
+func leakCycles(t *testing.T) int {
+	n := 2000
+	if s := os.Getenv("PARLEY_LEAK_CYCLES"); s != "" {
+		v, err := strconv.Atoi(s)
+		require.NoError(t, err, "PARLEY_LEAK_CYCLES")
+		n = v
+	}
+	if testing.Short() && n > 100 {
+		n = 100
+	}
+	return n
+}
+
+// footprint is what a leak would grow: goroutines, live heap, open files.
+type footprint struct {
+	goroutines int
+	heap       uint64
+	fds        int
+}
+
+func (f footprint) String() string {
+	return fmt.Sprintf("%d goroutines, %.1f MiB heap, %d fds", f.goroutines, float64(f.heap)/(1<<20), f.fds)
+}
+
+// settled measures once the goroutine count has held still for 200 ms:
+// what the warm-up cycles left winding down is gone.
+func settled(t *testing.T) footprint {
+	t.Helper()
+	prev := measure(t)
+	for range 150 {
+		time.Sleep(200 * time.Millisecond) //nolint:forbidigo // polling the runtime, not waiting for an event
+		cur := measure(t)
+		if cur.goroutines == prev.goroutines {
+			return cur
+		}
+		prev = cur
+	}
+	t.Fatalf("goroutines did not settle: %v", prev)
+	return prev
+}
+
+func measure(t *testing.T) footprint {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	fds, err := os.ReadDir("/proc/self/fd")
+	require.NoError(t, err)
+	return footprint{goroutines: runtime.NumGoroutine(), heap: ms.HeapAlloc, fds: len(fds)}
+}
+
+// requireBack waits until the footprint is back near before: goroutines
+// within ±5, file descriptors within ±5, live heap within 8 MiB (the
+// runtime's and pion's pools keep some).
+func requireBack(t *testing.T, before footprint) footprint {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		after := measure(t)
+		if abs(after.goroutines-before.goroutines) <= 5 && abs(after.fds-before.fds) <= 5 &&
+			after.heap <= before.heap+8<<20 {
+			return after
+		}
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			n := runtime.Stack(buf, true)
+			t.Fatalf("not back after 30s: before %v, after %v\n%s", before, after, buf[:n])
+		}
+		time.Sleep(50 * time.Millisecond) //nolint:forbidigo // polling the runtime, not waiting for an event
+	}
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+// TestLeakJoinLeave joins and leaves one room many times on one Engine,
+// with another member watching, and checks that nothing accumulates.
+func TestLeakJoinLeave(t *testing.T) {
+	n := leakCycles(t)
+	srv := parleytest.NewServer(t)
+	watcher := joined(t, srv, "leak", "watcher", "")
+	e := newEngine(t, srv, nil)
+	rec := newRoomRecorder()
+	room, err := e.CreateRoom("leak", rec)
+	require.NoError(t, err)
+	user := parley.UserInfo{UserID: "cycler"}
+	cycle := func() {
+		require.NoError(t, room.JoinRoom(srv.Token("leak", "cycler"), user, parley.RoomConfig{}))
+		rec.requireState(t, 0)
+		rec.requireJoined(t, parley.UserInfo{UserID: "watcher"})
+		require.NoError(t, room.LeaveRoom())
+		rec.requireLeft(t)
+		watcher.rec.requireJoined(t, user)
+		watcher.rec.requireLeave(t, "cycler", parley.UserOfflineReasonQuit)
+	}
+	for range 10 { // warm up pools and lazily started goroutines
+		cycle()
+	}
+	before := settled(t)
+	start := time.Now()
+	for range n {
+		cycle()
+	}
+	elapsed := time.Since(start)
+	after := requireBack(t, before)
+	t.Logf("%d join/leave cycles in %v (%v each): before %v; after %v", n, elapsed.Round(time.Millisecond),
+		(elapsed / time.Duration(n)).Round(time.Microsecond), before, after)
+}
+
+// TestLeakConnectClose creates, connects (logs in) and closes many Engines
+// in turn and checks that nothing accumulates.
+func TestLeakConnectClose(t *testing.T) {
+	n := leakCycles(t)
+	srv := parleytest.NewServer(t)
+	cycle := func() {
+		rec := &loginRecorder{results: make(chan parley.LoginErrorCode, 1)}
+		e, err := parley.NewEngine(parley.EngineConfig{AppID: srv.AppID, ServerURL: srv.URL}, rec, parley.WithLoopbackOnly())
+		require.NoError(t, err)
+		require.NoError(t, e.Login(srv.LoginToken("cycler"), "cycler"))
+		select {
+		case code := <-rec.results:
+			require.Equal(t, parley.LoginErrorCodeSuccess, code)
+		case <-time.After(15 * time.Second):
+			t.Fatal("no login result within 15s")
+		}
+		require.NoError(t, e.Close())
+		select {
+		case <-e.Done():
+		case <-time.After(15 * time.Second):
+			t.Fatal("Done not closed within 15s")
+		}
+	}
+	for range 10 {
+		cycle()
+	}
+	before := settled(t)
+	start := time.Now()
+	for range n {
+		cycle()
+	}
+	elapsed := time.Since(start)
+	after := requireBack(t, before)
+	t.Logf("%d connect/close cycles in %v (%v each): before %v; after %v", n, elapsed.Round(time.Millisecond),
+		(elapsed / time.Duration(n)).Round(time.Microsecond), before, after)
+}
+
+type loginRecorder struct {
+	parley.NopEngineEventHandler
+	results chan parley.LoginErrorCode
+}
+
+func (r *loginRecorder) OnLoginResult(_ string, code parley.LoginErrorCode, _ time.Duration) {
+	r.results <- code
+}

@@ -1,0 +1,248 @@
+package server
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"go.uber.org/zap"
+	"golang.org/x/time/rate"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/parleyhq/parley/internal/signal"
+	pb "github.com/parleyhq/parley/proto/parley/v1"
+)
+
+// maxReplay bounds what a session keeps for replay after a resume: the
+// frames its client has not acknowledged.
+const maxReplay = 16 << 20
+
+// link is one signaling connection and the session it currently carries:
+// the session it started with, or an earlier one it resumed.
+type link struct {
+	srv    *Server
+	conn   *signal.Conn
+	ip     string
+	log    *zap.Logger
+	frames *rate.Limiter // frames per second the client may send
+	sess   atomic.Pointer[session]
+
+	mu      sync.Mutex
+	first   bool // no frame read yet: a ResumeRequest may come
+	authed  bool // counted as authenticated in the admission counts
+	endSess bool // closing ends the session too (no resume)
+}
+
+// startLink serves a new connection: a new session is made for it, and
+// its Welcome carries the secret that resumes it later.
+func (s *Server) startLink(ws *websocket.Conn, remote, ip string) {
+	lk := &link{
+		srv:    s,
+		ip:     ip,
+		log:    s.log.With(zap.String("remote", remote)),
+		frames: rate.NewLimiter(rate.Limit(s.cfg.MaxFramesPerSecond), 2*s.cfg.MaxFramesPerSecond),
+		first:  true,
+	}
+	ss := s.newSession(lk.log)
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		s.admission.release(ip, true)
+		msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down")
+		_ = ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+		_ = ws.Close()
+		return
+	}
+	s.sessions[ss.id] = ss
+	s.wg.Add(1)
+	s.mu.Unlock()
+	s.metrics.sessions.Inc()
+
+	lk.sess.Store(ss)
+	ss.link = lk
+	lk.conn = signal.Start(ws, signal.Config{PingInterval: s.cfg.PingInterval}, lk.onFrame, lk.onClose)
+	ss.authTimer = time.AfterFunc(s.cfg.AuthTimeout, ss.authExpired)
+	welcome, _ := proto.Marshal(&pb.ServerFrame{Body: &pb.ServerFrame_Welcome{Welcome: &pb.Welcome{
+		SessionId: ss.id, ServerVersion: Version, ResumeSecret: ss.secret,
+		GraceMs: uint32(s.cfg.GracePeriod / time.Millisecond),
+	}}})
+	_ = lk.conn.Send(welcome)
+	_ = ss.out.Attach(0, lk.write)
+	ss.log.Debug("session started")
+}
+
+func (s *Server) newSession(log *zap.Logger) *session {
+	ss := &session{
+		srv:     s,
+		id:      newID(),
+		secret:  make([]byte, 32),
+		out:     signal.NewStream(maxReplay),
+		members: make(map[string]*member),
+		quota:   newUserQuota(s.cfg.Quotas),
+	}
+	_, _ = rand.Read(ss.secret)
+	ss.log = log.With(zap.String("session", ss.id))
+	return ss
+}
+
+// write queues a frame on the connection.
+func (lk *link) write(b []byte) error { return lk.conn.Send(b) }
+
+// close closes the connection; with end, the session ends with it.
+func (lk *link) close(code int, reason string, end bool) {
+	if end {
+		lk.mu.Lock()
+		lk.endSess = true
+		lk.mu.Unlock()
+	}
+	lk.conn.Close(code, reason)
+}
+
+func (lk *link) onFrame(b []byte) error {
+	if !lk.frames.Allow() {
+		lk.mu.Lock()
+		lk.endSess = true
+		lk.mu.Unlock()
+		return lk.sess.Load().rateLimited()
+	}
+	f, err := signal.DecodeClientFrame(b)
+	if err != nil {
+		lk.mu.Lock()
+		lk.endSess = true
+		lk.mu.Unlock()
+		lk.srv.metrics.closes.WithLabelValues(closeMalformed).Inc()
+		lk.log.Info("closing connection", zap.String("reason", closeMalformed), zap.Error(err))
+		return &signal.CloseError{Code: websocket.CloseInvalidFramePayloadData, Reason: err.Error()}
+	}
+	lk.mu.Lock()
+	first := lk.first
+	lk.first = false
+	lk.mu.Unlock()
+	if r := f.GetResume(); r != nil && first {
+		lk.resume(f.RequestId, r)
+		return nil
+	}
+	if err := lk.sess.Load().onFrame(f); err != nil {
+		lk.mu.Lock()
+		lk.endSess = true
+		lk.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// resume moves the session named in r onto this connection, if it exists
+// and r proves it is the client's; the session this connection started
+// with is dropped. Otherwise this connection keeps its new session.
+func (lk *link) resume(reqID uint64, r *pb.ResumeRequest) {
+	s := lk.srv
+	fresh := lk.sess.Load()
+	s.mu.Lock()
+	old := s.sessions[r.SessionId]
+	s.mu.Unlock()
+	answer := func(resp *pb.ResumeResponse) {
+		b, _ := proto.Marshal(&pb.ServerFrame{RequestId: reqID, Body: &pb.ServerFrame_Resume{Resume: resp}})
+		_ = lk.conn.Send(b)
+	}
+	if old == nil || old == fresh || subtle.ConstantTimeCompare(old.secret, r.Secret) != 1 {
+		lk.log.Info("resume refused", zap.String("session", r.SessionId))
+		s.metrics.resumes.WithLabelValues("refused").Inc()
+		answer(&pb.ResumeResponse{Reason: "unknown or expired session"})
+		return
+	}
+	old.mu.Lock()
+	if old.ended {
+		old.mu.Unlock()
+		s.metrics.resumes.WithLabelValues("refused").Inc()
+		answer(&pb.ResumeResponse{Reason: "unknown or expired session"})
+		return
+	}
+	prev := old.link
+	old.link = lk
+	if old.grace != nil {
+		old.grace.Stop()
+		old.grace = nil
+	}
+	authed := old.authed
+	old.mu.Unlock()
+	if prev != nil {
+		prev.conn.Abort() // a half-open connection the server had not noticed yet
+	}
+	lk.sess.Store(old)
+	fresh.mu.Lock()
+	fresh.link = nil
+	fresh.mu.Unlock()
+	fresh.end(errors.New("replaced by a resumed session"))
+	if authed {
+		lk.markAuthed()
+	}
+	old.sendMu.Lock() // the answer, then the replay, then new frames
+	answer(&pb.ResumeResponse{Ok: true, Ack: old.out.Received()})
+	err := old.out.Attach(r.Ack, lk.write)
+	old.sendMu.Unlock()
+	s.metrics.resumes.WithLabelValues("ok").Inc()
+	old.log.Info("session resumed")
+	if err != nil {
+		lk.close(websocket.ClosePolicyViolation, "replay did not fit the queue", false)
+	}
+}
+
+// markAuthed moves the connection out of the unauthenticated count.
+func (lk *link) markAuthed() {
+	lk.mu.Lock()
+	defer lk.mu.Unlock()
+	if !lk.authed {
+		lk.authed = true
+		lk.srv.admission.authenticated()
+	}
+}
+
+// onClose runs when the connection has ended. Its session ends too if it
+// never joined or logged in, if the client closed normally (Engine.Close),
+// or if the server closed it for what it sent; otherwise the session waits
+// the grace period for a resume, and nobody is told anything yet.
+func (lk *link) onClose(err error) {
+	lk.mu.Lock()
+	lk.srv.admission.release(lk.ip, !lk.authed)
+	end := lk.endSess
+	lk.mu.Unlock()
+	var ce *signal.CloseError
+	if errors.As(err, &ce) {
+		switch ce.Code {
+		case websocket.CloseMessageTooBig:
+			end = true
+			lk.srv.metrics.closes.WithLabelValues(closeTooBig).Inc()
+			lk.log.Info("closing connection", zap.String("reason", closeTooBig), zap.String("detail", ce.Reason))
+		case websocket.CloseUnsupportedData:
+			end = true
+			lk.srv.metrics.closes.WithLabelValues(closeTextFrame).Inc()
+			lk.log.Info("closing connection", zap.String("reason", closeTextFrame))
+		}
+	}
+	if websocket.IsCloseError(err, websocket.CloseNormalClosure) {
+		end = true // the client said goodbye
+	}
+	ss := lk.sess.Load()
+	ss.mu.Lock()
+	if ss.link != lk || ss.ended {
+		ss.mu.Unlock()
+		return // resumed elsewhere meanwhile, or over already
+	}
+	ss.link = nil
+	ss.out.Detach()
+	if !ss.authed || end || lk.srv.shuttingDown() {
+		ss.mu.Unlock()
+		ss.end(err)
+		return
+	}
+	ss.grace = time.AfterFunc(lk.srv.cfg.GracePeriod, func() {
+		ss.log.Info("session ended: no resume within the grace period")
+		ss.end(errors.New("grace period over"))
+	})
+	ss.mu.Unlock()
+	ss.log.Info("connection lost; session kept for resume", zap.Duration("grace", lk.srv.cfg.GracePeriod), zap.Error(err))
+}
