@@ -208,7 +208,9 @@ func (e *Engine) Close() error {
 	// The server confirms every leave before the transports close: it
 	// would otherwise see a PeerConnection or the connection end first,
 	// and tell the others Dropped rather than Quit.
-	if sig != nil && len(atts) > 0 {
+	// While reconnecting there is nobody to confirm: the server drops the
+	// members when the session's grace period ends.
+	if sig != nil && sig.Connected() && len(atts) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
 		var wg sync.WaitGroup
 		for _, a := range atts {

@@ -464,6 +464,9 @@ func (c *Client) send(out *Stream, f *pb.ClientFrame) error {
 		}
 		return b
 	})
+	if errors.Is(err, ErrClosed) {
+		return nil // the connection is going: the frame waits for the next
+	}
 	if errors.Is(err, ErrQueueFull) {
 		// The frame is kept for replay; the connection is too slow, so
 		// start over on a new one.
@@ -491,6 +494,14 @@ func (c *Client) Abort() {
 	if conn != nil {
 		conn.Abort()
 	}
+}
+
+// Connected reports whether the Client has a connection now (it is not
+// reconnecting).
+func (c *Client) Connected() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.conn != nil
 }
 
 // Done is closed when the Client has stopped and OnClosed has run.

@@ -1,0 +1,98 @@
+package parley_test
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/parleyhq/parley"
+	"github.com/parleyhq/parley/server"
+	"github.com/parleyhq/parley/token"
+)
+
+// TestServerRestart: the server stops and starts again on the same ports;
+// the Engines reconnect, find their sessions gone, join their rooms again
+// (JoinTypeReconnected) and log in again, by themselves.
+func TestServerRestart(t *testing.T) {
+	const appID, appKey = "restartrestartrestart001", "restart-key"
+	start := func(listen string, udp int) *server.Server {
+		s, err := server.New(server.Config{Listen: listen, UDPPort: udp, Apps: map[string]string{appID: appKey}})
+		require.NoError(t, err)
+		require.NoError(t, s.Start())
+		return s
+	}
+	mint := func(room, user string) string {
+		tk := token.New(appID, appKey, room, user)
+		tk.ExpireTime(time.Now().Add(time.Hour))
+		raw, err := tk.Serialize()
+		require.NoError(t, err)
+		return raw
+	}
+	first := start("127.0.0.1:0", 0)
+	addr, udp := first.Addr().String(), first.UDPAddr().(*net.UDPAddr).Port
+	cfg := parley.EngineConfig{AppID: appID, ServerURL: first.URL()}
+
+	type peer struct {
+		m      *member
+		logins chan parley.LoginErrorCode
+	}
+	peers := map[string]*peer{}
+	for _, user := range []string{"alice", "bob"} {
+		m := &member{eng: newEngineRecorder(), rec: newRoomRecorder(), user: parley.UserInfo{UserID: user}}
+		lr := &restartEngine{engineRecorder: m.eng, logins: make(chan parley.LoginErrorCode, 4)}
+		m.e = newEngineFor(t, cfg, lr)
+		room, err := m.e.CreateRoom("room1", m.rec)
+		require.NoError(t, err)
+		m.room = room
+		require.NoError(t, room.JoinRoom(mint("room1", user), m.user, parley.RoomConfig{}))
+		m.rec.requireState(t, 0)
+		require.NoError(t, m.e.Login(mint("", user), user))
+		require.Equal(t, parley.LoginErrorCodeSuccess, <-lr.logins)
+		peers[user] = &peer{m, lr.logins}
+	}
+	alice, bob := peers["alice"], peers["bob"]
+	alice.m.rec.requireJoined(t, bob.m.user)
+	bob.m.rec.requireJoined(t, alice.m.user)
+
+	require.NoError(t, first.Shutdown(context.Background()))
+	for _, p := range peers {
+		p.m.eng.waitState(t, parley.ConnectionStateReconnecting)
+	}
+	second := start(addr, udp)
+	t.Cleanup(func() { _ = second.Shutdown(context.Background()) })
+
+	for _, p := range peers {
+		p.m.eng.waitState(t, parley.ConnectionStateReconnected)
+		sc := p.m.rec.requireState(t, 0)
+		require.Equal(t, parley.JoinTypeReconnected, sc.Info.JoinType)
+		select {
+		case code := <-p.logins:
+			require.Equal(t, parley.LoginErrorCodeSuccess, code, "re-login of %s", p.m.user.UserID)
+		case <-time.After(15 * time.Second):
+			t.Fatalf("%s did not log in again", p.m.user.UserID)
+		}
+	}
+	// They are together again: whoever rejoined second saw the other.
+	var together int
+	for _, p := range peers {
+		select {
+		case ev := <-p.m.rec.ev:
+			require.IsType(t, userJoined{}, ev)
+			together++
+		case <-time.After(15 * time.Second):
+		}
+	}
+	require.Equal(t, 2, together, "each sees the other join again")
+}
+
+type restartEngine struct {
+	*engineRecorder
+	logins chan parley.LoginErrorCode
+}
+
+func (r *restartEngine) OnLoginResult(_ string, code parley.LoginErrorCode, _ time.Duration) {
+	r.logins <- code
+}

@@ -1,0 +1,116 @@
+package parley_test
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/parleyhq/parley"
+	"github.com/parleyhq/parley/parleytest"
+)
+
+// outsideRecorder records outside-room traffic and connection states.
+type outsideRecorder struct {
+	parley.NopEngineEventHandler
+	logins  chan parley.LoginErrorCode
+	msgs    chan string
+	results chan [2]int64 // msgID, result
+	states  chan parley.ConnectionState
+}
+
+func newOutsideRecorder() *outsideRecorder {
+	return &outsideRecorder{
+		logins:  make(chan parley.LoginErrorCode, 8),
+		msgs:    make(chan string, 1<<14),
+		results: make(chan [2]int64, 1<<14),
+		states:  make(chan parley.ConnectionState, 64),
+	}
+}
+
+func (r *outsideRecorder) OnLoginResult(_ string, code parley.LoginErrorCode, _ time.Duration) {
+	r.logins <- code
+}
+func (r *outsideRecorder) OnConnectionStateChanged(s parley.ConnectionState) { r.states <- s }
+func (r *outsideRecorder) OnUserMessageReceivedOutsideRoom(_, m string)      { r.msgs <- m }
+func (r *outsideRecorder) OnUserMessageSendResultOutsideRoom(id int64, res parley.UserMessageSendResult) {
+	r.results <- [2]int64{id, int64(res)}
+}
+
+func (r *outsideRecorder) waitState(t *testing.T, want parley.ConnectionState) {
+	t.Helper()
+	timeout := time.After(15 * time.Second)
+	for {
+		select {
+		case s := <-r.states:
+			if s == want {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("no %v within 15s", want)
+		}
+	}
+}
+
+// TestOutsideMessagesSurviveSignalingCuts streams 2,000 reliable
+// outside-room messages while the sender's signaling connection is cut
+// twice and the receiver's once: every message arrives exactly once, in
+// order, and every send gets Success.
+func TestOutsideMessagesSurviveSignalingCuts(t *testing.T) {
+	const n = 2000
+	srv := parleytest.NewServer(t)
+	proxyA, proxyB := newCutProxy(t, srv), newCutProxy(t, srv)
+	login := func(url, user string) (*parley.Engine, *outsideRecorder) {
+		rec := newOutsideRecorder()
+		e := newEngineFor(t, parley.EngineConfig{AppID: srv.AppID, ServerURL: url}, rec)
+		require.NoError(t, e.Login(srv.LoginToken(user), user))
+		select {
+		case code := <-rec.logins:
+			require.Equal(t, parley.LoginErrorCodeSuccess, code)
+		case <-time.After(15 * time.Second):
+			t.Fatal("no login result")
+		}
+		return e, rec
+	}
+	alice, aliceRec := login(proxyA.URL(), "alice")
+	_, bobRec := login(proxyB.URL(), "bob")
+
+	cuts := map[int]func(){
+		n / 4:     proxyA.cut,
+		n / 2:     proxyB.cut,
+		3 * n / 4: proxyA.cut,
+	}
+	for i := range n {
+		if cut := cuts[i]; cut != nil {
+			cut()
+		}
+		require.Equal(t, int64(i+1), alice.SendUserMessageOutsideRoom("bob", strconv.Itoa(i), parley.MessageConfigReliableOrdered))
+	}
+	for i := range n {
+		select {
+		case m := <-bobRec.msgs:
+			require.Equal(t, strconv.Itoa(i), m, "message %d out of order or doubled", i)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("message %d of %d did not arrive", i, n)
+		}
+	}
+	seen := make(map[int64]bool, n)
+	for range n {
+		select {
+		case r := <-aliceRec.results:
+			require.Equal(t, int64(parley.UserMessageSendResultSuccess), r[1], "result of %d", r[0])
+			require.False(t, seen[r[0]], "second result for %d", r[0])
+			seen[r[0]] = true
+		case <-time.After(30 * time.Second):
+			t.Fatalf("only %d of %d results", len(seen), n)
+		}
+	}
+	select {
+	case m := <-bobRec.msgs:
+		t.Fatalf("an extra message arrived: %q", m)
+	default:
+	}
+	aliceRec.waitState(t, parley.ConnectionStateReconnected)
+	bobRec.waitState(t, parley.ConnectionStateReconnected)
+}
