@@ -18,6 +18,7 @@ type outsideRecorder struct {
 	msgs    chan string
 	results chan [2]int64 // msgID, result
 	states  chan parley.ConnectionState
+	status  chan parley.UserOnlineStatus
 }
 
 func newOutsideRecorder() *outsideRecorder {
@@ -26,6 +27,7 @@ func newOutsideRecorder() *outsideRecorder {
 		msgs:    make(chan string, 1<<14),
 		results: make(chan [2]int64, 1<<14),
 		states:  make(chan parley.ConnectionState, 64),
+		status:  make(chan parley.UserOnlineStatus, 64),
 	}
 }
 
@@ -33,7 +35,10 @@ func (r *outsideRecorder) OnLoginResult(_ string, code parley.LoginErrorCode, _ 
 	r.logins <- code
 }
 func (r *outsideRecorder) OnConnectionStateChanged(s parley.ConnectionState) { r.states <- s }
-func (r *outsideRecorder) OnUserMessageReceivedOutsideRoom(_, m string)      { r.msgs <- m }
+func (r *outsideRecorder) OnGetPeerOnlineStatus(_ string, s parley.UserOnlineStatus) {
+	r.status <- s
+}
+func (r *outsideRecorder) OnUserMessageReceivedOutsideRoom(_, m string) { r.msgs <- m }
 func (r *outsideRecorder) OnUserMessageSendResultOutsideRoom(id int64, res parley.UserMessageSendResult) {
 	r.results <- [2]int64{id, int64(res)}
 }

@@ -173,11 +173,13 @@ func (e *Engine) CreateRoom(roomID string, h RoomEventHandler) (*Room, error) {
 // idempotent and may be called from a handler. Events already queued still
 // run; Done is closed after the last of them. No OnLeaveRoom follows Close.
 func (e *Engine) Close() error {
+	// lmu only while the login state changes: the login operations Close
+	// waits for below take it too.
 	e.lmu.Lock()
-	defer e.lmu.Unlock()
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
+		e.lmu.Unlock()
 		return nil
 	}
 	e.closed = true
@@ -199,6 +201,7 @@ func (e *Engine) Close() error {
 	}
 	e.failPending(nil)
 	e.q.Close()
+	e.lmu.Unlock()
 	var atts []*attempt
 	for _, r := range rooms {
 		if a := r.destroy(); a != nil {
@@ -466,6 +469,8 @@ func (e *Engine) onSignal(f *pb.ServerFrame) {
 		roomID = b.UserLeft.RoomId
 	case *pb.ServerFrame_RoomRemoved:
 		roomID = b.RoomRemoved.RoomId
+	case *pb.ServerFrame_TokenWillExpire:
+		roomID = b.TokenWillExpire.RoomId
 	case *pb.ServerFrame_GoAway:
 		e.log.Info("server going away", zap.String("reason", b.GoAway.Reason))
 		return

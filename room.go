@@ -365,6 +365,8 @@ func (r *Room) onSignal(f *pb.ServerFrame) {
 		id, reason := b.UserLeft.UserId, UserOfflineReason(b.UserLeft.Reason)
 		delete(a.members, id)
 		queue(func(h RoomEventHandler) { h.OnUserLeave(id, reason) })
+	case *pb.ServerFrame_TokenWillExpire:
+		queue(func(h RoomEventHandler) { h.OnTokenWillExpire() })
 	case *pb.ServerFrame_RoomRemoved:
 		r.mu.Unlock()
 		r.lost(a, int(b.RoomRemoved.Code), b.RoomRemoved.Reason)
@@ -456,19 +458,56 @@ func (r *Room) sendLeave(reason UserOfflineReason) {
 	}
 }
 
-// UpdateToken replaces the room's token for the rest of the session.
-// Token expiry is not enforced by this version of the server, so the new
-// token is only kept for the next JoinRoom of this attempt's retries.
-// It returns ErrRoomClosed or ErrEngineClosed after Close.
+// UpdateToken replaces the room's token, ByteRTC's updateToken: answer
+// OnTokenWillExpire with it before the token expires, or the server
+// removes the member (OnRoomStateChanged -1009). A valid token moves the
+// expiry and nothing is reported; an invalid one is reported as
+// OnRoomStateChanged(-1010) and the member keeps its old token. The token
+// is also the one a rejoin uses. Outside the room it is only kept. It
+// returns ErrRoomClosed or ErrEngineClosed after Close.
 func (r *Room) UpdateToken(token string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err := r.usableLocked(); err != nil {
 		return err
 	}
-	if r.att != nil {
-		r.att.token = token
+	a := r.att
+	if a == nil {
+		return nil
 	}
+	a.token = token
+	if !a.joined {
+		return nil
+	}
+	sig := r.e.liveSignal()
+	if sig == nil {
+		return nil
+	}
+	// Sent now, so it reaches the server before anything called after it.
+	wait, err := sig.Start(&pb.ClientFrame{Body: &pb.ClientFrame_UpdateToken{UpdateToken: &pb.UpdateTokenRequest{
+		RoomId: r.id, Token: token,
+	}}})
+	if err != nil {
+		return nil
+	}
+	r.e.goTracked(func() {
+		ctx, cancel := context.WithTimeout(a.ctx, r.e.opts.messageTimeout)
+		defer cancel()
+		resp, err := wait(ctx)
+		if err != nil {
+			r.e.log.Info("token update", zap.String("room", r.id), zap.Error(err))
+			return
+		}
+		if code := resp.GetUpdateToken().GetCode(); code != 0 {
+			r.e.log.Info("token update refused", zap.String("room", r.id), zap.String("reason", resp.GetUpdateToken().GetReason()))
+			r.mu.Lock()
+			current := r.att == a
+			r.mu.Unlock()
+			if current {
+				r.emit(func(h RoomEventHandler) { h.OnRoomStateChanged(r.id, a.user.UserID, int(code), RoomStateInfo{}) })
+			}
+		}
+	})
 	return nil
 }
 

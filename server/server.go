@@ -49,8 +49,10 @@ type Config struct {
 	PingInterval time.Duration
 	// DrainTimeout bounds Shutdown. Default: 10s.
 	DrainTimeout time.Duration
-	// Now is the clock tokens are checked against. Default: time.Now.
-	Now func() time.Time
+	// Clock is the time tokens are checked against and their expiry is
+	// timed by. Default: the wall clock. Tests pass a fake
+	// (parleytest.Clock) to move time on without waiting.
+	Clock Clock
 	// MemberQueue bounds, in bytes, what the relay holds for one member's
 	// data channel. Past it, unreliable messages to the member are dropped
 	// (the sender gets NoRelayPath) and a member whose reliable backlog
@@ -92,6 +94,19 @@ type Config struct {
 	// nobody else notices; after it, its rooms see it leave (Dropped) and
 	// its login ends. Default: 20s.
 	GracePeriod time.Duration
+	// TokenWarning is how long before a member's room token expires it is
+	// told (OnTokenWillExpire); at expiry without UpdateToken it is removed
+	// (-1009) and the others see it leave (Dropped). Default: 30s.
+	TokenWarning time.Duration
+}
+
+// Clock tells the time and runs functions later; the server's token
+// timers use it.
+type Clock interface {
+	Now() time.Time
+	// AfterFunc runs f in its own goroutine after d; stop cancels it and
+	// reports whether it did so before f started.
+	AfterFunc(d time.Duration, f func()) (stop func() bool)
 }
 
 // Quotas are per-second rate limits; zero is unlimited. ByteRTC's
@@ -127,7 +142,6 @@ func New(cfg Config) (*Server, error) {
 		JoinTimeout:  cfg.JoinTimeout,
 		PingInterval: cfg.PingInterval,
 		DrainTimeout: cfg.DrainTimeout,
-		Now:          cfg.Now,
 		MemberQueue:  cfg.MemberQueue,
 		Quotas:       iserver.Quotas(cfg.Quotas),
 
@@ -139,6 +153,10 @@ func New(cfg Config) (*Server, error) {
 		MaxUnauthenticated: cfg.MaxUnauthenticated,
 		MaxFramesPerSecond: cfg.MaxFramesPerSecond,
 		GracePeriod:        cfg.GracePeriod,
+		TokenWarning:       cfg.TokenWarning,
+	}
+	if cfg.Clock != nil {
+		c.Clock = cfg.Clock
 	}
 	s, err := iserver.New(c)
 	if err != nil {

@@ -13,6 +13,8 @@ const (
 	codeJoinRoom            = -1001
 	codeDuplicateLogin      = -1004
 	codeKickedOut           = -1006
+	codeTokenExpired        = -1009
+	codeUpdateTokenInvalid  = -1010
 	codeRoomIDIllegal       = -1007
 	codeUserIDDifferent     = -1014
 	codeAbnormalServerState = -1084
@@ -50,7 +52,7 @@ func (s *Server) checkToken(raw, appID, roomID, userID string) *joinError {
 	if !ok {
 		return bad("token: unknown app ID %q", t.AppID)
 	}
-	now := s.cfg.Now()
+	now := s.cfg.Clock.Now()
 	if !t.VerifyAt(key, now) {
 		if t.Expired(now) {
 			return bad("token: expired")

@@ -5,6 +5,7 @@
 package server
 
 import (
+	"github.com/parleyhq/parley/internal/clock"
 	"time"
 
 	"go.uber.org/zap"
@@ -22,7 +23,7 @@ type Config struct {
 	JoinTimeout  time.Duration
 	PingInterval time.Duration
 	DrainTimeout time.Duration
-	Now          func() time.Time
+	Clock        clock.Clock
 	MemberQueue  int
 	Quotas       Quotas
 
@@ -34,6 +35,7 @@ type Config struct {
 	MaxUnauthenticated int
 	MaxFramesPerSecond int
 	GracePeriod        time.Duration
+	TokenWarning       time.Duration
 }
 
 // Quotas mirrors the public server.Quotas.
@@ -59,6 +61,7 @@ const (
 	DefaultMaxUnauthenticated = 1024
 	DefaultMaxFramesPerSecond = 5000
 	DefaultGracePeriod        = 20 * time.Second
+	DefaultTokenWarning       = 30 * time.Second
 )
 
 func (c Config) withDefaults() Config {
@@ -95,8 +98,11 @@ func (c Config) withDefaults() Config {
 	if c.MemberQueue <= 0 {
 		c.MemberQueue = DefaultMemberQueue
 	}
-	if c.Now == nil {
-		c.Now = time.Now
+	if c.Clock == nil {
+		c.Clock = clock.Real{}
+	}
+	if c.TokenWarning <= 0 {
+		c.TokenWarning = DefaultTokenWarning
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()

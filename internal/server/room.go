@@ -63,6 +63,9 @@ type member struct {
 
 	from []byte // the encoded From field the relay stamps on m's messages
 
+	expireAt   uint32        // the token's expiry, unix seconds; 0 never; guarded by room.mu
+	tokenStops []func() bool // the token's warning and expiry timers; guarded by room.mu
+
 	finishOnce sync.Once
 }
 
@@ -170,6 +173,7 @@ func (m *member) finish() {
 		if m.joinTimer != nil {
 			m.joinTimer.Stop()
 		}
+		m.stopTokenLocked()
 		m.room.mu.Unlock()
 		m.sess.forget(m)
 		if m.pc != nil {
@@ -228,6 +232,7 @@ func (r *room) activate(m *member) {
 		RoomId: r.id, Member: m.info(),
 	}}})
 	m.joinTimer.Stop()
+	m.armTokenLocked(m.expireAt)
 	r.mu.Unlock()
 	m.log.Debug("member active")
 	if old != nil {
@@ -272,4 +277,53 @@ func (r *room) broadcastLocked(except *member, f *pb.ServerFrame) {
 			o.sess.send(0, proto.Clone(f).(*pb.ServerFrame))
 		}
 	}
+}
+
+// armTokenLocked times the member's token: a warning TokenWarning before
+// expireAt, removal at it. Unix 0 never expires.
+func (m *member) armTokenLocked(expireAt uint32) {
+	m.stopTokenLocked()
+	m.expireAt = expireAt
+	if expireAt == 0 {
+		return
+	}
+	srv := m.room.srv
+	until := time.Unix(int64(expireAt), 0).Sub(srv.cfg.Clock.Now())
+	warnIn := max(until-srv.cfg.TokenWarning, 0)
+	m.tokenStops = append(m.tokenStops,
+		srv.cfg.Clock.AfterFunc(warnIn, m.tokenWarning),
+		srv.cfg.Clock.AfterFunc(max(until, 0), m.tokenExpired))
+}
+
+func (m *member) stopTokenLocked() {
+	for _, stop := range m.tokenStops {
+		stop()
+	}
+	m.tokenStops = nil
+}
+
+// tokenWarning tells the client its token for the room expires soon.
+func (m *member) tokenWarning() {
+	m.room.mu.Lock()
+	active := m.state == stateActive
+	m.room.mu.Unlock()
+	if active {
+		m.sess.send(0, &pb.ServerFrame{Body: &pb.ServerFrame_TokenWillExpire{TokenWillExpire: &pb.TokenWillExpire{RoomId: m.room.id}}})
+	}
+}
+
+// tokenExpired removes a member whose token ran out: -1009 to it, Dropped
+// to the rest.
+func (m *member) tokenExpired() {
+	m.room.mu.Lock()
+	gone := m.state == stateGone
+	m.room.mu.Unlock()
+	if gone {
+		return
+	}
+	m.log.Info("token expired: member removed")
+	m.sess.send(0, &pb.ServerFrame{Body: &pb.ServerFrame_RoomRemoved{RoomRemoved: &pb.RoomRemoved{
+		RoomId: m.room.id, Code: codeTokenExpired, Reason: "token expired",
+	}}})
+	m.room.remove(m, reasonDropped, true)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/parleyhq/parley/internal/acks"
 	"github.com/parleyhq/parley/internal/signal"
 	pb "github.com/parleyhq/parley/proto/parley/v1"
+	"github.com/parleyhq/parley/token"
 )
 
 // Close codes and reasons of connections the server closes; the reason is
@@ -151,6 +152,8 @@ func (ss *session) onFrame(f *pb.ClientFrame) error {
 		ss.handleServerParams(f.RequestId, body.ServerParams)
 	case *pb.ClientFrame_ServerMessage:
 		ss.handleServerMessage(body.ServerMessage)
+	case *pb.ClientFrame_UpdateToken:
+		ss.handleUpdateToken(f.RequestId, body.UpdateToken)
 	case *pb.ClientFrame_Resume:
 		return &signal.CloseError{Code: websocket.CloseProtocolError, Reason: "resume is only the first frame"}
 	}
@@ -267,6 +270,9 @@ func (ss *session) handleJoin(reqID uint64, j *pb.JoinRequest) {
 	ss.markAuthedLocked()
 	r := ss.srv.room(j.AppId, j.RoomId)
 	m := newMember(r, ss, j.UserId, j.ExtraInfo)
+	if t, err := token.Parse(j.Token); err == nil {
+		m.expireAt = t.ExpireAt // timed once the member is active
+	}
 	ss.members[j.RoomId] = m
 	ss.mu.Unlock()
 	ss.authTimer.Stop()
@@ -295,6 +301,36 @@ func (ss *session) handleLeave(reqID uint64, l *pb.LeaveRequest) {
 		m.room.remove(m, reason, true)
 	}
 	ss.send(reqID, &pb.ServerFrame{Body: &pb.ServerFrame_Leave{Leave: &pb.LeaveResponse{RoomId: l.RoomId}}})
+}
+
+// handleUpdateToken replaces the token of the session's member of a room:
+// a valid one moves the expiry; an invalid one is -1010 and changes
+// nothing.
+func (ss *session) handleUpdateToken(reqID uint64, u *pb.UpdateTokenRequest) {
+	answer := func(code int32, reason string) {
+		ss.send(reqID, &pb.ServerFrame{Body: &pb.ServerFrame_UpdateToken{UpdateToken: &pb.UpdateTokenResponse{Code: code, Reason: reason}}})
+	}
+	ss.mu.Lock()
+	m := ss.members[u.RoomId]
+	ss.mu.Unlock()
+	if m == nil {
+		answer(codeUpdateTokenInvalid, "not in the room")
+		return
+	}
+	if je := ss.srv.checkToken(u.Token, m.room.key.app, u.RoomId, m.userID); je != nil {
+		ss.log.Info("token update refused", zap.String("room", u.RoomId), zap.String("reason", je.reason))
+		answer(codeUpdateTokenInvalid, je.reason)
+		return
+	}
+	t, _ := token.Parse(u.Token)
+	m.room.mu.Lock()
+	if m.state == stateActive {
+		m.armTokenLocked(t.ExpireAt)
+	} else {
+		m.expireAt = t.ExpireAt
+	}
+	m.room.mu.Unlock()
+	answer(0, "")
 }
 
 // forget drops m from the session's memberships if it is still there.

@@ -400,6 +400,16 @@ func (c *Client) state(s ClientState) {
 // request survives reconnects; it fails with ErrSessionLost if the session
 // does not, and with ErrClosed after Close.
 func (c *Client) Request(ctx context.Context, f *pb.ClientFrame) (*pb.ServerFrame, error) {
+	wait, err := c.Start(f)
+	if err != nil {
+		return nil, err
+	}
+	return wait(ctx)
+}
+
+// Start sends f now, in sequence with everything sent before it, and
+// returns the function that waits for its response (see Request).
+func (c *Client) Start(f *pb.ClientFrame) (wait func(context.Context) (*pb.ServerFrame, error), err error) {
 	ch := make(chan *pb.ServerFrame, 1)
 	c.mu.Lock()
 	if c.closed {
@@ -416,6 +426,10 @@ func (c *Client) Request(ctx context.Context, f *pb.ClientFrame) (*pb.ServerFram
 		c.forget(id)
 		return nil, err
 	}
+	return func(ctx context.Context) (*pb.ServerFrame, error) { return c.await(ctx, id, ch) }, nil
+}
+
+func (c *Client) await(ctx context.Context, id uint64, ch chan *pb.ServerFrame) (*pb.ServerFrame, error) {
 	select {
 	case resp, ok := <-ch:
 		if !ok {

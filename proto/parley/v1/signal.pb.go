@@ -51,6 +51,7 @@ type ClientFrame struct {
 	//	*ClientFrame_ServerMessage
 	//	*ClientFrame_Resume
 	//	*ClientFrame_AckOnly
+	//	*ClientFrame_UpdateToken
 	Body isClientFrame_Body `protobuf_oneof:"body"`
 	// This frame's number in the client's sequence: 1, 2, 3, ... over the
 	// whole session, across connections. 0 for ResumeRequest and SeqAck,
@@ -207,6 +208,15 @@ func (x *ClientFrame) GetAckOnly() *SeqAck {
 	return nil
 }
 
+func (x *ClientFrame) GetUpdateToken() *UpdateTokenRequest {
+	if x != nil {
+		if x, ok := x.Body.(*ClientFrame_UpdateToken); ok {
+			return x.UpdateToken
+		}
+	}
+	return nil
+}
+
 func (x *ClientFrame) GetSeq() uint64 {
 	if x != nil {
 		return x.Seq
@@ -285,6 +295,11 @@ type ClientFrame_AckOnly struct {
 	AckOnly *SeqAck `protobuf:"bytes,12,opt,name=ack_only,json=ackOnly,proto3,oneof"`
 }
 
+type ClientFrame_UpdateToken struct {
+	// Replace a room's token; answered by UpdateTokenResponse.
+	UpdateToken *UpdateTokenRequest `protobuf:"bytes,13,opt,name=update_token,json=updateToken,proto3,oneof"`
+}
+
 func (*ClientFrame_Join) isClientFrame_Body() {}
 
 func (*ClientFrame_Leave) isClientFrame_Body() {}
@@ -306,6 +321,8 @@ func (*ClientFrame_ServerMessage) isClientFrame_Body() {}
 func (*ClientFrame_Resume) isClientFrame_Body() {}
 
 func (*ClientFrame_AckOnly) isClientFrame_Body() {}
+
+func (*ClientFrame_UpdateToken) isClientFrame_Body() {}
 
 // ServerFrame is every frame the server sends.
 type ServerFrame struct {
@@ -336,6 +353,8 @@ type ServerFrame struct {
 	//	*ServerFrame_ServerResult
 	//	*ServerFrame_Resume
 	//	*ServerFrame_AckOnly
+	//	*ServerFrame_UpdateToken
+	//	*ServerFrame_TokenWillExpire
 	Body isServerFrame_Body `protobuf_oneof:"body"`
 	// This frame's number in the server's sequence for the session (see
 	// ClientFrame.seq); 0 for Welcome, GoAway, ResumeResponse and SeqAck.
@@ -561,6 +580,24 @@ func (x *ServerFrame) GetAckOnly() *SeqAck {
 	return nil
 }
 
+func (x *ServerFrame) GetUpdateToken() *UpdateTokenResponse {
+	if x != nil {
+		if x, ok := x.Body.(*ServerFrame_UpdateToken); ok {
+			return x.UpdateToken
+		}
+	}
+	return nil
+}
+
+func (x *ServerFrame) GetTokenWillExpire() *TokenWillExpire {
+	if x != nil {
+		if x, ok := x.Body.(*ServerFrame_TokenWillExpire); ok {
+			return x.TokenWillExpire
+		}
+	}
+	return nil
+}
+
 func (x *ServerFrame) GetSeq() uint64 {
 	if x != nil {
 		return x.Seq
@@ -676,6 +713,17 @@ type ServerFrame_AckOnly struct {
 	AckOnly *SeqAck `protobuf:"bytes,20,opt,name=ack_only,json=ackOnly,proto3,oneof"`
 }
 
+type ServerFrame_UpdateToken struct {
+	// Answer to UpdateTokenRequest.
+	UpdateToken *UpdateTokenResponse `protobuf:"bytes,21,opt,name=update_token,json=updateToken,proto3,oneof"`
+}
+
+type ServerFrame_TokenWillExpire struct {
+	// Event: a room's token expires in TokenWarning (30 s): send
+	// UpdateTokenRequest, or the member is removed (RoomRemoved -1009).
+	TokenWillExpire *TokenWillExpire `protobuf:"bytes,22,opt,name=token_will_expire,json=tokenWillExpire,proto3,oneof"`
+}
+
 func (*ServerFrame_Welcome) isServerFrame_Body() {}
 
 func (*ServerFrame_Join) isServerFrame_Body() {}
@@ -713,6 +761,10 @@ func (*ServerFrame_ServerResult) isServerFrame_Body() {}
 func (*ServerFrame_Resume) isServerFrame_Body() {}
 
 func (*ServerFrame_AckOnly) isServerFrame_Body() {}
+
+func (*ServerFrame_UpdateToken) isServerFrame_Body() {}
+
+func (*ServerFrame_TokenWillExpire) isServerFrame_Body() {}
 
 // Welcome opens every connection.
 type Welcome struct {
@@ -1468,7 +1520,8 @@ type RoomRemoved struct {
 	RoomId string `protobuf:"bytes,1,opt,name=room_id,json=roomId,proto3" json:"room_id,omitempty"`
 	// Room error code: -1001 the data channels did not open in time after
 	// the join was answered, -1004 the same user joined the room elsewhere,
-	// -1006 removed as a slow consumer (its reliable backlog overflowed).
+	// -1006 removed as a slow consumer (its reliable backlog overflowed),
+	// -1009 its token expired.
 	Code int32 `protobuf:"zigzag32,2,opt,name=code,proto3" json:"code,omitempty"`
 	// Human-readable reason.
 	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
@@ -2254,11 +2307,168 @@ func (x *ServerMessageResult) GetAck() []byte {
 	return nil
 }
 
+// UpdateTokenRequest replaces the token of the connection's member of a
+// room, before it expires.
+type UpdateTokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The room.
+	RoomId string `protobuf:"bytes,1,opt,name=room_id,json=roomId,proto3" json:"room_id,omitempty"`
+	// A token for this room (or "*") and user, not expired.
+	Token         string `protobuf:"bytes,2,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateTokenRequest) Reset() {
+	*x = UpdateTokenRequest{}
+	mi := &file_parley_v1_signal_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateTokenRequest) ProtoMessage() {}
+
+func (x *UpdateTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_signal_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateTokenRequest.ProtoReflect.Descriptor instead.
+func (*UpdateTokenRequest) Descriptor() ([]byte, []int) {
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *UpdateTokenRequest) GetRoomId() string {
+	if x != nil {
+		return x.RoomId
+	}
+	return ""
+}
+
+func (x *UpdateTokenRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+// UpdateTokenResponse answers UpdateTokenRequest.
+type UpdateTokenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 0, or -1010 (the token is invalid: the member keeps the old one).
+	Code int32 `protobuf:"zigzag32,1,opt,name=code,proto3" json:"code,omitempty"`
+	// Human-readable reason for a non-zero code.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateTokenResponse) Reset() {
+	*x = UpdateTokenResponse{}
+	mi := &file_parley_v1_signal_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateTokenResponse) ProtoMessage() {}
+
+func (x *UpdateTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_signal_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateTokenResponse.ProtoReflect.Descriptor instead.
+func (*UpdateTokenResponse) Descriptor() ([]byte, []int) {
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *UpdateTokenResponse) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *UpdateTokenResponse) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// TokenWillExpire warns that a room's token is about to expire.
+type TokenWillExpire struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The room.
+	RoomId        string `protobuf:"bytes,1,opt,name=room_id,json=roomId,proto3" json:"room_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TokenWillExpire) Reset() {
+	*x = TokenWillExpire{}
+	mi := &file_parley_v1_signal_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokenWillExpire) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokenWillExpire) ProtoMessage() {}
+
+func (x *TokenWillExpire) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_signal_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokenWillExpire.ProtoReflect.Descriptor instead.
+func (*TokenWillExpire) Descriptor() ([]byte, []int) {
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *TokenWillExpire) GetRoomId() string {
+	if x != nil {
+		return x.RoomId
+	}
+	return ""
+}
+
 var File_parley_v1_signal_proto protoreflect.FileDescriptor
 
 const file_parley_v1_signal_proto_rawDesc = "" +
 	"\n" +
-	"\x16parley/v1/signal.proto\x12\tparley.v1\x1a\x16parley/v1/packet.proto\"\xa4\x05\n" +
+	"\x16parley/v1/signal.proto\x12\tparley.v1\x1a\x16parley/v1/packet.proto\"\xe8\x05\n" +
 	"\vClientFrame\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12,\n" +
@@ -2274,10 +2484,11 @@ const file_parley_v1_signal_proto_rawDesc = "" +
 	"\x0eserver_message\x18\n" +
 	" \x01(\v2\x18.parley.v1.ServerMessageH\x00R\rserverMessage\x122\n" +
 	"\x06resume\x18\v \x01(\v2\x18.parley.v1.ResumeRequestH\x00R\x06resume\x12.\n" +
-	"\back_only\x18\f \x01(\v2\x11.parley.v1.SeqAckH\x00R\aackOnly\x12\x10\n" +
+	"\back_only\x18\f \x01(\v2\x11.parley.v1.SeqAckH\x00R\aackOnly\x12B\n" +
+	"\fupdate_token\x18\r \x01(\v2\x1d.parley.v1.UpdateTokenRequestH\x00R\vupdateToken\x12\x10\n" +
 	"\x03seq\x18\x0f \x01(\x04R\x03seq\x12\x14\n" +
 	"\x05acked\x18\x10 \x01(\x04R\x05ackedB\x06\n" +
-	"\x04body\"\xdc\b\n" +
+	"\x04body\"\xeb\t\n" +
 	"\vServerFrame\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12.\n" +
@@ -2304,7 +2515,9 @@ const file_parley_v1_signal_proto_rawDesc = "" +
 	"\x06result\x18\x11 \x01(\v2\x11.parley.v1.ResultH\x00R\x06result\x12E\n" +
 	"\rserver_result\x18\x12 \x01(\v2\x1e.parley.v1.ServerMessageResultH\x00R\fserverResult\x123\n" +
 	"\x06resume\x18\x13 \x01(\v2\x19.parley.v1.ResumeResponseH\x00R\x06resume\x12.\n" +
-	"\back_only\x18\x14 \x01(\v2\x11.parley.v1.SeqAckH\x00R\aackOnly\x12\x10\n" +
+	"\back_only\x18\x14 \x01(\v2\x11.parley.v1.SeqAckH\x00R\aackOnly\x12C\n" +
+	"\fupdate_token\x18\x15 \x01(\v2\x1e.parley.v1.UpdateTokenResponseH\x00R\vupdateToken\x12H\n" +
+	"\x11token_will_expire\x18\x16 \x01(\v2\x1a.parley.v1.TokenWillExpireH\x00R\x0ftokenWillExpire\x12\x10\n" +
 	"\x03seq\x18\x19 \x01(\x04R\x03seq\x12\x14\n" +
 	"\x05acked\x18\x1a \x01(\x04R\x05ackedB\x06\n" +
 	"\x04body\"\x8f\x01\n" +
@@ -2400,7 +2613,15 @@ const file_parley_v1_signal_proto_rawDesc = "" +
 	"\x13ServerMessageResult\x12\x15\n" +
 	"\x06msg_id\x18\x01 \x01(\x03R\x05msgId\x12\x12\n" +
 	"\x04code\x18\x02 \x01(\x05R\x04code\x12\x10\n" +
-	"\x03ack\x18\x03 \x01(\fR\x03ackB5Z3github.com/parleyhq/parley/proto/parley/v1;parleyv1b\x06proto3"
+	"\x03ack\x18\x03 \x01(\fR\x03ack\"C\n" +
+	"\x12UpdateTokenRequest\x12\x17\n" +
+	"\aroom_id\x18\x01 \x01(\tR\x06roomId\x12\x14\n" +
+	"\x05token\x18\x02 \x01(\tR\x05token\"A\n" +
+	"\x13UpdateTokenResponse\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\x11R\x04code\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"*\n" +
+	"\x0fTokenWillExpire\x12\x17\n" +
+	"\aroom_id\x18\x01 \x01(\tR\x06roomIdB5Z3github.com/parleyhq/parley/proto/parley/v1;parleyv1b\x06proto3"
 
 var (
 	file_parley_v1_signal_proto_rawDescOnce sync.Once
@@ -2414,7 +2635,7 @@ func file_parley_v1_signal_proto_rawDescGZIP() []byte {
 	return file_parley_v1_signal_proto_rawDescData
 }
 
-var file_parley_v1_signal_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_parley_v1_signal_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_parley_v1_signal_proto_goTypes = []any{
 	(*ClientFrame)(nil),          // 0: parley.v1.ClientFrame
 	(*ServerFrame)(nil),          // 1: parley.v1.ServerFrame
@@ -2444,8 +2665,11 @@ var file_parley_v1_signal_proto_goTypes = []any{
 	(*ServerParamsResponse)(nil), // 25: parley.v1.ServerParamsResponse
 	(*ServerMessage)(nil),        // 26: parley.v1.ServerMessage
 	(*ServerMessageResult)(nil),  // 27: parley.v1.ServerMessageResult
-	(*Ack)(nil),                  // 28: parley.v1.Ack
-	(*Result)(nil),               // 29: parley.v1.Result
+	(*UpdateTokenRequest)(nil),   // 28: parley.v1.UpdateTokenRequest
+	(*UpdateTokenResponse)(nil),  // 29: parley.v1.UpdateTokenResponse
+	(*TokenWillExpire)(nil),      // 30: parley.v1.TokenWillExpire
+	(*Ack)(nil),                  // 31: parley.v1.Ack
+	(*Result)(nil),               // 32: parley.v1.Result
 }
 var file_parley_v1_signal_proto_depIdxs = []int32{
 	6,  // 0: parley.v1.ClientFrame.join:type_name -> parley.v1.JoinRequest
@@ -2454,37 +2678,40 @@ var file_parley_v1_signal_proto_depIdxs = []int32{
 	18, // 3: parley.v1.ClientFrame.logout:type_name -> parley.v1.LogoutRequest
 	21, // 4: parley.v1.ClientFrame.peer_status:type_name -> parley.v1.PeerStatusRequest
 	23, // 5: parley.v1.ClientFrame.send:type_name -> parley.v1.OutsideMessage
-	28, // 6: parley.v1.ClientFrame.ack:type_name -> parley.v1.Ack
+	31, // 6: parley.v1.ClientFrame.ack:type_name -> parley.v1.Ack
 	24, // 7: parley.v1.ClientFrame.server_params:type_name -> parley.v1.ServerParamsRequest
 	26, // 8: parley.v1.ClientFrame.server_message:type_name -> parley.v1.ServerMessage
 	3,  // 9: parley.v1.ClientFrame.resume:type_name -> parley.v1.ResumeRequest
 	5,  // 10: parley.v1.ClientFrame.ack_only:type_name -> parley.v1.SeqAck
-	2,  // 11: parley.v1.ServerFrame.welcome:type_name -> parley.v1.Welcome
-	7,  // 12: parley.v1.ServerFrame.join:type_name -> parley.v1.JoinResponse
-	9,  // 13: parley.v1.ServerFrame.leave:type_name -> parley.v1.LeaveResponse
-	11, // 14: parley.v1.ServerFrame.room_joined:type_name -> parley.v1.RoomJoined
-	12, // 15: parley.v1.ServerFrame.user_joined:type_name -> parley.v1.UserJoined
-	13, // 16: parley.v1.ServerFrame.user_left:type_name -> parley.v1.UserLeft
-	14, // 17: parley.v1.ServerFrame.room_removed:type_name -> parley.v1.RoomRemoved
-	15, // 18: parley.v1.ServerFrame.go_away:type_name -> parley.v1.GoAway
-	17, // 19: parley.v1.ServerFrame.login:type_name -> parley.v1.LoginResponse
-	19, // 20: parley.v1.ServerFrame.logout:type_name -> parley.v1.LogoutResponse
-	22, // 21: parley.v1.ServerFrame.peer_status:type_name -> parley.v1.PeerStatusResponse
-	25, // 22: parley.v1.ServerFrame.server_params:type_name -> parley.v1.ServerParamsResponse
-	20, // 23: parley.v1.ServerFrame.logged_out:type_name -> parley.v1.LoggedOut
-	23, // 24: parley.v1.ServerFrame.message:type_name -> parley.v1.OutsideMessage
-	28, // 25: parley.v1.ServerFrame.ack:type_name -> parley.v1.Ack
-	29, // 26: parley.v1.ServerFrame.result:type_name -> parley.v1.Result
-	27, // 27: parley.v1.ServerFrame.server_result:type_name -> parley.v1.ServerMessageResult
-	4,  // 28: parley.v1.ServerFrame.resume:type_name -> parley.v1.ResumeResponse
-	5,  // 29: parley.v1.ServerFrame.ack_only:type_name -> parley.v1.SeqAck
-	10, // 30: parley.v1.RoomJoined.members:type_name -> parley.v1.Member
-	10, // 31: parley.v1.UserJoined.member:type_name -> parley.v1.Member
-	32, // [32:32] is the sub-list for method output_type
-	32, // [32:32] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	28, // 11: parley.v1.ClientFrame.update_token:type_name -> parley.v1.UpdateTokenRequest
+	2,  // 12: parley.v1.ServerFrame.welcome:type_name -> parley.v1.Welcome
+	7,  // 13: parley.v1.ServerFrame.join:type_name -> parley.v1.JoinResponse
+	9,  // 14: parley.v1.ServerFrame.leave:type_name -> parley.v1.LeaveResponse
+	11, // 15: parley.v1.ServerFrame.room_joined:type_name -> parley.v1.RoomJoined
+	12, // 16: parley.v1.ServerFrame.user_joined:type_name -> parley.v1.UserJoined
+	13, // 17: parley.v1.ServerFrame.user_left:type_name -> parley.v1.UserLeft
+	14, // 18: parley.v1.ServerFrame.room_removed:type_name -> parley.v1.RoomRemoved
+	15, // 19: parley.v1.ServerFrame.go_away:type_name -> parley.v1.GoAway
+	17, // 20: parley.v1.ServerFrame.login:type_name -> parley.v1.LoginResponse
+	19, // 21: parley.v1.ServerFrame.logout:type_name -> parley.v1.LogoutResponse
+	22, // 22: parley.v1.ServerFrame.peer_status:type_name -> parley.v1.PeerStatusResponse
+	25, // 23: parley.v1.ServerFrame.server_params:type_name -> parley.v1.ServerParamsResponse
+	20, // 24: parley.v1.ServerFrame.logged_out:type_name -> parley.v1.LoggedOut
+	23, // 25: parley.v1.ServerFrame.message:type_name -> parley.v1.OutsideMessage
+	31, // 26: parley.v1.ServerFrame.ack:type_name -> parley.v1.Ack
+	32, // 27: parley.v1.ServerFrame.result:type_name -> parley.v1.Result
+	27, // 28: parley.v1.ServerFrame.server_result:type_name -> parley.v1.ServerMessageResult
+	4,  // 29: parley.v1.ServerFrame.resume:type_name -> parley.v1.ResumeResponse
+	5,  // 30: parley.v1.ServerFrame.ack_only:type_name -> parley.v1.SeqAck
+	29, // 31: parley.v1.ServerFrame.update_token:type_name -> parley.v1.UpdateTokenResponse
+	30, // 32: parley.v1.ServerFrame.token_will_expire:type_name -> parley.v1.TokenWillExpire
+	10, // 33: parley.v1.RoomJoined.members:type_name -> parley.v1.Member
+	10, // 34: parley.v1.UserJoined.member:type_name -> parley.v1.Member
+	35, // [35:35] is the sub-list for method output_type
+	35, // [35:35] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_parley_v1_signal_proto_init() }
@@ -2505,6 +2732,7 @@ func file_parley_v1_signal_proto_init() {
 		(*ClientFrame_ServerMessage)(nil),
 		(*ClientFrame_Resume)(nil),
 		(*ClientFrame_AckOnly)(nil),
+		(*ClientFrame_UpdateToken)(nil),
 	}
 	file_parley_v1_signal_proto_msgTypes[1].OneofWrappers = []any{
 		(*ServerFrame_Welcome)(nil),
@@ -2526,6 +2754,8 @@ func file_parley_v1_signal_proto_init() {
 		(*ServerFrame_ServerResult)(nil),
 		(*ServerFrame_Resume)(nil),
 		(*ServerFrame_AckOnly)(nil),
+		(*ServerFrame_UpdateToken)(nil),
+		(*ServerFrame_TokenWillExpire)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2533,7 +2763,7 @@ func file_parley_v1_signal_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_parley_v1_signal_proto_rawDesc), len(file_parley_v1_signal_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   28,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
