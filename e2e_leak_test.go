@@ -40,16 +40,20 @@ func (f footprint) String() string {
 	return fmt.Sprintf("%d goroutines, %.1f MiB heap, %d fds", f.goroutines, float64(f.heap)/(1<<20), f.fds)
 }
 
-// settled measures once the goroutine count has held still for 200 ms:
+// settled measures once the goroutine count has held still for a second:
 // what the warm-up cycles left winding down is gone.
 func settled(t *testing.T) footprint {
 	t.Helper()
-	prev := measure(t)
-	for range 150 {
+	prev, still := measure(t), 0
+	for range 300 {
 		time.Sleep(200 * time.Millisecond) //nolint:forbidigo // polling the runtime, not waiting for an event
 		cur := measure(t)
 		if cur.goroutines == prev.goroutines {
-			return cur
+			if still++; still == 5 {
+				return cur
+			}
+		} else {
+			still = 0
 		}
 		prev = cur
 	}

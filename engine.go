@@ -1,6 +1,7 @@
 package parley
 
 import (
+	"math/rand/v2"
 	"context"
 	"errors"
 	"net/url"
@@ -95,7 +96,8 @@ type Engine struct {
 	connected bool           // has been connected once (for Reconnecting)
 	wg        sync.WaitGroup // joins, leaves and teardowns in flight
 
-	out outbox // sends awaiting results
+	out      outbox // sends awaiting results
+	instance uint64 // names this Engine in its messages, for receivers' duplicate checks
 
 	lmu       sync.Mutex // guards lg; taken before mu, never under it
 	lg        login
@@ -141,6 +143,7 @@ func NewEngine(cfg EngineConfig, h EngineEventHandler, opts ...Option) (*Engine,
 		out:     outbox{pending: make(map[int64]*pendingSend)},
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
+	e.instance = rand.Uint64() | 1 // never 0, which means "unnamed"
 	e.lg.owed = acks.Batcher{Delay: ackDelay, Flush: e.flushLoginAcks}
 	return e, nil
 }

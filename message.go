@@ -1,6 +1,8 @@
 package parley
 
 import (
+	"cmp"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,9 +70,11 @@ type pendingSend struct {
 	kind  sendKind
 	room  *Room      // for kindUser and kindBroadcast
 	att   *attempt   // the room attempt it was sent on; nil outside rooms
-	to    string     // the receiver of a user message
-	book  *acks.Book // where a reliable user message awaits its ack; nil if none
-	timer *time.Timer
+	to     string     // the receiver of a user message
+	book   *acks.Book // where a reliable user message awaits its ack; nil if none
+	ch     int        // the data channel it goes on
+	packet []byte     // the encoded packet, kept to send again after a rejoin
+	timer  *time.Timer
 }
 
 // outbox holds an Engine's sends that await their results.
@@ -90,7 +94,9 @@ func (r *Room) send(to string, payload []byte, binary, broadcast bool, cfg Messa
 	r.mu.Lock()
 	a := r.att
 	closed := r.closed
-	joined := a != nil && a.joined
+	// A room that is rejoining by itself takes sends: they go out once it
+	// is back.
+	joined := a != nil && (a.joined || a.joinType == JoinTypeReconnected)
 	r.mu.Unlock()
 	if closed {
 		return -1 // a destroyed Room, like a closed Engine, reports nothing
@@ -117,7 +123,7 @@ func (r *Room) send(to string, payload []byte, binary, broadcast bool, cfg Messa
 	// depend on it.
 	a.sendMu.Lock()
 	defer a.sendMu.Unlock()
-	ps := &pendingSend{kind: kindOf(broadcast), room: r, att: a, to: to}
+	ps := &pendingSend{kind: kindOf(broadcast), room: r, att: a, to: to, ch: ch}
 	if ch == transport.ChannelReliable && !broadcast {
 		ps.book = &a.unacked
 	}
@@ -126,17 +132,29 @@ func (r *Room) send(to string, payload []byte, binary, broadcast bool, cfg Messa
 		return -1
 	}
 	b, err := proto.Marshal(&pb.Packet{Body: &pb.Packet_Message{Message: &pb.Message{
-		MsgId: id, To: to, Broadcast: broadcast, Binary: binary, Payload: payload,
+		MsgId: id, To: to, Broadcast: broadcast, Binary: binary, Payload: payload, SenderInstance: e.instance,
 	}}})
 	if err != nil {
 		panic("parley: marshal packet: " + err.Error()) // only a programming error gets here
 	}
+	r.mu.Lock()
+	w := a.writers[ch]
+	live := a.joined
+	r.mu.Unlock()
+	e.out.mu.Lock()
+	if ch == transport.ChannelReliable || !live {
+		// Kept until its result: a rejoin sends it again (the receiver
+		// drops what it already has), and a room still rejoining sends it
+		// when it is back.
+		ps.packet = b
+	}
+	e.out.mu.Unlock()
+	if !live {
+		return id
+	}
 	if ps.book != nil {
 		ps.book.Expect(to, id)
 	}
-	r.mu.Lock()
-	w := a.writers[ch]
-	r.mu.Unlock()
 	if err := w.Write(a.ctx, b); err != nil {
 		e.log.Debug("send", zap.String("room", r.id), zap.Error(err))
 		code := UserMessageSendResultNoConnection
@@ -291,6 +309,11 @@ func (a *attempt) onPacket(ch int, b []byte) {
 func (a *attempt) receive(ch int, m *pb.Message) {
 	r := a.r
 	from, payload := m.From, m.Payload
+	reliable := ch == transport.ChannelReliable
+	if reliable && r.seenBefore(from, m.SenderInstance, m.MsgId) {
+		a.owed.Ack(from, m.MsgId) // delivered before a reconnect: ack again, deliver once
+		return
+	}
 	var ev func(h RoomEventHandler)
 	switch {
 	case m.Broadcast && m.Binary:
@@ -306,8 +329,63 @@ func (a *attempt) receive(ch int, m *pb.Message) {
 		return // Engine closed: not accepted, so not acknowledged
 	}
 	a.stats.received(len(payload))
-	if ch == transport.ChannelReliable && !m.Broadcast {
+	if reliable {
 		a.owed.Ack(from, m.MsgId)
+	}
+}
+
+// seenKey names a sending Engine.
+type seenKey struct {
+	from     string
+	instance uint64
+}
+
+// seenBefore reports whether the reliable message id from (from, instance)
+// was delivered already, and notes it if not. Messages from one sender on
+// the reliable channel arrive in ID order, so the highest ID delivered
+// tells.
+func (r *Room) seenBefore(from string, instance uint64, id int64) bool {
+	if instance == 0 {
+		return false // a sender that does not say which Engine it is
+	}
+	r.seenMu.Lock()
+	defer r.seenMu.Unlock()
+	k := seenKey{from, instance}
+	if id <= r.seen[k] {
+		return true
+	}
+	if r.seen == nil {
+		r.seen = make(map[seenKey]int64)
+	}
+	r.seen[k] = id
+	return false
+}
+
+// resend sends again, in ID order, the packets of the sends that moved to
+// attempt a in a rejoin (and those made while it rejoined). It runs with
+// a.sendMu held, before the room reports it is back.
+func (a *attempt) resend() {
+	e := a.r.e
+	type item struct {
+		id int64
+		ps *pendingSend
+	}
+	var items []item
+	e.out.mu.Lock()
+	for id, ps := range e.out.pending {
+		if ps.att == a && ps.packet != nil {
+			items = append(items, item{id, ps})
+		}
+	}
+	e.out.mu.Unlock()
+	slices.SortFunc(items, func(x, y item) int { return cmp.Compare(x.id, y.id) })
+	for _, it := range items {
+		if it.ps.book != nil {
+			it.ps.book.Expect(it.ps.to, it.id)
+		}
+		if _, err := a.chans[it.ps.ch].Write(it.ps.packet); err != nil {
+			e.log.Debug("resend", zap.String("room", a.roomID), zap.Error(err))
+		}
 	}
 }
 

@@ -27,6 +27,9 @@ type Room struct {
 	handler  atomic.Value // handlerBox
 	silenced atomic.Bool  // set by Close: no further event is queued
 
+	seenMu sync.Mutex
+	seen   map[seenKey]int64 // the highest reliable message ID delivered, by sending Engine
+
 	mu      sync.Mutex
 	closed  bool
 	att     *attempt      // the current join, joining or joined; nil when not in the room
@@ -168,10 +171,25 @@ func (r *Room) rejoin(a *attempt, why string) {
 	r.leaving = leaving
 	r.mu.Unlock()
 	r.e.log.Info("rejoining", zap.String("room", r.id), zap.String("why", why))
+	// The sends still waiting for results move to the new join, which
+	// sends the reliable ones again once it is back (receivers drop what
+	// they already have); the unreliable ones in flight get
+	// NetworkDisconnected with the old join.
+	e := r.e
+	e.out.mu.Lock()
+	for _, ps := range e.out.pending {
+		if ps.att == a && ps.packet != nil {
+			ps.att = na
+			if ps.book != nil {
+				ps.book = &na.unacked
+			}
+		}
+	}
+	e.out.mu.Unlock()
 	ok := r.e.goTracked(func() {
 		defer close(leaving)
-		a.cancel()
-		r.sendLeave(UserOfflineReasonDropped) // if the server still holds the old member
+		// No leave: the server keeps the member for the grace period, and
+		// the new join on this session takes it over unnoticed.
 		_ = a.end()
 	})
 	if !ok || !r.e.goTracked(func() { r.join(na, leaving) }) {
@@ -291,6 +309,7 @@ func (r *Room) connect(ctx context.Context, a *attempt) (int, error) {
 		ExtraInfo: a.user.ExtraInfo,
 		SdpOffer:  pc.LocalDescription().SDP,
 		AppId:     r.e.cfg.AppID,
+		Rejoin:    a.joinType == JoinTypeReconnected,
 	}}})
 	if err != nil {
 		return fail(fmt.Errorf("join request: %w", err))
@@ -312,6 +331,9 @@ func (r *Room) connect(ctx context.Context, a *attempt) (int, error) {
 			return fail(fmt.Errorf("waiting for the room: %w", ctx.Err()))
 		}
 	}
+	a.sendMu.Lock() // the sends kept across the rejoin go first
+	defer a.sendMu.Unlock()
+	a.resend()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.att != a {

@@ -5,10 +5,12 @@
 package server
 
 import (
-	"github.com/parleyhq/parley/internal/clock"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/parleyhq/parley/internal/clock"
+	"github.com/parleyhq/parley/internal/transport"
 )
 
 // Config mirrors the public server.Config field for field (the public
@@ -36,6 +38,13 @@ type Config struct {
 	MaxFramesPerSecond int
 	GracePeriod        time.Duration
 	TokenWarning       time.Duration
+
+	// ICENet, when set, carries the WebRTC traffic instead of the host's
+	// network: Start opens the ICE UDP port on its first IPv4 address that
+	// is not loopback (Listen still binds the host's TCP). Tests in this
+	// module pass a pion vnet to put packet loss between the ends; the
+	// public Config has no such field. Nil: the host's network.
+	ICENet transport.Net
 }
 
 // Quotas mirrors the public server.Quotas.

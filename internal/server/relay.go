@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"fmt"
 
 	"go.uber.org/zap"
@@ -72,9 +73,10 @@ func (m *member) relay(ch int, buf []byte, msg wireMessage) {
 			m.result(msg.id, resultExceedQPS)
 			return
 		}
-		b := stamp(buf, msg, m.from)
+		// One copy for every receiver: it is kept until each acknowledges.
+		b := bytes.Clone(stamp(buf, msg, m.from))
 		for _, o := range m.room.others(m) {
-			o.deliver(transport.ChannelReliable, b)
+			o.deliverReliable(m.userID, msg.id, false, b)
 		}
 		srv.metrics.relayed.WithLabelValues("broadcast", "ok").Inc()
 		m.result(msg.id, resultRoomSuccess)
@@ -97,11 +99,9 @@ func (m *member) relay(ch int, buf []byte, msg wireMessage) {
 	}
 	b := stamp(buf, msg, m.from)
 	if ch == transport.ChannelReliable {
-		// Success comes from the receiver's ack. Note the message first, so
-		// an ack that overtakes this function still finds it.
-		to.unacked.Expect(m.userID, msg.id)
-		if !to.deliver(ch, b) {
-			to.unacked.Forget(m.userID, msg.id)
+		// Success comes from the receiver's ack; until then the message is
+		// kept, to deliver again on the receiver's next PeerConnection.
+		if !to.deliverReliable(m.userID, msg.id, true, bytes.Clone(b)) {
 			srv.metrics.relayed.WithLabelValues("user", "no_receiver").Inc()
 			m.result(msg.id, resultNoReceiver)
 			return
@@ -120,7 +120,7 @@ func (m *member) relay(ch int, buf []byte, msg wireMessage) {
 
 // relayAck forwards a receiver's cumulative ack to the original sender.
 func (m *member) relayAck(ack *pb.Ack) {
-	m.unacked.Settle(ack.Peer, ack.UpTo)
+	m.retain.settle(ack.Peer, ack.UpTo)
 	sender := m.room.member(ack.Peer)
 	if sender == nil {
 		return
@@ -135,36 +135,24 @@ func (m *member) result(msgID int64, code int32) {
 	m.deliver(transport.ChannelReliable, b)
 }
 
-// deliver writes b to m's channel ch. It reports false when b was not
-// written. The per-member queue is the SCTP send buffer of the channel:
-// past Config.MemberQueue bytes, an unreliable message is dropped (the
-// mode allows it; the sender learns NoRelayPath), and a reliable one
-// disconnects m as a slow consumer: a reliable stream cannot skip, and
-// holding it would make the sender's room wait for m. The others see
-// m leave as Dropped and the senders of its unacknowledged messages get
-// NoReceiver.
+// deliver writes b to m's channel ch (an unreliable message, an ack or a
+// result). It reports false when b was not written: m is not active, or
+// its channel holds over Config.MemberQueue bytes and b is dropped (the
+// mode allows it; the sender of a message learns NoRelayPath).
 func (m *member) deliver(ch int, b []byte) bool {
-	dc := m.dcs[ch]
-	if dc.BufferedAmount() > uint64(m.room.srv.cfg.MemberQueue) {
-		if ch != transport.ChannelReliable {
-			m.room.srv.metrics.dropped.Inc()
-			return false
-		}
-		m.log.Info("slow consumer disconnected", zap.Uint64("buffered", dc.BufferedAmount()))
-		m.room.srv.metrics.slowConsumers.Inc()
-		srv := m.room.srv
-		// Told first, so the client reports it rather than rejoining as if
-		// its transport had failed.
-		m.sess.send(0, &pb.ServerFrame{Body: &pb.ServerFrame_RoomRemoved{RoomRemoved: &pb.RoomRemoved{
-			RoomId: m.room.id, Code: codeKickedOut,
-			Reason: fmt.Sprintf("slow consumer: over %d bytes queued", srv.cfg.MemberQueue),
-		}}})
-		srv.wg.Add(1) // m is active, so its session holds the count above zero
-		go func() {
-			defer srv.wg.Done()
-			m.room.remove(m, reasonDropped, true)
-		}()
+	m.room.mu.Lock()
+	active := m.state == stateActive
+	m.room.mu.Unlock()
+	if !active {
 		return false
+	}
+	if m.dcs[ch].BufferedAmount() > uint64(m.room.srv.cfg.MemberQueue) {
+		m.room.srv.metrics.dropped.Inc()
+		return false
+	}
+	if ch == transport.ChannelReliable {
+		m.wmu.Lock() // after any replay in progress
+		defer m.wmu.Unlock()
 	}
 	if _, err := m.chans[ch].Write(b); err != nil {
 		m.log.Debug("write to member", zap.Int("channel", ch), zap.Error(err))
@@ -173,16 +161,73 @@ func (m *member) deliver(ch int, b []byte) bool {
 	return true
 }
 
-// failUnacked tells the senders of the reliable messages m never
+// slowConsumer drops m: its reliable backlog passed MemberQueue. A
+// reliable stream cannot skip, and holding more would make the senders'
+// room wait for m: the others see m leave as Dropped, the senders of its
+// unacknowledged messages get NoReceiver, and m is told (RoomRemoved
+// -1006), so that it reports it rather than rejoining.
+func (m *member) slowConsumer() {
+	m.room.mu.Lock()
+	gone := m.state == stateGone
+	m.room.mu.Unlock()
+	if gone {
+		return
+	}
+	{
+		m.log.Info("slow consumer disconnected", zap.Int("backlog", m.room.srv.cfg.MemberQueue))
+		m.room.srv.metrics.slowConsumers.Inc()
+		srv := m.room.srv
+		// Told first, so the client reports it rather than rejoining as if
+		// its transport had failed.
+		m.sess.send(0, &pb.ServerFrame{Body: &pb.ServerFrame_RoomRemoved{RoomRemoved: &pb.RoomRemoved{
+			RoomId: m.room.id, Code: codeKickedOut,
+			Reason: fmt.Sprintf("slow consumer: over %d bytes queued", srv.cfg.MemberQueue),
+		}}})
+		srv.wg.Add(1) // m is in the room, so its session holds the count above zero
+		go func() {
+			defer srv.wg.Done()
+			m.room.remove(m, reasonDropped, true)
+		}()
+	}
+}
+
+// failUnacked tells the senders of the reliable user messages m never
 // acknowledged that they found no receiver. It runs once m is gone.
 func (m *member) failUnacked() {
-	for sender, ids := range m.unacked.Drain() {
-		if s := m.room.member(sender); s != nil {
-			for _, id := range ids {
-				s.result(id, resultNoReceiver)
-			}
+	for _, e := range m.retain.drain() {
+		if !e.user {
+			continue
+		}
+		if s := m.room.member(e.sender); s != nil {
+			s.result(e.id, resultNoReceiver)
 		}
 	}
+}
+
+// deliverReliable keeps b (from sender, message id) until m acknowledges
+// it and writes it to m's reliable channel, unless m is suspended: then it
+// waits for m's next PeerConnection. It reports false when m is gone, or
+// when m's backlog passes MemberQueue: m is then dropped as a slow
+// consumer (see slowConsumer).
+func (m *member) deliverReliable(sender string, id int64, user bool, b []byte) bool {
+	m.room.mu.Lock()
+	state := m.state
+	m.room.mu.Unlock()
+	if state == stateGone || state == statePending {
+		return false
+	}
+	m.wmu.Lock()
+	defer m.wmu.Unlock()
+	if m.retain.add(retained{sender: sender, id: id, user: user, b: b}) > m.room.srv.cfg.MemberQueue {
+		m.slowConsumer()
+		return true // kept: its sender learns NoReceiver when m is removed
+	}
+	if state == stateActive {
+		if _, err := m.chans[transport.ChannelReliable].Write(b); err != nil {
+			m.log.Debug("write to member", zap.Error(err))
+		}
+	}
+	return true
 }
 
 // member returns the active member with userID, or nil.

@@ -12,7 +12,6 @@ import (
 	"golang.org/x/time/rate"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/parleyhq/parley/internal/acks"
 	"github.com/parleyhq/parley/internal/transport"
 	pb "github.com/parleyhq/parley/proto/parley/v1"
 )
@@ -38,9 +37,10 @@ type roomKey struct{ app, id string }
 type memberState int
 
 const (
-	statePending memberState = iota // PeerConnection being set up
-	stateActive                     // data channels open, known to the room
-	stateGone                       // removed; its PeerConnection is closed or closing
+	statePending   memberState = iota // PeerConnection being set up
+	stateActive                       // data channels open, known to the room
+	stateSuspended                    // its PeerConnection failed; the room still counts it, for GracePeriod
+	stateGone                         // removed; its PeerConnection is closed or closing
 )
 
 // member is one session's presence in one room, with its PeerConnection.
@@ -59,7 +59,9 @@ type member struct {
 	state memberState // guarded by room.mu
 	seq   uint64      // activation order; guarded by room.mu
 
-	unacked acks.Book // reliable messages forwarded to m, awaiting its ack
+	wmu    sync.Mutex  // orders writes to m's reliable channel with a replay of retain
+	retain retention   // reliable messages forwarded to m, not yet acknowledged
+	grace  func() bool // stops the timer that drops a suspended member
 
 	from []byte // the encoded From field the relay stamps on m's messages
 
@@ -84,24 +86,50 @@ func newMember(r *room, ss *session, userID, extraInfo string) *member {
 // returns the complete answer. The member becomes active when its data
 // channels open.
 func (m *member) start(ctx context.Context, offer string) (string, error) {
+	answer, err := m.connect(ctx, offer, m.opened)
+	if err != nil {
+		return "", err
+	}
+	m.room.mu.Lock()
+	m.joinTimer = time.AfterFunc(m.room.srv.cfg.JoinTimeout, m.joinExpired)
+	m.room.mu.Unlock()
+	return answer, nil
+}
+
+// restart replaces the PeerConnection of a member that lost it (rejoin):
+// once the new one is open the member is active again, the messages it
+// had not acknowledged are delivered again, and the rest of the room is
+// told nothing.
+func (m *member) restart(ctx context.Context, offer string) (string, error) {
+	return m.connect(ctx, offer, m.reopened)
+}
+
+// connect builds a PeerConnection for m from offer, with open to run when
+// its channels are open, and returns the answer.
+func (m *member) connect(ctx context.Context, offer string, open func(*webrtc.PeerConnection, [transport.NumChannels]*webrtc.DataChannel, transport.Channels)) (string, error) {
 	srv := m.room.srv
 	pc, err := srv.api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		return "", fmt.Errorf("new peer connection: %w", err)
 	}
-	m.pc = pc
+	m.room.mu.Lock()
+	old := m.pc
+	m.pc = pc // so that finish closes it, whatever happens next
+	m.room.mu.Unlock()
+	if old != nil {
+		_ = old.Close() // its failure was seen already, or is being replaced
+	}
 	dcs, err := transport.CreateChannels(pc)
 	if err != nil {
 		return "", err
 	}
-	m.dcs = dcs
-	transport.OnOpen(dcs, m.opened, func(err error) {
+	transport.OnOpen(dcs, func(ch transport.Channels) { open(pc, dcs, ch) }, func(err error) {
 		m.log.Warn("data channels failed", zap.Error(err))
 		m.room.remove(m, reasonDropped, true)
 	})
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		if st == webrtc.PeerConnectionStateFailed || st == webrtc.PeerConnectionStateClosed {
-			m.room.remove(m, reasonDropped, true)
+			m.room.suspend(m, pc)
 		}
 	})
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
@@ -117,27 +145,13 @@ func (m *member) start(ctx context.Context, offer string) (string, error) {
 	if err := transport.WaitGathered(ctx, pc); err != nil {
 		return "", err
 	}
-	m.room.mu.Lock()
-	m.joinTimer = time.AfterFunc(srv.cfg.JoinTimeout, m.joinExpired)
-	m.room.mu.Unlock()
 	return pc.LocalDescription().SDP, nil
 }
 
-// opened runs when all three data channels are open: the member starts
-// reading them and becomes active.
-func (m *member) opened(chans transport.Channels) {
-	m.room.mu.Lock()
-	if m.state != statePending {
-		m.room.mu.Unlock()
-		for _, ch := range chans {
-			_ = ch.Close()
-		}
-		return
-	}
-	m.chans = chans
+// readChannels starts a read loop on each of chans.
+func (m *member) readChannels(chans transport.Channels) {
 	srv := m.room.srv
 	srv.wg.Add(len(chans))
-	m.room.mu.Unlock()
 	for i, ch := range chans {
 		go func() {
 			defer srv.wg.Done()
@@ -149,6 +163,84 @@ func (m *member) opened(chans transport.Channels) {
 			}
 		}()
 	}
+}
+
+// reopened runs when a restarted member's new channels are open.
+func (m *member) reopened(pc *webrtc.PeerConnection, dcs [transport.NumChannels]*webrtc.DataChannel, chans transport.Channels) {
+	r := m.room
+	r.mu.Lock()
+	if m.pc != pc || m.state == stateGone {
+		r.mu.Unlock()
+		for _, ch := range chans {
+			_ = ch.Close()
+		}
+		return
+	}
+	if m.grace != nil {
+		m.grace()
+		m.grace = nil
+	}
+	present := r.othersLocked(m)
+	m.wmu.Lock()
+	m.dcs, m.chans = dcs, chans
+	was := m.state
+	m.state = stateActive
+	m.retain.each(func(e retained) { _, _ = chans[transport.ChannelReliable].Write(e.b) })
+	m.wmu.Unlock()
+	if was == stateSuspended {
+		r.srv.metrics.members.Inc()
+	}
+	m.sess.send(0, &pb.ServerFrame{Body: &pb.ServerFrame_RoomJoined{RoomJoined: &pb.RoomJoined{
+		RoomId: r.id, Members: present,
+	}}})
+	r.mu.Unlock()
+	m.readChannels(chans)
+	m.log.Info("member back on a new PeerConnection")
+}
+
+// suspend keeps a member whose PeerConnection failed for the grace period:
+// the room still counts it and keeps its reliable messages; a rejoin on
+// its session brings it back unnoticed (restart), else it is dropped.
+func (r *room) suspend(m *member, pc *webrtc.PeerConnection) {
+	r.mu.Lock()
+	switch {
+	case m.pc != pc || m.state == stateGone || m.state == stateSuspended:
+		r.mu.Unlock()
+		return
+	case m.state == statePending:
+		r.mu.Unlock()
+		r.remove(m, reasonDropped, true)
+		return
+	}
+	m.state = stateSuspended
+	r.srv.metrics.members.Dec()
+	m.grace = r.srv.cfg.Clock.AfterFunc(r.srv.cfg.GracePeriod, func() {
+		r.mu.Lock()
+		still := m.state == stateSuspended
+		r.mu.Unlock()
+		if still {
+			m.log.Info("member dropped: no rejoin within the grace period")
+			r.remove(m, reasonDropped, true)
+		}
+	})
+	r.mu.Unlock()
+	m.log.Info("member's PeerConnection lost; kept for a rejoin")
+}
+
+// opened runs when all three data channels are open: the member starts
+// reading them and becomes active.
+func (m *member) opened(_ *webrtc.PeerConnection, dcs [transport.NumChannels]*webrtc.DataChannel, chans transport.Channels) {
+	m.room.mu.Lock()
+	if m.state != statePending {
+		m.room.mu.Unlock()
+		for _, ch := range chans {
+			_ = ch.Close()
+		}
+		return
+	}
+	m.dcs, m.chans = dcs, chans
+	m.room.mu.Unlock()
+	m.readChannels(chans)
 	m.room.activate(m)
 }
 
@@ -190,6 +282,22 @@ func (m *member) info() *pb.Member {
 	return &pb.Member{UserId: m.userID, ExtraInfo: m.extraInfo}
 }
 
+// othersLocked lists the room's members but m, in the order they joined.
+func (r *room) othersLocked(m *member) []*pb.Member {
+	present := make([]*member, 0, len(r.members))
+	for _, o := range r.members {
+		if o != m {
+			present = append(present, o)
+		}
+	}
+	slices.SortFunc(present, func(a, b *member) int { return int(a.seq) - int(b.seq) })
+	list := make([]*pb.Member, len(present))
+	for i, o := range present {
+		list[i] = o.info()
+	}
+	return list
+}
+
 // activate makes m an active member: an earlier member with the same user
 // ID is removed (-1004 to it, Dropped to the rest), m learns who is there,
 // and the rest learn about m.
@@ -201,9 +309,11 @@ func (r *room) activate(m *member) {
 	}
 	old := r.members[m.userID]
 	if old != nil {
+		if old.state == stateActive {
+			r.srv.metrics.members.Dec()
+		}
 		old.state = stateGone
 		delete(r.members, old.userID)
-		r.srv.metrics.members.Dec()
 		old.sess.send(0, &pb.ServerFrame{Body: &pb.ServerFrame_RoomRemoved{RoomRemoved: &pb.RoomRemoved{
 			RoomId: r.id, Code: codeDuplicateLogin, Reason: "the same user joined the room elsewhere",
 		}}})
@@ -211,15 +321,7 @@ func (r *room) activate(m *member) {
 			RoomId: r.id, UserId: old.userID, Reason: reasonDropped,
 		}}})
 	}
-	present := make([]*member, 0, len(r.members))
-	for _, o := range r.members {
-		present = append(present, o)
-	}
-	slices.SortFunc(present, func(a, b *member) int { return int(a.seq) - int(b.seq) })
-	list := make([]*pb.Member, len(present))
-	for i, o := range present {
-		list[i] = o.info()
-	}
+	list := r.othersLocked(m)
 	r.seq++
 	m.seq = r.seq
 	m.state = stateActive
@@ -255,9 +357,15 @@ func (r *room) remove(m *member, reason int32, notify bool) {
 	}
 	was := m.state
 	m.state = stateGone
-	if was == stateActive {
+	if m.grace != nil {
+		m.grace()
+		m.grace = nil
+	}
+	if was == stateActive || was == stateSuspended {
 		delete(r.members, m.userID)
-		r.srv.metrics.members.Dec()
+		if was == stateActive {
+			r.srv.metrics.members.Dec()
+		}
 		if notify {
 			r.broadcastLocked(m, &pb.ServerFrame{Body: &pb.ServerFrame_UserLeft{UserLeft: &pb.UserLeft{
 				RoomId: r.id, UserId: m.userID, Reason: reason,
@@ -305,9 +413,9 @@ func (m *member) stopTokenLocked() {
 // tokenWarning tells the client its token for the room expires soon.
 func (m *member) tokenWarning() {
 	m.room.mu.Lock()
-	active := m.state == stateActive
+	in := m.state == stateActive || m.state == stateSuspended // the warning goes by signaling
 	m.room.mu.Unlock()
-	if active {
+	if in {
 		m.sess.send(0, &pb.ServerFrame{Body: &pb.ServerFrame_TokenWillExpire{TokenWillExpire: &pb.TokenWillExpire{RoomId: m.room.id}}})
 	}
 }

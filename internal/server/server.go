@@ -31,7 +31,7 @@ type Server struct {
 	upgrader websocket.Upgrader
 
 	api  *webrtc.API
-	udp  *net.UDPConn
+	udp  net.PacketConn // the ICE UDP socket: the host's, or Config.ICENet's
 	mux  ice.UDPMux
 	ln   net.Listener
 	http *http.Server
@@ -112,7 +112,12 @@ func (s *Server) Start() error {
 		}
 		ip = addrs[0]
 	}
-	udp, err := transport.ListenUDP(&net.UDPAddr{IP: ip, Port: s.cfg.UDPPort})
+	var udp net.PacketConn
+	if s.cfg.ICENet != nil {
+		udp, err = transport.ListenNetUDP(s.cfg.ICENet, s.cfg.UDPPort)
+	} else {
+		udp, err = transport.ListenUDP(&net.UDPAddr{IP: ip, Port: s.cfg.UDPPort})
+	}
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("server: listen UDP: %w", err)
@@ -124,6 +129,7 @@ func (s *Server) Start() error {
 		Logger:       s.log,
 		LoopbackOnly: loopback,
 		UDPMux:       s.mux,
+		Net:          s.cfg.ICENet,
 	})
 	s.url = "ws://" + ln.Addr().String() + "/rtc"
 

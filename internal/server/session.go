@@ -261,6 +261,11 @@ func (ss *session) handleJoin(reqID uint64, j *pb.JoinRequest) {
 		ss.refuse(reqID, &joinError{codeUserIDDifferent, joinUserIDDiffers,
 			fmt.Sprintf("this connection is user %q, not %q", ss.userID, j.UserId)})
 		return
+	case j.Rejoin && ss.members[j.RoomId] != nil && ss.members[j.RoomId].userID == j.UserId:
+		m := ss.members[j.RoomId]
+		ss.mu.Unlock()
+		ss.rejoin(reqID, m, j.SdpOffer)
+		return
 	case ss.members[j.RoomId] != nil:
 		ss.mu.Unlock()
 		ss.refuse(reqID, &joinError{codeJoinRoom, joinFailed, "already in this room on this connection"})
@@ -282,6 +287,21 @@ func (ss *session) handleJoin(reqID uint64, j *pb.JoinRequest) {
 	answer, err := m.start(ctx, j.SdpOffer)
 	if err != nil {
 		r.remove(m, reasonDropped, false)
+		ss.refuse(reqID, &joinError{codeJoinRoom, joinFailed, err.Error()})
+		return
+	}
+	ss.srv.metrics.joins.WithLabelValues(joinOK).Inc()
+	ss.send(reqID, &pb.ServerFrame{Body: &pb.ServerFrame_Join{Join: &pb.JoinResponse{SdpAnswer: answer}}})
+}
+
+// rejoin gives a member that lost its PeerConnection a new one (see
+// member.restart).
+func (ss *session) rejoin(reqID uint64, m *member, offer string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	answer, err := m.restart(ctx, offer)
+	if err != nil {
+		m.room.remove(m, reasonDropped, true)
 		ss.refuse(reqID, &joinError{codeJoinRoom, joinFailed, err.Error()})
 		return
 	}

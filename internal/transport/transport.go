@@ -6,11 +6,13 @@ package transport
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"time"
 
 	"github.com/pion/ice/v4"
+	"github.com/pion/transport/v5"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
 )
@@ -45,7 +47,17 @@ type Options struct {
 	// ICEDisconnectedTimeout, ICEFailedTimeout and ICEKeepalive override
 	// pion's ICE timers when non-zero.
 	ICEDisconnectedTimeout, ICEFailedTimeout, ICEKeepalive time.Duration
+	// Net, when set, is the network ICE runs on instead of the host's:
+	// tests pass a pion vnet to put loss or delay between the ends. Its
+	// addresses are not the host's loopback, so LoopbackOnly's interface
+	// and IP filters do not apply; loopback candidates stay off, and the
+	// traffic never leaves the process anyway. Nil: the host's network.
+	Net Net
 }
+
+// Net is pion's network interface (github.com/pion/transport/v5), which
+// pion's vnet implements.
+type Net = transport.Net
 
 // NewAPI returns a pion API with Parley's settings: detached data channels
 // (the reader goroutine paces SCTP, which is how back-pressure reaches the
@@ -58,15 +70,21 @@ func NewAPI(o Options) *webrtc.API {
 	se.SetSCTPMaxMessageSize(MaxSCTPMessage)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	if o.LoopbackOnly {
+	if o.LoopbackOnly && o.Net == nil {
 		se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
 		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 		se.SetIncludeLoopbackCandidate(true)
 	}
 	if o.UDPMux != nil {
 		se.SetICEUDPMux(o.UDPMux)
-	} else if n, err := newBufferedNet(); err == nil {
-		se.SetNet(n) // else pion's default network, with the kernel's default buffers
+	}
+	switch {
+	case o.Net != nil:
+		se.SetNet(o.Net)
+	case o.UDPMux == nil:
+		if n, err := newBufferedNet(); err == nil {
+			se.SetNet(n) // else pion's default network, with the kernel's default buffers
+		}
 	}
 	if o.ICEDisconnectedTimeout != 0 || o.ICEFailedTimeout != 0 || o.ICEKeepalive != 0 {
 		se.SetICETimeouts(o.ICEDisconnectedTimeout, o.ICEFailedTimeout, o.ICEKeepalive)
@@ -127,6 +145,34 @@ func WaitGathered(ctx context.Context, pc *webrtc.PeerConnection) error {
 	case <-ctx.Done():
 		return fmt.Errorf("ICE gathering: %w", ctx.Err())
 	}
+}
+
+// ListenNetUDP opens a UDP socket at port on n's first IPv4 address that
+// is not a loopback one: the server's ICE socket on a test network.
+func ListenNetUDP(n Net, port int) (net.PacketConn, error) {
+	ifaces, err := n.Interfaces()
+	if err != nil {
+		return nil, err
+	}
+	for _, ifc := range ifaces {
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			var ip net.IP
+			switch a := a.(type) {
+			case *net.IPNet:
+				ip = a.IP
+			case *net.IPAddr:
+				ip = a.IP
+			}
+			if ip4 := ip.To4(); ip4 != nil && !ip4.IsLoopback() && !ip4.IsUnspecified() {
+				return n.ListenUDP("udp4", &net.UDPAddr{IP: ip4, Port: port})
+			}
+		}
+	}
+	return nil, errors.New("no IPv4 address that is not loopback on the network")
 }
 
 // ListenUDP opens a UDP socket on addr with SocketBuffer-sized buffers (as

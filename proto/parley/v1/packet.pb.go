@@ -149,9 +149,14 @@ type Message struct {
 	// True for a binary message, false for text (UTF-8 not enforced).
 	Binary bool `protobuf:"varint,5,opt,name=binary,proto3" json:"binary,omitempty"`
 	// The message, at most 65,536 bytes.
-	Payload       []byte `protobuf:"bytes,6,opt,name=payload,proto3" json:"payload,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Payload []byte `protobuf:"bytes,6,opt,name=payload,proto3" json:"payload,omitempty"`
+	// Identifies the sending Engine (random, fixed for its life): with from
+	// and msg_id it names a message uniquely, so a receiver drops a reliable
+	// message it already has when the sender or the relay sends it again
+	// after a reconnect. Forwarded as sent.
+	SenderInstance uint64 `protobuf:"varint,7,opt,name=sender_instance,json=senderInstance,proto3" json:"sender_instance,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Message) Reset() {
@@ -226,8 +231,16 @@ func (x *Message) GetPayload() []byte {
 	return nil
 }
 
-// Ack acknowledges reliable user messages: the receiving SDK has accepted
-// every reliable user message from one sender with an ID up to up_to. It
+func (x *Message) GetSenderInstance() uint64 {
+	if x != nil {
+		return x.SenderInstance
+	}
+	return 0
+}
+
+// Ack acknowledges reliable messages: the receiving SDK has accepted every
+// message from one sender on the reliable channel (user messages and
+// broadcasts) with an ID up to up_to. It
 // travels on the reliable channel: receiver to server with peer = the
 // original sender, and server to the original sender with peer = the
 // receiver (stamped by the server). Acks are cumulative and batched.
@@ -359,14 +372,15 @@ const file_parley_v1_packet_proto_rawDesc = "" +
 	"\amessage\x18\x01 \x01(\v2\x12.parley.v1.MessageH\x00R\amessage\x12\"\n" +
 	"\x03ack\x18\x02 \x01(\v2\x0e.parley.v1.AckH\x00R\x03ack\x12+\n" +
 	"\x06result\x18\x03 \x01(\v2\x11.parley.v1.ResultH\x00R\x06resultB\x06\n" +
-	"\x04body\"\x94\x01\n" +
+	"\x04body\"\xbd\x01\n" +
 	"\aMessage\x12\x15\n" +
 	"\x06msg_id\x18\x01 \x01(\x03R\x05msgId\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\tR\x02to\x12\x12\n" +
 	"\x04from\x18\x03 \x01(\tR\x04from\x12\x1c\n" +
 	"\tbroadcast\x18\x04 \x01(\bR\tbroadcast\x12\x16\n" +
 	"\x06binary\x18\x05 \x01(\bR\x06binary\x12\x18\n" +
-	"\apayload\x18\x06 \x01(\fR\apayload\".\n" +
+	"\apayload\x18\x06 \x01(\fR\apayload\x12'\n" +
+	"\x0fsender_instance\x18\a \x01(\x04R\x0esenderInstance\".\n" +
 	"\x03Ack\x12\x12\n" +
 	"\x04peer\x18\x01 \x01(\tR\x04peer\x12\x13\n" +
 	"\x05up_to\x18\x02 \x01(\x03R\x04upTo\"3\n" +

@@ -1030,7 +1030,13 @@ type JoinRequest struct {
 	SdpOffer string `protobuf:"bytes,5,opt,name=sdp_offer,json=sdpOffer,proto3" json:"sdp_offer,omitempty"`
 	// The AppID the client was created for (EngineConfig.AppID); the token
 	// must be signed for it.
-	AppId         string `protobuf:"bytes,6,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
+	AppId string `protobuf:"bytes,6,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
+	// The client lost this room's PeerConnection and joins again on the same
+	// session: if the server still holds the member (within the grace
+	// period), the new PeerConnection replaces the old one, the others are
+	// told nothing, and the reliable messages the member had not
+	// acknowledged are delivered again.
+	Rejoin        bool `protobuf:"varint,7,opt,name=rejoin,proto3" json:"rejoin,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1105,6 +1111,13 @@ func (x *JoinRequest) GetAppId() string {
 		return x.AppId
 	}
 	return ""
+}
+
+func (x *JoinRequest) GetRejoin() bool {
+	if x != nil {
+		return x.Rejoin
+	}
+	return false
 }
 
 // JoinResponse answers JoinRequest. code 0 means the server accepted the
@@ -2536,7 +2549,7 @@ const file_parley_v1_signal_proto_rawDesc = "" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x10\n" +
 	"\x03ack\x18\x02 \x01(\x04R\x03ack\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\"\b\n" +
-	"\x06SeqAck\"\xa8\x01\n" +
+	"\x06SeqAck\"\xc0\x01\n" +
 	"\vJoinRequest\x12\x17\n" +
 	"\aroom_id\x18\x01 \x01(\tR\x06roomId\x12\x14\n" +
 	"\x05token\x18\x02 \x01(\tR\x05token\x12\x17\n" +
@@ -2544,7 +2557,8 @@ const file_parley_v1_signal_proto_rawDesc = "" +
 	"\n" +
 	"extra_info\x18\x04 \x01(\tR\textraInfo\x12\x1b\n" +
 	"\tsdp_offer\x18\x05 \x01(\tR\bsdpOffer\x12\x15\n" +
-	"\x06app_id\x18\x06 \x01(\tR\x05appId\"Y\n" +
+	"\x06app_id\x18\x06 \x01(\tR\x05appId\x12\x16\n" +
+	"\x06rejoin\x18\a \x01(\bR\x06rejoin\"Y\n" +
 	"\fJoinResponse\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x11R\x04code\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1d\n" +
