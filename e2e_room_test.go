@@ -170,28 +170,38 @@ func TestDroppedMember(t *testing.T) {
 }
 
 // TestSignalingCutResumes: the signaling TCP connection dies with no close
-// frame; the Engine reconnects and resumes its session within the grace
-// period, and nobody notices: no event in the room, the member still
-// there for a newcomer, messages flowing.
+// frame and stays down for a while (not at all, or 2 s); the Engine
+// reconnects and resumes its session within the grace period, and nobody
+// notices: no event in the room, the member still there for a newcomer,
+// its session's events delivered after the resume.
 func TestSignalingCutResumes(t *testing.T) {
-	srv := parleytest.NewServer(t)
-	proxy := newCutProxy(t, srv)
-	alice := joined(t, srv, "room1", "alice", "")
-	bob := newMemberAt(t, parley.EngineConfig{AppID: srv.AppID, ServerURL: proxy.URL()}, "room1", parley.UserInfo{UserID: "bob"})
-	bob.join(t, srv)
-	bob.rec.requireJoined(t, alice.user)
-	alice.rec.requireJoined(t, bob.user)
-	bob.eng.waitState(t, parley.ConnectionStateConnected)
+	for _, outage := range []time.Duration{0, 2 * time.Second} {
+		t.Run(outage.String(), func(t *testing.T) {
+			srv := parleytest.NewServer(t)
+			proxy := newCutProxy(t, srv)
+			alice := joined(t, srv, "room1", "alice", "")
+			bob := newMemberAt(t, parley.EngineConfig{AppID: srv.AppID, ServerURL: proxy.URL()}, "room1", parley.UserInfo{UserID: "bob"})
+			bob.join(t, srv)
+			bob.rec.requireJoined(t, alice.user)
+			alice.rec.requireJoined(t, bob.user)
+			bob.eng.waitState(t, parley.ConnectionStateConnected)
 
-	proxy.cut()
-	bob.eng.waitState(t, parley.ConnectionStateReconnecting)
-	bob.eng.waitState(t, parley.ConnectionStateReconnected)
+			proxy.block()
+			proxy.cut()
+			bob.eng.waitState(t, parley.ConnectionStateReconnecting)
+			// The outage itself: the network stays down this long, whatever
+			// the Engine does meanwhile.
+			<-time.After(outage)
+			proxy.unblock()
+			bob.eng.waitState(t, parley.ConnectionStateReconnected)
 
-	carol := joined(t, srv, "room1", "carol", "")
-	carol.rec.requireJoined(t, alice.user)
-	carol.rec.requireJoined(t, bob.user)
-	alice.rec.requireJoined(t, carol.user) // alice's next event: nothing about bob came before
-	bob.rec.requireJoined(t, carol.user)   // bob's session got the event after the resume
+			carol := joined(t, srv, "room1", "carol", "")
+			carol.rec.requireJoined(t, alice.user)
+			carol.rec.requireJoined(t, bob.user)
+			alice.rec.requireJoined(t, carol.user) // alice's next event: nothing about bob came before
+			bob.rec.requireJoined(t, carol.user)   // bob's session got the event after the resume
+		})
+	}
 }
 
 // TestOutageBeyondGrace: the signaling stays down longer than the grace
