@@ -234,3 +234,36 @@ func TestNoLossAcrossCuts(t *testing.T) {
 	default:
 	}
 }
+
+// TestUnreachableDuringGrace: while a logged-in user's connection is down
+// and the server keeps its session, others see it Unreachable; Online
+// again once it has resumed.
+func TestUnreachableDuringGrace(t *testing.T) {
+	srv := parleytest.NewServer(t)
+	proxy := newCutProxy(t, srv)
+	rec := newOutsideRecorder()
+	e := newEngineFor(t, parley.EngineConfig{AppID: srv.AppID, ServerURL: proxy.URL()}, rec)
+	require.NoError(t, e.Login(srv.LoginToken("alice"), "alice"))
+	require.Equal(t, parley.LoginErrorCodeSuccess, <-rec.logins)
+	watcher := newOutsideRecorder()
+	w := newEngine(t, srv, watcher)
+	require.NoError(t, w.Login(srv.LoginToken("watcher"), "watcher"))
+	require.Equal(t, parley.LoginErrorCodeSuccess, <-watcher.logins)
+	status := func() parley.UserOnlineStatus {
+		require.NoError(t, w.GetPeerOnlineStatus("alice"))
+		select {
+		case s := <-watcher.status:
+			return s
+		case <-time.After(15 * time.Second):
+			t.Fatal("no status")
+			return 0
+		}
+	}
+	require.Equal(t, parley.UserOnlineStatusOnline, status())
+	proxy.block()
+	proxy.cut()
+	require.Eventually(t, func() bool { return status() == parley.UserOnlineStatusUnreachable }, 15*time.Second, 20*time.Millisecond)
+	proxy.unblock()
+	rec.waitState(t, parley.ConnectionStateReconnected)
+	require.Equal(t, parley.UserOnlineStatusOnline, status())
+}
