@@ -13,10 +13,14 @@
 //	// OnUserMessageSendResult(id, ...) follows exactly once.
 //	defer e.Close()
 //
-// Engine → CreateRoom → JoinRoom → Send* is the path of this version;
-// login and outside-room messages come next. The runnable program is
-// examples/quickstart; tokens come from package token; tests use package
-// parleytest; docs/messaging.md tells what each send result means.
+// Engine → Login / CreateRoom → JoinRoom → Send* is the path. The runnable
+// program is examples/quickstart; tokens come from package token; tests use
+// package parleytest; docs/messaging.md tells what each send result means,
+// docs/login.md the same for the login.
+//
+// The Engine reconnects by itself (OnConnectionStateChanged) and resumes its
+// session without loss; when the server no longer has it, rooms rejoin and
+// the login logs in again on their own. See docs/reliability.md.
 //
 // # Callbacks
 //
@@ -27,8 +31,11 @@
 // Engine's later events, never another Engine's.
 //
 // A method that returns a nil error is followed by exactly one result
-// callback; a non-nil error (ErrInvalidArgument, ErrAlreadyInRoom,
-// ErrEngineClosed, ErrRoomClosed) means nothing happened and none follows.
+// callback (a valid UpdateToken, and UpdateLoginToken while logged in,
+// report nothing); a
+// non-nil error (ErrInvalidArgument, ErrAlreadyInRoom, ErrAlreadyLoggedIn,
+// ErrNotLoggedIn, ErrEngineClosed, ErrRoomClosed) means nothing happened and
+// none follows.
 // Every Send* returns a message ID (from 1, one sequence per Engine) and is
 // followed by exactly one result callback for it, failures included; only
 // on a closed Engine does it return -1, with no callback.

@@ -1,9 +1,9 @@
 package parley
 
 import (
-	"math/rand/v2"
 	"context"
 	"errors"
+	"math/rand/v2"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -334,7 +334,10 @@ func (e *Engine) connect(d *dial, again bool) {
 		OnEvent:       e.onSignal,
 		OnState:       e.onSignalState,
 		OnSessionLost: e.onSessionLost,
-		OnClosed:      func(err error) { e.signalClosed(dialed.Load(), err) },
+		// An Engine in no room and not logged in has nothing on the
+		// server to resume: it connects again when it needs to.
+		ShouldReconnect: e.inUse,
+		OnClosed:        func(err error) { e.signalClosed(dialed.Load(), err) },
 	})
 	if err == nil {
 		dialed.Store(c)
@@ -390,6 +393,10 @@ func (e *Engine) signalClosed(c *signal.Client, err error) {
 	if closed {
 		return
 	}
+	if errors.Is(err, signal.ErrNothingToResume) {
+		e.emit(func(h EngineEventHandler) { h.OnConnectionStateChanged(ConnectionStateDisconnected) })
+		return
+	}
 	e.log.Info("connection given up", zap.Error(err))
 	// The server refused the session for good (StateFailed was reported):
 	// the login and the rooms are gone, and no retry follows.
@@ -401,6 +408,32 @@ func (e *Engine) signalClosed(c *signal.Client, err error) {
 	for _, r := range rooms {
 		r.lost(nil, int(ErrorCodeJoinRoom), "connection to the server lost")
 	}
+}
+
+// inUse reports whether the Engine has a room joined or joining, or a
+// login.
+func (e *Engine) inUse() bool {
+	e.lmu.Lock()
+	login := e.lg.phase == loggedIn || e.lg.phase == loggingIn
+	e.lmu.Unlock()
+	if login {
+		return true
+	}
+	e.mu.Lock()
+	rooms := make([]*Room, 0, len(e.rooms))
+	for _, r := range e.rooms {
+		rooms = append(rooms, r)
+	}
+	e.mu.Unlock()
+	for _, r := range rooms {
+		r.mu.Lock()
+		busy := r.att != nil
+		r.mu.Unlock()
+		if busy {
+			return true
+		}
+	}
+	return false
 }
 
 // onSignalState reports the signaling connection's ups and downs. A

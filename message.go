@@ -67,9 +67,9 @@ const (
 
 // pendingSend is a send waiting for its result.
 type pendingSend struct {
-	kind  sendKind
-	room  *Room      // for kindUser and kindBroadcast
-	att   *attempt   // the room attempt it was sent on; nil outside rooms
+	kind   sendKind
+	room   *Room      // for kindUser and kindBroadcast
+	att    *attempt   // the room attempt it was sent on; nil outside rooms
 	to     string     // the receiver of a user message
 	book   *acks.Book // where a reliable user message awaits its ack; nil if none
 	ch     int        // the data channel it goes on

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,6 +47,7 @@ type attempt struct {
 	token    string
 	user     UserInfo
 	joinType JoinType
+	tries    int // rejoins in a row that failed
 	started  time.Time
 
 	ctx    context.Context // cancelled when the attempt ends
@@ -166,6 +168,7 @@ func (r *Room) rejoin(a *attempt, why string) {
 		return
 	}
 	na := r.newAttempt(a.token, a.user, JoinTypeReconnected)
+	na.tries = a.tries + 1
 	r.att = na
 	leaving := make(chan struct{})
 	r.leaving = leaving
@@ -237,6 +240,23 @@ func (r *Room) join(a *attempt, prev chan struct{}) {
 	}
 	if errors.Is(err, signal.ErrSessionLost) {
 		return // the Engine rejoins every room of a lost session (onSessionLost)
+	}
+	if a.joinType == JoinTypeReconnected && code == int(ErrorCodeJoinRoom) {
+		// A room coming back by itself keeps trying while the server is
+		// out of reach; a refusal (a token, an ID) ends it.
+		r.e.log.Info("rejoin failed; trying again", zap.String("room", r.id), zap.Error(err))
+		wait := min(500*time.Millisecond<<min(a.tries, 4), 5*time.Second)
+		wait = wait/2 + rand.N(wait/2+1)
+		r.e.goTracked(func() {
+			t := time.NewTimer(wait)
+			defer t.Stop()
+			select {
+			case <-t.C:
+				r.rejoin(a, "retry")
+			case <-a.ctx.Done():
+			}
+		})
+		return
 	}
 	r.e.log.Info("join failed", zap.String("room", r.id), zap.Int("code", code), zap.Error(err))
 	r.lost(a, code, err.Error())

@@ -217,8 +217,8 @@ func (m *member) deliverReliable(sender string, id int64, user bool, b []byte) b
 		return false
 	}
 	m.wmu.Lock()
-	defer m.wmu.Unlock()
 	if m.retain.add(retained{sender: sender, id: id, user: user, b: b}) > m.room.srv.cfg.MemberQueue {
+		m.wmu.Unlock() // slowConsumer takes room.mu, which is taken before wmu
 		m.slowConsumer()
 		return true // kept: its sender learns NoReceiver when m is removed
 	}
@@ -227,6 +227,7 @@ func (m *member) deliverReliable(sender string, id int64, user bool, b []byte) b
 			m.log.Debug("write to member", zap.Error(err))
 		}
 	}
+	m.wmu.Unlock()
 	return true
 }
 

@@ -264,6 +264,16 @@ func (ss *session) handleJoin(reqID uint64, j *pb.JoinRequest) {
 	case j.Rejoin && ss.members[j.RoomId] != nil && ss.members[j.RoomId].userID == j.UserId:
 		m := ss.members[j.RoomId]
 		ss.mu.Unlock()
+		m.room.mu.Lock()
+		in := m.state == stateActive || m.state == stateSuspended
+		if t, err := token.Parse(j.Token); err == nil && in { // the rejoin's token rules from now
+			m.armTokenLocked(t.ExpireAt)
+		}
+		m.room.mu.Unlock()
+		if !in { // an earlier join still setting up: the client tries again
+			ss.refuse(reqID, &joinError{codeJoinRoom, joinFailed, "a join of this room is still in progress"})
+			return
+		}
 		ss.rejoin(reqID, m, j.SdpOffer)
 		return
 	case ss.members[j.RoomId] != nil:
@@ -344,10 +354,10 @@ func (ss *session) handleUpdateToken(reqID uint64, u *pb.UpdateTokenRequest) {
 	}
 	t, _ := token.Parse(u.Token)
 	m.room.mu.Lock()
-	if m.state == stateActive {
+	if m.state == stateActive || m.state == stateSuspended {
 		m.armTokenLocked(t.ExpireAt)
 	} else {
-		m.expireAt = t.ExpireAt
+		m.expireAt = t.ExpireAt // timed once active
 	}
 	m.room.mu.Unlock()
 	answer(0, "")

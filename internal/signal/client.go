@@ -26,6 +26,9 @@ const (
 	StateFailed                              // the server refuses for good; no more tries
 )
 
+// ErrNothingToResume ends a Client whose ShouldReconnect said no.
+var ErrNothingToResume = errors.New("signal: connection ended with nothing to resume")
+
 // ErrSessionLost fails the requests in flight when the server no longer
 // had the session on reconnect and a new one replaced it.
 var ErrSessionLost = errors.New("signal: session lost")
@@ -46,6 +49,10 @@ type ClientConfig struct {
 	// OnClosed runs once when the Client has stopped for good: after
 	// Close, or after StateFailed.
 	OnClosed func(error)
+	// ShouldReconnect, if set, is asked when the connection drops: false
+	// stops the Client (OnClosed follows) instead of reconnecting, for a
+	// client with nothing on the server worth keeping.
+	ShouldReconnect func() bool
 	// LostAfter is how long reconnecting lasts before StateLost.
 	// Default: 10s.
 	LostAfter time.Duration
@@ -144,7 +151,9 @@ func (c *Client) connect(ctx context.Context, resume bool) (*Conn, error) {
 	case <-conn.Done():
 		return nil, fmt.Errorf("signal: connection closed during the handshake: %w", conn.Err())
 	case <-ctx.Done():
-		conn.Close(websocket.CloseNormalClosure, "")
+		// Not a normal close: the server would take it for a goodbye and
+		// end a session this handshake may already have resumed.
+		conn.Abort()
 		<-conn.Done()
 		return nil, fmt.Errorf("signal: handshake: %w", ctx.Err())
 	}
@@ -290,11 +299,11 @@ func (c *Client) ackSoon(out *Stream) {
 }
 
 func (c *Client) sendAck(out *Stream) {
+	c.mu.Lock() // before the Stream's lock, never inside it (run takes them in this order)
+	c.nextID++
+	id := c.nextID
+	c.mu.Unlock()
 	_ = out.SendUnsequenced(func(acked uint64) []byte {
-		c.mu.Lock()
-		c.nextID++
-		id := c.nextID
-		c.mu.Unlock()
 		b, _ := proto.Marshal(&pb.ClientFrame{RequestId: id, Acked: acked, Body: &pb.ClientFrame_AckOnly{AckOnly: &pb.SeqAck{}}})
 		return b
 	})
@@ -338,6 +347,10 @@ func (c *Client) run(conn *Conn) {
 		if c.ctx.Err() != nil {
 			return
 		}
+		if c.cfg.ShouldReconnect != nil && !c.cfg.ShouldReconnect() {
+			final = ErrNothingToResume
+			return
+		}
 		c.state(StateReconnecting)
 		next, err := c.reconnect()
 		if err != nil {
@@ -377,8 +390,8 @@ func (c *Client) reconnect() (*Conn, error) {
 			lost = true
 			c.state(StateLost)
 		}
-		// Full jitter: anywhere up to the current bound, so that clients
-		// cut off together do not come back together.
+		// Jitter: between half and all of the current bound, so that
+		// clients cut off together do not come back together.
 		t := time.NewTimer(wait/2 + rand.N(wait/2+1))
 		select {
 		case <-t.C:
