@@ -39,6 +39,12 @@ func OnOpen(dcs [NumChannels]*webrtc.DataChannel, ready func(Channels), failed f
 				failed(fmt.Errorf("detach data channel %d: %w", i, err))
 				return
 			}
+			switch i { // maxRetransmits 0, ordered and not (see applyReliability)
+			case ChannelUnreliableOrdered:
+				applyReliability(rw, false, 0)
+			case ChannelUnreliableUnordered:
+				applyReliability(rw, true, 0)
+			}
 			chans[i] = rw
 			n++
 			all := n == NumChannels
