@@ -53,6 +53,11 @@ type Config struct {
 	// ServerMessageTimeout bounds one post; zero is the server's default.
 	ServerMessageTimeout Duration `yaml:"server_message_timeout"`
 
+	// GracePeriod and TokenWarning (server.Config); zero takes the
+	// server's default.
+	GracePeriod  Duration `yaml:"grace_period"`
+	TokenWarning Duration `yaml:"token_warning"`
+
 	// Connection limits (server.Config); zero takes the server's default.
 	AllowedOrigins     []string `yaml:"allowed_origins"`
 	MaxConnsPerAddress int      `yaml:"max_conns_per_address"`
@@ -172,6 +177,8 @@ func (c Config) check() error {
 		{"ping_interval", c.PingInterval},
 		{"drain_timeout", c.DrainTimeout},
 		{"server_message_timeout", c.ServerMessageTimeout},
+		{"grace_period", c.GracePeriod},
+		{"token_warning", c.TokenWarning},
 	} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("%s %v is negative", d.name, d.v))
@@ -225,6 +232,8 @@ func (c Config) serverConfig(log *zap.Logger) server.Config {
 		MaxConnsPerAddress: c.MaxConnsPerAddress,
 		MaxUnauthenticated: c.MaxUnauthenticated,
 		MaxFramesPerSecond: c.MaxFramesPerSecond,
+		GracePeriod:        time.Duration(c.GracePeriod),
+		TokenWarning:       time.Duration(c.TokenWarning),
 		Quotas:             server.Quotas(c.Quotas),
 	}
 }
