@@ -480,7 +480,8 @@ func (e *Engine) onSessionLost() {
 	}
 	e.lmu.Lock()
 	defer e.lmu.Unlock()
-	if e.lg.phase == loggedIn || e.lg.phase == loggingIn {
+	// A login still in flight asks the new session by itself (login).
+	if e.lg.phase == loggedIn {
 		e.failWhere(func(ps *pendingSend) bool { return ps.kind == kindOutside || ps.kind == kindServer })
 		e.lg.unacked.Drain()
 		e.lg.params = false

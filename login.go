@@ -2,12 +2,14 @@ package parley
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/parleyhq/parley/internal/acks"
 	"github.com/parleyhq/parley/internal/ids"
+	"github.com/parleyhq/parley/internal/signal"
 	pb "github.com/parleyhq/parley/proto/parley/v1"
 )
 
@@ -113,9 +115,15 @@ func (e *Engine) login(gen uint64, userID, token string, started time.Time) {
 	ctx, cancel := context.WithTimeout(e.ctx, dialTimeout)
 	defer cancel()
 	if sig, err := e.signal(ctx); err == nil {
-		resp, err := sig.Request(ctx, &pb.ClientFrame{Body: &pb.ClientFrame_Login{Login: &pb.LoginRequest{
-			AppId: e.cfg.AppID, Token: token, UserId: userID,
-		}}})
+		req := func() (*pb.ServerFrame, error) {
+			return sig.Request(ctx, &pb.ClientFrame{Body: &pb.ClientFrame_Login{Login: &pb.LoginRequest{
+				AppId: e.cfg.AppID, Token: token, UserId: userID,
+			}}})
+		}
+		resp, err := req()
+		if errors.Is(err, signal.ErrSessionLost) {
+			resp, err = req() // the session went while the login was in flight: ask the new one
+		}
 		switch {
 		case err != nil:
 			e.log.Info("login request", zap.Error(err))
