@@ -84,9 +84,11 @@ type RoomEventHandler interface {
 	// (JoinTypeReconnected); it fires only once the member is active on the
 	// server and can send to, and receive from, every member it is told
 	// about in OnUserJoined. Any other state is an ErrorCode value: a failed
-	// join, a removal (ErrorCodeDuplicateLogin, ErrorCodeKickedOut,
-	// ErrorCodeTokenExpired, ErrorCodeRoomDismiss, ...) or the warning
-	// ErrorCodeJoinRoomFailed while the SDK retries.
+	// join (ErrorCodeInvalidToken, ErrorCodeJoinRoom, ...), a removal
+	// (ErrorCodeDuplicateLogin, ErrorCodeKickedOut, ErrorCodeTokenExpired)
+	// or a refused UpdateToken (ErrorCodeUpdateTokenWithInvalidToken). A
+	// room that loses its connection rejoins by itself and reports state 0
+	// again with JoinTypeReconnected.
 	OnRoomStateChanged(roomID, userID string, state int, info RoomStateInfo)
 
 	// OnLeaveRoom fires with the result of LeaveRoom, once the member has

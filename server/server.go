@@ -179,7 +179,9 @@ func (s *Server) Addr() net.Addr { return s.s.Addr() }
 // UDPAddr is the bound ICE UDP address. Valid after Start.
 func (s *Server) UDPAddr() net.Addr { return s.s.UDPAddr() }
 
-// Shutdown tells every member the server is going away (their rooms report
-// ErrorCodeAbnormalServerStatus), closes every connection and waits for
-// them, until ctx is done or Config.DrainTimeout has passed.
+// Shutdown tells every connection the server is going away (GoAway),
+// closes it and ends its session, and waits for them, until ctx is done or
+// Config.DrainTimeout has passed. Clients reconnect: to this server when it
+// is back (their rooms rejoin and their logins log in again), or to
+// another at the same address.
 func (s *Server) Shutdown(ctx context.Context) error { return s.s.Shutdown(ctx) }

@@ -1,6 +1,8 @@
-// Package acks keeps the books of cumulative acknowledgements, for the
-// SDK and the relay alike: which reliable messages await an ack, per peer
-// and in sending order, and which acks a receiver still owes.
+// Package acks keeps the SDK's books of cumulative acknowledgements: which
+// reliable messages await an ack, per peer and in sending order, and which
+// acks a receiver still owes. (The relay, which also keeps the messages'
+// bytes, has its own retention and uses Book only for outside-room
+// messages.)
 package acks
 
 import (
@@ -23,16 +25,6 @@ func (b *Book) Expect(peer string, id int64) {
 		b.pending = make(map[string][]int64)
 	}
 	b.pending[peer] = append(b.pending[peer], id)
-	b.mu.Unlock()
-}
-
-// Forget takes back the last Expect of id for peer (a failed forward).
-func (b *Book) Forget(peer string, id int64) {
-	b.mu.Lock()
-	q := b.pending[peer]
-	if n := len(q); n > 0 && q[n-1] == id {
-		b.pending[peer] = q[:n-1]
-	}
 	b.mu.Unlock()
 }
 

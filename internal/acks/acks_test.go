@@ -20,8 +20,8 @@ func TestBookSettlesPrefixes(t *testing.T) {
 	require.Empty(t, b.Settle("a", 3))
 	require.Empty(t, b.Settle("nobody", 100))
 	b.Expect("a", 10)
-	b.Forget("a", 10)
-	b.Forget("a", 99) // not the last: ignored
+	b.Remove("a", 10)
+	b.Remove("a", 99) // not there: nothing happens
 	require.Equal(t, []int64{4, 9}, b.Settle("a", 100))
 	require.Equal(t, map[string][]int64{"b": {2}}, b.Drain())
 	require.Empty(t, b.Drain())

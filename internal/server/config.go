@@ -13,8 +13,8 @@ import (
 	"github.com/parleyhq/parley/internal/transport"
 )
 
-// Config mirrors the public server.Config field for field (the public
-// package converts one into the other); its documentation is there.
+// Config holds the public server.Config's fields (server.New copies them;
+// their documentation is there) and ICENet, which only tests set.
 type Config struct {
 	Listen       string
 	UDPPort      int

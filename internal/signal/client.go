@@ -80,7 +80,6 @@ type Client struct {
 	conn      *Conn // the current connection; nil while reconnecting
 	sessionID string
 	secret    []byte
-	welcome   *pb.Welcome
 	nextID    uint64
 	pending   map[uint64]chan *pb.ServerFrame
 	closed    bool
@@ -108,13 +107,6 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 	}
 	go c.run(conn)
 	return c, nil
-}
-
-// Welcome is the Welcome of the Client's current session.
-func (c *Client) Welcome() *pb.Welcome {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.welcome
 }
 
 // errPermanent marks a dial error that retrying cannot fix.
@@ -237,7 +229,7 @@ func (c *Client) adopt(w *pb.Welcome, conn *Conn) {
 	c.mu.Lock()
 	pending := c.pending
 	c.pending = make(map[uint64]chan *pb.ServerFrame)
-	c.sessionID, c.secret, c.welcome = w.SessionId, w.ResumeSecret, w
+	c.sessionID, c.secret = w.SessionId, w.ResumeSecret
 	c.out = NewStream(maxClientReplay)
 	_ = c.out.Attach(0, conn.Send)
 	c.conn = conn

@@ -5,7 +5,6 @@
 package signal
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -119,20 +118,6 @@ func (c *Conn) Send(frame []byte) error {
 		return nil
 	default:
 		return ErrQueueFull
-	}
-}
-
-// SendWait queues a frame, waiting for room in the queue until ctx is done.
-func (c *Conn) SendWait(ctx context.Context, frame []byte) error {
-	select {
-	case <-c.closing:
-		return ErrClosed
-	case <-c.readDone:
-		return ErrClosed
-	case c.out <- frame:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 

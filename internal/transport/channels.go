@@ -3,9 +3,11 @@ package transport
 import (
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 
 	"github.com/pion/datachannel"
+	"github.com/pion/sctp"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -84,12 +86,8 @@ func ReadLoopRoom(rw datachannel.ReadWriteCloser, head, tail int, handle func(bu
 	}
 }
 
+// isClosed reports the errors a data channel's Read returns once it, or
+// its association, is closed.
 func isClosed(err error) bool {
-	return errors.Is(err, errClosedPipe) || err.Error() == "io: read/write on closed pipe" ||
-		err.Error() == "EOF" || errors.Is(err, errStreamClosed)
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe) || errors.Is(err, sctp.ErrStreamClosed)
 }
-
-var (
-	errClosedPipe   = errors.New("io: read/write on closed pipe")
-	errStreamClosed = errors.New("stream closed")
-)
