@@ -341,6 +341,15 @@ func (r *Room) connect(ctx context.Context, a *attempt) (int, error) {
 	if jr.Code != 0 {
 		return int(jr.Code), errors.New(jr.Reason)
 	}
+	// A removal the server sent before this answer (RoomRemoved) ended
+	// the attempt on the same signaling goroutine: do not go on to open a
+	// member the server would then hold, and let it replace a newer one.
+	r.mu.Lock()
+	current := r.att == a
+	r.mu.Unlock()
+	if !current {
+		return 0, nil
+	}
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: jr.SdpAnswer}); err != nil {
 		return fail(fmt.Errorf("bad SDP answer: %w", err))
 	}
@@ -408,7 +417,15 @@ func (r *Room) onSignal(f *pb.ServerFrame) {
 		delete(a.members, id)
 		queue(func(h RoomEventHandler) { h.OnUserLeave(id, reason) })
 	case *pb.ServerFrame_TokenWillExpire:
-		queue(func(h RoomEventHandler) { h.OnTokenWillExpire() })
+		// A rejoin is the same stay in the room: the warning is news now.
+		// (The server closing a removed member's PeerConnection can
+		// overtake the frames it sent before, so a rejoin may be under way
+		// when the warning and the removal arrive.)
+		if a.joinType == JoinTypeReconnected {
+			r.emit(func(h RoomEventHandler) { h.OnTokenWillExpire() })
+		} else {
+			queue(func(h RoomEventHandler) { h.OnTokenWillExpire() })
+		}
 	case *pb.ServerFrame_RoomRemoved:
 		r.mu.Unlock()
 		r.lost(a, int(b.RoomRemoved.Code), b.RoomRemoved.Reason)
