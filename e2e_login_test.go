@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -1154,9 +1155,7 @@ func TestServerMessage(t *testing.T) {
 
 func TestServerMessageFailures(t *testing.T) {
 	hook := newLgHook(t)
-	dead := httptest.NewServer(http.NotFoundHandler())
-	deadURL := dead.URL
-	dead.Close() // under an allowed prefix, but nobody listens there
+	deadURL := hangUpURL(t) // under an allowed prefix, but no HTTP answers there
 	srv := lgServerFor(t, []string{hook.ts.URL, deadURL}, nil)
 
 	t.Run("500 is E2BSReturnFailed with the body", func(t *testing.T) {
@@ -1389,4 +1388,29 @@ func TestLoginLogoutAtOnce(t *testing.T) {
 				"round %d: the Engine is logged in, the server has %s logged out", i, user)
 		}
 	})
+}
+
+// hangUpURL is the URL of a loopback listener that closes every
+// connection at once: a request there fails in transport. The listener
+// stays open for the test, so no other server can take its port.
+func hangUpURL(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.Close()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		<-done
+	})
+	return "http://" + ln.Addr().String()
 }
