@@ -139,8 +139,9 @@ func TestDroppedMember(t *testing.T) {
 		sc := bob.rec.requireState(t, 0)
 		require.Equal(t, parley.JoinTypeReconnected, sc.Info.JoinType)
 		require.Contains(t, sc.Info.String(), `"join_type":1`)
-		bob.rec.requireJoined(t, alice.user)
-		// alice noticed nothing: a newcomer is her next event.
+		// Neither noticed anything of the other: alice was there before and
+		// after bob's rejoin, and bob never left. A newcomer is each one's
+		// next event.
 		carol := joined(t, srv, "room1", "carol", "")
 		alice.rec.requireJoined(t, carol.user)
 		bob.rec.requireJoined(t, carol.user)
@@ -207,24 +208,39 @@ func TestSignalingCutResumes(t *testing.T) {
 // TestOutageBeyondGrace: the signaling stays down longer than the grace
 // period: the others see the member leave (Dropped); when it comes back
 // its session is gone, and the SDK joins its room again by itself
-// (JoinTypeReconnected).
+// (JoinTypeReconnected). The rejoined member then hears what changed
+// while it was away, and only that: carol, who left meanwhile, leaves
+// (Dropped: her reason was lost with the session); dave, who came, joins;
+// alice, there all along, is not announced again.
 func TestOutageBeyondGrace(t *testing.T) {
 	srv := parleytest.NewServer(t, parleytest.WithConfig(func(c *server.Config) { c.GracePeriod = 300 * time.Millisecond }))
 	proxy := newCutProxy(t, srv)
 	alice := joined(t, srv, "room1", "alice", "")
+	carol := joined(t, srv, "room1", "carol", "")
+	alice.rec.requireJoined(t, carol.user)
+	carol.rec.requireJoined(t, alice.user)
 	bob := newMemberAt(t, parley.EngineConfig{AppID: srv.AppID, ServerURL: proxy.URL()}, "room1", parley.UserInfo{UserID: "bob"})
 	bob.join(t, srv)
 	bob.rec.requireJoined(t, alice.user)
+	bob.rec.requireJoined(t, carol.user)
 	alice.rec.requireJoined(t, bob.user)
 
 	proxy.block()
 	proxy.cut()
 	alice.rec.requireLeave(t, "bob", parley.UserOfflineReasonDropped) // after the grace period
+	require.NoError(t, carol.room.LeaveRoom())
+	alice.rec.requireLeave(t, "carol", parley.UserOfflineReasonQuit)
+	dave := joined(t, srv, "room1", "dave", "")
+	alice.rec.requireJoined(t, dave.user)
 	proxy.unblock()
 	sc := bob.rec.requireState(t, 0)
 	require.Equal(t, parley.JoinTypeReconnected, sc.Info.JoinType)
-	bob.rec.requireJoined(t, alice.user)
+	bob.rec.requireLeave(t, "carol", parley.UserOfflineReasonDropped)
+	bob.rec.requireJoined(t, dave.user)
 	alice.rec.requireJoined(t, bob.user)
+	// Nothing about alice: a newcomer is bob's next event.
+	erin := joined(t, srv, "room1", "erin", "")
+	bob.rec.requireJoined(t, erin.user)
 }
 
 // TestTokenRejected: every bad token gives state -1000 and joins nothing:
@@ -388,8 +404,9 @@ func TestOneUserIDPerEngine(t *testing.T) {
 	require.NoError(t, parley.CrashRoomTransport(rooms["room2"]))
 	sc = recs["room2"].requireState(t, 0) // the SDK rebuilt it
 	require.Equal(t, parley.JoinTypeReconnected, sc.Info.JoinType)
-	recs["room2"].requireJoined(t, parley.UserInfo{UserID: "obs-room2"})
-	for _, id := range []string{"room1", "room3"} {
+	// obs-room2 was there all along: no event about it, and the room
+	// still counts it.
+	for _, id := range []string{"room1", "room2", "room3"} {
 		require.NoError(t, rooms[id].LeaveRoom())
 		require.Equal(t, 2, recs[id].requireLeft(t).UserCount, "room %s still joined", id)
 	}

@@ -103,6 +103,9 @@ type RoomEventHandler interface {
 	// OnUserJoined fires when another visible user joins the room, when one
 	// rejoins after a reconnect, and, right after this member's own
 	// successful join (state 0), once for each member already present.
+	// After this member's own rejoin (state 0 with JoinTypeReconnected) it
+	// fires only for members that came while it was away; those that left
+	// meanwhile get OnUserLeave with UserOfflineReasonDropped.
 	OnUserJoined(user UserInfo)
 
 	// OnUserLeave fires when another member leaves the room, with the

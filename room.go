@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -169,6 +171,13 @@ func (r *Room) rejoin(a *attempt, why string) {
 	}
 	na := r.newAttempt(a.token, a.user, JoinTypeReconnected)
 	na.tries = a.tries + 1
+	// The rejoin starts from what the handler has been told: the members
+	// it knows, and the events still waiting for a state 0 that a failed
+	// rejoin never reported.
+	na.members = maps.Clone(a.members)
+	if !a.joined {
+		na.pending = a.pending
+	}
 	r.att = na
 	leaving := make(chan struct{})
 	r.leaving = leaving
@@ -401,10 +410,14 @@ func (r *Room) onSignal(f *pb.ServerFrame) {
 		select {
 		case <-a.active:
 		default:
-			for _, m := range b.RoomJoined.Members {
-				u := UserInfo{UserID: m.UserId, ExtraInfo: m.ExtraInfo}
-				a.members[u.UserID] = u
-				queue(func(h RoomEventHandler) { h.OnUserJoined(u) })
+			if a.joinType == JoinTypeReconnected {
+				r.reconcileLocked(a, b.RoomJoined.Members, queue)
+			} else {
+				for _, m := range b.RoomJoined.Members {
+					u := UserInfo{UserID: m.UserId, ExtraInfo: m.ExtraInfo}
+					a.members[u.UserID] = u
+					queue(func(h RoomEventHandler) { h.OnUserJoined(u) })
+				}
 			}
 			close(a.active)
 		}
@@ -432,6 +445,32 @@ func (r *Room) onSignal(f *pb.ServerFrame) {
 		return
 	}
 	r.mu.Unlock()
+}
+
+// reconcileLocked brings the members a rejoin knows (those the handler
+// was told of) to the server's list: OnUserLeave with Dropped for each that
+// left meanwhile (the reason was lost with the session), then OnUserJoined
+// for each that came (and for one that came back with other extra info,
+// after its leave). Members present throughout hear nothing, so the
+// handler's picture of the room is exact again once state 0 is out.
+func (r *Room) reconcileLocked(a *attempt, list []*pb.Member, queue func(func(RoomEventHandler))) {
+	now := make(map[string]UserInfo, len(list))
+	for _, m := range list {
+		now[m.UserId] = UserInfo{UserID: m.UserId, ExtraInfo: m.ExtraInfo}
+	}
+	for _, id := range slices.Sorted(maps.Keys(a.members)) {
+		if u, ok := now[id]; !ok || u != a.members[id] {
+			delete(a.members, id)
+			queue(func(h RoomEventHandler) { h.OnUserLeave(id, UserOfflineReasonDropped) })
+		}
+	}
+	for _, m := range list {
+		if _, ok := a.members[m.UserId]; !ok {
+			u := now[m.UserId]
+			a.members[u.UserID] = u
+			queue(func(h RoomEventHandler) { h.OnUserJoined(u) })
+		}
+	}
 }
 
 // lost ends attempt a (the current one if a is nil) with state code: the
