@@ -170,9 +170,9 @@ func newEngine(t *testing.T, srv *parleytest.Server, h parley.EngineEventHandler
 }
 
 // newEngineFor is newEngine for any configuration.
-func newEngineFor(t *testing.T, cfg parley.EngineConfig, h parley.EngineEventHandler) *parley.Engine {
+func newEngineFor(t *testing.T, cfg parley.EngineConfig, h parley.EngineEventHandler, opts ...parley.Option) *parley.Engine {
 	t.Helper()
-	e, err := parley.NewEngine(cfg, h, parley.WithLoopbackOnly())
+	e, err := parley.NewEngine(cfg, h, append(opts, parley.WithLoopbackOnly())...)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		require.NoError(t, e.Close())
@@ -208,10 +208,10 @@ func newMember(t *testing.T, srv *parleytest.Server, roomID string, user parley.
 }
 
 // newMemberAt is newMember with an Engine for cfg.
-func newMemberAt(t *testing.T, cfg parley.EngineConfig, roomID string, user parley.UserInfo) *member {
+func newMemberAt(t *testing.T, cfg parley.EngineConfig, roomID string, user parley.UserInfo, opts ...parley.Option) *member {
 	t.Helper()
 	m := &member{eng: newEngineRecorder(), rec: newRoomRecorder(), user: user}
-	m.e = newEngineFor(t, cfg, m.eng)
+	m.e = newEngineFor(t, cfg, m.eng, opts...)
 	room, err := m.e.CreateRoom(roomID, m.rec)
 	require.NoError(t, err)
 	m.room = room

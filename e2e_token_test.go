@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/parleyhq/parley"
 	"github.com/parleyhq/parley/parleytest"
@@ -17,6 +19,7 @@ type tokenRig struct {
 	srv        *parleytest.Server
 	clock      *parleytest.Clock
 	alice, bob *member
+	aliceLog   *observer.ObservedLogs
 }
 
 func newTokenRig(t *testing.T) *tokenRig {
@@ -24,7 +27,9 @@ func newTokenRig(t *testing.T) *tokenRig {
 	srv := parleytest.NewServer(t, parleytest.WithClock(clock))
 	rig := &tokenRig{srv: srv, clock: clock}
 	rig.bob = joined(t, srv, "room1", "bob", "")
-	rig.alice = newMember(t, srv, "room1", parley.UserInfo{UserID: "alice"})
+	core, logs := observer.New(zap.InfoLevel)
+	rig.aliceLog = logs
+	rig.alice = newMemberAt(t, parley.EngineConfig{AppID: srv.AppID, ServerURL: srv.URL}, "room1", parley.UserInfo{UserID: "alice"}, parley.WithLogger(zap.New(core)))
 	require.NoError(t, rig.alice.room.JoinRoom(srv.TokenExpiring("room1", "alice", clock.Now().Add(time.Minute)), rig.alice.user, parley.RoomConfig{}))
 	rig.alice.rec.requireState(t, 0)
 	rig.alice.rec.requireJoined(t, rig.bob.user)
@@ -71,6 +76,9 @@ func TestTokenExpiredRemovesMember(t *testing.T) {
 	require.Equal(t, tokenWillExpire{}, rig.alice.rec.next(t))
 	rig.alice.rec.requireState(t, int(parley.ErrorCodeTokenExpired))
 	rig.bob.rec.requireLeave(t, "alice", parley.UserOfflineReasonDropped)
+	// The server left alice's PeerConnection for her to close: its end did
+	// not overtake the reason and set off a rejoin.
+	require.Zero(t, rig.aliceLog.FilterMessage("rejoining").Len(), "alice rejoined")
 	// A fresh token joins again.
 	require.NoError(t, rig.alice.room.JoinRoom(rig.srv.TokenExpiring("room1", "alice", rig.clock.Now().Add(time.Hour)), rig.alice.user, parley.RoomConfig{}))
 	rig.alice.rec.requireState(t, 0)

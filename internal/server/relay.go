@@ -177,8 +177,10 @@ func (m *member) slowConsumer() {
 		m.log.Info("slow consumer disconnected", zap.Int("backlog", m.room.srv.cfg.MemberQueue))
 		m.room.srv.metrics.slowConsumers.Inc()
 		srv := m.room.srv
-		// Told first, so the client reports it rather than rejoining as if
-		// its transport had failed.
+		// Told first, and its PeerConnection left for it to close, so the
+		// client reports it rather than rejoining as if its transport had
+		// failed.
+		m.evicted.Store(true)
 		m.sess.send(0, &pb.ServerFrame{Body: &pb.ServerFrame_RoomRemoved{RoomRemoved: &pb.RoomRemoved{
 			RoomId: m.room.id, Code: codeKickedOut,
 			Reason: fmt.Sprintf("slow consumer: over %d bytes queued", srv.cfg.MemberQueue),

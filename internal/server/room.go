@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -67,6 +68,10 @@ type member struct {
 
 	expireAt   uint32        // the token's expiry, unix seconds; 0 never; guarded by room.mu
 	tokenStops []func() bool // the token's warning and expiry timers; guarded by room.mu
+
+	// evicted marks a member the server removed and told why (RoomRemoved):
+	// its PeerConnection is left for the client to close (closeAfterClient).
+	evicted atomic.Bool
 
 	finishOnce sync.Once
 }
@@ -258,6 +263,55 @@ func (m *member) joinExpired() {
 	m.room.remove(m, reasonDropped, false)
 }
 
+// evictLinger is how long the PeerConnection of an evicted member waits
+// for the client to close it.
+const evictLinger = 5 * time.Second
+
+// closeAfterClient closes pc, an evicted member's, once the client has
+// closed it (the SDK does on reading RoomRemoved), after evictLinger, or
+// at shutdown, whichever comes first. Closing it at once would race the
+// removal's reason: the transport's end can reach the client before the
+// signaling frame that explains it, and look like a network failure the
+// SDK should repair by rejoining.
+func (s *Server) closeAfterClient(pc *webrtc.PeerConnection, log *zap.Logger) {
+	s.mu.Lock()
+	closing := s.closing
+	if !closing {
+		s.wg.Add(1) // before Shutdown can Wait: it sets closing under s.mu first
+	}
+	s.mu.Unlock()
+	closeIt := func() {
+		if err := pc.Close(); err != nil {
+			log.Debug("close peer connection", zap.Error(err))
+		}
+	}
+	if closing {
+		closeIt()
+		return
+	}
+	ended := make(chan struct{})
+	var once sync.Once
+	over := func(st webrtc.PeerConnectionState) {
+		if st == webrtc.PeerConnectionStateClosed || st == webrtc.PeerConnectionStateFailed || st == webrtc.PeerConnectionStateDisconnected {
+			once.Do(func() { close(ended) })
+		}
+	}
+	pc.OnConnectionStateChange(over)
+	over(pc.ConnectionState()) // the client may have been quicker
+	go func() {
+		defer s.wg.Done()
+		t := time.NewTimer(evictLinger)
+		defer t.Stop()
+		select {
+		case <-ended:
+		case <-t.C:
+			log.Info("evicted member's PeerConnection not closed by the client; closing it", zap.Duration("after", evictLinger))
+		case <-s.ctx.Done():
+		}
+		closeIt()
+	}()
+}
+
 // finish releases what the member holds; it runs once, outside room.mu.
 func (m *member) finish() {
 	m.finishOnce.Do(func() {
@@ -268,7 +322,11 @@ func (m *member) finish() {
 		m.stopTokenLocked()
 		m.room.mu.Unlock()
 		m.sess.forget(m)
-		if m.pc != nil {
+		switch {
+		case m.pc == nil:
+		case m.evicted.Load():
+			m.room.srv.closeAfterClient(m.pc, m.log)
+		default:
 			if err := m.pc.Close(); err != nil {
 				m.log.Debug("close peer connection", zap.Error(err))
 			}
@@ -314,6 +372,7 @@ func (r *room) activate(m *member) {
 		}
 		old.state = stateGone
 		delete(r.members, old.userID)
+		old.evicted.Store(true)
 		old.sess.send(0, &pb.ServerFrame{Body: &pb.ServerFrame_RoomRemoved{RoomRemoved: &pb.RoomRemoved{
 			RoomId: r.id, Code: codeDuplicateLogin, Reason: "the same user joined the room elsewhere",
 		}}})
@@ -430,6 +489,7 @@ func (m *member) tokenExpired() {
 		return
 	}
 	m.log.Info("token expired: member removed")
+	m.evicted.Store(true)
 	m.sess.send(0, &pb.ServerFrame{Body: &pb.ServerFrame_RoomRemoved{RoomRemoved: &pb.RoomRemoved{
 		RoomId: m.room.id, Code: codeTokenExpired, Reason: "token expired",
 	}}})
