@@ -13,27 +13,41 @@ import (
 	"github.com/parleyhq/parley/token"
 )
 
+const restartAppID, restartAppKey = "restartrestartrestart001", "restart-key"
+
 // TestServerRestart: the server stops and starts again on the same ports;
 // the Engines reconnect, find their sessions gone, join their rooms again
 // (JoinTypeReconnected) and log in again, by themselves.
 func TestServerRestart(t *testing.T) {
-	const appID, appKey = "restartrestartrestart001", "restart-key"
 	start := func(listen string, udp int) *server.Server {
-		s, err := server.New(server.Config{Listen: listen, UDPPort: udp, Apps: map[string]string{appID: appKey}})
+		s, err := server.New(server.Config{Listen: listen, UDPPort: udp, Apps: map[string]string{restartAppID: restartAppKey}})
 		require.NoError(t, err)
 		require.NoError(t, s.Start())
 		return s
 	}
+	first := start("127.0.0.1:0", 0)
+	addr, udp := first.Addr().String(), first.UDPAddr().(*net.UDPAddr).Port
+	restartScenario(t, first.URL(), func() {
+		require.NoError(t, first.Shutdown(context.Background()))
+	}, func() {
+		second := start(addr, udp)
+		t.Cleanup(func() { _ = second.Shutdown(context.Background()) })
+	})
+}
+
+// restartScenario runs two Engines, each in room1 and logged in, on the
+// server at url; stops it with stop and, once both know, starts it again
+// with restart; and checks that both come back by themselves, and that
+// their handlers' pictures of the room are exact.
+func restartScenario(t *testing.T, url string, stop, restart func()) {
 	mint := func(room, user string) string {
-		tk := token.New(appID, appKey, room, user)
+		tk := token.New(restartAppID, restartAppKey, room, user)
 		tk.ExpireTime(time.Now().Add(time.Hour))
 		raw, err := tk.Serialize()
 		require.NoError(t, err)
 		return raw
 	}
-	first := start("127.0.0.1:0", 0)
-	addr, udp := first.Addr().String(), first.UDPAddr().(*net.UDPAddr).Port
-	cfg := parley.EngineConfig{AppID: appID, ServerURL: first.URL()}
+	cfg := parley.EngineConfig{AppID: restartAppID, ServerURL: url}
 
 	type peer struct {
 		m      *member
@@ -57,12 +71,11 @@ func TestServerRestart(t *testing.T) {
 	alice.m.rec.requireJoined(t, bob.m.user)
 	bob.m.rec.requireJoined(t, alice.m.user)
 
-	require.NoError(t, first.Shutdown(context.Background()))
+	stop()
 	for _, p := range peers {
 		p.m.eng.waitState(t, parley.ConnectionStateReconnecting)
 	}
-	second := start(addr, udp)
-	t.Cleanup(func() { _ = second.Shutdown(context.Background()) })
+	restart()
 
 	for _, p := range peers {
 		p.m.eng.waitState(t, parley.ConnectionStateReconnected)
@@ -80,7 +93,7 @@ func TestServerRestart(t *testing.T) {
 	// Dropped) until it came back (OnUserJoined); the second found the
 	// first already there and heard nothing. A newcomer ends both records.
 	carol := &member{eng: newEngineRecorder(), rec: newRoomRecorder(), user: parley.UserInfo{UserID: "carol"}}
-	carol.e = newEngineFor(t, parley.EngineConfig{AppID: appID, ServerURL: second.URL()}, carol.eng)
+	carol.e = newEngineFor(t, cfg, carol.eng)
 	room, err := carol.e.CreateRoom("room1", carol.rec)
 	require.NoError(t, err)
 	require.NoError(t, room.JoinRoom(mint("room1", "carol"), carol.user, parley.RoomConfig{}))
