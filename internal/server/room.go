@@ -304,6 +304,7 @@ func (s *Server) closeAfterClient(pc *webrtc.PeerConnection, log *zap.Logger) {
 		defer t.Stop()
 		select {
 		case <-ended:
+			log.Debug("evicted member's PeerConnection closed by the client")
 		case <-t.C:
 			log.Info("evicted member's PeerConnection not closed by the client; closing it", zap.Duration("after", evictLinger))
 		case <-s.ctx.Done():
