@@ -352,7 +352,8 @@ func (r *Room) connect(ctx context.Context, a *attempt) (int, error) {
 	}
 	// A removal the server sent before this answer (RoomRemoved) ended
 	// the attempt on the same signaling goroutine: do not go on to open a
-	// member the server would then hold, and let it replace a newer one.
+	// member the server would then hold, one that could replace a newer
+	// member of the same user.
 	r.mu.Lock()
 	current := r.att == a
 	r.mu.Unlock()
@@ -411,7 +412,7 @@ func (r *Room) onSignal(f *pb.ServerFrame) {
 		case <-a.active:
 		default:
 			if a.joinType == JoinTypeReconnected {
-				r.reconcileLocked(a, b.RoomJoined.Members, queue)
+				a.reconcileLocked(b.RoomJoined.Members, queue)
 			} else {
 				for _, m := range b.RoomJoined.Members {
 					u := UserInfo{UserID: m.UserId, ExtraInfo: m.ExtraInfo}
@@ -430,10 +431,9 @@ func (r *Room) onSignal(f *pb.ServerFrame) {
 		delete(a.members, id)
 		queue(func(h RoomEventHandler) { h.OnUserLeave(id, reason) })
 	case *pb.ServerFrame_TokenWillExpire:
-		// A rejoin is the same stay in the room: the warning is news now.
-		// (The server closing a removed member's PeerConnection can
-		// overtake the frames it sent before, so a rejoin may be under way
-		// when the warning and the removal arrive.)
+		// A rejoin continues the same stay in the room, so the warning is
+		// news now, not after the rejoin's state 0 (a transport failure
+		// can start a rejoin just as the warning and the expiry arrive).
 		if a.joinType == JoinTypeReconnected {
 			r.emit(func(h RoomEventHandler) { h.OnTokenWillExpire() })
 		} else {
@@ -453,7 +453,7 @@ func (r *Room) onSignal(f *pb.ServerFrame) {
 // for each that came (and for one that came back with other extra info,
 // after its leave). Members present throughout hear nothing, so the
 // handler's picture of the room is exact again once state 0 is out.
-func (r *Room) reconcileLocked(a *attempt, list []*pb.Member, queue func(func(RoomEventHandler))) {
+func (a *attempt) reconcileLocked(list []*pb.Member, queue func(func(RoomEventHandler))) {
 	now := make(map[string]UserInfo, len(list))
 	for _, m := range list {
 		now[m.UserId] = UserInfo{UserID: m.UserId, ExtraInfo: m.ExtraInfo}
