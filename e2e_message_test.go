@@ -674,6 +674,32 @@ func TestQuotaBroadcastsPerUser(t *testing.T) {
 	require.Equal(t, want, carol.rec.nextMsg(t))
 }
 
+// TestQuotaSharedByUsersEngines: a user's quota is the user's, not an
+// Engine's: alice on two Engines (in two rooms) spends one bucket, carol's
+// is untouched, and the bucket refills by the server's clock (a fake one
+// here, so nothing refills until the test moves it).
+func TestQuotaSharedByUsersEngines(t *testing.T) {
+	const perSecond = 3
+	clock := parleytest.NewClock(time.Now())
+	srv := newMsgServer(t, parleytest.WithClock(clock), parleytest.WithQuotas(server.Quotas{UserMessagesPerSecond: perSecond}))
+	one := msgRoom(t, srv, "quota-1", []string{"alice", "bob"})
+	two := msgRoom(t, srv, "quota-2", []string{"alice", "bob", "carol"})
+	alice1, alice2, carol := one[0], two[0], two[2]
+
+	send := func(p *msgPeer) int {
+		t.Helper()
+		id := p.room.SendUserMessage("bob", "hi", reliableOrdered)
+		return p.rec.waitResults(t, id)[id].Code
+	}
+	for range perSecond {
+		require.Equal(t, int(parley.UserMessageSendResultSuccess), send(alice1))
+	}
+	require.Equal(t, int(parley.UserMessageSendResultExceedQPS), send(alice2), "alice's other Engine shares her bucket")
+	require.Equal(t, int(parley.UserMessageSendResultSuccess), send(carol), "carol's bucket is her own")
+	clock.Advance(time.Second)
+	require.Equal(t, int(parley.UserMessageSendResultSuccess), send(alice2), "refilled after a second")
+}
+
 // TestQuotaRoomBroadcasts: RoomBroadcastsPerSecond limits a room's
 // broadcasts, all members together: two members with no quota of their
 // own send 20 each at a room quota of 5/s; at least 5 and at most 5 more

@@ -82,9 +82,9 @@ func (s *Server) newSession(log *zap.Logger) *session {
 		secret:  make([]byte, 32),
 		out:     signal.NewStream(maxReplay),
 		members: make(map[string]*member),
-		quota:   newUserQuota(s.cfg.Quotas),
 	}
 	_, _ = rand.Read(ss.secret)
+	ss.quota.Store(newUserQuota(s.cfg.Quotas)) // nothing spends it: every send needs a user
 	ss.log = log.With(zap.String("session", ss.id))
 	return ss
 }

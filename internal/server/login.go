@@ -116,7 +116,8 @@ func (ss *session) handleLogin(reqID uint64, l *pb.LoginRequest) {
 		refuse(loginInvalidUser, "this connection is user %q in its rooms, not %q", ss.userID, l.UserId)
 		return
 	}
-	ss.userID, ss.login, ss.app = l.UserId, l.UserId, l.AppId
+	ss.claimUserLocked(l.AppId, l.UserId)
+	ss.login, ss.app = l.UserId, l.AppId
 	ss.markAuthedLocked()
 	ss.mu.Unlock()
 	ss.authTimer.Stop()
@@ -153,7 +154,7 @@ func (ss *session) endLogin(k loginKey) {
 		ss.login = ""
 		ss.params = nil
 		if len(ss.members) == 0 {
-			ss.userID = ""
+			ss.dropUserLocked()
 		}
 	}
 	ss.mu.Unlock()
@@ -194,7 +195,7 @@ func (ss *session) handleSend(m *pb.OutsideMessage) {
 	case m.To == "":
 		result(resultEmptyUser)
 		return
-	case !ss.quota.userMessage.Allow():
+	case !ss.srv.allow(ss.quota.Load().userMessage):
 		result(resultExceedQPS)
 		return
 	}
@@ -266,7 +267,7 @@ func (ss *session) handleServerMessage(m *pb.ServerMessage) {
 	case len(m.Payload) > MaxPayload:
 		result(resultExceedMaxLength, nil)
 		return
-	case !ss.quota.server.Allow():
+	case !ss.srv.allow(ss.quota.Load().server):
 		result(resultExceedQPS, nil)
 		return
 	case ss.posts.Add(1) > maxPostsInFlight:

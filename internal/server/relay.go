@@ -68,7 +68,7 @@ func (m *member) relay(ch int, buf []byte, msg wireMessage) {
 		return
 	}
 	if msg.broadcast {
-		if !allow(m.sess.quota.broadcast, m.room.quota) {
+		if !srv.allow(m.sess.quota.Load().broadcast, m.room.quota) {
 			srv.metrics.relayed.WithLabelValues("broadcast", "exceed_qps").Inc()
 			m.result(msg.id, resultExceedQPS)
 			return
@@ -86,7 +86,7 @@ func (m *member) relay(ch int, buf []byte, msg wireMessage) {
 		m.result(msg.id, resultEmptyUser)
 		return
 	}
-	if !m.sess.quota.userMessage.Allow() {
+	if !srv.allow(m.sess.quota.Load().userMessage) {
 		srv.metrics.relayed.WithLabelValues("user", "exceed_qps").Inc()
 		m.result(msg.id, resultExceedQPS)
 		return

@@ -52,7 +52,8 @@ func newRelayRig(tb testing.TB, cfg Config) *relayRig {
 	r := &room{srv: srv, id: "r", members: make(map[string]*member), quota: perSecond(cfg.Quotas.RoomBroadcastsPerSecond)}
 	rig := &relayRig{srv: srv, outs: make(map[*member][transport.NumChannels]*captureRW)}
 	for _, user := range []string{"a", "b"} {
-		ss := &session{srv: srv, id: user, log: zap.NewNop(), members: make(map[string]*member), quota: newUserQuota(cfg.Quotas)}
+		ss := &session{srv: srv, id: user, log: zap.NewNop(), members: make(map[string]*member)}
+		ss.quota.Store(newUserQuota(cfg.Quotas))
 		m := newMember(r, ss, user, "")
 		pc, err := api.NewPeerConnection(webrtc.Configuration{})
 		if err != nil {

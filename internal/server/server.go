@@ -46,6 +46,9 @@ type Server struct {
 
 	admission admission
 
+	qmu    sync.Mutex
+	quotas map[quotaKey]*userQuota // the users' rate quotas, shared by their sessions
+
 	ctx    context.Context // cancelled by Shutdown: ends posts to app servers
 	cancel context.CancelFunc
 	client *http.Client // posts server messages; follows no redirect
@@ -80,6 +83,7 @@ func New(cfg Config) (*Server, error) {
 		rooms:    make(map[roomKey]*room),
 		logins:   make(map[loginKey]*session),
 		sessions: make(map[string]*session),
+		quotas:   make(map[quotaKey]*userQuota),
 		served:   make(chan struct{}),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())

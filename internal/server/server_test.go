@@ -158,3 +158,44 @@ func TestJoinRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestQuotaPerUser: a user's sessions hold one quota between them, and
+// the server forgets it when the last lets go: here a login, a second
+// login of the same user that logs the first out, and a logout.
+func TestQuotaPerUser(t *testing.T) {
+	s := startServer(t)
+	key := quotaKey{testAppID, "alice"}
+	held := func() (*userQuota, int) {
+		s.qmu.Lock()
+		defer s.qmu.Unlock()
+		if q := s.quotas[key]; q != nil {
+			return q, q.refs
+		}
+		return nil, 0
+	}
+	login := func(ws *websocket.Conn) {
+		t.Helper()
+		write(t, ws, &pb.ClientFrame{RequestId: 1, Body: &pb.ClientFrame_Login{Login: &pb.LoginRequest{
+			AppId: testAppID, Token: validToken(t, "", "alice"), UserId: "alice",
+		}}})
+		require.Equal(t, int32(loginOK), read(t, ws).GetLogin().GetCode())
+	}
+
+	first, second := dial(t, s), dial(t, s)
+	login(first)
+	q, refs := held()
+	require.NotNil(t, q)
+	require.Equal(t, 1, refs)
+
+	login(second) // shares the quota, then the first is logged out
+	require.NotNil(t, read(t, first).GetLoggedOut())
+	q2, refs := held()
+	require.Same(t, q, q2, "one quota for the user's sessions")
+	require.Equal(t, 1, refs, "the logged-out session let go")
+
+	write(t, second, &pb.ClientFrame{RequestId: 2, Body: &pb.ClientFrame_Logout{Logout: &pb.LogoutRequest{}}})
+	require.NotNil(t, read(t, second).GetLogout())
+	q, refs = held()
+	require.Nil(t, q, "forgotten once no session holds it")
+	require.Zero(t, refs)
+}

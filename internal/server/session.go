@@ -42,8 +42,8 @@ type session struct {
 	out    *signal.Stream // frames both ways: numbered, kept until acknowledged
 
 	authTimer *time.Timer
-	quota     userQuota
-	sendMu    sync.Mutex // orders frames to the client where order matters (login)
+	quota     atomic.Pointer[userQuota] // the user's, once it has one (claimUserLocked)
+	sendMu    sync.Mutex                // orders frames to the client where order matters (login)
 	ackTimer  *time.Timer
 
 	unacked acks.Book    // reliable outside-room messages awaiting this session's ack
@@ -51,6 +51,7 @@ type session struct {
 
 	mu      sync.Mutex
 	userID  string             // set by the first accepted join or login; one per session
+	quotaOf quotaKey           // whose quota the session holds while userID is set
 	members map[string]*member // by room ID, pending and active
 	app     string             // the app of the login
 	login   string             // the logged-in user ID, "" if not logged in
@@ -234,6 +235,26 @@ func (ss *session) end(err error) {
 	s.wg.Done()
 }
 
+// claimUserLocked makes user of app the session's user, if it has none
+// yet, and takes the user's quota, shared with its other sessions.
+func (ss *session) claimUserLocked(app, user string) {
+	if ss.userID != "" {
+		return
+	}
+	ss.userID, ss.quotaOf = user, quotaKey{app, user}
+	ss.quota.Store(ss.srv.acquireQuota(ss.quotaOf))
+}
+
+// dropUserLocked clears the session's user and gives back its quota. The
+// pointer stays: a send still in flight spends from it harmlessly.
+func (ss *session) dropUserLocked() {
+	if ss.userID == "" {
+		return
+	}
+	ss.srv.releaseQuota(ss.quotaOf, ss.quota.Load())
+	ss.userID, ss.quotaOf = "", quotaKey{}
+}
+
 func (ss *session) refuse(reqID uint64, je *joinError) {
 	ss.srv.metrics.joins.WithLabelValues(je.result).Inc()
 	ss.log.Info("join refused", zap.Int32("code", je.code), zap.String("reason", je.reason))
@@ -281,7 +302,7 @@ func (ss *session) handleJoin(reqID uint64, j *pb.JoinRequest) {
 		ss.refuse(reqID, &joinError{codeJoinRoom, joinFailed, "already in this room on this connection"})
 		return
 	}
-	ss.userID = j.UserId
+	ss.claimUserLocked(j.AppId, j.UserId)
 	ss.markAuthedLocked()
 	r := ss.srv.room(j.AppId, j.RoomId)
 	m := newMember(r, ss, j.UserId, j.ExtraInfo)
@@ -370,7 +391,7 @@ func (ss *session) forget(m *member) {
 		delete(ss.members, m.room.id)
 	}
 	if len(ss.members) == 0 && ss.login == "" {
-		ss.userID = "" // nothing holds the user ID: the next join may choose another
+		ss.dropUserLocked() // nothing holds the user ID: the next join may choose another
 	}
 	ss.mu.Unlock()
 }
