@@ -2,6 +2,7 @@ package parley_test
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"slices"
 	"sort"
@@ -81,6 +82,9 @@ type msgRecorder struct {
 	// onMsg, if set, runs on the dispatcher goroutine after a received
 	// message is recorded. Set it before the room joins.
 	onMsg func(m rxMsg)
+	// resultWait, if set, replaces msgWait as the longest wait for a send
+	// result: for an Engine whose message timeout is longer.
+	resultWait time.Duration
 }
 
 func newMsgRecorder() *msgRecorder {
@@ -231,11 +235,12 @@ func (r *msgRecorder) msgsUntil(t *testing.T, last func(m rxMsg) bool) []rxMsg {
 // nextResult returns the next send result.
 func (r *msgRecorder) nextResult(t *testing.T) txResult {
 	t.Helper()
+	wait := cmp.Or(r.resultWait, msgWait)
 	select {
 	case res := <-r.results:
 		return res
-	case <-time.After(msgWait):
-		t.Fatalf("no send result within %v", msgWait)
+	case <-time.After(wait):
+		t.Fatalf("no send result within %v", wait)
 		return txResult{}
 	}
 }
