@@ -111,7 +111,10 @@ type Clock interface {
 
 // Quotas are per-second rate limits; zero is unlimited. ByteRTC's
 // production values are 100 user messages, 65 broadcasts and 20 server
-// messages per user, and 100 broadcasts per room.
+// messages per user, and 100 broadcasts per room. A user is an app and a
+// user ID: all the Engines of one user spend from the same buckets. Each
+// is a token bucket of n per second with a burst of n, refilled by
+// Config.Clock.
 type Quotas struct {
 	// UserMessagesPerSecond limits one user's user messages, in rooms and
 	// outside together.
