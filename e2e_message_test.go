@@ -1121,6 +1121,22 @@ func waitEngineDone(t *testing.T, e *parley.Engine) {
 	}
 }
 
+// slowConsumerRoom joins alice (one-minute message timeout), bob and carol
+// to a room on a server that holds at most 256 KiB for a member; carol's
+// handler waits at g once the test shuts it.
+func slowConsumerRoom(t *testing.T) (alice, bob, carol *msgPeer, g *gate) {
+	t.Helper()
+	srv := newMsgServer(t, parleytest.WithConfig(func(c *server.Config) { c.MemberQueue = 256 << 10 }))
+	alice = newMsgPeer(t, srv, "overflow", "alice", parley.WithMessageTimeout(time.Minute))
+	bob = newMsgPeer(t, srv, "overflow", "bob")
+	carol = newMsgPeer(t, srv, "overflow", "carol")
+	g = newGate()
+	t.Cleanup(g.open) // before the Engines close (cleanups run last first)
+	carol.rec.onMsg = func(rxMsg) { g.wait() }
+	joinAll(t, srv, alice, bob, carol)
+	return alice, bob, carol, g
+}
+
 // TestSlowConsumerUnreliableDropped: past the server's MemberQueue, an
 // unreliable message to a member who is not reading is dropped and its
 // sender gets NoRelayPath; the member stays. Carol's handler blocks with
@@ -1134,14 +1150,7 @@ func TestSlowConsumerUnreliableDropped(t *testing.T) {
 		small = 1100 // more than carol's callback queue holds
 		bulk  = 96   // of 32 KiB: 3 MiB
 	)
-	srv := newMsgServer(t, parleytest.WithConfig(func(c *server.Config) { c.MemberQueue = 256 << 10 }))
-	alice := newMsgPeer(t, srv, "overflow", "alice", parley.WithMessageTimeout(time.Minute))
-	bob := newMsgPeer(t, srv, "overflow", "bob")
-	carol := newMsgPeer(t, srv, "overflow", "carol")
-	g := newGate()
-	t.Cleanup(g.open) // before the Engines close (cleanups run last first)
-	carol.rec.onMsg = func(rxMsg) { g.wait() }
-	joinAll(t, srv, alice, bob, carol)
+	alice, bob, carol, g := slowConsumerRoom(t)
 
 	g.shut()
 	reliable := make([]int64, small)
@@ -1194,14 +1203,7 @@ func TestSlowConsumerDisconnected(t *testing.T) {
 		small = 1100 // more than carol's callback queue holds
 		bulk  = 48   // of 32 KiB: 1.5 MiB
 	)
-	srv := newMsgServer(t, parleytest.WithConfig(func(c *server.Config) { c.MemberQueue = 256 << 10 }))
-	alice := newMsgPeer(t, srv, "overflow", "alice", parley.WithMessageTimeout(time.Minute))
-	bob := newMsgPeer(t, srv, "overflow", "bob")
-	carol := newMsgPeer(t, srv, "overflow", "carol")
-	g := newGate()
-	t.Cleanup(g.open) // before the Engines close (cleanups run last first)
-	carol.rec.onMsg = func(rxMsg) { g.wait() }
-	joinAll(t, srv, alice, bob, carol)
+	alice, bob, _, g := slowConsumerRoom(t)
 
 	g.shut()
 	var ids []int64
