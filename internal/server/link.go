@@ -59,13 +59,20 @@ func (s *Server) startLink(ws *websocket.Conn, remote, ip string) {
 	}
 	s.sessions[ss.id] = ss
 	s.wg.Add(1)
-	s.mu.Unlock()
-	s.metrics.sessions.Inc()
-
+	// Published with its link and connection in one step: Shutdown, which
+	// finds sessions under s.mu, never sees one without them. The pumps
+	// only wait for s.mu if they need it.
 	lk.sess.Store(ss)
 	ss.link = lk
 	lk.conn = signal.Start(ws, signal.Config{PingInterval: s.cfg.PingInterval}, lk.onFrame, lk.onClose)
-	ss.authTimer = time.AfterFunc(s.cfg.AuthTimeout, ss.authExpired)
+	s.mu.Unlock()
+	s.metrics.sessions.Inc()
+
+	ss.mu.Lock()
+	if !ss.authed && !ss.ended { // a frame may have been quicker
+		ss.authTimer = time.AfterFunc(s.cfg.AuthTimeout, ss.authExpired)
+	}
+	ss.mu.Unlock()
 	welcome, _ := proto.Marshal(&pb.ServerFrame{Body: &pb.ServerFrame_Welcome{Welcome: &pb.Welcome{
 		SessionId: ss.id, ServerVersion: Version, ResumeSecret: ss.secret,
 		GraceMs: uint32(s.cfg.GracePeriod / time.Millisecond),

@@ -120,7 +120,6 @@ func (ss *session) handleLogin(reqID uint64, l *pb.LoginRequest) {
 	ss.login, ss.app = l.UserId, l.AppId
 	ss.markAuthedLocked()
 	ss.mu.Unlock()
-	ss.authTimer.Stop()
 	// The login becomes visible and its answer is queued in one step of
 	// the session's send order: a status query that sees it comes after
 	// the answer, and so does any message sent to the user.

@@ -41,7 +41,7 @@ type session struct {
 	log    *zap.Logger
 	out    *signal.Stream // frames both ways: numbered, kept until acknowledged
 
-	authTimer *time.Timer
+	authTimer *time.Timer               // guarded by mu
 	quota     atomic.Pointer[userQuota] // the user's, once it has one (claimUserLocked)
 	sendMu    sync.Mutex                // orders frames to the client where order matters (login)
 	ackTimer  *time.Timer
@@ -193,16 +193,25 @@ func (ss *session) sendAck() {
 // markAuthedLocked records the session's first accepted join or login.
 func (ss *session) markAuthedLocked() {
 	ss.authed = true
+	ss.stopAuthTimerLocked()
 	if ss.link != nil {
 		ss.link.markAuthed()
+	}
+}
+
+// stopAuthTimerLocked stops the timer that closes a connection that
+// neither joins nor logs in.
+func (ss *session) stopAuthTimerLocked() {
+	if ss.authTimer != nil {
+		ss.authTimer.Stop()
 	}
 }
 
 // end ends the session for good: its members leave their rooms as
 // Dropped, its login ends. It runs once.
 func (ss *session) end(err error) {
-	ss.authTimer.Stop()
 	ss.mu.Lock()
+	ss.stopAuthTimerLocked()
 	if ss.ended {
 		ss.mu.Unlock()
 		return
@@ -311,7 +320,6 @@ func (ss *session) handleJoin(reqID uint64, j *pb.JoinRequest) {
 	}
 	ss.members[j.RoomId] = m
 	ss.mu.Unlock()
-	ss.authTimer.Stop()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
