@@ -1355,8 +1355,15 @@ type RoomJoined struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The room.
 	RoomId string `protobuf:"bytes,1,opt,name=room_id,json=roomId,proto3" json:"room_id,omitempty"`
-	// The members already active, in the order they joined.
-	Members       []*Member `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
+	// The members already active, in the order they joined: one page of
+	// them. The server splits a long list over several RoomJoined frames so
+	// that no frame exceeds 64 KiB, and sends them back to back (no other
+	// frame of this room comes between them).
+	Members []*Member `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
+	// More RoomJoined frames of this room follow with the rest of the member
+	// list. The member is active, and the join complete, with the frame whose
+	// more is false; the client gathers the pages until then.
+	More          bool `protobuf:"varint,3,opt,name=more,proto3" json:"more,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1403,6 +1410,13 @@ func (x *RoomJoined) GetMembers() []*Member {
 		return x.Members
 	}
 	return nil
+}
+
+func (x *RoomJoined) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
 }
 
 // UserJoined tells the members of a room about a new active member.
@@ -2572,11 +2586,12 @@ const file_parley_v1_signal_proto_rawDesc = "" +
 	"\x06Member\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1d\n" +
 	"\n" +
-	"extra_info\x18\x02 \x01(\tR\textraInfo\"R\n" +
+	"extra_info\x18\x02 \x01(\tR\textraInfo\"f\n" +
 	"\n" +
 	"RoomJoined\x12\x17\n" +
 	"\aroom_id\x18\x01 \x01(\tR\x06roomId\x12+\n" +
-	"\amembers\x18\x02 \x03(\v2\x11.parley.v1.MemberR\amembers\"P\n" +
+	"\amembers\x18\x02 \x03(\v2\x11.parley.v1.MemberR\amembers\x12\x12\n" +
+	"\x04more\x18\x03 \x01(\bR\x04more\"P\n" +
 	"\n" +
 	"UserJoined\x12\x17\n" +
 	"\aroom_id\x18\x01 \x01(\tR\x06roomId\x12)\n" +
