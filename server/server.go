@@ -26,6 +26,11 @@ type Config struct {
 	// Listen is the TCP host:port for /rtc, /healthz and /metrics. The ICE
 	// UDP port is bound on the same host. Default: "127.0.0.1:7880".
 	Listen string
+	// MetricsListen, when set, is another TCP host:port that serves
+	// /metrics, and the listen address then answers 404 there: to keep
+	// the metrics off the address clients reach, such as
+	// "127.0.0.1:9090". Default: "", /metrics on Listen.
+	MetricsListen string
 	// UDPPort is the one UDP port all WebRTC traffic uses (pion's ICE UDP
 	// mux). Default: 0, an ephemeral port (parleyd defaults to 7882).
 	UDPPort int
@@ -136,17 +141,18 @@ type Server struct {
 // New checks cfg and returns a server that is not yet listening.
 func New(cfg Config) (*Server, error) {
 	c := iserver.Config{
-		Listen:       cfg.Listen,
-		UDPPort:      cfg.UDPPort,
-		Apps:         cfg.Apps,
-		Logger:       cfg.Logger,
-		LoopbackOnly: cfg.LoopbackOnly,
-		AuthTimeout:  cfg.AuthTimeout,
-		JoinTimeout:  cfg.JoinTimeout,
-		PingInterval: cfg.PingInterval,
-		DrainTimeout: cfg.DrainTimeout,
-		MemberQueue:  cfg.MemberQueue,
-		Quotas:       iserver.Quotas(cfg.Quotas),
+		Listen:        cfg.Listen,
+		MetricsListen: cfg.MetricsListen,
+		UDPPort:       cfg.UDPPort,
+		Apps:          cfg.Apps,
+		Logger:        cfg.Logger,
+		LoopbackOnly:  cfg.LoopbackOnly,
+		AuthTimeout:   cfg.AuthTimeout,
+		JoinTimeout:   cfg.JoinTimeout,
+		PingInterval:  cfg.PingInterval,
+		DrainTimeout:  cfg.DrainTimeout,
+		MemberQueue:   cfg.MemberQueue,
+		Quotas:        iserver.Quotas(cfg.Quotas),
 
 		ServerMessageURLPrefixes: cfg.ServerMessageURLPrefixes,
 		ServerMessageTimeout:     cfg.ServerMessageTimeout,
@@ -178,6 +184,10 @@ func (s *Server) URL() string { return s.s.URL() }
 
 // Addr is the bound TCP address. Valid after Start.
 func (s *Server) Addr() net.Addr { return s.s.Addr() }
+
+// MetricsAddr is the bound TCP address of /metrics: Addr, unless
+// Config.MetricsListen moved it. Valid after Start.
+func (s *Server) MetricsAddr() net.Addr { return s.s.MetricsAddr() }
 
 // UDPAddr is the bound ICE UDP address. Valid after Start.
 func (s *Server) UDPAddr() net.Addr { return s.s.UDPAddr() }

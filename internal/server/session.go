@@ -194,6 +194,7 @@ func (ss *session) sendAck() {
 // markAuthedLocked records the session's first accepted join or login.
 func (ss *session) markAuthedLocked() {
 	ss.authed = true
+	ss.out.SetMax(maxReplay)
 	ss.stopAuthTimerLocked()
 	if ss.link != nil {
 		ss.link.markAuthed()

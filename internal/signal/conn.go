@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -48,6 +49,9 @@ type Config struct {
 	ReadTimeout time.Duration
 	// QueueLen is how many outgoing frames may wait. Default: 1024.
 	QueueLen int
+	// ReadLimit is the largest frame read until SetReadLimit changes it.
+	// Default: MaxFrameSize.
+	ReadLimit int64
 }
 
 func (c Config) withDefaults() Config {
@@ -59,6 +63,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.QueueLen <= 0 {
 		c.QueueLen = 1024
+	}
+	if c.ReadLimit <= 0 {
+		c.ReadLimit = MaxFrameSize
 	}
 	return c
 }
@@ -74,6 +81,8 @@ type Conn struct {
 	closing  chan struct{} // closed by Close: flush, send the close frame, end
 	readDone chan struct{} // closed when the read pump returns
 	done     chan struct{} // closed when both pumps returned
+
+	readLimit atomic.Int64 // the largest frame the next read accepts
 
 	closeOnce sync.Once
 	mu        sync.Mutex
@@ -98,10 +107,17 @@ func Start(ws *websocket.Conn, cfg Config, onFrame func([]byte) error, onClose f
 		readDone: make(chan struct{}),
 		done:     make(chan struct{}),
 	}
+	c.readLimit.Store(cfg.ReadLimit)
 	go c.readPump()
 	go c.writePump()
 	return c
 }
+
+// SetReadLimit sets the largest frame the connection reads, from the next
+// frame on; a larger one closes the connection with
+// websocket.CloseMessageTooBig. A server keeps it small until the client
+// has authenticated.
+func (c *Conn) SetReadLimit(n int64) { c.readLimit.Store(n) }
 
 // Send queues a frame without waiting: ErrQueueFull when the queue is full,
 // ErrClosed once the connection is closing.
@@ -163,7 +179,6 @@ func (c *Conn) setErr(err error) {
 
 func (c *Conn) readPump() {
 	defer close(c.readDone)
-	c.ws.SetReadLimit(MaxFrameSize)
 	extend := func() { _ = c.ws.SetReadDeadline(time.Now().Add(c.cfg.ReadTimeout)) }
 	extend()
 	c.ws.SetPongHandler(func(string) error { extend(); return nil })
@@ -176,10 +191,12 @@ func (c *Conn) readPump() {
 		return err
 	})
 	for {
+		limit := c.readLimit.Load()
+		c.ws.SetReadLimit(limit)
 		typ, data, err := c.ws.ReadMessage()
 		if err != nil {
 			if errors.Is(err, websocket.ErrReadLimit) {
-				err = &CloseError{Code: websocket.CloseMessageTooBig, Reason: fmt.Sprintf("frame over %d bytes", MaxFrameSize)}
+				err = &CloseError{Code: websocket.CloseMessageTooBig, Reason: fmt.Sprintf("frame over %d bytes", limit)}
 			}
 			c.setErr(err)
 			return
