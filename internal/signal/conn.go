@@ -77,7 +77,9 @@ type Conn struct {
 	onFrame func([]byte) error
 	onClose func(error)
 
-	out      chan []byte
+	qmu      sync.Mutex
+	queue    [][]byte      // guarded by qmu; frames to write, oldest first, at most cfg.QueueLen
+	wake     chan struct{} // signalled when a frame is queued
 	closing  chan struct{} // closed by Close: flush, send the close frame, end
 	readDone chan struct{} // closed when the read pump returns
 	done     chan struct{} // closed when both pumps returned
@@ -102,7 +104,7 @@ func Start(ws *websocket.Conn, cfg Config, onFrame func([]byte) error, onClose f
 		cfg:      cfg,
 		onFrame:  onFrame,
 		onClose:  onClose,
-		out:      make(chan []byte, cfg.QueueLen),
+		wake:     make(chan struct{}, 1),
 		closing:  make(chan struct{}),
 		readDone: make(chan struct{}),
 		done:     make(chan struct{}),
@@ -129,12 +131,35 @@ func (c *Conn) Send(frame []byte) error {
 		return ErrClosed
 	default:
 	}
-	select {
-	case c.out <- frame:
-		return nil
-	default:
+	c.qmu.Lock()
+	if len(c.queue) >= c.cfg.QueueLen {
+		c.qmu.Unlock()
 		return ErrQueueFull
 	}
+	c.queue = append(c.queue, frame)
+	c.qmu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default: // the write pump has been woken already
+	}
+	return nil
+}
+
+// next takes the oldest queued frame, or nil. The queue holds memory only
+// while it holds frames: an idle connection costs none.
+func (c *Conn) next() []byte {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if len(c.queue) == 0 {
+		return nil
+	}
+	f := c.queue[0]
+	c.queue[0] = nil
+	c.queue = c.queue[1:]
+	if len(c.queue) == 0 {
+		c.queue = nil
+	}
+	return f
 }
 
 // Close flushes the queued frames, sends a close frame with code and
@@ -248,9 +273,11 @@ func (c *Conn) writePump() {
 	}()
 	for {
 		select {
-		case frame := <-c.out:
-			if !c.write(frame) {
-				return
+		case <-c.wake:
+			for frame := c.next(); frame != nil; frame = c.next() {
+				if !c.write(frame) {
+					return
+				}
 			}
 		case <-ping.C:
 			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)); err != nil {
@@ -285,16 +312,10 @@ func (c *Conn) write(frame []byte) bool {
 // flushAndClose writes what is queued, then the close frame, then waits a
 // moment for the peer to answer it.
 func (c *Conn) flushAndClose() {
-	for {
-		select {
-		case frame := <-c.out:
-			if !c.write(frame) {
-				return
-			}
-			continue
-		default:
+	for frame := c.next(); frame != nil; frame = c.next() {
+		if !c.write(frame) {
+			return
 		}
-		break
 	}
 	c.mu.Lock()
 	ce := c.closeErr
