@@ -71,8 +71,10 @@ func (ss *session) frameResultLocked(reqID uint64, body any) {
 		f.Body = &pb.ServerFrame_ServerParams{ServerParams: b}
 	case *pb.Result:
 		f.Body = &pb.ServerFrame_Result{Result: b}
+		ss.srv.metrics.result(b.Code)
 	case *pb.ServerMessageResult:
 		f.Body = &pb.ServerFrame_ServerResult{ServerResult: b}
+		ss.srv.metrics.result(b.Code)
 	}
 	ss.sendLocked(reqID, f)
 }
@@ -187,6 +189,7 @@ func (ss *session) handlePeerStatus(reqID uint64, p *pb.PeerStatusRequest) {
 
 // handleSend forwards an outside-room message to the receiver's session.
 func (ss *session) handleSend(m *pb.OutsideMessage) {
+	arrived := ss.srv.metrics.arrived(kindOutside, len(m.Payload))
 	app, user := ss.loginState()
 	result := func(code int32) { ss.frameResult(0, &pb.Result{MsgId: m.MsgId, Code: code}) }
 	switch {
@@ -213,9 +216,11 @@ func (ss *session) handleSend(m *pb.OutsideMessage) {
 	if m.Reliable {
 		to.unacked.Expect(user, m.MsgId) // Success comes with the receiver's ack
 		to.send(0, f)
+		ss.srv.metrics.handedOff(kindOutside, arrived)
 		return
 	}
 	to.send(0, f)
+	ss.srv.metrics.handedOff(kindOutside, arrived)
 	result(resultSuccess)
 }
 
@@ -256,6 +261,7 @@ func (ss *session) handleServerParams(reqID uint64, p *pb.ServerParamsRequest) {
 // handleServerMessage posts a message to the session's application server
 // in the background and reports the answer.
 func (ss *session) handleServerMessage(m *pb.ServerMessage) {
+	ss.srv.metrics.arrived(kindServer, len(m.Payload))
 	result := func(code int32, ack []byte) {
 		ss.frameResult(0, &pb.ServerMessageResult{MsgId: m.MsgId, Code: code, Ack: ack})
 	}
