@@ -167,7 +167,7 @@ func (lk *link) resume(reqID uint64, r *pb.ResumeRequest) {
 		_ = lk.conn.Send(b)
 	}
 	if old == nil || old == fresh || subtle.ConstantTimeCompare(old.secret, r.Secret) != 1 {
-		lk.log.Info("resume refused", zap.String("session", r.SessionId))
+		lk.log.Info("resume refused", quoted("session", r.SessionId))
 		s.metrics.resumes.WithLabelValues("refused").Inc()
 		answer(&pb.ResumeResponse{Reason: "unknown or expired session"})
 		return

@@ -300,7 +300,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			}
 		}
 	}
-	s.refusing.Wait() // each ends within refuseTimeout
 	s.cancel()        // posts to app servers in flight end now
 	for _, ss := range sessions {
 		ss.goAway("server shutting down")
@@ -333,6 +332,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.ln != nil {
 		<-s.served
 	}
+	s.refusing.Wait() // no more once Serve has returned; each ends within refuseTimeout
 	s.log.Info("stopped")
 	return errors.Join(errs...)
 }

@@ -1,6 +1,11 @@
 package server
 
-import "testing"
+import (
+	"net/url"
+	"path"
+	"strings"
+	"testing"
+)
 
 // TestAllowedURL: a URL is allowed only under a prefix, compared parsed and
 // segment by segment, and no path that a target might normalise out of
@@ -109,4 +114,55 @@ func TestUnderPath(t *testing.T) {
 			t.Errorf("underPath(%q, %q) = %v, want %v", tc.path, tc.prefix, got, tc.ok)
 		}
 	}
+}
+
+// FuzzAllowedURL: whatever a client sends, an allowed URL stays under its
+// prefix after a target normalises it (decodes it once more, turns
+// backslashes into slashes, and resolves dot segments), and allowing is
+// idempotent: the URL posted to is allowed and posted as it is.
+func FuzzAllowedURL(f *testing.F) {
+	for _, seed := range []string{
+		"http://127.0.0.1:8080/parley/x", "http://127.0.0.1:8080/parley/../admin",
+		"http://127.0.0.1:8080/parley/%2e%2e/admin", "http://127.0.0.1:8080/parley/..%2fadmin",
+		"http://127.0.0.1:8080/parley/%2E%2e/admin", "http://127.0.0.1:8080/parley/..;x/a",
+		"HTTP://127.0.0.1:80/parley/a%20b?q=1#f", "http://a@127.0.0.1:8080/parley/",
+		"http://127.0.0.1:8080/parley\\..\\admin", "http://127.0.0.1:8080/parley/%252e%252e/",
+	} {
+		f.Add(seed)
+	}
+	s := &Server{cfg: Config{ServerMessageURLPrefixes: []string{"http://127.0.0.1:8080/parley/"}}}
+	f.Fuzz(func(t *testing.T, raw string) {
+		got, ok := s.allowedURL(raw)
+		if !ok {
+			return
+		}
+		again, ok := s.allowedURL(got)
+		if !ok || again != got {
+			t.Fatalf("allowed %q posts to %q, which gives %q, %v", raw, got, again, ok)
+		}
+		u, err := url.Parse(got)
+		if err != nil {
+			t.Fatalf("allowed %q: %q does not parse: %v", raw, got, err)
+		}
+		if u.User != nil || u.Hostname() != "127.0.0.1" || (u.Port() != "8080") || u.Scheme != "http" {
+			t.Fatalf("allowed %q: %q goes elsewhere", raw, got)
+		}
+		// What a lenient target might make of the path.
+		p, err := url.PathUnescape(u.EscapedPath())
+		if err != nil {
+			t.Fatalf("allowed %q: path %q: %v", raw, u.EscapedPath(), err)
+		}
+		if twice, err := url.PathUnescape(p); err == nil {
+			p = twice
+		}
+		p = strings.ReplaceAll(p, "\\", "/")
+		var segs []string
+		for _, seg := range strings.Split(p, "/") {
+			seg, _, _ = strings.Cut(seg, ";")
+			segs = append(segs, seg)
+		}
+		if clean := path.Clean(strings.Join(segs, "/")); !strings.HasPrefix(clean+"/", "/parley/") {
+			t.Fatalf("allowed %q: a target that normalises %q reaches %q", raw, got, clean)
+		}
+	})
 }
