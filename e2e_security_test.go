@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/parleyhq/parley"
 	"github.com/parleyhq/parley/parleytest"
+	"github.com/parleyhq/parley/server"
 )
 
 // secWait only guards against a hang; every wait ends on an event.
@@ -60,12 +62,13 @@ func (h *secRoom) OnRoomMessageSendResult(_ int64, r parley.RoomMessageSendResul
 type secEngine struct {
 	parley.NopEngineEventHandler
 	logins   chan parley.LoginErrorCode
+	params   chan int
 	results  chan parley.UserMessageSendResult
 	received chan string
 }
 
 func newSecEngine() *secEngine {
-	return &secEngine{logins: make(chan parley.LoginErrorCode, 4), results: make(chan parley.UserMessageSendResult, 16), received: make(chan string, 16)}
+	return &secEngine{logins: make(chan parley.LoginErrorCode, 4), params: make(chan int, 4), results: make(chan parley.UserMessageSendResult, 16), received: make(chan string, 16)}
 }
 
 func (h *secEngine) OnLoginResult(_ string, code parley.LoginErrorCode, _ time.Duration) {
@@ -75,6 +78,10 @@ func (h *secEngine) OnUserMessageSendResultOutsideRoom(_ int64, r parley.UserMes
 	h.results <- r
 }
 func (h *secEngine) OnUserMessageReceivedOutsideRoom(from, m string) { h.received <- from + ":" + m }
+func (h *secEngine) OnServerParamsSetResult(code int)                { h.params <- code }
+func (h *secEngine) OnServerMessageSendResult(_ int64, r parley.UserMessageSendResult, ack []byte) {
+	h.results <- r
+}
 
 // next waits for the next value on ch.
 func next[T any](t *testing.T, ch <-chan T, what string) T {
@@ -224,4 +231,44 @@ func TestSecuritySlowHeaders(t *testing.T) {
 		require.True(t, err == io.EOF || strings.Contains(err.Error(), "reset"), "request %d: %v", i, err)
 	}
 	t.Logf("%d half-sent requests closed by the server within %v", n, time.Since(start).Round(100*time.Millisecond))
+}
+
+// TestSecurityServerMessageURL: a URL that a normalising application
+// server would resolve outside the allowed prefix is refused (17) however
+// it is written, and nothing reaches the application server; an honest URL
+// under the prefix works.
+func TestSecurityServerMessageURL(t *testing.T) {
+	paths := make(chan string, 16)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		paths <- r.URL.EscapedPath()
+		_, _ = io.WriteString(w, "ok")
+	}))
+	defer app.Close()
+	srv := parleytest.NewServer(t, parleytest.WithConfig(func(c *server.Config) {
+		c.ServerMessageURLPrefixes = []string{app.URL + "/parley"}
+	}))
+	h := newSecEngine()
+	e, err := parley.NewEngine(parley.EngineConfig{AppID: srv.AppID, ServerURL: srv.URL}, h, parley.WithLoopbackOnly())
+	require.NoError(t, err)
+	defer e.Close()
+	require.NoError(t, e.Login(srv.LoginToken("alice"), "alice"))
+	require.Equal(t, parley.LoginErrorCodeSuccess, next(t, h.logins, "login"))
+
+	for _, p := range []string{"/parley/../admin", "/parley/%2e%2e/admin", "/parley/..%2fadmin", "/parley/%2E%2e/admin",
+		"/parley/..%5cadmin", "/parleyX", "/parley/./x"} {
+		require.NoError(t, e.SetServerParams("sig", app.URL+p))
+		require.Equal(t, int(parley.UserMessageSendResultE2BSSendFailed), next(t, h.params, p), p)
+		e.SendServerMessage("hi")
+		require.Equal(t, parley.UserMessageSendResultServerParamsNotSet, next(t, h.results, p+" result"), p)
+	}
+	u := strings.Replace(app.URL, "http://", "http://user@", 1) + "/parley/x"
+	require.NoError(t, e.SetServerParams("sig", u))
+	require.Equal(t, int(parley.UserMessageSendResultE2BSSendFailed), next(t, h.params, "user info"))
+
+	require.NoError(t, e.SetServerParams("sig", app.URL+"/parley/hook"))
+	require.Equal(t, 200, next(t, h.params, "honest URL"))
+	e.SendServerMessage("hi")
+	require.Equal(t, parley.UserMessageSendResultSuccess, next(t, h.results, "server message"))
+	require.Equal(t, "/parley/hook", next(t, paths, "the post"))
+	require.Empty(t, paths, "nothing else reached the application server")
 }
