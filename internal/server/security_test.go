@@ -208,7 +208,7 @@ func TestCapsCountFromAccept(t *testing.T) {
 		}
 		// Refused by a handler (403), answered (/healthz, not kept alive),
 		// upgraded and closed unauthenticated, upgraded, logged in and
-		// closed, upgraded and closed by the auth timeout.
+		// closed.
 		_, resp, err := websocket.DefaultDialer.Dial(s.URL(), http.Header{"Origin": {"https://evil.example"}})
 		require.Error(t, err)
 		require.Equal(t, http.StatusForbidden, resp.StatusCode)
@@ -230,6 +230,23 @@ func TestCapsCountFromAccept(t *testing.T) {
 		require.Eventually(t, func() bool { p, u := counts(); return p == 0 && u == 0 }, waitTimeout, 5*time.Millisecond)
 		p, u := counts()
 		require.Equal(t, [2]int{0, 0}, [2]int{p, u}, "given back exactly once")
+	})
+	t.Run("auth timeout", func(t *testing.T) {
+		s, _ := startObserved(t, Config{AuthTimeout: 100 * time.Millisecond})
+		ws := dial(t, s)
+		_, _, err := ws.ReadMessage()
+		var ce *websocket.CloseError
+		require.ErrorAs(t, err, &ce)
+		require.Equal(t, websocket.ClosePolicyViolation, ce.Code)
+		require.Eventually(t, func() bool {
+			s.admission.mu.Lock()
+			defer s.admission.mu.Unlock()
+			return len(s.admission.perIP) == 0 && s.admission.unauth == 0
+		}, waitTimeout, 5*time.Millisecond)
+		require.NoError(t, ws.Close())
+		s.admission.mu.Lock()
+		defer s.admission.mu.Unlock()
+		require.Zero(t, s.admission.unauth, "given back exactly once")
 	})
 }
 
@@ -311,4 +328,32 @@ func TestUnauthenticatedLimits(t *testing.T) {
 	require.ErrorAs(t, closeErr, &ce)
 	require.Equal(t, websocket.ClosePolicyViolation, ce.Code)
 	require.Equal(t, "replay buffer full", ce.Text)
+}
+
+// TestAdmittedConnReleasesOnce: a connection gives its places back once
+// however often it is closed, and as authenticated once it has been
+// marked so; a mark after the close changes nothing.
+func TestAdmittedConnReleasesOnce(t *testing.T) {
+	var a admission
+	open := func() *admittedConn {
+		require.Empty(t, a.admit("10.0.0.1", 10, 10))
+		c, peer := net.Pipe()
+		t.Cleanup(func() { peer.Close() })
+		return &admittedConn{Conn: c, adm: &a, ip: "10.0.0.1"}
+	}
+	x, y := open(), open()
+	require.Equal(t, 2, a.perIP["10.0.0.1"])
+	require.Equal(t, 2, a.unauth)
+	x.markAuthed()
+	x.markAuthed()
+	require.Equal(t, 1, a.unauth)
+	require.NoError(t, x.Close())
+	_ = x.Close()
+	require.Equal(t, 1, a.perIP["10.0.0.1"])
+	require.Equal(t, 1, a.unauth)
+	require.NoError(t, y.Close())
+	y.markAuthed()
+	_ = y.Close()
+	require.Empty(t, a.perIP)
+	require.Zero(t, a.unauth)
 }

@@ -225,7 +225,7 @@ func (s *Server) newHTTPServer(h http.Handler) *http.Server {
 		ReadTimeout:       s.timeouts.read,
 		WriteTimeout:      s.timeouts.write,
 		IdleTimeout:       s.timeouts.idle,
-		MaxHeaderBytes:    8 << 10,
+		MaxHeaderBytes:    16 << 10, // a request of /rtc has no business with more
 		ErrorLog:          zap.NewStdLog(s.log.Named("http")),
 	}
 }
