@@ -357,3 +357,49 @@ func TestAdmittedConnReleasesOnce(t *testing.T) {
 	require.Empty(t, a.perIP)
 	require.Zero(t, a.unauth)
 }
+
+// TestEchoesAreShort: what a client sent comes back in a reason, and goes
+// to the log, only when it is short; a long one only as its first bytes
+// and its length.
+func TestEchoesAreShort(t *testing.T) {
+	s, logs := startObserved(t, Config{})
+	long := strings.Repeat("A", 12<<10)
+	illegal := strings.Repeat("b", 100) + "!"
+	tok := validToken(t, "room1", "alice")
+	ws := dial(t, s)
+	for i, j := range []*pb.JoinRequest{
+		{AppId: long, RoomId: "room1", UserId: "alice", Token: tok},       // the token is for another app
+		{AppId: testAppID, RoomId: illegal, UserId: "alice", Token: tok},  // an illegal room ID
+		{AppId: testAppID, RoomId: "room1", UserId: illegal, Token: tok},  // an illegal user ID
+		{AppId: testAppID, RoomId: "room1", UserId: long, Token: tok},     // a long user ID
+		{AppId: testAppID, RoomId: "room1", UserId: "alice", Token: long}, // a token that does not parse
+	} {
+		write(t, ws, &pb.ClientFrame{RequestId: uint64(i + 1), Body: &pb.ClientFrame_Join{Join: j}})
+		jr := read(t, ws).GetJoin()
+		require.NotNil(t, jr)
+		require.NotZero(t, jr.Code)
+		require.Less(t, len(jr.Reason), 200, "reason %d: %q", i, jr.Reason)
+	}
+	write(t, ws, &pb.ClientFrame{RequestId: 10, Body: &pb.ClientFrame_Login{Login: &pb.LoginRequest{
+		AppId: testAppID, UserId: illegal, Token: tok,
+	}}})
+	lr := read(t, ws).GetLogin()
+	require.Less(t, len(lr.GetReason()), 200, lr.GetReason())
+	require.Contains(t, lr.GetReason(), `"bbbbbbbb`)
+	require.Contains(t, lr.GetReason(), "(101 bytes)")
+	write(t, ws, &pb.ClientFrame{RequestId: 11, Body: &pb.ClientFrame_Resume{Resume: &pb.ResumeRequest{SessionId: long}}})
+	_, _, err := ws.ReadMessage() // not the first frame: closed
+	require.Error(t, err)
+	ws = dial(t, s)
+	write(t, ws, &pb.ClientFrame{RequestId: 1, Body: &pb.ClientFrame_Resume{Resume: &pb.ResumeRequest{SessionId: long}}})
+	require.False(t, read(t, ws).GetResume().GetOk())
+
+	require.NotZero(t, logs.Len())
+	for _, e := range logs.All() {
+		for k, v := range e.ContextMap() {
+			if str, ok := v.(string); ok {
+				require.Less(t, len(str), 200, "log %q field %s: %q", e.Message, k, str)
+			}
+		}
+	}
+}
