@@ -114,6 +114,15 @@ func (c *admittedConn) Close() error {
 	return err
 }
 
+// CloseWrite shuts down the writing side, as a *net.TCPConn does: net/http
+// half-closes a connection it is done with this way before it closes it.
+func (c *admittedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 // markAuthed moves the connection out of the unauthenticated count, once.
 func (c *admittedConn) markAuthed() {
 	c.mu.Lock()
