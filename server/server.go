@@ -1,7 +1,8 @@
 // Package server is the Parley relay server as a library: embed it in a Go
 // program, or run it as parleyd. A Server accepts signaling WebSockets at
-// /rtc, serves /healthz and Prometheus /metrics on the same TCP address,
-// and carries every room's WebRTC traffic on one UDP port.
+// /rtc, serves /healthz and Prometheus /metrics on the same TCP address
+// (or /metrics on Config.MetricsListen), and carries every room's WebRTC
+// traffic on one UDP port.
 //
 //	srv, err := server.New(server.Config{Apps: map[string]string{appID: appKey}})
 //	if err != nil { ... }
@@ -24,8 +25,17 @@ import (
 // gives; New checks the rest.
 type Config struct {
 	// Listen is the TCP host:port for /rtc, /healthz and /metrics. The ICE
-	// UDP port is bound on the same host. Default: "127.0.0.1:7880".
+	// UDP port is bound on the same host. A request's headers must arrive
+	// within 5 s of the connection (or of the previous request on it), the
+	// whole request within 10 s; an idle kept-alive connection is closed
+	// after 60 s. A WebSocket, once upgraded, has its own keepalive
+	// instead (PingInterval). Default: "127.0.0.1:7880".
 	Listen string
+	// MetricsListen, when set, is another TCP host:port that serves
+	// /metrics, and the listen address then answers 404 there: to keep
+	// the metrics off the address clients reach, such as
+	// "127.0.0.1:9090". Default: "", /metrics on Listen.
+	MetricsListen string
 	// UDPPort is the one UDP port all WebRTC traffic uses (pion's ICE UDP
 	// mux). Default: 0, an ephemeral port (parleyd defaults to 7882).
 	UDPPort int
@@ -78,12 +88,19 @@ type Config struct {
 	// browser) always may. Default: none, so cross-site pages cannot open
 	// connections in their visitors' names.
 	AllowedOrigins []string
-	// MaxConnsPerAddress caps the connections open from one remote IP
-	// address; past it a connection is refused with 429. Default: 256.
+	// MaxConnsPerAddress caps the TCP connections open from one remote IP
+	// address to Listen, counted from their accept, whatever their request
+	// (one whose headers have not arrived yet counts too); past it a
+	// connection is answered 429 and closed without its request being
+	// read. Default: 256.
 	MaxConnsPerAddress int
-	// MaxUnauthenticated caps the connections that have not yet joined a
-	// room or logged in; past it a connection is refused with 429.
-	// Default: 1024.
+	// MaxUnauthenticated caps the TCP connections to Listen that have not
+	// yet joined a room or logged in, counted from their accept (plain
+	// HTTP requests such as /healthz count while their connection is
+	// open); past it a connection is answered 429 and closed. Until it
+	// authenticates, a connection may send frames of at most 16 KiB, and
+	// the frames the server keeps for it unacknowledged may add up to
+	// 8 KiB (past that its session ends). Default: 1024.
 	MaxUnauthenticated int
 	// MaxFramesPerSecond caps the frames one connection may send, with a
 	// burst of twice as many; past it the connection is closed (1008).
@@ -136,17 +153,18 @@ type Server struct {
 // New checks cfg and returns a server that is not yet listening.
 func New(cfg Config) (*Server, error) {
 	c := iserver.Config{
-		Listen:       cfg.Listen,
-		UDPPort:      cfg.UDPPort,
-		Apps:         cfg.Apps,
-		Logger:       cfg.Logger,
-		LoopbackOnly: cfg.LoopbackOnly,
-		AuthTimeout:  cfg.AuthTimeout,
-		JoinTimeout:  cfg.JoinTimeout,
-		PingInterval: cfg.PingInterval,
-		DrainTimeout: cfg.DrainTimeout,
-		MemberQueue:  cfg.MemberQueue,
-		Quotas:       iserver.Quotas(cfg.Quotas),
+		Listen:        cfg.Listen,
+		MetricsListen: cfg.MetricsListen,
+		UDPPort:       cfg.UDPPort,
+		Apps:          cfg.Apps,
+		Logger:        cfg.Logger,
+		LoopbackOnly:  cfg.LoopbackOnly,
+		AuthTimeout:   cfg.AuthTimeout,
+		JoinTimeout:   cfg.JoinTimeout,
+		PingInterval:  cfg.PingInterval,
+		DrainTimeout:  cfg.DrainTimeout,
+		MemberQueue:   cfg.MemberQueue,
+		Quotas:        iserver.Quotas(cfg.Quotas),
 
 		ServerMessageURLPrefixes: cfg.ServerMessageURLPrefixes,
 		ServerMessageTimeout:     cfg.ServerMessageTimeout,
@@ -178,6 +196,10 @@ func (s *Server) URL() string { return s.s.URL() }
 
 // Addr is the bound TCP address. Valid after Start.
 func (s *Server) Addr() net.Addr { return s.s.Addr() }
+
+// MetricsAddr is the bound TCP address of /metrics: Addr, unless
+// Config.MetricsListen moved it. Valid after Start.
+func (s *Server) MetricsAddr() net.Addr { return s.s.MetricsAddr() }
 
 // UDPAddr is the bound ICE UDP address. Valid after Start.
 func (s *Server) UDPAddr() net.Addr { return s.s.UDPAddr() }

@@ -41,6 +41,10 @@ type Config struct {
 	Apps     []App  `yaml:"apps"`
 	LogLevel string `yaml:"log_level"`
 
+	// MetricsListen, when set, moves /metrics off Listen to this
+	// host:port.
+	MetricsListen string `yaml:"metrics_listen"`
+
 	// Zero durations take the server's defaults.
 	AuthTimeout  Duration `yaml:"auth_timeout"`
 	JoinTimeout  Duration `yaml:"join_timeout"`
@@ -150,6 +154,11 @@ func (c Config) check() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("listen %q: %w", c.Listen, err))
 	}
+	if c.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			errs = append(errs, fmt.Errorf("metrics_listen %q: %w", c.MetricsListen, err))
+		}
+	}
 	if c.UDPPort < 0 || c.UDPPort > 65535 {
 		errs = append(errs, fmt.Errorf("udp_port %d out of range 0-65535", c.UDPPort))
 	}
@@ -215,15 +224,16 @@ func (c Config) serverConfig(log *zap.Logger) server.Config {
 		apps[a.ID] = a.Key
 	}
 	return server.Config{
-		Listen:       c.Listen,
-		UDPPort:      c.UDPPort,
-		Apps:         apps,
-		Logger:       log,
-		AuthTimeout:  time.Duration(c.AuthTimeout),
-		JoinTimeout:  time.Duration(c.JoinTimeout),
-		PingInterval: time.Duration(c.PingInterval),
-		DrainTimeout: time.Duration(c.DrainTimeout),
-		MemberQueue:  c.MemberQueueBytes,
+		Listen:        c.Listen,
+		MetricsListen: c.MetricsListen,
+		UDPPort:       c.UDPPort,
+		Apps:          apps,
+		Logger:        log,
+		AuthTimeout:   time.Duration(c.AuthTimeout),
+		JoinTimeout:   time.Duration(c.JoinTimeout),
+		PingInterval:  time.Duration(c.PingInterval),
+		DrainTimeout:  time.Duration(c.DrainTimeout),
+		MemberQueue:   c.MemberQueueBytes,
 
 		ServerMessageURLPrefixes: c.ServerMessageURLPrefixes,
 		ServerMessageTimeout:     time.Duration(c.ServerMessageTimeout),

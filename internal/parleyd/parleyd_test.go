@@ -184,6 +184,7 @@ apps:
   - id: otherappotherappotherapp
     key: other-key
 log_level: debug
+metrics_listen: 127.0.0.1:9001
 auth_timeout: 1s
 join_timeout: 2s
 ping_interval: 500ms
@@ -200,11 +201,12 @@ quotas:
 		Apps:     []App{{testAppID, testAppKey}, {"otherappotherappotherapp", "other-key"}},
 		LogLevel: "debug",
 
-		AuthTimeout:  Duration(time.Second),
-		JoinTimeout:  Duration(2 * time.Second),
-		PingInterval: Duration(500 * time.Millisecond),
-		DrainTimeout: Duration(time.Minute),
-		Quotas:       Quotas{100, 65, 20, 100},
+		MetricsListen: "127.0.0.1:9001",
+		AuthTimeout:   Duration(time.Second),
+		JoinTimeout:   Duration(2 * time.Second),
+		PingInterval:  Duration(500 * time.Millisecond),
+		DrainTimeout:  Duration(time.Minute),
+		Quotas:        Quotas{100, 65, 20, 100},
 	}
 
 	t.Run("no flags: development server", func(t *testing.T) {
@@ -219,10 +221,11 @@ quotas:
 	})
 	t.Run("flags only", func(t *testing.T) {
 		cfg, dev, err := serveConfig([]string{"--listen", "127.0.0.1:1", "--udp-port", "2",
-			"--app-id", testAppID, "--app-key", testAppKey, "--log-level", "warn"}, io.Discard)
+			"--app-id", testAppID, "--app-key", testAppKey, "--log-level", "warn", "--metrics-listen", "127.0.0.1:3"}, io.Discard)
 		require.NoError(t, err)
 		require.False(t, dev)
-		require.Equal(t, Config{Listen: "127.0.0.1:1", UDPPort: 2, LogLevel: "warn", Apps: []App{{testAppID, testAppKey}}}, cfg)
+		require.Equal(t, Config{Listen: "127.0.0.1:1", UDPPort: 2, LogLevel: "warn", Apps: []App{{testAppID, testAppKey}},
+			MetricsListen: "127.0.0.1:3"}, cfg)
 	})
 	t.Run("valid file", func(t *testing.T) {
 		cfg, dev, err := serveConfig([]string{"--config", full}, io.Discard)
@@ -288,6 +291,7 @@ quotas:
 		{name: "bad log level", file: "apps: [{id: " + testAppID + ", key: k}]\nlog_level: loud\n", want: []string{"log_level"}},
 		{name: "bad udp port", args: []string{"--udp-port", "70000"}, want: []string{"udp_port 70000 out of range"}},
 		{name: "bad listen", args: []string{"--listen", "nowhere"}, want: []string{`listen "nowhere"`}},
+		{name: "bad metrics listen", file: "apps: [{id: " + testAppID + ", key: k}]\nmetrics_listen: nowhere\n", want: []string{`metrics_listen "nowhere"`}},
 		{name: "missing file", args: []string{"--config", "/nonexistent/parleyd.yaml"}, want: []string{"no such file"}},
 		{name: "dev credentials on all interfaces", args: []string{"--listen", ":7880"}, want: []string{"refusing the development credentials"}},
 		{name: "dev credentials on a public address", args: []string{"--listen", "192.0.2.1:7880"}, want: []string{"refusing the development credentials"}},
@@ -339,6 +343,7 @@ var urlRE = regexp.MustCompile(`ws://\S+/rtc`)
 
 // running is `parleyd serve` run by Main in a goroutine.
 type running struct {
+	line   string // the line of stdout with the URL
 	url    string // the signaling URL read from stdout
 	base   string // http://host:port
 	stderr *syncBuffer
@@ -365,7 +370,7 @@ func serveInProcess(t *testing.T, args ...string) *running {
 		for sc.Scan() {
 			all.WriteString(sc.Text() + "\n")
 			if u := urlRE.FindString(sc.Text()); u != "" && len(urls) == 0 && cap(urls) == 1 {
-				urls <- u
+				urls <- sc.Text()
 			}
 		}
 		r.stdout <- all.String()
@@ -379,7 +384,8 @@ func serveInProcess(t *testing.T, args ...string) *running {
 		}
 	})
 	select {
-	case r.url = <-urls:
+	case r.line = <-urls:
+		r.url = urlRE.FindString(r.line)
 	case err := <-r.done:
 		r.done <- err // for Cleanup
 		t.Fatalf("Main returned before serving: %v; stderr:\n%s", err, r.stderr)
@@ -519,6 +525,24 @@ quotas:
 	require.Contains(t, logs, `"broadcasts_per_second":65`)
 	require.Contains(t, logs, `"msg":"shutting down"`)
 	require.NotContains(t, logs, "development credentials")
+}
+
+// TestServeMetricsListen: --metrics-listen moves /metrics to its own
+// address, printed on stdout; the listen address answers 404 there.
+func TestServeMetricsListen(t *testing.T) {
+	r := serveInProcess(t, "--listen", "127.0.0.1:0", "--udp-port", "0", "--metrics-listen", "127.0.0.1:0",
+		"--app-id", testAppID, "--app-key", testAppKey)
+	m := regexp.MustCompile(`, metrics at (http://127\.0\.0\.1:\d+/metrics)$`).FindStringSubmatch(r.line)
+	require.NotNil(t, m, "stdout names the metrics address: %q", r.line)
+	code, body := get(t, m[1])
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, body, "\nparley_sessions ")
+	code, _ = get(t, r.base+"/metrics")
+	require.Equal(t, http.StatusNotFound, code)
+	code, _ = get(t, r.base+"/healthz")
+	require.Equal(t, http.StatusOK, code)
+	_, err := r.stop(t)
+	require.NoError(t, err)
 }
 
 func TestServeListenError(t *testing.T) {

@@ -14,8 +14,8 @@ import (
 
 // serveOptions are the flags of serve.
 type serveOptions struct {
-	listen, appID, appKey, config, logLevel string
-	udpPort                                 int
+	listen, metricsListen, appID, appKey, config, logLevel string
+	udpPort                                                int
 }
 
 func serveFlags(output io.Writer) (*flag.FlagSet, *serveOptions) {
@@ -23,6 +23,7 @@ func serveFlags(output io.Writer) (*flag.FlagSet, *serveOptions) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(output)
 	fs.StringVar(&o.listen, "listen", DefaultListen, "TCP `host:port` of /rtc, /healthz and /metrics; UDP binds the same host")
+	fs.StringVar(&o.metricsListen, "metrics-listen", "", "TCP `host:port` to serve /metrics on instead of the listen address, e.g. 127.0.0.1:9090")
 	fs.IntVar(&o.udpPort, "udp-port", DefaultUDPPort, "UDP `port` of all WebRTC traffic (0: any free port)")
 	fs.StringVar(&o.appID, "app-id", "", "AppID (24 characters) to accept; replaces the file's apps")
 	fs.StringVar(&o.appKey, "app-key", "", "AppKey that tokens of --app-id are signed with")
@@ -30,7 +31,7 @@ func serveFlags(output io.Writer) (*flag.FlagSet, *serveOptions) {
 	fs.StringVar(&o.logLevel, "log-level", DefaultLogLevel, "log `level`: debug, info, warn or error")
 	fs.Usage = usageFunc(fs, "parleyd serve [flags]",
 		`Serves signaling at /rtc, /healthz and Prometheus /metrics on the listen
-address, and WebRTC on the UDP port. With neither --app-id nor --config it
+address (or /metrics on --metrics-listen), and WebRTC on the UDP port. With neither --app-id nor --config it
 runs a development server with fixed, printed credentials, on a loopback
 address only. SIGINT or SIGTERM drains the server and exits 0.`)
 	return fs, o
@@ -56,6 +57,9 @@ func serveConfig(args []string, stderr io.Writer) (cfg Config, dev bool, err err
 	}
 	if set["listen"] {
 		cfg.Listen = o.listen
+	}
+	if set["metrics-listen"] {
+		cfg.MetricsListen = o.metricsListen
 	}
 	if set["udp-port"] {
 		cfg.UDPPort = o.udpPort
@@ -115,9 +119,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// Written once the sockets are bound, so that the URL has the real
 	// port when --listen asks for port 0; scripts and tests read it.
 	if dev {
-		printDevBanner(stdout, srv)
+		printDevBanner(stdout, srv, cfg.MetricsListen != "")
 	} else {
-		fmt.Fprintf(stdout, "parleyd serving %s, WebRTC on UDP %s\n", srv.URL(), srv.UDPAddr())
+		fmt.Fprintf(stdout, "parleyd serving %s, WebRTC on UDP %s", srv.URL(), srv.UDPAddr())
+		if cfg.MetricsListen != "" {
+			fmt.Fprintf(stdout, ", metrics at http://%s/metrics", srv.MetricsAddr())
+		}
+		fmt.Fprintln(stdout)
 	}
 
 	<-ctx.Done()
@@ -131,11 +139,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func printDevBanner(w io.Writer, srv *server.Server) {
+func printDevBanner(w io.Writer, srv *server.Server, metrics bool) {
+	m := ""
+	if metrics {
+		m = fmt.Sprintf("\n  Metrics http://%s/metrics", srv.MetricsAddr())
+	}
 	fmt.Fprintf(w, `parleyd: development server; its credentials are public, do not use it in production.
 
   URL     %s
-  UDP     %s
+  UDP     %s%s
   AppID   %s
   AppKey  %s
 
@@ -143,5 +155,5 @@ Mint a token for user "alice" in room "demo":
 
   parleyd token --room demo --user alice
 
-`, srv.URL(), srv.UDPAddr(), DevAppID, DevAppKey)
+`, srv.URL(), srv.UDPAddr(), m, DevAppID, DevAppKey)
 }

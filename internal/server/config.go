@@ -16,18 +16,19 @@ import (
 // Config holds the public server.Config's fields (server.New copies them;
 // their documentation is there) and ICENet, which only tests set.
 type Config struct {
-	Listen       string
-	UDPPort      int
-	Apps         map[string]string
-	Logger       *zap.Logger
-	LoopbackOnly bool
-	AuthTimeout  time.Duration
-	JoinTimeout  time.Duration
-	PingInterval time.Duration
-	DrainTimeout time.Duration
-	Clock        clock.Clock
-	MemberQueue  int
-	Quotas       Quotas
+	Listen        string
+	MetricsListen string
+	UDPPort       int
+	Apps          map[string]string
+	Logger        *zap.Logger
+	LoopbackOnly  bool
+	AuthTimeout   time.Duration
+	JoinTimeout   time.Duration
+	PingInterval  time.Duration
+	DrainTimeout  time.Duration
+	Clock         clock.Clock
+	MemberQueue   int
+	Quotas        Quotas
 
 	ServerMessageURLPrefixes []string
 	ServerMessageTimeout     time.Duration

@@ -1,10 +1,13 @@
 package server
 
 import (
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/gorilla/websocket"
 	"go.uber.org/zap"
@@ -54,6 +57,120 @@ func (a *admission) authenticated() {
 	a.mu.Lock()
 	a.unauth--
 	a.mu.Unlock()
+}
+
+// admitListener counts every connection it accepts against the caps, at
+// once: a connection that never finishes its request holds a place until
+// the header timeout closes it, and a flood past the caps is refused
+// before it costs more than an accept. The place is given back when the
+// connection closes, whichever way: refused by a handler, answered and
+// closed, timed out, or upgraded and closed later.
+type admitListener struct {
+	net.Listener
+	s *Server
+}
+
+func (l *admitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		ip := remoteIP(c.RemoteAddr().String())
+		cfg := &l.s.cfg
+		if broken := l.s.admission.admit(ip, cfg.MaxConnsPerAddress, cfg.MaxUnauthenticated); broken != "" {
+			l.s.refuseConn(c, broken)
+			continue
+		}
+		return &admittedConn{Conn: c, adm: &l.s.admission, ip: ip}, nil
+	}
+}
+
+// admittedKey is the request context key of the *admittedConn a request
+// came on.
+type admittedKey struct{}
+
+// admittedConn is an accepted connection holding its places in the
+// admission counts until it is closed.
+type admittedConn struct {
+	net.Conn
+	adm *admission
+	ip  string
+
+	mu       sync.Mutex
+	authed   bool // guarded by mu; moved out of the unauthenticated count
+	released bool // guarded by mu
+}
+
+// Close closes the connection and gives back its places, once.
+func (c *admittedConn) Close() error {
+	err := c.Conn.Close()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.released {
+		c.released = true
+		c.adm.release(c.ip, !c.authed)
+	}
+	return err
+}
+
+// CloseWrite shuts down the writing side, as a *net.TCPConn does: net/http
+// half-closes a connection it is done with this way before it closes it.
+func (c *admittedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// markAuthed moves the connection out of the unauthenticated count, once.
+func (c *admittedConn) markAuthed() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.authed && !c.released {
+		c.authed = true
+		c.adm.authenticated()
+	}
+}
+
+// Refusals past a cap are answered in the background, each within
+// refuseTimeout, at most maxRefusing at a time; more are closed unanswered.
+const (
+	maxRefusing   = 64
+	refuseTimeout = time.Second
+)
+
+// refuseConn answers a connection that breaks a cap with 429 and closes
+// it, without reading its request: its headers may never come. It shuts
+// its side down first and reads what the client sent until the client
+// closes or refuseTimeout passes, so that the kernel does not reset the
+// connection and lose the answer.
+func (s *Server) refuseConn(c net.Conn, label string) {
+	s.metrics.closes.WithLabelValues(label).Inc()
+	s.log.Info("connection refused", zap.String("reason", label), zap.String("remote", c.RemoteAddr().String()))
+	select {
+	case s.refusals <- struct{}{}:
+	default:
+		_ = c.Close()
+		return
+	}
+	s.refusing.Add(1)
+	go func() {
+		defer s.refusing.Done()
+		defer func() { <-s.refusals }()
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(refuseTimeout))
+		body := strings.ReplaceAll(label, "_", " ") + "\n"
+		_, err := fmt.Fprintf(c, "HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain; charset=utf-8\r\n"+
+			"Content-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
+		if err != nil {
+			return
+		}
+		if tc, ok := c.(interface{ CloseWrite() error }); ok {
+			_ = tc.CloseWrite()
+		}
+		_, _ = io.Copy(io.Discard, io.LimitReader(c, 64<<10))
+	}()
 }
 
 // release gives back a connection's places.

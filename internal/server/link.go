@@ -21,28 +21,40 @@ import (
 // frames its client has not acknowledged.
 const maxReplay = 16 << 20
 
+// Until a connection's session has a join or a login accepted, it may
+// send frames of at most unauthReadLimit bytes (a join with its SDP offer
+// fits), and the frames the server keeps for it unacknowledged may add up
+// to unauthReplay bytes; past that the session ends ("replay buffer
+// full"). Both are raised to signal.MaxFrameSize and maxReplay once it
+// authenticates. So a client without a token costs the server a few KiB,
+// not megabytes.
+const (
+	unauthReadLimit = 16 << 10
+	unauthReplay    = 8 << 10
+)
+
 // link is one signaling connection and the session it currently carries:
 // the session it started with, or an earlier one it resumed.
 type link struct {
 	srv    *Server
 	conn   *signal.Conn
-	ip     string
+	adm    *admittedConn // the connection's places in the admission counts; nil in tests that make links by hand
 	log    *zap.Logger
 	frames *rate.Limiter // frames per second the client may send
 	sess   atomic.Pointer[session]
 
 	mu      sync.Mutex
 	first   bool // no frame read yet: a ResumeRequest may come
-	authed  bool // counted as authenticated in the admission counts
+	authed  bool // authenticated: counted so, and its limits raised
 	endSess bool // closing ends the session too (no resume)
 }
 
 // startLink serves a new connection: a new session is made for it, and
 // its Welcome carries the secret that resumes it later.
-func (s *Server) startLink(ws *websocket.Conn, remote, ip string) {
+func (s *Server) startLink(ws *websocket.Conn, remote string, adm *admittedConn) {
 	lk := &link{
 		srv:    s,
-		ip:     ip,
+		adm:    adm,
 		log:    s.log.With(zap.String("remote", remote)),
 		frames: rate.NewLimiter(rate.Limit(s.cfg.MaxFramesPerSecond), 2*s.cfg.MaxFramesPerSecond),
 		first:  true,
@@ -51,7 +63,6 @@ func (s *Server) startLink(ws *websocket.Conn, remote, ip string) {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
-		s.admission.release(ip, true)
 		msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down")
 		_ = ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
 		_ = ws.Close()
@@ -64,7 +75,7 @@ func (s *Server) startLink(ws *websocket.Conn, remote, ip string) {
 	// only wait for s.mu if they need it.
 	lk.sess.Store(ss)
 	ss.link = lk
-	lk.conn = signal.Start(ws, signal.Config{PingInterval: s.cfg.PingInterval}, lk.onFrame, lk.onClose)
+	lk.conn = signal.Start(ws, signal.Config{PingInterval: s.cfg.PingInterval, ReadLimit: unauthReadLimit}, lk.onFrame, lk.onClose)
 	s.mu.Unlock()
 	s.metrics.sessions.Inc()
 
@@ -87,7 +98,7 @@ func (s *Server) newSession(log *zap.Logger) *session {
 		srv:     s,
 		id:      newID(),
 		secret:  make([]byte, 32),
-		out:     signal.NewStream(maxReplay),
+		out:     signal.NewStream(unauthReplay), // raised by markAuthedLocked
 		members: make(map[string]*member),
 	}
 	_, _ = rand.Read(ss.secret)
@@ -156,7 +167,7 @@ func (lk *link) resume(reqID uint64, r *pb.ResumeRequest) {
 		_ = lk.conn.Send(b)
 	}
 	if old == nil || old == fresh || subtle.ConstantTimeCompare(old.secret, r.Secret) != 1 {
-		lk.log.Info("resume refused", zap.String("session", r.SessionId))
+		lk.log.Info("resume refused", quoted("session", r.SessionId))
 		s.metrics.resumes.WithLabelValues("refused").Inc()
 		answer(&pb.ResumeResponse{Reason: "unknown or expired session"})
 		return
@@ -198,13 +209,17 @@ func (lk *link) resume(reqID uint64, r *pb.ResumeRequest) {
 	}
 }
 
-// markAuthed moves the connection out of the unauthenticated count.
+// markAuthed moves the connection out of the unauthenticated count and
+// lets it send frames up to signal.MaxFrameSize.
 func (lk *link) markAuthed() {
 	lk.mu.Lock()
 	defer lk.mu.Unlock()
 	if !lk.authed {
 		lk.authed = true
-		lk.srv.admission.authenticated()
+		lk.conn.SetReadLimit(signal.MaxFrameSize)
+		if lk.adm != nil {
+			lk.adm.markAuthed()
+		}
 	}
 }
 
@@ -213,8 +228,7 @@ func (lk *link) markAuthed() {
 // or if the server closed it for what it sent; otherwise the session waits
 // the grace period for a resume, and nobody is told anything yet.
 func (lk *link) onClose(err error) {
-	lk.mu.Lock()
-	lk.srv.admission.release(lk.ip, !lk.authed)
+	lk.mu.Lock() // the connection gave back its admission places as it closed
 	end := lk.endSess
 	lk.mu.Unlock()
 	var ce *signal.CloseError

@@ -71,8 +71,10 @@ func (ss *session) frameResultLocked(reqID uint64, body any) {
 		f.Body = &pb.ServerFrame_ServerParams{ServerParams: b}
 	case *pb.Result:
 		f.Body = &pb.ServerFrame_Result{Result: b}
+		ss.srv.metrics.result(b.Code)
 	case *pb.ServerMessageResult:
 		f.Body = &pb.ServerFrame_ServerResult{ServerResult: b}
+		ss.srv.metrics.result(b.Code)
 	}
 	ss.sendLocked(reqID, f)
 }
@@ -90,16 +92,17 @@ func (ss *session) handleLogin(reqID uint64, l *pb.LoginRequest) {
 		ss.log.Info("login refused", zap.Int32("code", code), zap.String("reason", reason))
 		ss.frameResult(reqID, &pb.LoginResponse{Code: code, Reason: reason})
 	}
-	if err := ids.Check("user ID", l.UserId); err != nil {
+	if err := checkID("user ID", l.UserId); err != nil {
 		refuse(loginInvalidUser, "%v", err)
 		return
 	}
 	if je := ss.srv.checkToken(l.Token, l.AppId, "", l.UserId); je != nil {
-		refuse(loginInvalidToken, "%s", je.reason)
+		ss.log.Info("login refused", zap.Int32("code", loginInvalidToken), zap.String("reason", je.logDetail()))
+		ss.frameResult(reqID, &pb.LoginResponse{Code: loginInvalidToken, Reason: je.reason})
 		return
 	}
 	if t, _ := token.Parse(l.Token); t != nil && t.RoomID != "" {
-		refuse(loginInvalidToken, "token: a room token (room %q), not a login token", t.RoomID)
+		refuse(loginInvalidToken, "token: a room token (room %s), not a login token", echo(t.RoomID))
 		return
 	}
 	ss.mu.Lock()
@@ -169,6 +172,10 @@ func (ss *session) endLogin(k loginKey) {
 func (ss *session) handlePeerStatus(reqID uint64, p *pb.PeerStatusRequest) {
 	app, user := ss.loginState()
 	status := int32(statusOffline)
+	echoed := p.UserId
+	if ids.Check("user ID", echoed) != nil {
+		echoed = "" // nobody has it: the answer does not echo what it cannot be
+	}
 	if peer := ss.srv.loggedIn(loginKey{app, p.UserId}); user != "" && peer != nil {
 		status = statusOnline
 		peer.mu.Lock()
@@ -177,11 +184,12 @@ func (ss *session) handlePeerStatus(reqID uint64, p *pb.PeerStatusRequest) {
 		}
 		peer.mu.Unlock()
 	}
-	ss.frameResult(reqID, &pb.PeerStatusResponse{UserId: p.UserId, Status: status})
+	ss.frameResult(reqID, &pb.PeerStatusResponse{UserId: echoed, Status: status})
 }
 
 // handleSend forwards an outside-room message to the receiver's session.
 func (ss *session) handleSend(m *pb.OutsideMessage) {
+	arrived := ss.srv.metrics.arrived(kindOutside, len(m.Payload))
 	app, user := ss.loginState()
 	result := func(code int32) { ss.frameResult(0, &pb.Result{MsgId: m.MsgId, Code: code}) }
 	switch {
@@ -208,9 +216,11 @@ func (ss *session) handleSend(m *pb.OutsideMessage) {
 	if m.Reliable {
 		to.unacked.Expect(user, m.MsgId) // Success comes with the receiver's ack
 		to.send(0, f)
+		ss.srv.metrics.handedOff(kindOutside, arrived)
 		return
 	}
 	to.send(0, f)
+	ss.srv.metrics.handedOff(kindOutside, arrived)
 	result(resultSuccess)
 }
 
@@ -228,12 +238,13 @@ func (ss *session) handleAck(a *pb.Ack) {
 
 func (ss *session) handleServerParams(reqID uint64, p *pb.ServerParamsRequest) {
 	_, user := ss.loginState()
-	switch {
-	case user == "":
+	if user == "" {
 		ss.frameResult(reqID, &pb.ServerParamsResponse{Code: resultNotLogin, Reason: "not logged in"})
 		return
-	case !ss.srv.allowedURL(p.Url):
-		ss.log.Info("server params refused: URL not allowed", zap.String("url", p.Url))
+	}
+	target, ok := ss.srv.allowedURL(p.Url)
+	if !ok {
+		ss.log.Info("server params refused: URL not allowed", quoted("url", p.Url))
 		ss.mu.Lock()
 		ss.params = nil // a refused URL leaves no params set
 		ss.mu.Unlock()
@@ -242,7 +253,7 @@ func (ss *session) handleServerParams(reqID uint64, p *pb.ServerParamsRequest) {
 		return
 	}
 	ss.mu.Lock()
-	ss.params = &serverParams{signature: p.Signature, url: p.Url}
+	ss.params = &serverParams{signature: p.Signature, url: target}
 	ss.mu.Unlock()
 	ss.frameResult(reqID, &pb.ServerParamsResponse{Code: serverParamsOK})
 }
@@ -250,6 +261,7 @@ func (ss *session) handleServerParams(reqID uint64, p *pb.ServerParamsRequest) {
 // handleServerMessage posts a message to the session's application server
 // in the background and reports the answer.
 func (ss *session) handleServerMessage(m *pb.ServerMessage) {
+	ss.srv.metrics.arrived(kindServer, len(m.Payload))
 	result := func(code int32, ack []byte) {
 		ss.frameResult(0, &pb.ServerMessageResult{MsgId: m.MsgId, Code: code, Ack: ack})
 	}
@@ -324,42 +336,96 @@ func (s *Server) post(p *serverParams, app, user string, m *pb.ServerMessage) (i
 }
 
 // allowedURL reports whether the configuration lets server messages go to
-// raw: an http or https URL with no user info whose scheme and host (with
-// port) equal those of one of Config.ServerMessageURLPrefixes and whose
-// path lies under that prefix's path. The URLs are compared parsed, not as
-// strings: "http://allowed@elsewhere/" and "http://allowed.elsewhere/"
-// start with the string "http://allowed" and go elsewhere.
-func (s *Server) allowedURL(raw string) bool {
-	u, err := url.Parse(raw)
-	if err != nil || u.User != nil || u.Opaque != "" || u.Host == "" ||
-		(u.Scheme != "http" && u.Scheme != "https") {
-		return false
+// raw, and returns the URL to post to, normalised: an http or https URL
+// with no user info whose scheme, host and port (a default port made
+// explicit) equal those of one of Config.ServerMessageURLPrefixes and
+// whose path lies under that prefix's path, segment by segment. The URLs
+// are compared parsed, not as strings: "http://allowed@elsewhere/" and
+// "http://allowed.elsewhere/" start with the string "http://allowed" and go
+// elsewhere. A path with a dot segment ("." or ".."), in any encoding, or
+// an encoded slash, backslash or percent sign is refused outright: a target
+// that normalises paths would otherwise be reached outside the prefix
+// ("/parley/../admin", "/parley/%2e%2e/admin", "/parley/..%2fadmin").
+func (s *Server) allowedURL(raw string) (string, bool) {
+	u, ok := parseTarget(raw)
+	if !ok {
+		return "", false
 	}
 	for _, p := range s.cfg.ServerMessageURLPrefixes {
-		pu, err := url.Parse(p)
-		if err != nil || pu.User != nil || pu.Host == "" {
+		pu, ok := parseTarget(p)
+		if !ok {
 			continue
 		}
-		if !strings.EqualFold(u.Scheme, pu.Scheme) || !strings.EqualFold(u.Host, pu.Host) {
-			continue
-		}
-		if underPath(u.EscapedPath(), pu.EscapedPath()) {
-			return true
+		if u.scheme == pu.scheme && u.host == pu.host && u.port == pu.port && underPath(u.segs, pu.segs) {
+			return u.url.String(), true
 		}
 	}
-	return false
+	return "", false
 }
 
-// underPath reports whether path is prefix or lies below it, segment-wise:
-// "/a/b" is under "/a" and "/a/", "/ab" is not under "/a".
-func underPath(path, prefix string) bool {
-	if prefix == "" || prefix == "/" {
-		return true
+// target is a server-message URL, parsed and checked by parseTarget.
+type target struct {
+	url          *url.URL
+	scheme, host string   // lower case
+	port         string   // explicit: "80" for http, "443" for https by default
+	segs         []string // the path's segments, decoded: "/a/b/" is "", "a", "b", ""
+}
+
+// parseTarget parses raw as an absolute http or https URL without user
+// info, dot segments or encoded separators (see allowedURL).
+func parseTarget(raw string) (target, bool) {
+	if strings.ContainsAny(raw, "\\") {
+		return target{}, false
 	}
-	if !strings.HasPrefix(path, prefix) {
+	u, err := url.Parse(raw)
+	if err != nil || u.User != nil || u.Opaque != "" || u.Host == "" || u.Hostname() == "" {
+		return target{}, false
+	}
+	t := target{url: u, scheme: strings.ToLower(u.Scheme), host: strings.ToLower(u.Hostname()), port: u.Port()}
+	switch {
+	case t.scheme == "http" && t.port == "":
+		t.port = "80"
+	case t.scheme == "https" && t.port == "":
+		t.port = "443"
+	case t.scheme != "http" && t.scheme != "https":
+		return target{}, false
+	}
+	u.Scheme, u.Host = t.scheme, strings.ToLower(u.Host)
+	p := u.EscapedPath()
+	if p == "" {
+		p = "/"
+	}
+	for _, seg := range strings.Split(p, "/") {
+		d, err := url.PathUnescape(seg)
+		if err != nil || strings.ContainsAny(d, "/\\%") {
+			return target{}, false // an encoded slash, backslash or percent sign
+		}
+		if name, _, _ := strings.Cut(d, ";"); name == "." || name == ".." {
+			return target{}, false // a dot segment, perhaps with parameters ("..;x")
+		}
+		t.segs = append(t.segs, d)
+	}
+	return t, true
+}
+
+// underPath reports whether path is prefix or lies below it, segment-wise
+// (both as parseTarget splits them): "/a/b" is under "/a" and "/a/", "/a"
+// is under "/a" but not "/a/", and "/ab" is not under "/a". The prefix "/"
+// holds every path.
+func underPath(path, prefix []string) bool {
+	dir := len(prefix) > 1 && prefix[len(prefix)-1] == ""
+	if dir {
+		prefix = prefix[:len(prefix)-1]
+	}
+	if len(path) < len(prefix) || (dir && len(path) == len(prefix)) {
 		return false
 	}
-	return len(path) == len(prefix) || strings.HasSuffix(prefix, "/") || path[len(prefix)] == '/'
+	for i, seg := range prefix {
+		if path[i] != seg {
+			return false
+		}
+	}
+	return true
 }
 
 // register makes ss the login of k and returns the session it replaces.

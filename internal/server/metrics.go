@@ -1,6 +1,9 @@
 package server
 
 import (
+	"strconv"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -17,6 +20,10 @@ type metrics struct {
 	resumes  *prometheus.CounterVec // resume requests by result
 
 	relayed       *prometheus.CounterVec // messages by kind and outcome
+	messagesIn    *prometheus.CounterVec // messages that arrived, by kind
+	bytesIn       *prometheus.CounterVec // their payload bytes, by kind
+	results       *prometheus.CounterVec // results sent to senders, by code
+	latency       *prometheus.HistogramVec
 	badPackets    prometheus.Counter
 	dropped       prometheus.Counter
 	slowConsumers prometheus.Counter
@@ -65,11 +72,73 @@ func newMetrics() *metrics {
 	m.slowConsumers = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "parley_slow_consumers_total", Help: "Members disconnected because their reliable backlog overflowed.",
 	})
+	m.messagesIn = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "parley_messages_received_total",
+		Help: "Messages that arrived at the server, by kind (user, broadcast, outside, server), before any check.",
+	}, []string{"kind"})
+	m.bytesIn = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "parley_message_bytes_received_total",
+		Help: "Payload bytes of the messages that arrived at the server, by kind.",
+	}, []string{"kind"})
+	m.results = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "parley_results_total",
+		Help: "Send results the server sent to senders, by result code (ByteRTC's values).",
+	}, []string{"code"})
+	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "parley_relay_latency_seconds",
+		Help:    "Time from a message's arrival at the server to its hand-off to the receiver's channel or signaling queue, by kind (user, broadcast, outside).",
+		Buckets: prometheus.ExponentialBuckets(25e-6, 2, 16), // 25 µs to 0.8 s
+	}, []string{"kind"})
 	for _, r := range []string{joinOK, joinInvalidToken, joinInvalidID, joinUserIDDiffers, joinFailed} {
 		m.joins.WithLabelValues(r)
 	}
+	for _, k := range []string{kindUser, kindBroadcast, kindOutside, kindServer} {
+		m.messagesIn.WithLabelValues(k)
+		m.bytesIn.WithLabelValues(k)
+		if k != kindServer {
+			m.latency.WithLabelValues(k)
+		}
+	}
 	m.reg.MustRegister(m.sessions, m.rooms, m.members, m.joins, m.closes,
 		m.relayed, m.badPackets, m.dropped, m.slowConsumers, m.resumes,
+		m.messagesIn, m.bytesIn, m.results, m.latency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// Message kinds, the "kind" label of the message metrics: user and
+// broadcast messages in rooms, user messages outside rooms, and messages
+// to the application server.
+const (
+	kindUser      = "user"
+	kindBroadcast = "broadcast"
+	kindOutside   = "outside"
+	kindServer    = "server"
+)
+
+// arrived counts a message of kind with a payload of n bytes, as it
+// arrives, and returns the time for handedOff.
+func (m *metrics) arrived(kind string, n int) time.Time {
+	m.messagesIn.WithLabelValues(kind).Inc()
+	m.bytesIn.WithLabelValues(kind).Add(float64(n))
+	return time.Now()
+}
+
+// handedOff observes the relay latency of a message of kind that arrived
+// at since and has just been handed to a receiver.
+func (m *metrics) handedOff(kind string, since time.Time) {
+	m.latency.WithLabelValues(kind).Observe(time.Since(since).Seconds())
+}
+
+// result counts a result sent to a sender.
+func (m *metrics) result(code int32) {
+	m.results.WithLabelValues(strconv.Itoa(int(code))).Inc()
+}
+
+// kindOf is the kind of a message in a room.
+func kindOf(msg wireMessage) string {
+	if msg.broadcast {
+		return kindBroadcast
+	}
+	return kindUser
 }

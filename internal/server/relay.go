@@ -63,6 +63,7 @@ func (m *member) onPacket(ch int, buf []byte, off, end int) {
 // The sender is stamped from the session, never taken from the packet.
 func (m *member) relay(ch int, buf []byte, msg wireMessage) {
 	srv := m.room.srv
+	arrived := srv.metrics.arrived(kindOf(msg), msg.payloadLen)
 	if msg.payloadLen > MaxPayload {
 		m.result(msg.id, resultExceedMaxLength)
 		return
@@ -76,7 +77,9 @@ func (m *member) relay(ch int, buf []byte, msg wireMessage) {
 		// One copy for every receiver: it is kept until each acknowledges.
 		b := bytes.Clone(stamp(buf, msg, m.from))
 		for _, o := range m.room.others(m) {
-			o.deliverReliable(m.userID, msg.id, false, b)
+			if o.deliverReliable(m.userID, msg.id, false, b) {
+				srv.metrics.handedOff(kindBroadcast, arrived)
+			}
 		}
 		srv.metrics.relayed.WithLabelValues("broadcast", "ok").Inc()
 		m.result(msg.id, resultRoomSuccess)
@@ -106,6 +109,7 @@ func (m *member) relay(ch int, buf []byte, msg wireMessage) {
 			m.result(msg.id, resultNoReceiver)
 			return
 		}
+		srv.metrics.handedOff(kindUser, arrived)
 		srv.metrics.relayed.WithLabelValues("user", "ok").Inc()
 		return
 	}
@@ -114,6 +118,7 @@ func (m *member) relay(ch int, buf []byte, msg wireMessage) {
 		m.result(msg.id, resultNoRelayPath)
 		return
 	}
+	srv.metrics.handedOff(kindUser, arrived)
 	srv.metrics.relayed.WithLabelValues("user", "ok").Inc()
 	m.result(msg.id, resultSuccess)
 }
@@ -131,6 +136,7 @@ func (m *member) relayAck(ack *pb.Ack) {
 
 // result tells m the fate of its send msgID.
 func (m *member) result(msgID int64, code int32) {
+	m.room.srv.metrics.result(code)
 	b := encode(&pb.Packet{Body: &pb.Packet_Result{Result: &pb.Result{MsgId: msgID, Code: code}}})
 	m.deliver(transport.ChannelReliable, b)
 }

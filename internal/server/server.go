@@ -37,6 +37,13 @@ type Server struct {
 	http *http.Server
 	url  string
 
+	metricsLn   net.Listener // Config.MetricsListen's; nil: /metrics is on ln
+	metricsHTTP *http.Server
+	timeouts    httpTimeouts // tests shorten them before Start
+
+	refusals chan struct{}  // one token per refusal being answered (refuseConn)
+	refusing sync.WaitGroup // the refusals being answered
+
 	mu       sync.Mutex
 	rooms    map[roomKey]*room
 	logins   map[loginKey]*session
@@ -73,6 +80,11 @@ func New(cfg Config) (*Server, error) {
 	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
 		return nil, fmt.Errorf("server: listen address %q: %w", cfg.Listen, err)
 	}
+	if cfg.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(cfg.MetricsListen); err != nil {
+			return nil, fmt.Errorf("server: metrics listen address %q: %w", cfg.MetricsListen, err)
+		}
+	}
 	if cfg.UDPPort < 0 || cfg.UDPPort > 65535 {
 		return nil, fmt.Errorf("server: UDP port %d out of range", cfg.UDPPort)
 	}
@@ -85,14 +97,19 @@ func New(cfg Config) (*Server, error) {
 		sessions: make(map[string]*session),
 		quotas:   make(map[quotaKey]*userQuota),
 		served:   make(chan struct{}),
+		timeouts: defaultHTTPTimeouts,
+		refusals: make(chan struct{}, maxRefusing),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.client = &http.Client{
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	s.upgrader = websocket.Upgrader{
-		ReadBufferSize:  16 << 10,
+		// A connection reads through the 4 KiB buffer net/http read its
+		// request with, and holds a write buffer only while it writes: an
+		// idle connection costs no buffer of its own.
 		WriteBufferSize: 16 << 10,
+		WriteBufferPool: new(sync.Pool),
 		// serveRTC applies the origin policy before upgrading.
 		CheckOrigin: func(*http.Request) bool { return true },
 	}
@@ -126,6 +143,13 @@ func (s *Server) Start() error {
 		ln.Close()
 		return fmt.Errorf("server: listen UDP: %w", err)
 	}
+	if s.cfg.MetricsListen != "" {
+		if s.metricsLn, err = net.Listen("tcp", s.cfg.MetricsListen); err != nil {
+			ln.Close()
+			udp.Close()
+			return fmt.Errorf("server: metrics listen: %w", err)
+		}
+	}
 	s.ln, s.udp = ln, udp
 	s.mux = webrtc.NewICEUDPMux(transport.NewLogger(s.log, "ice"), udp)
 	loopback := s.cfg.LoopbackOnly || (ip != nil && ip.IsLoopback())
@@ -137,19 +161,73 @@ func (s *Server) Start() error {
 	})
 	s.url = "ws://" + ln.Addr().String() + "/rtc"
 
+	metricsHandler := promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})
 	mux := http.NewServeMux()
 	mux.HandleFunc("/rtc", s.serveRTC)
 	mux.HandleFunc("/healthz", s.serveHealth)
-	mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
-	s.http = &http.Server{Handler: mux, ErrorLog: zap.NewStdLog(s.log.Named("http"))}
-	go func() {
-		defer close(s.served)
-		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("http serve", zap.Error(err))
-		}
-	}()
-	s.log.Info("serving", zap.String("url", s.url), zap.String("udp", udp.LocalAddr().String()))
+	if s.metricsLn == nil {
+		mux.Handle("/metrics", metricsHandler)
+	}
+	s.http = s.newHTTPServer(mux)
+	// Every connection counts against the connection caps from its
+	// accept, so one that never finishes its request holds a place, not
+	// an unbounded file descriptor, until the header timeout closes it.
+	s.http.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		return context.WithValue(ctx, admittedKey{}, c)
+	}
+	served := []func() error{func() error { return s.http.Serve(&admitListener{Listener: ln, s: s}) }}
+	if s.metricsLn != nil {
+		mmux := http.NewServeMux()
+		mmux.Handle("/metrics", metricsHandler)
+		s.metricsHTTP = s.newHTTPServer(mmux)
+		served = append(served, func() error { return s.metricsHTTP.Serve(s.metricsLn) })
+	}
+	var wg sync.WaitGroup
+	for _, serve := range served {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error("http serve", zap.Error(err))
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(s.served) }()
+	fields := []zap.Field{zap.String("url", s.url), zap.String("udp", udp.LocalAddr().String())}
+	if s.metricsLn != nil {
+		fields = append(fields, zap.String("metrics", "http://"+s.metricsLn.Addr().String()+"/metrics"))
+	}
+	s.log.Info("serving", fields...)
 	return nil
+}
+
+// httpTimeouts are the HTTP server's: a request's headers must arrive
+// within header, the whole request within read, the answer be written
+// within write, and a kept-alive connection is closed after idle without
+// a request. net/http clears the deadlines of a connection it hands over
+// (a WebSocket upgrade); from then on signal.Conn keeps its own.
+type httpTimeouts struct {
+	header, read, write, idle time.Duration
+}
+
+var defaultHTTPTimeouts = httpTimeouts{
+	header: 5 * time.Second,
+	read:   10 * time.Second,
+	write:  10 * time.Second,
+	idle:   60 * time.Second,
+}
+
+// newHTTPServer is an http.Server with the server's timeouts and logger.
+func (s *Server) newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: s.timeouts.header,
+		ReadTimeout:       s.timeouts.read,
+		WriteTimeout:      s.timeouts.write,
+		IdleTimeout:       s.timeouts.idle,
+		MaxHeaderBytes:    16 << 10, // a request of /rtc has no business with more
+		ErrorLog:          zap.NewStdLog(s.log.Named("http")),
+	}
 }
 
 // URL is the signaling URL, valid after Start.
@@ -157,6 +235,15 @@ func (s *Server) URL() string { return s.url }
 
 // Addr is the TCP listen address, valid after Start.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// MetricsAddr is the TCP address of /metrics, valid after Start: Addr,
+// unless Config.MetricsListen moved it.
+func (s *Server) MetricsAddr() net.Addr {
+	if s.metricsLn != nil {
+		return s.metricsLn.Addr()
+	}
+	return s.ln.Addr()
+}
 
 // UDPAddr is the ICE UDP address, valid after Start.
 func (s *Server) UDPAddr() net.Addr { return s.udp.LocalAddr() }
@@ -179,17 +266,12 @@ func (s *Server) serveRTC(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, closeOrigin, http.StatusForbidden)
 		return
 	}
-	ip := remoteIP(r.RemoteAddr)
-	if broken := s.admission.admit(ip, s.cfg.MaxConnsPerAddress, s.cfg.MaxUnauthenticated); broken != "" {
-		s.refuse(w, r, broken, http.StatusTooManyRequests)
-		return
-	}
+	ac, _ := r.Context().Value(admittedKey{}).(*admittedConn)
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
-		s.admission.release(ip, true)
 		return // the upgrader has answered
 	}
-	s.startLink(ws, r.RemoteAddr, ip)
+	s.startLink(ws, r.RemoteAddr, ac)
 }
 
 // Shutdown tells every session the server is going away, removes every
@@ -211,12 +293,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.DrainTimeout)
 	defer cancel()
 	var errs []error
-	if s.http != nil {
-		if err := s.http.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+	for _, h := range []*http.Server{s.http, s.metricsHTTP} {
+		if h != nil {
+			if err := h.Shutdown(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+			}
 		}
 	}
-	s.cancel() // posts to app servers in flight end now
+	s.cancel()        // posts to app servers in flight end now
 	for _, ss := range sessions {
 		ss.goAway("server shutting down")
 	}
@@ -248,6 +332,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.ln != nil {
 		<-s.served
 	}
+	s.refusing.Wait() // no more once Serve has returned; each ends within refuseTimeout
 	s.log.Info("stopped")
 	return errors.Join(errs...)
 }

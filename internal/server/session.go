@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/parleyhq/parley/internal/acks"
+	"github.com/parleyhq/parley/internal/ids"
 	"github.com/parleyhq/parley/internal/signal"
 	pb "github.com/parleyhq/parley/proto/parley/v1"
 	"github.com/parleyhq/parley/token"
@@ -193,6 +194,7 @@ func (ss *session) sendAck() {
 // markAuthedLocked records the session's first accepted join or login.
 func (ss *session) markAuthedLocked() {
 	ss.authed = true
+	ss.out.SetMax(maxReplay)
 	ss.stopAuthTimerLocked()
 	if ss.link != nil {
 		ss.link.markAuthed()
@@ -266,7 +268,7 @@ func (ss *session) dropUserLocked() {
 
 func (ss *session) refuse(reqID uint64, je *joinError) {
 	ss.srv.metrics.joins.WithLabelValues(je.result).Inc()
-	ss.log.Info("join refused", zap.Int32("code", je.code), zap.String("reason", je.reason))
+	ss.log.Info("join refused", zap.Int32("code", je.code), zap.String("reason", je.logDetail()))
 	ss.send(reqID, &pb.ServerFrame{Body: &pb.ServerFrame_Join{Join: &pb.JoinResponse{
 		Code: je.code, Reason: je.reason,
 	}}})
@@ -289,7 +291,7 @@ func (ss *session) handleJoin(reqID uint64, j *pb.JoinRequest) {
 	case ss.userID != "" && ss.userID != j.UserId:
 		ss.mu.Unlock()
 		ss.refuse(reqID, &joinError{codeUserIDDifferent, joinUserIDDiffers,
-			fmt.Sprintf("this connection is user %q, not %q", ss.userID, j.UserId)})
+			fmt.Sprintf("this connection is user %q, not %q", ss.userID, j.UserId), ""})
 		return
 	case j.Rejoin && ss.members[j.RoomId] != nil && ss.members[j.RoomId].userID == j.UserId:
 		m := ss.members[j.RoomId]
@@ -301,14 +303,14 @@ func (ss *session) handleJoin(reqID uint64, j *pb.JoinRequest) {
 		}
 		m.room.mu.Unlock()
 		if !in { // an earlier join still setting up: the client tries again
-			ss.refuse(reqID, &joinError{codeJoinRoom, joinFailed, "a join of this room is still in progress"})
+			ss.refuse(reqID, &joinError{codeJoinRoom, joinFailed, "a join of this room is still in progress", ""})
 			return
 		}
 		ss.rejoin(reqID, m, j.SdpOffer)
 		return
 	case ss.members[j.RoomId] != nil:
 		ss.mu.Unlock()
-		ss.refuse(reqID, &joinError{codeJoinRoom, joinFailed, "already in this room on this connection"})
+		ss.refuse(reqID, &joinError{codeJoinRoom, joinFailed, "already in this room on this connection", ""})
 		return
 	}
 	ss.claimUserLocked(j.AppId, j.UserId)
@@ -326,7 +328,7 @@ func (ss *session) handleJoin(reqID uint64, j *pb.JoinRequest) {
 	answer, err := m.start(ctx, j.SdpOffer)
 	if err != nil {
 		r.remove(m, reasonDropped, false)
-		ss.refuse(reqID, &joinError{codeJoinRoom, joinFailed, err.Error()})
+		ss.refuse(reqID, &joinError{codeJoinRoom, joinFailed, err.Error(), ""})
 		return
 	}
 	ss.srv.metrics.joins.WithLabelValues(joinOK).Inc()
@@ -341,7 +343,7 @@ func (ss *session) rejoin(reqID uint64, m *member, offer string) {
 	answer, err := m.restart(ctx, offer)
 	if err != nil {
 		m.room.remove(m, reasonDropped, true)
-		ss.refuse(reqID, &joinError{codeJoinRoom, joinFailed, err.Error()})
+		ss.refuse(reqID, &joinError{codeJoinRoom, joinFailed, err.Error(), ""})
 		return
 	}
 	ss.srv.metrics.joins.WithLabelValues(joinOK).Inc()
@@ -359,7 +361,11 @@ func (ss *session) handleLeave(reqID uint64, l *pb.LeaveRequest) {
 		}
 		m.room.remove(m, reason, true)
 	}
-	ss.send(reqID, &pb.ServerFrame{Body: &pb.ServerFrame_Leave{Leave: &pb.LeaveResponse{RoomId: l.RoomId}}})
+	echoed := l.RoomId
+	if ids.Check("room ID", echoed) != nil {
+		echoed = "" // no room has it: the answer does not echo what it cannot be
+	}
+	ss.send(reqID, &pb.ServerFrame{Body: &pb.ServerFrame_Leave{Leave: &pb.LeaveResponse{RoomId: echoed}}})
 }
 
 // handleUpdateToken replaces the token of the session's member of a room:
@@ -377,7 +383,7 @@ func (ss *session) handleUpdateToken(reqID uint64, u *pb.UpdateTokenRequest) {
 		return
 	}
 	if je := ss.srv.checkToken(u.Token, m.room.key.app, u.RoomId, m.userID); je != nil {
-		ss.log.Info("token update refused", zap.String("room", u.RoomId), zap.String("reason", je.reason))
+		ss.log.Info("token update refused", zap.String("room", u.RoomId), zap.String("reason", je.logDetail()))
 		answer(codeUpdateTokenInvalid, je.reason)
 		return
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -48,6 +49,9 @@ type Config struct {
 	ReadTimeout time.Duration
 	// QueueLen is how many outgoing frames may wait. Default: 1024.
 	QueueLen int
+	// ReadLimit is the largest frame read until SetReadLimit changes it.
+	// Default: MaxFrameSize.
+	ReadLimit int64
 }
 
 func (c Config) withDefaults() Config {
@@ -60,6 +64,9 @@ func (c Config) withDefaults() Config {
 	if c.QueueLen <= 0 {
 		c.QueueLen = 1024
 	}
+	if c.ReadLimit <= 0 {
+		c.ReadLimit = MaxFrameSize
+	}
 	return c
 }
 
@@ -70,10 +77,14 @@ type Conn struct {
 	onFrame func([]byte) error
 	onClose func(error)
 
-	out      chan []byte
+	qmu      sync.Mutex
+	queue    [][]byte      // guarded by qmu; frames to write, oldest first, at most cfg.QueueLen
+	wake     chan struct{} // signalled when a frame is queued
 	closing  chan struct{} // closed by Close: flush, send the close frame, end
 	readDone chan struct{} // closed when the read pump returns
 	done     chan struct{} // closed when both pumps returned
+
+	readLimit atomic.Int64 // the largest frame the next read accepts
 
 	closeOnce sync.Once
 	mu        sync.Mutex
@@ -93,15 +104,22 @@ func Start(ws *websocket.Conn, cfg Config, onFrame func([]byte) error, onClose f
 		cfg:      cfg,
 		onFrame:  onFrame,
 		onClose:  onClose,
-		out:      make(chan []byte, cfg.QueueLen),
+		wake:     make(chan struct{}, 1),
 		closing:  make(chan struct{}),
 		readDone: make(chan struct{}),
 		done:     make(chan struct{}),
 	}
+	c.readLimit.Store(cfg.ReadLimit)
 	go c.readPump()
 	go c.writePump()
 	return c
 }
+
+// SetReadLimit sets the largest frame the connection reads, from the next
+// frame on; a larger one closes the connection with
+// websocket.CloseMessageTooBig. A server keeps it small until the client
+// has authenticated.
+func (c *Conn) SetReadLimit(n int64) { c.readLimit.Store(n) }
 
 // Send queues a frame without waiting: ErrQueueFull when the queue is full,
 // ErrClosed once the connection is closing.
@@ -113,12 +131,35 @@ func (c *Conn) Send(frame []byte) error {
 		return ErrClosed
 	default:
 	}
-	select {
-	case c.out <- frame:
-		return nil
-	default:
+	c.qmu.Lock()
+	if len(c.queue) >= c.cfg.QueueLen {
+		c.qmu.Unlock()
 		return ErrQueueFull
 	}
+	c.queue = append(c.queue, frame)
+	c.qmu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default: // the write pump has been woken already
+	}
+	return nil
+}
+
+// next takes the oldest queued frame, or nil. The queue holds memory only
+// while it holds frames: an idle connection costs none.
+func (c *Conn) next() []byte {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if len(c.queue) == 0 {
+		return nil
+	}
+	f := c.queue[0]
+	c.queue[0] = nil
+	c.queue = c.queue[1:]
+	if len(c.queue) == 0 {
+		c.queue = nil
+	}
+	return f
 }
 
 // Close flushes the queued frames, sends a close frame with code and
@@ -163,7 +204,6 @@ func (c *Conn) setErr(err error) {
 
 func (c *Conn) readPump() {
 	defer close(c.readDone)
-	c.ws.SetReadLimit(MaxFrameSize)
 	extend := func() { _ = c.ws.SetReadDeadline(time.Now().Add(c.cfg.ReadTimeout)) }
 	extend()
 	c.ws.SetPongHandler(func(string) error { extend(); return nil })
@@ -176,10 +216,12 @@ func (c *Conn) readPump() {
 		return err
 	})
 	for {
+		limit := c.readLimit.Load()
+		c.ws.SetReadLimit(limit)
 		typ, data, err := c.ws.ReadMessage()
 		if err != nil {
 			if errors.Is(err, websocket.ErrReadLimit) {
-				err = &CloseError{Code: websocket.CloseMessageTooBig, Reason: fmt.Sprintf("frame over %d bytes", MaxFrameSize)}
+				err = &CloseError{Code: websocket.CloseMessageTooBig, Reason: fmt.Sprintf("frame over %d bytes", limit)}
 			}
 			c.setErr(err)
 			return
@@ -231,9 +273,11 @@ func (c *Conn) writePump() {
 	}()
 	for {
 		select {
-		case frame := <-c.out:
-			if !c.write(frame) {
-				return
+		case <-c.wake:
+			for frame := c.next(); frame != nil; frame = c.next() {
+				if !c.write(frame) {
+					return
+				}
 			}
 		case <-ping.C:
 			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)); err != nil {
@@ -268,16 +312,10 @@ func (c *Conn) write(frame []byte) bool {
 // flushAndClose writes what is queued, then the close frame, then waits a
 // moment for the peer to answer it.
 func (c *Conn) flushAndClose() {
-	for {
-		select {
-		case frame := <-c.out:
-			if !c.write(frame) {
-				return
-			}
-			continue
-		default:
+	for frame := c.next(); frame != nil; frame = c.next() {
+		if !c.write(frame) {
+			return
 		}
-		break
 	}
 	c.mu.Lock()
 	ce := c.closeErr

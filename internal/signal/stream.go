@@ -38,6 +38,14 @@ type frame struct {
 // NewStream returns a Stream whose replay buffer holds at most maxBytes.
 func NewStream(maxBytes int) *Stream { return &Stream{max: maxBytes} }
 
+// SetMax changes the most bytes the replay buffer holds, for the next
+// Send on: a server keeps it small until the peer has authenticated.
+func (s *Stream) SetMax(maxBytes int) {
+	s.mu.Lock()
+	s.max = maxBytes
+	s.mu.Unlock()
+}
+
 // Send numbers a frame, keeps it for replay and writes it to the current
 // connection, if any, in one step: frames reach the connection in the
 // order of their numbers. encode builds the frame from its seq and the
