@@ -139,22 +139,28 @@ func (m *member) result(msgID int64, code int32) {
 // result). It reports false when b was not written: m is not active, or
 // its channel holds over Config.MemberQueue bytes and b is dropped (the
 // mode allows it; the sender of a message learns NoRelayPath).
+//
+// m's channels are read under room.mu, which a reopen (reopened) holds to
+// replace them; the reliable channel's under wmu too, which orders the
+// write after the replay of a reopen.
 func (m *member) deliver(ch int, b []byte) bool {
 	m.room.mu.Lock()
 	active := m.state == stateActive
+	dc, w := m.dcs[ch], m.chans[ch]
 	m.room.mu.Unlock()
 	if !active {
 		return false
 	}
-	if m.dcs[ch].BufferedAmount() > uint64(m.room.srv.cfg.MemberQueue) {
+	if dc.BufferedAmount() > uint64(m.room.srv.cfg.MemberQueue) {
 		m.room.srv.metrics.dropped.Inc()
 		return false
 	}
 	if ch == transport.ChannelReliable {
 		m.wmu.Lock() // after any replay in progress
 		defer m.wmu.Unlock()
+		w = m.chans[ch] // a reopen may have replaced it meanwhile
 	}
-	if _, err := m.chans[ch].Write(b); err != nil {
+	if _, err := w.Write(b); err != nil {
 		m.log.Debug("write to member", zap.Int("channel", ch), zap.Error(err))
 		return false
 	}

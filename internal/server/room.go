@@ -53,9 +53,13 @@ type member struct {
 	log       *zap.Logger
 
 	pc        *webrtc.PeerConnection
-	dcs       [transport.NumChannels]*webrtc.DataChannel
-	chans     transport.Channels
 	joinTimer *time.Timer // guarded by room.mu
+
+	// The open channels: set before the member is active, and replaced by
+	// a reopen under both room.mu and wmu; guarded by room.mu, or by wmu
+	// for the reliable channel once the member is active.
+	dcs   [transport.NumChannels]*webrtc.DataChannel
+	chans transport.Channels
 
 	state memberState // guarded by room.mu
 	seq   uint64      // activation order; guarded by room.mu
