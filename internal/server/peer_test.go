@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/pion/datachannel"
 	"github.com/pion/webrtc/v4"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
@@ -70,8 +71,12 @@ func newPeer(t *testing.T, s *Server) *peer {
 	return p
 }
 
+// send sends f, with a request ID of its own if it has none.
 func (p *peer) send(f *pb.ClientFrame) {
 	p.t.Helper()
+	if f.RequestId == 0 {
+		f.RequestId = p.reqID.Add(1)
+	}
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
 	b, err := proto.Marshal(f)
@@ -146,6 +151,51 @@ func (p *peer) join(room, user string, rejoin bool) (*webrtc.PeerConnection, tra
 		return rj != nil && rj.RoomId == room && !rj.More
 	})
 	return pc, chans
+}
+
+// packets reads rw, a data channel of pc, into a channel of packets, until
+// pc closes (at the latest in t.Cleanup).
+func packets(t *testing.T, pc *webrtc.PeerConnection, rw datachannel.ReadWriteCloser) <-chan *pb.Packet {
+	t.Helper()
+	out := make(chan *pb.Packet, 1<<14)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = transport.ReadLoop(rw, func(b []byte) {
+			var p pb.Packet
+			if proto.Unmarshal(b, &p) != nil {
+				t.Error("a packet that does not decode")
+				return
+			}
+			select {
+			case out <- &p:
+			default:
+				t.Error("packet buffer full")
+			}
+		})
+	}()
+	t.Cleanup(func() {
+		_ = pc.Close()
+		<-done
+	})
+	return out
+}
+
+// nextPacket returns the next packet from in for which match is true.
+func nextPacket(t *testing.T, in <-chan *pb.Packet, match func(*pb.Packet) bool) *pb.Packet {
+	t.Helper()
+	deadline := time.After(waitTimeout)
+	for {
+		select {
+		case p := <-in:
+			if match(p) {
+				return p
+			}
+		case <-deadline:
+			t.Fatal("no matching packet in time")
+			return nil
+		}
+	}
 }
 
 // packet encodes a data channel packet.

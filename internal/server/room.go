@@ -68,6 +68,7 @@ type member struct {
 
 	wmu    sync.Mutex  // orders writes to m's reliable channel with a replay of retain
 	retain retention   // reliable messages forwarded to m, not yet acknowledged
+	out    *outbox     // m's reliable user messages awaiting their receivers' acks
 	grace  func() bool // stops the timer that drops a suspended member
 
 	from []byte // the encoded From field the relay stamps on m's messages
@@ -83,14 +84,17 @@ type member struct {
 }
 
 func newMember(r *room, ss *session, userID, extraInfo string) *member {
-	return &member{
+	m := &member{
 		room:      r,
 		sess:      ss,
 		userID:    userID,
 		extraInfo: extraInfo,
 		log:       ss.log.With(zap.String("room", r.id), zap.String("user", userID)),
 		from:      fromField(userID),
+		retain:    retention{user: userID},
 	}
+	m.out = m.newOutbox()
+	return m
 }
 
 // start builds the member's PeerConnection from the client's offer and
