@@ -62,7 +62,7 @@ func TestAckSettlesOnlyItsReceiversMessages(t *testing.T) {
 	require.Equal(t, int64(1), f.GetResult().MsgId)
 	require.Equal(t, int32(resultNoReceiver), f.GetResult().Code)
 	f = a.outcome()
-	require.True(t, proto_equal(f.GetAck(), &pb.Ack{Peer: "b", UpTo: 2}), "then the ack of message 2, got %v", f)
+	require.True(t, ackIs(f.GetAck(), &pb.Ack{Peer: "b", UpTo: 2}), "then the ack of message 2, got %v", f)
 }
 
 // TestAckGoesToTheSendingLogin: results and acks of reliable outside-room
@@ -89,10 +89,10 @@ func TestAckGoesToTheSendingLogin(t *testing.T) {
 	c.outsideAck("a", 1)
 
 	f := a2.outcome()
-	require.True(t, proto_equal(f.GetAck(), &pb.Ack{Peer: "c", UpTo: 1}), "a2's first outcome %v: c's ack of its message 1", f)
+	require.True(t, ackIs(f.GetAck(), &pb.Ack{Peer: "c", UpTo: 1}), "a2's first outcome %v: c's ack of its message 1", f)
 }
 
-func proto_equal(a, b *pb.Ack) bool { return a != nil && a.Peer == b.Peer && a.UpTo == b.UpTo }
+func ackIs(a, b *pb.Ack) bool { return a != nil && a.Peer == b.Peer && a.UpTo == b.UpTo }
 
 // TestRoomAckSettlesOnlyItsReceiversMessages: in a room, a reliable message
 // delivered to a member that is replaced (the same user joins again
@@ -141,7 +141,7 @@ func TestRoomAckSettlesOnlyItsReceiversMessages(t *testing.T) {
 	require.Equal(t, int64(1), p.GetResult().MsgId)
 	require.Equal(t, int32(resultNoReceiver), p.GetResult().Code)
 	p = nextPacket(t, aIn, outcome)
-	require.True(t, proto_equal(p.GetAck(), &pb.Ack{Peer: "b", UpTo: 2}), "then the ack of message 2, got %v", p)
+	require.True(t, ackIs(p.GetAck(), &pb.Ack{Peer: "b", UpTo: 2}), "then the ack of message 2, got %v", p)
 
 	old.sess.mu.Unlock()
 	held = false
@@ -206,7 +206,7 @@ func TestOutsideBacklogBounded(t *testing.T) {
 	require.Equal(t, maxUnackedOutside, out, "the sender's book")
 
 	b.outsideAck("a", 10)
-	require.True(t, proto_equal(a.outcome().GetAck(), &pb.Ack{Peer: "b", UpTo: 10}))
+	require.True(t, ackIs(a.outcome().GetAck(), &pb.Ack{Peer: "b", UpTo: 10}))
 	next := id + 1
 	a.outsideSend("b", next)
 	b.received("a", next)
