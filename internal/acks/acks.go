@@ -1,8 +1,7 @@
 // Package acks keeps the SDK's books of cumulative acknowledgements: which
 // reliable messages await an ack, per peer and in sending order, and which
-// acks a receiver still owes. (The relay, which also keeps the messages'
-// bytes, has its own retention and uses Book only for outside-room
-// messages.)
+// acks a receiver still owes. (The relay keeps its own books, per member
+// and per login: internal/server's retention and outbox.)
 package acks
 
 import (

@@ -39,6 +39,19 @@ const (
 	serverParamsOK           = 200
 )
 
+// maxUnackedOutside bounds the reliable outside-room messages awaiting
+// one login's ack: a receiver that never acknowledges cannot grow the
+// server's books past it. At the bound a reliable send to that receiver
+// fails at once with NoRelayPath and is not delivered; the receiver stays
+// logged in, and sends go through again as soon as it acknowledges. (In a
+// room the reliable backlog is bounded too, by Config.MemberQueue bytes,
+// but a receiver past it is removed as a slow consumer: its backlog holds
+// the messages' bytes, for a new PeerConnection. Here the frames are the
+// session's, bounded by its replay buffer, and only the book would grow.)
+// A receiver that keeps up acknowledges within milliseconds; 4096 covers
+// a burst of a second at several thousand messages a second.
+const maxUnackedOutside = 4096
+
 // maxPostsInFlight bounds one session's concurrent posts to its
 // application server; past it a server message fails at once with
 // E2BSSendFailed rather than queueing without bound.
@@ -121,6 +134,8 @@ func (ss *session) handleLogin(reqID uint64, l *pb.LoginRequest) {
 	}
 	ss.claimUserLocked(l.AppId, l.UserId)
 	ss.login, ss.app = l.UserId, l.AppId
+	ss.inbox.Store(&retention{user: l.UserId}) // before register makes the login visible
+	ss.outbox.Store(ss.newOutbox())
 	ss.markAuthedLocked()
 	ss.mu.Unlock()
 	// The login becomes visible and its answer is queued in one step of
@@ -149,23 +164,37 @@ func (ss *session) handleLogout(reqID uint64) {
 }
 
 // endLogin clears the session's login; the senders of outside-room
-// messages it never acknowledged get NoReceiver.
+// messages it never acknowledged get NoReceiver, and acks of its own
+// messages no longer reach it.
 func (ss *session) endLogin(k loginKey) {
+	var in *retention
+	var out *outbox
 	ss.mu.Lock()
 	if ss.login == k.user {
 		ss.login = ""
 		ss.params = nil
+		in, out = ss.inbox.Swap(nil), ss.outbox.Swap(nil)
 		if len(ss.members) == 0 {
 			ss.dropUserLocked()
 		}
 	}
 	ss.mu.Unlock()
-	for sender, ids := range ss.unacked.Drain() {
-		if s := ss.srv.loggedIn(loginKey{k.app, sender}); s != nil {
-			for _, id := range ids {
-				s.frameResult(0, &pb.Result{MsgId: id, Code: resultNoReceiver})
-			}
-		}
+	if out != nil {
+		out.close()
+	}
+	if in != nil {
+		in.failAll(in.drain())
+	}
+}
+
+// newOutbox is the outbox of a login's reliable outside-room messages:
+// results and acks go to the session.
+func (ss *session) newOutbox() *outbox {
+	return &outbox{
+		result: func(id int64, code int32) { ss.frameResult(0, &pb.Result{MsgId: id, Code: code}) },
+		ack: func(peer string, upTo int64) {
+			ss.send(0, &pb.ServerFrame{Body: &pb.ServerFrame_Ack{Ack: &pb.Ack{Peer: peer, UpTo: upTo}}})
+		},
 	}
 }
 
@@ -214,7 +243,30 @@ func (ss *session) handleSend(m *pb.OutsideMessage) {
 	m.From = user
 	f := &pb.ServerFrame{Body: &pb.ServerFrame_Message{Message: m}}
 	if m.Reliable {
-		to.unacked.Expect(user, m.MsgId) // Success comes with the receiver's ack
+		// Success comes with the receiver's ack. The message is in the
+		// sender's outbox before the receiver can see it (and ack it), and
+		// in the receiver login's inbox, unless that login has ended
+		// (NoReceiver) or holds maxUnackedOutside messages already.
+		out, in := ss.outbox.Load(), to.inbox.Load()
+		switch {
+		case out == nil: // logged out meanwhile
+			result(resultNotLogin)
+			return
+		case in == nil:
+			result(resultNoReceiver)
+			return
+		case !out.add(m.To, m.MsgId, in):
+			result(resultNotLogin)
+			return
+		}
+		switch _, ok, full := in.add(retained{sender: user, from: out, id: m.MsgId, cost: 1}, maxUnackedOutside); {
+		case full:
+			out.fail(m.To, m.MsgId, in, resultNoRelayPath)
+			return
+		case !ok:
+			out.fail(m.To, m.MsgId, in, resultNoReceiver)
+			return
+		}
 		to.send(0, f)
 		ss.srv.metrics.handedOff(kindOutside, arrived)
 		return
@@ -224,15 +276,13 @@ func (ss *session) handleSend(m *pb.OutsideMessage) {
 	result(resultSuccess)
 }
 
-// handleAck forwards a receiver's cumulative ack to the original sender.
+// handleAck settles what the session's login acknowledged and passes the
+// ack on to the senders of those messages: to the logins that sent them,
+// not whoever has their user ID now, and only for what was delivered to
+// this login (see outbox).
 func (ss *session) handleAck(a *pb.Ack) {
-	app, user := ss.loginState()
-	if user == "" {
-		return
-	}
-	ss.unacked.Settle(a.Peer, a.UpTo)
-	if s := ss.srv.loggedIn(loginKey{app, a.Peer}); s != nil {
-		s.send(0, &pb.ServerFrame{Body: &pb.ServerFrame_Ack{Ack: &pb.Ack{Peer: user, UpTo: a.UpTo}}})
+	if in := ss.inbox.Load(); in != nil {
+		in.ack(a.Peer, a.UpTo)
 	}
 }
 

@@ -77,7 +77,7 @@ func (m *member) relay(ch int, buf []byte, msg wireMessage) {
 		// One copy for every receiver: it is kept until each acknowledges.
 		b := bytes.Clone(stamp(buf, msg, m.from))
 		for _, o := range m.room.others(m) {
-			if o.deliverReliable(m.userID, msg.id, false, b) {
+			if o.deliverReliable(retained{sender: m.userID, id: msg.id, b: b}) {
 				srv.metrics.handedOff(kindBroadcast, arrived)
 			}
 		}
@@ -103,10 +103,14 @@ func (m *member) relay(ch int, buf []byte, msg wireMessage) {
 	b := stamp(buf, msg, m.from)
 	if ch == transport.ChannelReliable {
 		// Success comes from the receiver's ack; until then the message is
-		// kept, to deliver again on the receiver's next PeerConnection.
-		if !to.deliverReliable(m.userID, msg.id, true, bytes.Clone(b)) {
+		// kept, to deliver again on the receiver's next PeerConnection. It
+		// is in m's outbox before the receiver can see it (and ack it).
+		if !m.out.add(to.userID, msg.id, &to.retain) {
+			return // m is gone
+		}
+		if !to.deliverReliable(retained{sender: m.userID, from: m.out, id: msg.id, b: bytes.Clone(b)}) {
 			srv.metrics.relayed.WithLabelValues("user", "no_receiver").Inc()
-			m.result(msg.id, resultNoReceiver)
+			m.out.fail(to.userID, msg.id, &to.retain, resultNoReceiver)
 			return
 		}
 		srv.metrics.handedOff(kindUser, arrived)
@@ -123,15 +127,23 @@ func (m *member) relay(ch int, buf []byte, msg wireMessage) {
 	m.result(msg.id, resultSuccess)
 }
 
-// relayAck forwards a receiver's cumulative ack to the original sender.
+// relayAck settles what m acknowledged and passes the ack on to the
+// senders of those messages: to the members that sent them, not whoever
+// has their user ID now, and only for what was delivered to m (see
+// outbox).
 func (m *member) relayAck(ack *pb.Ack) {
-	m.retain.settle(ack.Peer, ack.UpTo)
-	sender := m.room.member(ack.Peer)
-	if sender == nil {
-		return
+	m.retain.ack(ack.Peer, ack.UpTo)
+}
+
+// newOutbox is the outbox of m's reliable user messages: results and acks
+// go to m on its reliable channel.
+func (m *member) newOutbox() *outbox {
+	return &outbox{
+		result: m.result,
+		ack: func(peer string, upTo int64) {
+			m.deliver(transport.ChannelReliable, encode(&pb.Packet{Body: &pb.Packet_Ack{Ack: &pb.Ack{Peer: peer, UpTo: upTo}}}))
+		},
 	}
-	b := encode(&pb.Packet{Body: &pb.Packet_Ack{Ack: &pb.Ack{Peer: m.userID, UpTo: ack.UpTo}}})
-	sender.deliver(transport.ChannelReliable, b)
 }
 
 // result tells m the fate of its send msgID.
@@ -145,22 +157,28 @@ func (m *member) result(msgID int64, code int32) {
 // result). It reports false when b was not written: m is not active, or
 // its channel holds over Config.MemberQueue bytes and b is dropped (the
 // mode allows it; the sender of a message learns NoRelayPath).
+//
+// m's channels are read under room.mu, which a reopen (reopened) holds to
+// replace them; the reliable channel's under wmu too, which orders the
+// write after the replay of a reopen.
 func (m *member) deliver(ch int, b []byte) bool {
 	m.room.mu.Lock()
 	active := m.state == stateActive
+	dc, w := m.dcs[ch], m.chans[ch]
 	m.room.mu.Unlock()
 	if !active {
 		return false
 	}
-	if m.dcs[ch].BufferedAmount() > uint64(m.room.srv.cfg.MemberQueue) {
+	if dc.BufferedAmount() > uint64(m.room.srv.cfg.MemberQueue) {
 		m.room.srv.metrics.dropped.Inc()
 		return false
 	}
 	if ch == transport.ChannelReliable {
 		m.wmu.Lock() // after any replay in progress
 		defer m.wmu.Unlock()
+		w = m.chans[ch] // a reopen may have replaced it meanwhile
 	}
-	if _, err := m.chans[ch].Write(b); err != nil {
+	if _, err := w.Write(b); err != nil {
 		m.log.Debug("write to member", zap.Int("channel", ch), zap.Error(err))
 		return false
 	}
@@ -200,38 +218,39 @@ func (m *member) slowConsumer() {
 }
 
 // failUnacked tells the senders of the reliable user messages m never
-// acknowledged that they found no receiver. It runs once m is gone.
+// acknowledged that they found no receiver, and forgets m's own. It runs
+// once m is gone; nothing is kept for m after it.
 func (m *member) failUnacked() {
-	for _, e := range m.retain.drain() {
-		if !e.user {
-			continue
-		}
-		if s := m.room.member(e.sender); s != nil {
-			s.result(e.id, resultNoReceiver)
-		}
-	}
+	m.out.close()
+	m.retain.failAll(m.retain.drain())
 }
 
-// deliverReliable keeps b (from sender, message id) until m acknowledges
-// it and writes it to m's reliable channel, unless m is suspended: then it
+// deliverReliable keeps e (its cost is its size) until m acknowledges it
+// and writes it to m's reliable channel, unless m is suspended: then it
 // waits for m's next PeerConnection. It reports false when m is gone, or
 // when m's backlog passes MemberQueue: m is then dropped as a slow
 // consumer (see slowConsumer).
-func (m *member) deliverReliable(sender string, id int64, user bool, b []byte) bool {
+func (m *member) deliverReliable(e retained) bool {
 	m.room.mu.Lock()
 	state := m.state
 	m.room.mu.Unlock()
 	if state == stateGone || state == statePending {
 		return false
 	}
+	e.cost = len(e.b)
 	m.wmu.Lock()
-	if m.retain.add(retained{sender: sender, id: id, user: user, b: b}) > m.room.srv.cfg.MemberQueue {
+	size, ok, _ := m.retain.add(e, 0)
+	if !ok { // finished meanwhile
+		m.wmu.Unlock()
+		return false
+	}
+	if size > m.room.srv.cfg.MemberQueue {
 		m.wmu.Unlock() // slowConsumer takes room.mu, which is taken before wmu
 		m.slowConsumer()
 		return true // kept: its sender learns NoReceiver when m is removed
 	}
 	if state == stateActive {
-		if _, err := m.chans[transport.ChannelReliable].Write(b); err != nil {
+		if _, err := m.chans[transport.ChannelReliable].Write(e.b); err != nil {
 			m.log.Debug("write to member", zap.Error(err))
 		}
 	}

@@ -2,49 +2,97 @@ package server
 
 import "sync"
 
-// retained is a reliable message forwarded to a member that has not
-// acknowledged it yet, kept (with its bytes) to deliver again if the
-// member's PeerConnection is replaced.
+// The relay's books of reliable messages awaiting an ack. Each receiver
+// has a retention (a member in a room; a login outside rooms), and each
+// sender of user messages an outbox: a message is in both from its
+// delivery until its receiver acknowledges it, or is gone and it fails.
+// The receiver identity is its retention, the sender's its outbox: a
+// second member or login of the same user ID has others, so an ack from
+// one settles only what was delivered to it.
+
+// retained is a reliable message delivered to a receiver that has not
+// acknowledged it yet.
 type retained struct {
-	sender string
+	sender string  // the sender's user ID, which the receiver's ack names
+	from   *outbox // the sender's outbox, for a user message; nil for a broadcast (nobody waits)
 	id     int64
-	user   bool // a user message (its sender waits for the ack), not a broadcast
-	b      []byte
+	b      []byte // a member's: the packet, to deliver again on its next PeerConnection
+	cost   int    // what it counts in the backlog
 }
 
-// retention is a member's retained messages, in the order they were
-// forwarded. Its size is the member's reliable backlog: what the relay
-// holds for it, whether written to its channel or waiting for a new one.
+// retention is a receiver's retained messages, in the order they were
+// delivered. Its size is the receiver's backlog: for a member, the bytes
+// the relay holds for it, whether written to its channel or waiting for a
+// new one; for a login, the number of messages.
 type retention struct {
-	mu    sync.Mutex
-	q     []retained
-	bytes int
+	user string // the receiver's user ID
+
+	mu     sync.Mutex
+	q      []retained // guarded by mu
+	size   int        // the backlog; guarded by mu
+	closed bool       // the receiver is gone: nothing more is kept; guarded by mu
 }
 
-// add keeps e and returns the backlog's size.
-func (r *retention) add(e retained) int {
+// add keeps e, unless the retention is closed or, with limit above 0,
+// already holds limit or more: then ok is false and full tells which. It
+// returns the backlog with e.
+func (r *retention) add(e retained, limit int) (size int, ok, full bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	switch {
+	case r.closed:
+		return r.size, false, false
+	case limit > 0 && r.size >= limit:
+		return r.size, false, true
+	}
 	r.q = append(r.q, e)
-	r.bytes += len(e.b)
-	return r.bytes
+	r.size += e.cost
+	return r.size, true, false
 }
 
-// settle forgets sender's messages up to upTo: the member acknowledged
-// them (cumulatively).
-func (r *retention) settle(sender string, upTo int64) {
+// settle forgets sender's messages up to upTo, which the receiver has
+// acknowledged (cumulatively), and returns the user messages among them.
+func (r *retention) settle(sender string, upTo int64) []retained {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	var done []retained
 	kept := r.q[:0]
 	for _, e := range r.q {
 		if e.sender == sender && e.id <= upTo {
-			r.bytes -= len(e.b)
+			r.size -= e.cost
+			if e.from != nil {
+				done = append(done, e)
+			}
 			continue
 		}
 		kept = append(kept, e)
 	}
 	clear(r.q[len(kept):])
 	r.q = kept
+	return done
+}
+
+// ack handles the receiver's ack of sender's messages up to upTo: each
+// sender's outbox passes it on for what was delivered here (see
+// outbox.acked).
+func (r *retention) ack(sender string, upTo int64) {
+	done := r.settle(sender, upTo)
+	if len(done) == 0 {
+		return
+	}
+	// Usually one outbox; two while a sender's member or login is being
+	// replaced.
+	var outs []*outbox
+	top := make(map[*outbox]int64)
+	for _, e := range done {
+		if _, ok := top[e.from]; !ok {
+			outs = append(outs, e.from)
+		}
+		top[e.from] = max(top[e.from], e.id)
+	}
+	for _, o := range outs {
+		o.acked(r.user, r, top[o])
+	}
 }
 
 // each calls f for every retained message, oldest first.
@@ -56,11 +104,127 @@ func (r *retention) each(f func(retained)) {
 	}
 }
 
-// drain empties the retention and returns what it held.
+// drain closes the retention, its receiver gone, and returns what it held.
 func (r *retention) drain() []retained {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	q := r.q
-	r.q, r.bytes = nil, 0
+	r.q, r.size, r.closed = nil, 0, true
 	return q
+}
+
+// failAll tells the senders of the user messages in q, which their
+// receiver never acknowledged and never will, that they found no
+// receiver.
+func (r *retention) failAll(q []retained) {
+	for _, e := range q {
+		if e.from != nil {
+			e.from.fail(r.user, e.id, r, resultNoReceiver)
+		}
+	}
+}
+
+// outbox is a sender's reliable user messages that await their receiver's
+// ack: by receiver user ID, in the order sent, each with the receiver it
+// was delivered to. It mirrors the sender's own ack book, which settles
+// by user ID: an ack "up to N" from user B settles every message to B up
+// to N. So before an ack from one receiver of user ID B goes to the
+// sender, the messages up to N delivered to another receiver of B (a
+// member or login replaced meanwhile, whose failures may not have gone
+// out yet) fail: they are not that ack's to settle.
+//
+// mu is held while the sender is told, so the results and acks reach it
+// in the order they were decided.
+type outbox struct {
+	result func(id int64, code int32)    // tells the sender the result of its message id
+	ack    func(peer string, upTo int64) // passes an ack from peer on to the sender
+
+	mu     sync.Mutex
+	q      map[string][]outgoing // by receiver user ID; guarded by mu
+	closed bool                  // the sender is gone; guarded by mu
+}
+
+// outgoing is a message in an outbox: its ID and the receiver it went to.
+type outgoing struct {
+	id int64
+	to *retention
+}
+
+// add notes message id, delivered to receiver to of user ID user. It
+// reports false if the sender is gone.
+func (o *outbox) add(user string, id int64, to *retention) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return false
+	}
+	if o.q == nil {
+		o.q = make(map[string][]outgoing)
+	}
+	o.q[user] = append(o.q[user], outgoing{id, to})
+	return true
+}
+
+// acked handles receiver to's ack, up to upTo, of the messages it got from
+// this sender: the messages to user up to upTo that went to another
+// receiver fail (NoReceiver), then the ack goes to the sender, if to got
+// any of them.
+func (o *outbox) acked(user string, to *retention, upTo int64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	q := o.q[user]
+	i, mine := 0, false
+	var others []int64
+	for ; i < len(q) && q[i].id <= upTo; i++ {
+		if q[i].to == to {
+			mine = true
+		} else {
+			others = append(others, q[i].id)
+		}
+	}
+	if i == 0 {
+		return
+	}
+	if i == len(q) {
+		delete(o.q, user)
+	} else {
+		o.q[user] = q[i:]
+	}
+	for _, id := range others {
+		o.result(id, resultNoReceiver)
+	}
+	if mine {
+		o.ack(user, upTo)
+	}
+}
+
+// fail takes message id to user, delivered to receiver to, out of the
+// outbox and tells the sender code, if it is still there.
+func (o *outbox) fail(user string, id int64, to *retention, code int32) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	q := o.q[user]
+	for i, e := range q {
+		if e.id == id && e.to == to {
+			if i == 0 {
+				q = q[1:] // the usual case, in a receiver's drain: no copy
+			} else {
+				q = append(q[:i], q[i+1:]...)
+			}
+			if len(q) == 0 {
+				delete(o.q, user)
+			} else {
+				o.q[user] = q
+			}
+			o.result(id, code)
+			return
+		}
+	}
+}
+
+// close forgets everything: the sender is gone.
+func (o *outbox) close() {
+	o.mu.Lock()
+	o.q, o.closed = nil, true
+	o.mu.Unlock()
 }

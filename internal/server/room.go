@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/parleyhq/parley/internal/transport"
@@ -53,15 +55,20 @@ type member struct {
 	log       *zap.Logger
 
 	pc        *webrtc.PeerConnection
-	dcs       [transport.NumChannels]*webrtc.DataChannel
-	chans     transport.Channels
 	joinTimer *time.Timer // guarded by room.mu
+
+	// The open channels: set before the member is active, and replaced by
+	// a reopen under both room.mu and wmu; guarded by room.mu, or by wmu
+	// for the reliable channel once the member is active.
+	dcs   [transport.NumChannels]*webrtc.DataChannel
+	chans transport.Channels
 
 	state memberState // guarded by room.mu
 	seq   uint64      // activation order; guarded by room.mu
 
 	wmu    sync.Mutex  // orders writes to m's reliable channel with a replay of retain
 	retain retention   // reliable messages forwarded to m, not yet acknowledged
+	out    *outbox     // m's reliable user messages awaiting their receivers' acks
 	grace  func() bool // stops the timer that drops a suspended member
 
 	from []byte // the encoded From field the relay stamps on m's messages
@@ -77,14 +84,17 @@ type member struct {
 }
 
 func newMember(r *room, ss *session, userID, extraInfo string) *member {
-	return &member{
+	m := &member{
 		room:      r,
 		sess:      ss,
 		userID:    userID,
 		extraInfo: extraInfo,
 		log:       ss.log.With(zap.String("room", r.id), zap.String("user", userID)),
 		from:      fromField(userID),
+		retain:    retention{user: userID},
 	}
+	m.out = m.newOutbox()
+	return m
 }
 
 // start builds the member's PeerConnection from the client's offer and
@@ -195,9 +205,7 @@ func (m *member) reopened(pc *webrtc.PeerConnection, dcs [transport.NumChannels]
 	if was == stateSuspended {
 		r.srv.metrics.members.Inc()
 	}
-	m.sess.send(0, &pb.ServerFrame{Body: &pb.ServerFrame_RoomJoined{RoomJoined: &pb.RoomJoined{
-		RoomId: r.id, Members: present,
-	}}})
+	r.sendMembersLocked(m, present)
 	r.mu.Unlock()
 	m.readChannels(chans)
 	m.log.Info("member back on a new PeerConnection")
@@ -357,6 +365,49 @@ func (r *room) othersLocked(m *member) []*pb.Member {
 	return list
 }
 
+// maxRoomJoinedFrame bounds a RoomJoined frame, whatever the room's size:
+// a long member list goes in pages (RoomJoined.more). The client refuses
+// frames over 1 MiB; 64 KiB keeps one page from holding up the session's
+// other frames for long.
+const maxRoomJoinedFrame = 64 << 10
+
+// sendMembersLocked sends m the members already in the room, list, in
+// RoomJoined frames of at most maxRoomJoinedFrame bytes: each holds the
+// next members in order, and all but the last have more set. They go back
+// to back: the session's send lock is held across them, so no other frame
+// of the session comes between. Called with r.mu held.
+func (r *room) sendMembersLocked(m *member, list []*pb.Member) {
+	// What a frame costs besides its members: the largest header fields,
+	// and the RoomJoined's length growing to three bytes.
+	overhead := proto.Size(&pb.ServerFrame{
+		Seq: math.MaxUint64, Acked: math.MaxUint64, RequestId: math.MaxUint64,
+		Body: &pb.ServerFrame_RoomJoined{RoomJoined: &pb.RoomJoined{RoomId: r.id, More: true}},
+	}) + 2
+	budget := maxRoomJoinedFrame - overhead
+	ss := m.sess
+	ss.sendMu.Lock()
+	defer ss.sendMu.Unlock()
+	for {
+		n, size := 0, 0
+		for n < len(list) {
+			c := protowire.SizeTag(2) + protowire.SizeBytes(proto.Size(list[n]))
+			if n > 0 && size+c > budget {
+				break
+			}
+			size += c
+			n++
+		}
+		more := n < len(list)
+		ss.sendLocked(0, &pb.ServerFrame{Body: &pb.ServerFrame_RoomJoined{RoomJoined: &pb.RoomJoined{
+			RoomId: r.id, Members: list[:n:n], More: more,
+		}}})
+		if !more {
+			return
+		}
+		list = list[n:]
+	}
+}
+
 // activate makes m an active member: an earlier member with the same user
 // ID is removed (-1004 to it, Dropped to the rest), m learns who is there,
 // and the rest learn about m.
@@ -387,9 +438,7 @@ func (r *room) activate(m *member) {
 	m.state = stateActive
 	r.members[m.userID] = m
 	r.srv.metrics.members.Inc()
-	m.sess.send(0, &pb.ServerFrame{Body: &pb.ServerFrame_RoomJoined{RoomJoined: &pb.RoomJoined{
-		RoomId: r.id, Members: list,
-	}}})
+	r.sendMembersLocked(m, list)
 	r.broadcastLocked(m, &pb.ServerFrame{Body: &pb.ServerFrame_UserJoined{UserJoined: &pb.UserJoined{
 		RoomId: r.id, Member: m.info(),
 	}}})

@@ -12,7 +12,6 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/parleyhq/parley/internal/acks"
 	"github.com/parleyhq/parley/internal/ids"
 	"github.com/parleyhq/parley/internal/signal"
 	pb "github.com/parleyhq/parley/proto/parley/v1"
@@ -47,8 +46,12 @@ type session struct {
 	sendMu    sync.Mutex                // orders frames to the client where order matters (login)
 	ackTimer  *time.Timer
 
-	unacked acks.Book    // reliable outside-room messages awaiting this session's ack
-	posts   atomic.Int32 // server messages being posted
+	// While logged in: the reliable outside-room messages awaiting this
+	// login's ack, and its own awaiting their receivers'. Each login has
+	// its own (see outbox); endLogin closes them.
+	inbox  atomic.Pointer[retention]
+	outbox atomic.Pointer[outbox]
+	posts  atomic.Int32 // server messages being posted
 
 	mu      sync.Mutex
 	userID  string             // set by the first accepted join or login; one per session
