@@ -1,7 +1,6 @@
 package transport
 
 import (
-	"errors"
 	"net"
 	"sync/atomic"
 	"syscall"
@@ -89,9 +88,6 @@ func setBuffers(c *net.UDPConn, size int, log *zap.Logger, level zapcore.Level) 
 	}
 	return false
 }
-
-// errNoSockopt: the platform cannot read a socket's buffer sizes.
-var errNoSockopt = errors.New("socket buffer sizes cannot be read on this platform")
 
 // bufferSizes returns the receive and send buffer sizes the kernel granted
 // c, as the size asked for: Linux reports double what it grants to the
