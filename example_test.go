@@ -55,9 +55,9 @@ func exampleToken(room, user string) string {
 	return s
 }
 
-// next returns the next value from c, or panics after 20 s: an example
+// exampleNext returns the next value from c, or panics after 20 s: an example
 // waits on events, never on time.
-func next[T any](c <-chan T) T {
+func exampleNext[T any](c <-chan T) T {
 	select {
 	case v := <-c:
 		return v
@@ -66,11 +66,11 @@ func next[T any](c <-chan T) T {
 	}
 }
 
-// lobbyHandler passes the room events the examples wait for to channels.
+// exampleHandler passes the room events the examples wait for to channels.
 // It runs on its Engine's callback goroutine; channels, not prints, carry
 // the events to the example, so that two Engines' events print in one
 // order.
-type lobbyHandler struct {
+type exampleHandler struct {
 	parley.NopRoomEventHandler
 	states   chan int
 	joined   chan string
@@ -78,35 +78,35 @@ type lobbyHandler struct {
 	results  chan string
 }
 
-func newLobbyHandler() *lobbyHandler {
-	return &lobbyHandler{states: make(chan int, 4), joined: make(chan string, 4),
+func newExampleHandler() *exampleHandler {
+	return &exampleHandler{states: make(chan int, 4), joined: make(chan string, 4),
 		received: make(chan string, 4), results: make(chan string, 4)}
 }
 
-func (h *lobbyHandler) OnRoomStateChanged(_, _ string, state int, _ parley.RoomStateInfo) {
+func (h *exampleHandler) OnRoomStateChanged(_, _ string, state int, _ parley.RoomStateInfo) {
 	h.states <- state
 }
 
-func (h *lobbyHandler) OnUserJoined(u parley.UserInfo) { h.joined <- u.UserID }
+func (h *exampleHandler) OnUserJoined(u parley.UserInfo) { h.joined <- u.UserID }
 
-func (h *lobbyHandler) OnUserMessageReceived(from, m string) {
+func (h *exampleHandler) OnUserMessageReceived(from, m string) {
 	h.received <- fmt.Sprintf("%s said %q", from, m)
 }
 
-func (h *lobbyHandler) OnUserMessageSendResult(id int64, r parley.UserMessageSendResult) {
+func (h *exampleHandler) OnUserMessageSendResult(id int64, r parley.UserMessageSendResult) {
 	h.results <- fmt.Sprintf("message %d: %v", id, r)
 }
 
-func (h *lobbyHandler) OnRoomMessageReceived(from, m string) {
+func (h *exampleHandler) OnRoomMessageReceived(from, m string) {
 	h.received <- fmt.Sprintf("%s told the room %q", from, m)
 }
 
-func (h *lobbyHandler) OnRoomMessageSendResult(id int64, r parley.RoomMessageSendResult) {
+func (h *exampleHandler) OnRoomMessageSendResult(id int64, r parley.RoomMessageSendResult) {
 	h.results <- fmt.Sprintf("broadcast %d: %v (%d)", id, r, int(r))
 }
 
-// joinLobby creates an Engine for user and joins room with h.
-func joinLobby(url, room, user string, h parley.RoomEventHandler) (*parley.Engine, *parley.Room, error) {
+// exampleJoin creates an Engine for user and joins room with h.
+func exampleJoin(url, room, user string, h parley.RoomEventHandler) (*parley.Engine, *parley.Room, error) {
 	e, err := parley.NewEngine(parley.EngineConfig{AppID: exampleAppID, ServerURL: url}, nil, parley.WithLoopbackOnly())
 	if err != nil {
 		return nil, nil, err
@@ -139,7 +139,7 @@ func ExampleEngine() {
 		return
 	}
 	defer e.Close()
-	alice := newLobbyHandler()
+	alice := newExampleHandler()
 	room, err := e.CreateRoom("lobby", alice)
 	if err != nil {
 		fmt.Println(err)
@@ -149,15 +149,15 @@ func ExampleEngine() {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println("alice: state", next(alice.states))
+	fmt.Println("alice: state", exampleNext(alice.states))
 
-	bobEngine, _, err := joinLobby(srv.URL(), "lobby", "bob", newLobbyHandler())
+	bobEngine, _, err := exampleJoin(srv.URL(), "lobby", "bob", newExampleHandler())
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	defer bobEngine.Close()
-	fmt.Println("alice sees", next(alice.joined), "join")
+	fmt.Println("alice sees", exampleNext(alice.joined), "join")
 	// Output:
 	// alice: state 0
 	// alice sees bob join
@@ -174,31 +174,31 @@ func ExampleRoom_SendUserMessage() {
 	}
 	defer stopExampleServer(srv)
 
-	alice, bob := newLobbyHandler(), newLobbyHandler()
-	ae, aliceRoom, err := joinLobby(srv.URL(), "lobby", "alice", alice)
+	alice, bob := newExampleHandler(), newExampleHandler()
+	ae, aliceRoom, err := exampleJoin(srv.URL(), "lobby", "alice", alice)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	defer ae.Close()
-	be, _, err := joinLobby(srv.URL(), "lobby", "bob", bob)
+	be, _, err := exampleJoin(srv.URL(), "lobby", "bob", bob)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	defer be.Close()
-	next(alice.states)
-	next(bob.states)
-	next(alice.joined) // alice has seen bob: he can be sent to
+	exampleNext(alice.states)
+	exampleNext(bob.states)
+	exampleNext(alice.joined) // alice has seen bob: he can be sent to
 
 	id := aliceRoom.SendUserMessage("bob", "hi bob", parley.MessageConfigReliableOrdered)
 	fmt.Println("alice sent message", id)
-	fmt.Println("bob:", next(bob.received))
-	fmt.Println("alice:", next(alice.results))
+	fmt.Println("bob:", exampleNext(bob.received))
+	fmt.Println("alice:", exampleNext(alice.results))
 
 	aliceRoom.SendRoomMessage("hello all")
-	fmt.Println("bob:", next(bob.received))
-	fmt.Println("alice:", next(alice.results))
+	fmt.Println("bob:", exampleNext(bob.received))
+	fmt.Println("alice:", exampleNext(alice.results))
 	// Output:
 	// alice sent message 1
 	// bob: alice said "hi bob"
@@ -207,22 +207,22 @@ func ExampleRoom_SendUserMessage() {
 	// alice: broadcast 2: Success (200)
 }
 
-// roomBot is one room's handler of a bot that sits in many rooms: one
+// exampleRoomBot is one room's handler of a bot that sits in many rooms: one
 // value per room, which knows its room and answers in it. Its methods run
 // on the Engine's one callback goroutine, so it needs no lock.
-type roomBot struct {
+type exampleRoomBot struct {
 	parley.NopRoomEventHandler
 	room  *parley.Room
 	ready chan<- string // the room's ID once joined
 }
 
-func (b *roomBot) OnRoomStateChanged(roomID, _ string, state int, _ parley.RoomStateInfo) {
+func (b *exampleRoomBot) OnRoomStateChanged(roomID, _ string, state int, _ parley.RoomStateInfo) {
 	if state == 0 {
 		b.ready <- roomID
 	}
 }
 
-func (b *roomBot) OnUserMessageReceived(from, m string) {
+func (b *exampleRoomBot) OnUserMessageReceived(from, m string) {
 	b.room.SendUserMessage(from, m+" from "+b.room.RoomID(), parley.MessageConfigReliableOrdered)
 }
 
@@ -246,7 +246,7 @@ func Example_botInManyRooms() {
 	defer bot.Close()
 	ready := make(chan string, len(rooms))
 	for _, id := range rooms {
-		h := &roomBot{ready: ready}
+		h := &exampleRoomBot{ready: ready}
 		room, err := bot.CreateRoom(id, h)
 		if err != nil {
 			fmt.Println(err)
@@ -259,7 +259,7 @@ func Example_botInManyRooms() {
 		}
 	}
 	for range rooms {
-		next(ready)
+		exampleNext(ready)
 	}
 
 	// carol is in the three rooms too, on one Engine, and says hello in
@@ -272,7 +272,7 @@ func Example_botInManyRooms() {
 	defer carol.Close()
 	answers := make(chan string, len(rooms))
 	for _, id := range rooms {
-		h := newLobbyHandler()
+		h := newExampleHandler()
 		room, err := carol.CreateRoom(id, h)
 		if err != nil {
 			fmt.Println(err)
@@ -283,14 +283,14 @@ func Example_botInManyRooms() {
 			return
 		}
 		go func() {
-			next(h.joined) // the bot, already in the room
+			exampleNext(h.joined) // the bot, already in the room
 			room.SendUserMessage("bot", "hello", parley.MessageConfigReliableOrdered)
-			answers <- id + ": " + next(h.received)
+			answers <- id + ": " + exampleNext(h.received)
 		}()
 	}
 	var got []string
 	for range rooms {
-		got = append(got, next(answers))
+		got = append(got, exampleNext(answers))
 	}
 	slices.Sort(got) // the rooms answer in any order
 	for _, a := range got {
