@@ -2,8 +2,8 @@
 // gets — in the room (to the sender alone, or to the room for a broadcast)
 // or outside any room — with the same text or bytes, until SIGINT.
 //
-//	go run ./cmd/parleyd serve &                 # development server
-//	go run ./examples/echobot -room lobby        # its development credentials
+//	go build -o parleyd ./cmd/parleyd && ./parleyd serve &   # development server
+//	go run ./examples/echobot -room lobby                    # its development credentials
 //
 // It signs its own tokens with the app key, as a backend service holding
 // the key may; a client app would get them from its token service.

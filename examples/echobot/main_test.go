@@ -99,7 +99,7 @@ func TestEchoBotAnswersEverywhere(t *testing.T) {
 	room, err := e.CreateRoom("lobby", c)
 	require.NoError(t, err)
 	require.NoError(t, room.JoinRoom(srv.Token("lobby", "alice"), parley.UserInfo{UserID: "alice"}, parley.RoomConfig{}))
-	require.Equal(t, "state ErrorCode(0)", c.want(t, "state"))
+	require.Equal(t, "state "+parley.ErrorCode(0).String(), c.want(t, "state")) // state 0: joined, whatever ErrorCode calls 0
 	require.Equal(t, "joined echobot", c.want(t, "joined"))
 
 	room.SendUserMessage("echobot", "ping in room", parley.MessageConfigReliableOrdered)

@@ -1,13 +1,18 @@
 package transport
 
 import (
+	"fmt"
+	"strings"
+
 	"github.com/pion/logging"
 	"go.uber.org/zap"
 )
 
 // newLoggerFactory routes pion's logs to l: pion's Info and below become
-// Debug (pion is chatty at Info), Warn and Error keep their level. A nil l
-// discards everything, so the library prints nothing by default.
+// Debug (pion is chatty at Info), Warn and Error keep their level, except
+// the warnings every normal join and leave produces (routine), which
+// become Debug. A nil l discards everything, so the library prints
+// nothing by default.
 func newLoggerFactory(l *zap.Logger) logging.LoggerFactory {
 	if l == nil {
 		l = zap.NewNop()
@@ -25,10 +30,58 @@ func NewLogger(l *zap.Logger, scope string) logging.LeveledLogger {
 type loggerFactory struct{ l *zap.Logger }
 
 func (f loggerFactory) NewLogger(scope string) logging.LeveledLogger {
-	return pionLogger{f.l.With(zap.String("scope", scope)).Sugar()}
+	return pionLogger{s: f.l.With(zap.String("scope", scope)).Sugar(), scope: scope}
 }
 
-type pionLogger struct{ s *zap.SugaredLogger }
+// routineWarning is a warning pion logs on every normal join or leave: a
+// packet that comes before its endpoint is set up or after it is closed.
+// It is logged at Debug. A message of scope that starts with prefix and
+// contains every one of contains is one.
+type routineWarning struct {
+	scope, prefix string
+	contains      []string
+}
+
+// routine are the routine warnings, as seen with pion's logs on during a
+// join and a leave over loopback (TestJoinLeaveLogsNoWarn).
+var routine = []routineWarning{
+	// DTLS packets that reach the mux before the DTLS endpoint exists:
+	// queued and delivered once it does. (A full queue, "not adding to
+	// queue", drops the packet and stays a warning.)
+	{scope: "mux", prefix: "Warning: mux: no endpoint for packet starting with", contains: []string{", adding to queue"}},
+	// The server's ICE agent pings before the offer's candidates are added.
+	{scope: "ice", prefix: "Failed to ping without candidate pairs"},
+	// A candidate on the server's shared UDP mux whose PeerConnection
+	// closed: the mux closes its per-connection pipe.
+	{scope: "ice", prefix: "Failed to read from candidate", contains: []string{"closed pipe"}},
+	// SCTP writes its last packets (ABORT, SHUTDOWN) after DTLS closed.
+	{scope: "sctp", prefix: "[", contains: []string{"failed to write packets on netConn", "conn is closed"}},
+}
+
+// isRoutine reports whether msg, a warning of scope, is a routine one.
+func isRoutine(scope, msg string) bool {
+	for _, r := range routine {
+		if r.scope != scope || !strings.HasPrefix(msg, r.prefix) {
+			continue
+		}
+		all := true
+		for _, c := range r.contains {
+			if !strings.Contains(msg, c) {
+				all = false
+				break
+			}
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
+
+type pionLogger struct {
+	s     *zap.SugaredLogger
+	scope string
+}
 
 func (p pionLogger) Trace(msg string)                  { p.s.Debug(msg) }
 func (p pionLogger) Tracef(format string, args ...any) { p.s.Debugf(format, args...) }
@@ -36,7 +89,20 @@ func (p pionLogger) Debug(msg string)                  { p.s.Debug(msg) }
 func (p pionLogger) Debugf(format string, args ...any) { p.s.Debugf(format, args...) }
 func (p pionLogger) Info(msg string)                   { p.s.Debug(msg) }
 func (p pionLogger) Infof(format string, args ...any)  { p.s.Debugf(format, args...) }
-func (p pionLogger) Warn(msg string)                   { p.s.Warn(msg) }
-func (p pionLogger) Warnf(format string, args ...any)  { p.s.Warnf(format, args...) }
 func (p pionLogger) Error(msg string)                  { p.s.Error(msg) }
 func (p pionLogger) Errorf(format string, args ...any) { p.s.Errorf(format, args...) }
+
+func (p pionLogger) Warn(msg string) {
+	if isRoutine(p.scope, msg) {
+		p.s.Debug(msg)
+		return
+	}
+	p.s.Warn(msg)
+}
+
+func (p pionLogger) Warnf(format string, args ...any) {
+	if !p.s.Desugar().Core().Enabled(zap.WarnLevel) {
+		return // nothing would be logged: spare the formatting
+	}
+	p.Warn(fmt.Sprintf(format, args...))
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/pion/transport/v5"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // The data channels of a room, by SCTP stream ID. The index is also the
@@ -32,7 +33,9 @@ const MaxSCTPMessage = 256 << 10
 
 // SocketBuffer is the UDP socket buffer size asked for on sockets Parley
 // opens: with the kernel's default ~208 KiB, bursts overflow the receive
-// buffer and SCTP stalls on its 1 s minimum retransmission timer.
+// buffer and SCTP stalls on its 1 s minimum retransmission timer. A kernel
+// that grants less is reported at Warn (ListenUDPLog, and NewAPI's sockets
+// on Options.Logger).
 const SocketBuffer = 4 << 20
 
 // Options configures NewAPI.
@@ -82,7 +85,7 @@ func NewAPI(o Options) *webrtc.API {
 	case o.Net != nil:
 		se.SetNet(o.Net)
 	case o.UDPMux == nil:
-		if n, err := newBufferedNet(); err == nil {
+		if n, err := newBufferedNet(o.Logger); err == nil {
 			se.SetNet(n) // else pion's default network, with the kernel's default buffers
 		}
 	}
@@ -176,13 +179,22 @@ func ListenNetUDP(n Net, port int) (net.PacketConn, error) {
 }
 
 // ListenUDP opens a UDP socket on addr with SocketBuffer-sized buffers (as
-// far as the kernel allows).
+// far as the kernel allows), and reports nothing: ListenUDPLog says when
+// the kernel granted less.
 func ListenUDP(addr *net.UDPAddr) (*net.UDPConn, error) {
+	return ListenUDPLog(addr, nil)
+}
+
+// ListenUDPLog is ListenUDP that logs a Warn on log when the kernel grants
+// smaller buffers than SocketBuffer; a nil log discards it.
+func ListenUDPLog(addr *net.UDPAddr, log *zap.Logger) (*net.UDPConn, error) {
 	conn, err := net.ListenUDP("udp4", addr)
 	if err != nil {
 		return nil, err
 	}
-	_ = conn.SetReadBuffer(SocketBuffer)
-	_ = conn.SetWriteBuffer(SocketBuffer)
+	if log == nil {
+		log = zap.NewNop()
+	}
+	setBuffers(conn, SocketBuffer, log, zapcore.WarnLevel)
 	return conn, nil
 }
