@@ -137,7 +137,7 @@ func (s *Server) Start() error {
 	if s.cfg.ICENet != nil {
 		udp, err = transport.ListenNetUDP(s.cfg.ICENet, s.cfg.UDPPort)
 	} else {
-		udp, err = transport.ListenUDP(&net.UDPAddr{IP: ip, Port: s.cfg.UDPPort})
+		udp, err = transport.ListenUDP(&net.UDPAddr{IP: ip, Port: s.cfg.UDPPort}, s.log)
 	}
 	if err != nil {
 		ln.Close()

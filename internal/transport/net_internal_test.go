@@ -35,13 +35,13 @@ func TestBufferSizesAsAsked(t *testing.T) {
 	}
 }
 
-// TestListenUDPLogWarnsOnShortBuffers: ListenUDPLog logs one Warn exactly
+// TestListenUDPWarnsOnShortBuffers: ListenUDP logs one Warn exactly
 // when the kernel grants less than SocketBuffer, as read back from the
 // socket; and asking for a size no kernel limit allows (1 GiB) always
 // warns, with the sizes granted.
-func TestListenUDPLogWarnsOnShortBuffers(t *testing.T) {
+func TestListenUDPWarnsOnShortBuffers(t *testing.T) {
 	core, logs := observer.New(zapcore.DebugLevel)
-	c, err := ListenUDPLog(loopback, zap.New(core))
+	c, err := ListenUDP(loopback, zap.New(core))
 	require.NoError(t, err)
 	defer c.Close()
 	rcv, snd, err := bufferSizes(c)

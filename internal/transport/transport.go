@@ -34,7 +34,7 @@ const MaxSCTPMessage = 256 << 10
 // SocketBuffer is the UDP socket buffer size asked for on sockets Parley
 // opens: with the kernel's default ~208 KiB, bursts overflow the receive
 // buffer and SCTP stalls on its 1 s minimum retransmission timer. A kernel
-// that grants less is reported at Warn (ListenUDPLog, and NewAPI's sockets
+// that grants less is reported at Warn (ListenUDP, and NewAPI's sockets
 // on Options.Logger).
 const SocketBuffer = 4 << 20
 
@@ -179,15 +179,9 @@ func ListenNetUDP(n Net, port int) (net.PacketConn, error) {
 }
 
 // ListenUDP opens a UDP socket on addr with SocketBuffer-sized buffers (as
-// far as the kernel allows), and reports nothing: ListenUDPLog says when
-// the kernel granted less.
-func ListenUDP(addr *net.UDPAddr) (*net.UDPConn, error) {
-	return ListenUDPLog(addr, nil)
-}
-
-// ListenUDPLog is ListenUDP that logs a Warn on log when the kernel grants
-// smaller buffers than SocketBuffer; a nil log discards it.
-func ListenUDPLog(addr *net.UDPAddr, log *zap.Logger) (*net.UDPConn, error) {
+// far as the kernel allows), and logs a Warn on log when the kernel grants
+// less; a nil log discards it.
+func ListenUDP(addr *net.UDPAddr, log *zap.Logger) (*net.UDPConn, error) {
 	conn, err := net.ListenUDP("udp4", addr)
 	if err != nil {
 		return nil, err
