@@ -48,16 +48,12 @@ const DefaultCapacity = 1 << 16
 type Recorder struct {
 	// Timeout is the longest a wait method waits for one event (when it
 	// waits for several, the timeout restarts with each). Zero means
-	// DefaultTimeout. Set it before the Recorder is in use.
+	// DefaultTimeout. Only the waiting goroutine reads it: set it before
+	// waiting.
 	Timeout time.Duration
 
-	// OnEvent, if set, is called with every event right after it is
-	// recorded, on the goroutine that made the callback (the Engine's
-	// dispatcher). It may block, which delays the Engine's later events as
-	// a slow handler would. Set it before the Recorder is in use.
-	OnEvent func(Event)
-
 	mu       sync.Mutex
+	hook     func(Event)   // see SetHook; guarded by mu
 	events   []Event       // unread, in order; guarded by mu
 	capacity int           // fixed at creation
 	dropped  int           // events lost to a full buffer; guarded by mu
@@ -266,10 +262,21 @@ func (r *Recorder) record(ev Event) {
 	}
 	close(r.changed)
 	r.changed = make(chan struct{})
+	hook := r.hook
 	r.mu.Unlock()
-	if r.OnEvent != nil {
-		r.OnEvent(ev)
+	if hook != nil {
+		hook(ev)
 	}
+}
+
+// SetHook has f called with every event from now on, right after it is
+// recorded, on the goroutine that made the callback (the Engine's
+// dispatcher); nil removes it. f may block, which delays the Engine's
+// later events as a slow handler would.
+func (r *Recorder) SetHook(f func(Event)) {
+	r.mu.Lock()
+	r.hook = f
+	r.mu.Unlock()
 }
 
 // OnConnectionStateChanged records a ConnectionStateChanged.
