@@ -102,54 +102,22 @@ func TestLoginTokenExpiredAtRelogin(t *testing.T) {
 		c.GracePeriod = 100 * time.Millisecond
 	}))
 	proxy := newCutProxy(t, srv)
-	rec := newOutsideRecorder()
-	e := newEngineFor(t, parley.EngineConfig{AppID: srv.AppID, ServerURL: proxy.URL()}, rec)
-	require.NoError(t, e.Login(srv.TokenExpiring("", "alice", clock.Now().Add(time.Minute)), "alice"))
-	require.Equal(t, parley.LoginErrorCodeSuccess, <-rec.logins)
+	alice := newPeerAt(t, srv, parley.EngineConfig{AppID: srv.AppID, ServerURL: proxy.URL()}, "", parley.UserInfo{UserID: "alice"})
+	login := func() parley.LoginErrorCode { // the next login result, other events aside
+		return parleytest.NextOf[parleytest.LoginResult](t, alice.eng).Code
+	}
+	require.NoError(t, alice.e.Login(srv.TokenExpiring("", "alice", clock.Now().Add(time.Minute)), "alice"))
+	require.Equal(t, parley.LoginErrorCodeSuccess, login())
 
 	clock.Advance(2 * time.Minute) // the login token expires; a login stays
 	proxy.block()
 	proxy.cut()
-	watcher := newOutsideRecorder()
-	w := newEngine(t, srv, watcher)
-	require.NoError(t, w.Login(srv.LoginToken("watcher"), "watcher"))
-	require.Equal(t, parley.LoginErrorCodeSuccess, <-watcher.logins)
+	watcher := loggedIn(t, srv, "watcher")
 	require.Eventually(t, func() bool { // alice's session outlives its grace period
-		require.NoError(t, w.GetPeerOnlineStatus("alice"))
-		return <-watcher.status == parley.UserOnlineStatusOffline
+		return watcher.status(t, "alice") == parley.UserOnlineStatusOffline
 	}, 15*time.Second, 20*time.Millisecond)
 	proxy.unblock()
-	select {
-	case code := <-rec.logins:
-		require.Equal(t, parley.LoginErrorCodeInvalidToken, code, "re-login with the expired token")
-	case <-time.After(15 * time.Second):
-		t.Fatal("no re-login result")
-	}
-	require.NoError(t, e.UpdateLoginToken(srv.TokenExpiring("", "alice", clock.Now().Add(time.Hour))))
-	select {
-	case code := <-rec.logins:
-		require.Equal(t, parley.LoginErrorCodeSuccess, code)
-	case <-time.After(15 * time.Second):
-		t.Fatal("no login after UpdateLoginToken")
-	}
-}
-
-// TestCloseWhileLoginOperationsWait: Close returns while a Login and a
-// SetServerParams wait for their answers (they needed a lock Close held).
-func TestCloseWhileLoginOperationsWait(t *testing.T) {
-	srv := parleytest.NewServer(t)
-	for range 20 {
-		rec := newOutsideRecorder()
-		e, err := parley.NewEngine(parley.EngineConfig{AppID: srv.AppID, ServerURL: srv.URL}, rec, parley.WithLoopbackOnly())
-		require.NoError(t, err)
-		require.NoError(t, e.Login(srv.LoginToken("alice"), "alice"))
-		closed := make(chan error, 1)
-		go func() { closed <- e.Close() }()
-		select {
-		case err := <-closed:
-			require.NoError(t, err)
-		case <-time.After(15 * time.Second):
-			t.Fatal("Close hung with a login in flight")
-		}
-	}
+	require.Equal(t, parley.LoginErrorCodeInvalidToken, login(), "re-login with the expired token")
+	require.NoError(t, alice.e.UpdateLoginToken(srv.TokenExpiring("", "alice", clock.Now().Add(time.Hour))))
+	require.Equal(t, parley.LoginErrorCodeSuccess, login(), "login after UpdateLoginToken")
 }
