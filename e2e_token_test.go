@@ -18,7 +18,7 @@ import (
 type tokenRig struct {
 	srv        *parleytest.Server
 	clock      *parleytest.Clock
-	alice, bob *member
+	alice, bob *peer
 	aliceLog   *observer.ObservedLogs
 }
 
@@ -29,36 +29,32 @@ func newTokenRig(t *testing.T) *tokenRig {
 	rig.bob = joined(t, srv, "room1", "bob", "")
 	core, logs := observer.New(zap.InfoLevel)
 	rig.aliceLog = logs
-	rig.alice = newMemberAt(t, parley.EngineConfig{AppID: srv.AppID, ServerURL: srv.URL}, "room1", parley.UserInfo{UserID: "alice"}, parley.WithLogger(zap.New(core)))
-	require.NoError(t, rig.alice.room.JoinRoom(srv.TokenExpiring("room1", "alice", clock.Now().Add(time.Minute)), rig.alice.user, parley.RoomConfig{}))
-	rig.alice.rec.requireState(t, 0)
-	rig.alice.rec.requireJoined(t, rig.bob.user)
-	rig.bob.rec.requireJoined(t, rig.alice.user)
+	rig.alice = newPeerAt(t, srv, parley.EngineConfig{AppID: srv.AppID, ServerURL: srv.URL}, "room1", parley.UserInfo{UserID: "alice"}, parley.WithLogger(zap.New(core)))
+	require.NoError(t, rig.alice.room.JoinRoom(srv.TokenExpiring("room1", "alice", clock.Now().Add(time.Minute)), rig.alice.info, parley.RoomConfig{}))
+	requireState(t, rig.alice.rec, 0)
+	requireJoined(t, rig.alice.rec, rig.bob.info)
+	requireJoined(t, rig.bob.rec, rig.alice.info)
 	return rig
 }
 
 // sync proves the server has handled everything alice sent so far: a join
 // of another room on her connection comes back after it.
 func (rig *tokenRig) sync(t *testing.T, roomID string) {
-	rec := newRoomRecorder()
+	rec := parleytest.NewRecorder()
 	room, err := rig.alice.e.CreateRoom(roomID, rec)
 	require.NoError(t, err)
-	require.NoError(t, room.JoinRoom(rig.srv.Token(roomID, "alice"), rig.alice.user, parley.RoomConfig{}))
-	rec.requireState(t, 0)
+	require.NoError(t, room.JoinRoom(rig.srv.Token(roomID, "alice"), rig.alice.info, parley.RoomConfig{}))
+	requireState(t, rec, 0)
 }
 
 func TestTokenWillExpireAndUpdate(t *testing.T) {
 	rig := newTokenRig(t)
 	rig.clock.Advance(29 * time.Second)
 	rig.sync(t, "sync1")
-	select { // not yet: 31 s left
-	case ev := <-rig.alice.rec.ev:
-		t.Fatalf("unexpected %#v", ev)
-	default:
-	}
+	requireNoEvent(t, rig.alice.rec) // not yet: 31 s left
 
 	rig.clock.Advance(2 * time.Second) // 29 s left: inside the 30 s warning
-	require.Equal(t, tokenWillExpire{}, rig.alice.rec.next(t))
+	require.Equal(t, parleytest.TokenWillExpire{}, rig.alice.rec.Next(t))
 
 	require.NoError(t, rig.alice.room.UpdateToken(rig.srv.TokenExpiring("room1", "alice", rig.clock.Now().Add(time.Hour))))
 	rig.sync(t, "sync2") // the update is in
@@ -66,35 +62,35 @@ func TestTokenWillExpireAndUpdate(t *testing.T) {
 	// Past the first token's expiry: still in. A newcomer proves nothing
 	// came before it.
 	carol := joined(t, rig.srv, "room1", "carol", "")
-	rig.alice.rec.requireJoined(t, carol.user)
-	rig.bob.rec.requireJoined(t, carol.user)
+	requireJoined(t, rig.alice.rec, carol.info)
+	requireJoined(t, rig.bob.rec, carol.info)
 }
 
 func TestTokenExpiredRemovesMember(t *testing.T) {
 	rig := newTokenRig(t)
 	rig.clock.Advance(61 * time.Second)
-	require.Equal(t, tokenWillExpire{}, rig.alice.rec.next(t))
-	rig.alice.rec.requireState(t, int(parley.ErrorCodeTokenExpired))
-	rig.bob.rec.requireLeave(t, "alice", parley.UserOfflineReasonDropped)
+	require.Equal(t, parleytest.TokenWillExpire{}, rig.alice.rec.Next(t))
+	requireState(t, rig.alice.rec, int(parley.ErrorCodeTokenExpired))
+	requireLeave(t, rig.bob.rec, "alice", parley.UserOfflineReasonDropped)
 	// The server left alice's PeerConnection for her to close: its end did
 	// not overtake the reason and set off a rejoin.
 	require.Zero(t, rig.aliceLog.FilterMessage("rejoining").Len(), "alice rejoined")
 	// A fresh token joins again.
-	require.NoError(t, rig.alice.room.JoinRoom(rig.srv.TokenExpiring("room1", "alice", rig.clock.Now().Add(time.Hour)), rig.alice.user, parley.RoomConfig{}))
-	rig.alice.rec.requireState(t, 0)
+	require.NoError(t, rig.alice.room.JoinRoom(rig.srv.TokenExpiring("room1", "alice", rig.clock.Now().Add(time.Hour)), rig.alice.info, parley.RoomConfig{}))
+	requireState(t, rig.alice.rec, 0)
 }
 
 func TestUpdateTokenInvalid(t *testing.T) {
 	rig := newTokenRig(t)
 	require.NoError(t, rig.alice.room.UpdateToken("garbage"))
-	rig.alice.rec.requireState(t, int(parley.ErrorCodeUpdateTokenWithInvalidToken))
+	requireState(t, rig.alice.rec, int(parley.ErrorCodeUpdateTokenWithInvalidToken))
 	require.NoError(t, rig.alice.room.UpdateToken(rig.srv.TokenExpiring("room1", "bob", rig.clock.Now().Add(time.Hour))))
-	rig.alice.rec.requireState(t, int(parley.ErrorCodeUpdateTokenWithInvalidToken))
+	requireState(t, rig.alice.rec, int(parley.ErrorCodeUpdateTokenWithInvalidToken))
 	// The old token still rules: it expires on time.
 	rig.clock.Advance(61 * time.Second)
-	require.Equal(t, tokenWillExpire{}, rig.alice.rec.next(t))
-	rig.alice.rec.requireState(t, int(parley.ErrorCodeTokenExpired))
-	rig.bob.rec.requireLeave(t, "alice", parley.UserOfflineReasonDropped)
+	require.Equal(t, parleytest.TokenWillExpire{}, rig.alice.rec.Next(t))
+	requireState(t, rig.alice.rec, int(parley.ErrorCodeTokenExpired))
+	requireLeave(t, rig.bob.rec, "alice", parley.UserOfflineReasonDropped)
 }
 
 // TestLoginTokenExpiredAtRelogin: a login token that expired is refused
@@ -106,54 +102,22 @@ func TestLoginTokenExpiredAtRelogin(t *testing.T) {
 		c.GracePeriod = 100 * time.Millisecond
 	}))
 	proxy := newCutProxy(t, srv)
-	rec := newOutsideRecorder()
-	e := newEngineFor(t, parley.EngineConfig{AppID: srv.AppID, ServerURL: proxy.URL()}, rec)
-	require.NoError(t, e.Login(srv.TokenExpiring("", "alice", clock.Now().Add(time.Minute)), "alice"))
-	require.Equal(t, parley.LoginErrorCodeSuccess, <-rec.logins)
+	alice := newPeerAt(t, srv, parley.EngineConfig{AppID: srv.AppID, ServerURL: proxy.URL()}, "", parley.UserInfo{UserID: "alice"})
+	login := func() parley.LoginErrorCode { // the next login result, other events aside
+		return parleytest.NextOf[parleytest.LoginResult](t, alice.eng).Code
+	}
+	require.NoError(t, alice.e.Login(srv.TokenExpiring("", "alice", clock.Now().Add(time.Minute)), "alice"))
+	require.Equal(t, parley.LoginErrorCodeSuccess, login())
 
 	clock.Advance(2 * time.Minute) // the login token expires; a login stays
 	proxy.block()
 	proxy.cut()
-	watcher := newOutsideRecorder()
-	w := newEngine(t, srv, watcher)
-	require.NoError(t, w.Login(srv.LoginToken("watcher"), "watcher"))
-	require.Equal(t, parley.LoginErrorCodeSuccess, <-watcher.logins)
+	watcher := loggedIn(t, srv, "watcher")
 	require.Eventually(t, func() bool { // alice's session outlives its grace period
-		require.NoError(t, w.GetPeerOnlineStatus("alice"))
-		return <-watcher.status == parley.UserOnlineStatusOffline
+		return watcher.status(t, "alice") == parley.UserOnlineStatusOffline
 	}, 15*time.Second, 20*time.Millisecond)
 	proxy.unblock()
-	select {
-	case code := <-rec.logins:
-		require.Equal(t, parley.LoginErrorCodeInvalidToken, code, "re-login with the expired token")
-	case <-time.After(15 * time.Second):
-		t.Fatal("no re-login result")
-	}
-	require.NoError(t, e.UpdateLoginToken(srv.TokenExpiring("", "alice", clock.Now().Add(time.Hour))))
-	select {
-	case code := <-rec.logins:
-		require.Equal(t, parley.LoginErrorCodeSuccess, code)
-	case <-time.After(15 * time.Second):
-		t.Fatal("no login after UpdateLoginToken")
-	}
-}
-
-// TestCloseWhileLoginOperationsWait: Close returns while a Login and a
-// SetServerParams wait for their answers (they needed a lock Close held).
-func TestCloseWhileLoginOperationsWait(t *testing.T) {
-	srv := parleytest.NewServer(t)
-	for range 20 {
-		rec := newOutsideRecorder()
-		e, err := parley.NewEngine(parley.EngineConfig{AppID: srv.AppID, ServerURL: srv.URL}, rec, parley.WithLoopbackOnly())
-		require.NoError(t, err)
-		require.NoError(t, e.Login(srv.LoginToken("alice"), "alice"))
-		closed := make(chan error, 1)
-		go func() { closed <- e.Close() }()
-		select {
-		case err := <-closed:
-			require.NoError(t, err)
-		case <-time.After(15 * time.Second):
-			t.Fatal("Close hung with a login in flight")
-		}
-	}
+	require.Equal(t, parley.LoginErrorCodeInvalidToken, login(), "re-login with the expired token")
+	require.NoError(t, alice.e.UpdateLoginToken(srv.TokenExpiring("", "alice", clock.Now().Add(time.Hour))))
+	require.Equal(t, parley.LoginErrorCodeSuccess, login(), "login after UpdateLoginToken")
 }
