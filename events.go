@@ -633,12 +633,14 @@ func (t JoinType) String() string {
 	return fmt.Sprintf("JoinType(%d)", int(t))
 }
 
-// ErrorCode is a room state other than 0 (joined), the state argument of
-// OnRoomStateChanged: an error, or the warning ErrorCodeJoinRoomFailed.
-// Compare with int(code).
+// ErrorCode is a room state, the state argument of OnRoomStateChanged:
+// ErrorCodeSuccess (0, joined), an error, or the warning
+// ErrorCodeJoinRoomFailed. Compare with int(code).
 type ErrorCode int
 
 const (
+	// ErrorCodeSuccess (state 0): the member joined, or rejoined, the room.
+	ErrorCodeSuccess ErrorCode = 0
 	// ErrorCodeInvalidToken: the token is invalid or expired at join, or
 	// its AppID, room ID or user ID do not match; join again with a new
 	// token.
@@ -675,6 +677,8 @@ const (
 // String returns the value's name, e.g. "DuplicateLogin".
 func (c ErrorCode) String() string {
 	switch c {
+	case ErrorCodeSuccess:
+		return "Success"
 	case ErrorCodeInvalidToken:
 		return "InvalidToken"
 	case ErrorCodeJoinRoom:

@@ -1,8 +1,6 @@
 package parley
 
 import (
-	"cmp"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,6 +10,7 @@ import (
 
 	"github.com/parleyhq/parley/internal/acks"
 	"github.com/parleyhq/parley/internal/ids"
+	"github.com/parleyhq/parley/internal/signal"
 	"github.com/parleyhq/parley/internal/transport"
 	pb "github.com/parleyhq/parley/proto/parley/v1"
 )
@@ -31,13 +30,13 @@ const ackDelay = 2 * time.Millisecond
 // the server forwarded it. On a closed Engine it returns -1 and no result
 // follows.
 func (r *Room) SendUserMessage(userID, message string, cfg MessageConfig) int64 {
-	return r.send(userID, []byte(message), false, false, cfg)
+	return r.send(roomMessage{to: userID, payload: []byte(message), cfg: cfg})
 }
 
 // SendUserBinaryMessage is SendUserMessage for binary data, ByteRTC's
 // sendUserBinaryMessage. message is not retained after the call returns.
 func (r *Room) SendUserBinaryMessage(userID string, message []byte, cfg MessageConfig) int64 {
-	return r.send(userID, message, true, false, cfg)
+	return r.send(roomMessage{to: userID, payload: message, binary: true, cfg: cfg})
 }
 
 // SendRoomMessage sends a text message to every other member of the room,
@@ -47,47 +46,27 @@ func (r *Room) SendUserBinaryMessage(userID string, message []byte, cfg MessageC
 // other member. Broadcasts ride the reliable channel. On a closed Engine
 // it returns -1 and no result follows.
 func (r *Room) SendRoomMessage(message string) int64 {
-	return r.send("", []byte(message), false, true, MessageConfigReliableOrdered)
+	return r.send(roomMessage{payload: []byte(message), broadcast: true})
 }
 
 // SendRoomBinaryMessage is SendRoomMessage for binary data.
 func (r *Room) SendRoomBinaryMessage(message []byte) int64 {
-	return r.send("", message, true, true, MessageConfigReliableOrdered)
+	return r.send(roomMessage{payload: message, binary: true, broadcast: true})
 }
 
-// sendKind tells which callback a send's result goes to.
-type sendKind int
-
-const (
-	kindUser      sendKind = iota // OnUserMessageSendResult
-	kindBroadcast                 // OnRoomMessageSendResult
-	kindOutside                   // OnUserMessageSendResultOutsideRoom
-	kindServer                    // OnServerMessageSendResult
-)
-
-// pendingSend is a send waiting for its result.
-type pendingSend struct {
-	kind   sendKind
-	room   *Room      // for kindUser and kindBroadcast
-	att    *attempt   // the room attempt it was sent on; nil outside rooms
-	to     string     // the receiver of a user message
-	book   *acks.Book // where a reliable user message awaits its ack; nil if none
-	ch     int        // the data channel it goes on
-	packet []byte     // the encoded packet, kept to send again after a rejoin
-	timer  *time.Timer
+// roomMessage is one send in a room.
+type roomMessage struct {
+	to        string // the receiver of a user message; "" for a broadcast
+	payload   []byte
+	binary    bool
+	broadcast bool          // to every other member, on the reliable channel
+	cfg       MessageConfig // a user message's channel; ReliableOrdered for a broadcast
 }
 
-// outbox holds an Engine's sends that await their results.
-type outbox struct {
-	mu      sync.Mutex
-	next    int64
-	pending map[int64]*pendingSend
-}
-
-// send assigns the next message ID and sends, or reports why not.
-func (r *Room) send(to string, payload []byte, binary, broadcast bool, cfg MessageConfig) int64 {
+// send assigns the next message ID and sends m, or reports why not.
+func (r *Room) send(m roomMessage) int64 {
 	e := r.e
-	ch := int(cfg)
+	ch := int(m.cfg)
 	if ch < 0 || ch >= transport.NumChannels {
 		ch = -1
 	}
@@ -104,11 +83,11 @@ func (r *Room) send(to string, payload []byte, binary, broadcast bool, cfg Messa
 
 	var code int
 	switch {
-	case !broadcast && to == "":
+	case !m.broadcast && m.to == "":
 		code = int(UserMessageSendResultEmptyUser)
-	case !broadcast && ids.Check("user ID", to) != nil:
+	case !m.broadcast && ids.Check("user ID", m.to) != nil:
 		code = int(UserMessageSendResultNoReceiver) // no member can have that ID
-	case len(payload) > MaxMessageSize:
+	case len(m.payload) > MaxMessageSize:
 		code = int(UserMessageSendResultExceedMaxLength)
 	case !joined:
 		code = int(UserMessageSendResultNotJoin)
@@ -116,44 +95,39 @@ func (r *Room) send(to string, payload []byte, binary, broadcast bool, cfg Messa
 		code = int(UserMessageSendResultUnknown)
 	}
 	if code != 0 {
-		return e.fail(&pendingSend{kind: kindOf(broadcast), room: r, to: to}, code)
+		return e.fail(&pendingSend{kind: kindOf(m.broadcast), room: r, to: m.to}, code)
 	}
 	// The ID is assigned and the packet written under the attempt's send
 	// lock, so IDs rise in write order on each channel: cumulative acks
 	// depend on it.
 	a.sendMu.Lock()
 	defer a.sendMu.Unlock()
-	ps := &pendingSend{kind: kindOf(broadcast), room: r, att: a, to: to, ch: ch}
-	if ch == transport.ChannelReliable && !broadcast {
+	ps := &pendingSend{kind: kindOf(m.broadcast), room: r, att: a, to: m.to, ch: ch}
+	if ch == transport.ChannelReliable && !m.broadcast {
 		ps.book = &a.unacked
 	}
 	id := e.newID(ps, true)
 	if id < 0 {
 		return -1
 	}
-	b, err := proto.Marshal(&pb.Packet{Body: &pb.Packet_Message{Message: &pb.Message{
-		MsgId: id, To: to, Broadcast: broadcast, Binary: binary, Payload: payload, SenderInstance: e.instance,
+	b := signal.MustMarshal(&pb.Packet{Body: &pb.Packet_Message{Message: &pb.Message{
+		MsgId: id, To: m.to, Broadcast: m.broadcast, Binary: m.binary, Payload: m.payload, SenderInstance: e.instance,
 	}}})
-	if err != nil {
-		panic("parley: marshal packet: " + err.Error()) // only a programming error gets here
-	}
 	r.mu.Lock()
 	w := a.writers[ch]
 	live := a.joined
 	r.mu.Unlock()
-	e.out.mu.Lock()
 	if ch == transport.ChannelReliable || !live {
 		// Kept until its result: a rejoin sends it again (the receiver
 		// drops what it already has), and a room still rejoining sends it
 		// when it is back.
-		ps.packet = b
+		e.out.keep(id, b, !live)
 	}
-	e.out.mu.Unlock()
 	if !live {
 		return id
 	}
 	if ps.book != nil {
-		ps.book.Expect(to, id)
+		ps.book.Expect(m.to, id)
 	}
 	if err := w.Write(a.ctx, b); err != nil {
 		e.log.Debug("send", zap.String("room", r.id), zap.Error(err))
@@ -164,111 +138,8 @@ func (r *Room) send(to string, payload []byte, binary, broadcast bool, cfg Messa
 		e.resolve(id, int(code))
 		return id
 	}
-	a.stats.sent(len(payload))
+	a.stats.sent(len(m.payload))
 	return id
-}
-
-// newID returns the Engine's next message ID with ps registered under it,
-// and with timeout, starts its timer; -1 on a closed Engine. Registering
-// in the same step as the ID is handed out leaves no moment in which
-// Close could miss the send.
-func (e *Engine) newID(ps *pendingSend, timeout bool) int64 {
-	e.out.mu.Lock()
-	defer e.out.mu.Unlock()
-	e.mu.Lock()
-	closed := e.closed
-	e.mu.Unlock()
-	if closed {
-		return -1
-	}
-	e.out.next++
-	id := e.out.next
-	e.out.pending[id] = ps
-	if timeout {
-		ps.timer = time.AfterFunc(e.opts.messageTimeout, func() {
-			e.resolve(id, int(UserMessageSendResultTimeout))
-		})
-	}
-	return id
-}
-
-func kindOf(broadcast bool) sendKind {
-	if broadcast {
-		return kindBroadcast
-	}
-	return kindUser
-}
-
-// fail assigns an ID to a send that failed before it left and reports its
-// result; -1 on a closed Engine.
-func (e *Engine) fail(ps *pendingSend, code int) int64 {
-	id := e.newID(ps, false)
-	if id > 0 {
-		e.resolve(id, code)
-	}
-	return id
-}
-
-// resolve reports the result of send id, once: later results for the same
-// ID (a late ack after a timeout) are dropped.
-func (e *Engine) resolve(id int64, code int) { e.resolveAck(id, code, nil) }
-
-// resolveAck is resolve with the application server's answer of a server
-// message.
-//
-// The result is queued while the send is taken out of the pending set,
-// under one lock: Close, which fails what is pending and then stops the
-// queue, can never find a send gone from the set whose result is not
-// queued yet.
-func (e *Engine) resolveAck(id int64, code int, ack []byte) {
-	e.out.mu.Lock()
-	defer e.out.mu.Unlock()
-	ps := e.out.pending[id]
-	if ps == nil {
-		return
-	}
-	delete(e.out.pending, id)
-	if ps.timer != nil {
-		ps.timer.Stop()
-	}
-	if ps.book != nil && code != int(UserMessageSendResultSuccess) {
-		ps.book.Remove(ps.to, id) // no ack will come for it
-	}
-	switch ps.kind {
-	case kindBroadcast:
-		res := RoomMessageSendResult(code)
-		ps.room.emit(func(h RoomEventHandler) { h.OnRoomMessageSendResult(id, res) })
-	case kindUser:
-		res := UserMessageSendResult(code)
-		ps.room.emit(func(h RoomEventHandler) { h.OnUserMessageSendResult(id, res) })
-	case kindOutside:
-		res := UserMessageSendResult(code)
-		e.emit(func(h EngineEventHandler) { h.OnUserMessageSendResultOutsideRoom(id, res) })
-	case kindServer:
-		res := UserMessageSendResult(code)
-		e.emit(func(h EngineEventHandler) { h.OnServerMessageSendResult(id, res, ack) })
-	}
-}
-
-// failPending resolves every pending send of attempt a (every one, if a is
-// nil) with NetworkDisconnected.
-func (e *Engine) failPending(a *attempt) {
-	e.failWhere(func(ps *pendingSend) bool { return a == nil || ps.att == a })
-}
-
-// failWhere resolves the pending sends that match with NetworkDisconnected.
-func (e *Engine) failWhere(match func(*pendingSend) bool) {
-	e.out.mu.Lock()
-	var ids []int64
-	for id, ps := range e.out.pending {
-		if match(ps) {
-			ids = append(ids, id)
-		}
-	}
-	e.out.mu.Unlock()
-	for _, id := range ids {
-		e.resolve(id, int(UserMessageSendResultNetworkDisconnected))
-	}
 }
 
 // readChannels reads the attempt's data channels until they close.
@@ -366,24 +237,11 @@ func (r *Room) seenBefore(from string, instance uint64, id int64) bool {
 // a.sendMu held, before the room reports it is back.
 func (a *attempt) resend() {
 	e := a.r.e
-	type item struct {
-		id int64
-		ps *pendingSend
-	}
-	var items []item
-	e.out.mu.Lock()
-	for id, ps := range e.out.pending {
-		if ps.att == a && ps.packet != nil {
-			items = append(items, item{id, ps})
+	for _, k := range e.out.resendable(a) {
+		if k.ps.book != nil {
+			k.ps.book.Expect(k.ps.to, k.id)
 		}
-	}
-	e.out.mu.Unlock()
-	slices.SortFunc(items, func(x, y item) int { return cmp.Compare(x.id, y.id) })
-	for _, it := range items {
-		if it.ps.book != nil {
-			it.ps.book.Expect(it.ps.to, it.id)
-		}
-		if _, err := a.chans[it.ps.ch].Write(it.ps.packet); err != nil {
+		if _, err := a.chans[k.ps.ch].Write(k.ps.packet); err != nil {
 			e.log.Debug("resend", zap.String("room", a.roomID), zap.Error(err))
 		}
 	}
@@ -404,10 +262,7 @@ func (a *attempt) flushAcks(upTo map[string]int64) {
 	ch := a.chans[transport.ChannelReliable]
 	a.r.mu.Unlock()
 	for peer, id := range upTo {
-		b, err := proto.Marshal(&pb.Packet{Body: &pb.Packet_Ack{Ack: &pb.Ack{Peer: peer, UpTo: id}}})
-		if err != nil {
-			panic("parley: marshal packet: " + err.Error())
-		}
+		b := signal.MustMarshal(&pb.Packet{Body: &pb.Packet_Ack{Ack: &pb.Ack{Peer: peer, UpTo: id}}})
 		if _, err := ch.Write(b); err != nil {
 			a.r.e.log.Debug("send ack", zap.String("room", a.roomID), zap.Error(err))
 			return
