@@ -344,7 +344,7 @@ func (e *Engine) connect(d *dial, again bool) {
 	close(d.done)
 	switch {
 	case d.c == nil:
-		e.log.Info("connect failed", zap.Error(err))
+		e.log.Warn("connect failed", zap.String("url", e.cfg.ServerURL), zap.Error(err))
 		e.emit(func(h EngineEventHandler) { h.OnConnectionStateChanged(ConnectionStateDisconnected) })
 	case again:
 		e.emit(func(h EngineEventHandler) { h.OnConnectionStateChanged(ConnectionStateReconnected) })
@@ -375,16 +375,22 @@ func (e *Engine) signalClosed(c *signal.Client, err error) {
 		e.emit(func(h EngineEventHandler) { h.OnConnectionStateChanged(ConnectionStateDisconnected) })
 		return
 	}
-	e.log.Info("connection given up", zap.Error(err))
-	// The server refused the session for good (StateFailed was reported):
-	// the login and the rooms are gone, and no retry follows.
+	e.log.Warn("connection given up", zap.Error(err))
+	// The server refused the session for good (StateFailed was reported:
+	// a reconnect was answered 401, 403 or 404, so the server no longer
+	// serves this app at this URL): the login and the rooms are gone, and
+	// no retry follows. The rooms report AbnormalServerStatus.
 	e.lmu.Lock()
 	if e.lg.phase == loggedIn {
 		e.endLoginLocked()
 	}
 	e.lmu.Unlock()
+	code, reason := int(ErrorCodeJoinRoom), "connection to the server closed"
+	if err != nil {
+		code, reason = int(ErrorCodeAbnormalServerStatus), "the server refused the connection for good: "+err.Error()
+	}
 	for _, r := range rooms {
-		r.lost(nil, int(ErrorCodeJoinRoom), "connection to the server lost")
+		r.lost(nil, code, reason)
 	}
 }
 
@@ -472,7 +478,8 @@ func (e *Engine) onSessionLost() {
 }
 
 // onSignal routes a server event to its room; it runs on the signaling
-// read goroutine and must not block.
+// read goroutine and never blocks, but for a received outside-room message
+// waiting for room in the dispatcher's message queue (onLoginEvent).
 func (e *Engine) onSignal(f *pb.ServerFrame) {
 	var roomID string
 	switch b := f.Body.(type) {

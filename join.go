@@ -44,6 +44,7 @@ type attempt struct {
 	cancel   context.CancelFunc
 	opened   chan struct{} // closed when the data channels are open
 	active   chan struct{} // closed when the server has the member active (the last RoomJoined page)
+	live     chan struct{} // closed once state 0 is queued: received messages wait for it
 
 	token    string                                       // guarded by Room.mu
 	pc       *webrtc.PeerConnection                       // guarded by Room.mu
@@ -53,6 +54,7 @@ type attempt struct {
 	joinedAt time.Time                                    // guarded by Room.mu
 	members  map[string]UserInfo                          // guarded by Room.mu; the other members, as told by the server
 	pending  []func()                                     // guarded by Room.mu; membership events that arrived before state 0
+	pages    []*pb.Member                                 // guarded by Room.mu; the RoomJoined pages so far, until the last
 
 	msgState // its own locks: see msgState
 
@@ -70,6 +72,7 @@ func (r *Room) newAttempt(token string, user UserInfo, jt JoinType) *attempt {
 		started:  time.Now(),
 		opened:   make(chan struct{}),
 		active:   make(chan struct{}),
+		live:     make(chan struct{}),
 		members:  make(map[string]UserInfo),
 	}
 	a.ctx, a.cancel = context.WithCancel(r.e.ctx)
@@ -108,8 +111,13 @@ func (r *Room) rejoin(a *attempt, why string) {
 	// The sends still waiting for results move to the new join, which
 	// sends the reliable ones again once it is back (receivers drop what
 	// they already have); the unreliable ones in flight get
-	// NetworkDisconnected with the old join.
+	// NetworkDisconnected with the old join. Cancelling a first releases
+	// a send waiting on a's flow control; under a's send lock no send of
+	// a is between its ID and its keep.
+	a.cancel()
+	a.sendMu.Lock()
 	r.e.out.move(a, na)
+	a.sendMu.Unlock()
 	ok := r.e.goTracked(func() {
 		defer close(leaving)
 		// No leave: the server keeps the member for the grace period, and
@@ -147,10 +155,24 @@ func (r *Room) join(a *attempt, prev chan struct{}) {
 	if errors.Is(err, signal.ErrSessionLost) {
 		return // the Engine rejoins every room of a lost session (onSessionLost)
 	}
+	if a.joinType == JoinTypeReconnected && signal.IsRefused(err) {
+		// The server answers, and refuses this endpoint for good: a room
+		// that was coming back by itself gives up.
+		code = int(ErrorCodeAbnormalServerStatus)
+	}
 	if a.joinType == JoinTypeReconnected && code == int(ErrorCodeJoinRoom) {
 		// A room coming back by itself keeps trying while the server is
 		// out of reach; a refusal (a token, an ID) ends it.
-		r.e.log.Info("rejoin failed; trying again", zap.String("room", r.id), zap.Error(err))
+		// The handler hears of each failed try: the warning -2001.
+		r.e.log.Warn("rejoin failed; trying again", zap.String("room", r.id), zap.Int("code", code), zap.Error(err))
+		r.mu.Lock()
+		if r.att == a {
+			userID := a.user.UserID
+			r.emit(func(h RoomEventHandler) {
+				h.OnRoomStateChanged(r.id, userID, int(ErrorCodeJoinRoomFailed), RoomStateInfo{JoinType: JoinTypeReconnected})
+			})
+		}
+		r.mu.Unlock()
 		wait := min(500*time.Millisecond<<min(a.tries, 4), 5*time.Second)
 		wait = wait/2 + rand.N(wait/2+1)
 		r.e.goTracked(func() {
@@ -164,7 +186,9 @@ func (r *Room) join(a *attempt, prev chan struct{}) {
 		})
 		return
 	}
-	r.e.log.Info("join failed", zap.String("room", r.id), zap.Int("code", code), zap.Error(err))
+	// Why, as the server gave it (or as the dial failed), is only in the
+	// log: the handler gets the code.
+	r.e.log.Warn("join failed", zap.String("room", r.id), zap.Int("code", code), zap.Error(err))
 	r.lost(a, code, err.Error())
 }
 
@@ -269,7 +293,7 @@ func (r *Room) connect(ctx context.Context, a *attempt) (int, error) {
 	}
 	a.sendMu.Lock() // the sends kept across the rejoin go first
 	defer a.sendMu.Unlock()
-	a.resend()
+	a.resend(ctx)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.att != a {
@@ -283,6 +307,7 @@ func (r *Room) connect(ctx context.Context, a *attempt) (int, error) {
 		f()
 	}
 	a.pending = nil
+	close(a.live)
 	return 0, nil
 }
 
@@ -308,10 +333,18 @@ func (r *Room) onSignal(f *pb.ServerFrame) {
 		select {
 		case <-a.active:
 		default:
+			// The member list may come in pages, back to back: gather
+			// them, and act on the whole list with the last.
+			a.pages = append(a.pages, b.RoomJoined.Members...)
+			if b.RoomJoined.More {
+				break
+			}
+			list := a.pages
+			a.pages = nil
 			if a.joinType == JoinTypeReconnected {
-				a.reconcileLocked(b.RoomJoined.Members, queue)
+				a.reconcileLocked(list, queue)
 			} else {
-				for _, m := range b.RoomJoined.Members {
+				for _, m := range list {
 					u := UserInfo{UserID: m.UserId, ExtraInfo: m.ExtraInfo}
 					a.members[u.UserID] = u
 					queue(func(h RoomEventHandler) { h.OnUserJoined(u) })
@@ -408,8 +441,10 @@ func (r *Room) lost(a *attempt, code int, reason string) {
 // it runs once and returns the transport's close error.
 func (a *attempt) end() error {
 	a.endOnce.Do(func() {
-		a.cancel()
-		a.r.e.failPending(a)
+		a.cancel() // releases a send waiting on flow control
+		a.sendMu.Lock()
+		a.r.e.failPending(a) // every send registered on a, none after
+		a.sendMu.Unlock()
 		a.r.e.releaseUser()
 		a.r.mu.Lock()
 		pc := a.pc

@@ -1,6 +1,7 @@
 package parley
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,42 +66,72 @@ type roomMessage struct {
 
 // send assigns the next message ID and sends m, or reports why not.
 func (r *Room) send(m roomMessage) int64 {
-	e := r.e
 	ch := int(m.cfg)
 	if ch < 0 || ch >= transport.NumChannels {
 		ch = -1
 	}
-	r.mu.Lock()
-	a := r.att
-	closed := r.closed
-	// A room that is rejoining by itself takes sends: they go out once it
-	// is back.
-	joined := a != nil && (a.joined || a.joinType == JoinTypeReconnected)
-	r.mu.Unlock()
-	if closed {
-		return -1 // a destroyed Room, like a closed Engine, reports nothing
+	for {
+		r.mu.Lock()
+		a := r.att
+		closed := r.closed
+		// A room that is rejoining by itself takes sends: they go out once
+		// it is back.
+		joined := a != nil && (a.joined || a.joinType == JoinTypeReconnected)
+		r.mu.Unlock()
+		if closed {
+			return -1 // a destroyed Room, like a closed Engine, reports nothing
+		}
+		var code int
+		switch {
+		case !m.broadcast && m.to == "":
+			code = int(UserMessageSendResultEmptyUser)
+		case !m.broadcast && ids.Check("user ID", m.to) != nil:
+			code = int(UserMessageSendResultNoReceiver) // no member can have that ID
+		case len(m.payload) > MaxMessageSize:
+			code = int(UserMessageSendResultExceedMaxLength)
+		case !joined:
+			code = int(UserMessageSendResultNotJoin)
+		case ch < 0:
+			code = int(UserMessageSendResultUnknown)
+		}
+		if code != 0 {
+			return r.e.fail(&pendingSend{kind: kindOf(m.broadcast), room: r, to: m.to}, code)
+		}
+		if id, sent := r.sendOn(a, ch, m); sent {
+			return id
+		}
+		// a was replaced by a rejoin or ended meanwhile, or held too much
+		// to take more: look again.
 	}
+}
 
-	var code int
-	switch {
-	case !m.broadcast && m.to == "":
-		code = int(UserMessageSendResultEmptyUser)
-	case !m.broadcast && ids.Check("user ID", m.to) != nil:
-		code = int(UserMessageSendResultNoReceiver) // no member can have that ID
-	case len(m.payload) > MaxMessageSize:
-		code = int(UserMessageSendResultExceedMaxLength)
-	case !joined:
-		code = int(UserMessageSendResultNotJoin)
-	case ch < 0:
-		code = int(UserMessageSendResultUnknown)
-	}
-	if code != 0 {
-		return e.fail(&pendingSend{kind: kindOf(m.broadcast), room: r, to: m.to}, code)
-	}
-	// The ID is assigned and the packet written under the attempt's send
-	// lock, so IDs rise in write order on each channel: cumulative acks
-	// depend on it.
+// sendOn sends m on attempt a's channel ch, and reports false, having
+// taken no ID, when a is no longer the room's attempt, or holds maxHeld
+// bytes unsent (then after waiting until some go or a ends).
+//
+// The ID is assigned and the packet written under the attempt's send lock,
+// so IDs rise in write order on each channel: cumulative acks depend on
+// it. Holding the lock while a is the room's attempt also means that a
+// rejoin's move of a's kept sends, and a's end failing those it has, both
+// come after this send is registered (both take the lock).
+func (r *Room) sendOn(a *attempt, ch int, m roomMessage) (int64, bool) {
+	e := r.e
 	a.sendMu.Lock()
+	r.mu.Lock()
+	current, live, w := r.att == a, a.joined, a.writers[ch]
+	r.mu.Unlock()
+	if !current {
+		a.sendMu.Unlock()
+		return 0, false
+	}
+	if held, freed := e.out.heldBytes(a); held+len(m.payload) > maxHeld {
+		a.sendMu.Unlock()
+		select {
+		case <-freed:
+		case <-a.ctx.Done():
+		}
+		return 0, false
+	}
 	defer a.sendMu.Unlock()
 	ps := &pendingSend{kind: kindOf(m.broadcast), room: r, att: a, to: m.to, ch: ch}
 	if ch == transport.ChannelReliable && !m.broadcast {
@@ -108,38 +139,44 @@ func (r *Room) send(m roomMessage) int64 {
 	}
 	id := e.newID(ps, true)
 	if id < 0 {
-		return -1
+		return -1, true
 	}
 	b := signal.MustMarshal(&pb.Packet{Body: &pb.Packet_Message{Message: &pb.Message{
 		MsgId: id, To: m.to, Broadcast: m.broadcast, Binary: m.binary, Payload: m.payload, SenderInstance: e.instance,
 	}}})
-	r.mu.Lock()
-	w := a.writers[ch]
-	live := a.joined
-	r.mu.Unlock()
-	if ch == transport.ChannelReliable || !live {
-		// Kept until its result: a rejoin sends it again (the receiver
-		// drops what it already has), and a room still rejoining sends it
-		// when it is back.
-		e.out.keep(id, b, !live)
-	}
 	if !live {
-		return id
+		// The room is rejoining: it sends the packet once it is back.
+		e.out.keep(id, b, true)
+		return id, true
+	}
+	reliable := ch == transport.ChannelReliable
+	if reliable {
+		// Kept until its result: a rejoin sends it again (the receiver
+		// drops what it already has).
+		e.out.keep(id, b, false)
 	}
 	if ps.book != nil {
 		ps.book.Expect(m.to, id)
 	}
 	if err := w.Write(a.ctx, b); err != nil {
 		e.log.Debug("send", zap.String("room", r.id), zap.Error(err))
+		if reliable {
+			// The transport has failed, or the attempt is ending; the room
+			// may not know yet. The packet stays kept, unsent: a rejoin
+			// sends it again, or the attempt's end reports
+			// NetworkDisconnected, or its timer Timeout.
+			e.out.keep(id, b, true)
+			return id, true
+		}
 		code := UserMessageSendResultNoConnection
 		if a.ctx.Err() != nil { // the room was left or lost while the send waited
 			code = UserMessageSendResultNetworkDisconnected
 		}
 		e.resolve(id, int(code))
-		return id
+		return id, true
 	}
 	a.stats.sent(len(m.payload))
-	return id
+	return id, true
 }
 
 // readChannels reads the attempt's data channels until they close.
@@ -165,6 +202,12 @@ func (a *attempt) onPacket(ch int, b []byte) {
 	}
 	switch body := p.Body.(type) {
 	case *pb.Packet_Message:
+		// The handler hears of the room's messages after its state 0:
+		// the server may forward a member's message before this join's
+		// last RoomJoined has arrived.
+		if !a.waitLive() {
+			return // never joined: not delivered, so not acknowledged
+		}
 		a.receive(ch, body.Message)
 	case *pb.Packet_Ack:
 		for _, id := range a.unacked.Settle(body.Ack.Peer, body.Ack.UpTo) {
@@ -172,6 +215,21 @@ func (a *attempt) onPacket(ch int, b []byte) {
 		}
 	case *pb.Packet_Result:
 		e.resolve(body.Result.MsgId, int(body.Result.Code))
+	}
+}
+
+// waitLive waits until a's state 0 is queued; false if a ended first.
+func (a *attempt) waitLive() bool {
+	select {
+	case <-a.live:
+		return true
+	default:
+	}
+	select {
+	case <-a.live:
+		return true
+	case <-a.ctx.Done():
+		return false
 	}
 }
 
@@ -233,16 +291,22 @@ func (r *Room) seenBefore(from string, instance uint64, id int64) bool {
 }
 
 // resend sends again, in ID order, the packets of the sends that moved to
-// attempt a in a rejoin (and those made while it rejoined). It runs with
-// a.sendMu held, before the room reports it is back.
-func (a *attempt) resend() {
+// attempt a in a rejoin (and those made while it rejoined), with flow
+// control, until ctx ends. It runs with a.sendMu held, before the room
+// reports it is back.
+func (a *attempt) resend(ctx context.Context) {
 	e := a.r.e
+	a.r.mu.Lock()
+	writers := a.writers
+	a.r.mu.Unlock()
 	for _, k := range e.out.resendable(a) {
 		if k.ps.book != nil {
 			k.ps.book.Expect(k.ps.to, k.id)
 		}
-		if _, err := a.chans[k.ps.ch].Write(k.ps.packet); err != nil {
+		if err := writers[k.ps.ch].Write(ctx, k.ps.packet); err != nil {
+			// Kept: the next rejoin sends it, or a's end fails it.
 			e.log.Debug("resend", zap.String("room", a.roomID), zap.Error(err))
+			e.out.keep(k.id, k.ps.packet, true)
 		}
 	}
 }

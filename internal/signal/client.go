@@ -111,6 +111,16 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 // errPermanent marks a dial error that retrying cannot fix.
 type errPermanent struct{ error }
 
+func (e errPermanent) Unwrap() error { return e.error }
+
+// IsRefused reports whether err is a dial the server refused for good: it
+// answered the WebSocket upgrade with 401, 403 or 404, so it does not
+// serve this endpoint, and retrying cannot help.
+func IsRefused(err error) bool {
+	var p errPermanent
+	return errors.As(err, &p)
+}
+
 // connect opens one connection and, with resume, asks to resume the
 // session; it returns once the connection carries a session.
 func (c *Client) connect(ctx context.Context, resume bool) (*Conn, error) {
