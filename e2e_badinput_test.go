@@ -94,8 +94,8 @@ func TestBadFrames(t *testing.T) {
 	srv := parleytest.NewServer(t)
 	alice := joined(t, srv, "room1", "alice", "")
 	bob := joined(t, srv, "room1", "bob", "")
-	bob.rec.requireJoined(t, alice.user)
-	alice.rec.requireJoined(t, bob.user)
+	requireJoined(t, bob.rec, alice.info)
+	requireJoined(t, alice.rec, bob.info)
 
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -111,14 +111,14 @@ func TestBadFrames(t *testing.T) {
 
 			// The room on the same server is untouched.
 			newcomer := joined(t, srv, "room1", fmt.Sprintf("newcomer%d", i), "")
-			newcomer.rec.requireJoined(t, alice.user)
-			newcomer.rec.requireJoined(t, bob.user)
-			alice.rec.requireJoined(t, newcomer.user)
-			bob.rec.requireJoined(t, newcomer.user)
+			requireJoined(t, newcomer.rec, alice.info)
+			requireJoined(t, newcomer.rec, bob.info)
+			requireJoined(t, alice.rec, newcomer.info)
+			requireJoined(t, bob.rec, newcomer.info)
 			require.NoError(t, newcomer.room.LeaveRoom())
-			newcomer.rec.requireLeft(t)
-			alice.rec.requireLeave(t, newcomer.user.UserID, parley.UserOfflineReasonQuit)
-			bob.rec.requireLeave(t, newcomer.user.UserID, parley.UserOfflineReasonQuit)
+			requireLeft(t, newcomer.rec)
+			requireLeave(t, alice.rec, newcomer.info.UserID, parley.UserOfflineReasonQuit)
+			requireLeave(t, bob.rec, newcomer.info.UserID, parley.UserOfflineReasonQuit)
 		})
 	}
 }

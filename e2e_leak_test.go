@@ -106,18 +106,18 @@ func TestLeakJoinLeave(t *testing.T) {
 	srv := parleytest.NewServer(t)
 	watcher := joined(t, srv, "leak", "watcher", "")
 	e := newEngine(t, srv, nil)
-	rec := newRoomRecorder()
+	rec := parleytest.NewRecorder()
 	room, err := e.CreateRoom("leak", rec)
 	require.NoError(t, err)
 	user := parley.UserInfo{UserID: "cycler"}
 	cycle := func() {
 		require.NoError(t, room.JoinRoom(srv.Token("leak", "cycler"), user, parley.RoomConfig{}))
-		rec.requireState(t, 0)
-		rec.requireJoined(t, parley.UserInfo{UserID: "watcher"})
+		requireState(t, rec, 0)
+		requireJoined(t, rec, parley.UserInfo{UserID: "watcher"})
 		require.NoError(t, room.LeaveRoom())
-		rec.requireLeft(t)
-		watcher.rec.requireJoined(t, user)
-		watcher.rec.requireLeave(t, "cycler", parley.UserOfflineReasonQuit)
+		requireLeft(t, rec)
+		requireJoined(t, watcher.rec, user)
+		requireLeave(t, watcher.rec, "cycler", parley.UserOfflineReasonQuit)
 	}
 	for range 10 { // warm up pools and lazily started goroutines
 		cycle()
@@ -139,22 +139,13 @@ func TestLeakConnectClose(t *testing.T) {
 	n := leakCycles(t)
 	srv := parleytest.NewServer(t)
 	cycle := func() {
-		rec := &loginRecorder{results: make(chan parley.LoginErrorCode, 1)}
+		rec := parleytest.NewRecorder()
 		e, err := parley.NewEngine(parley.EngineConfig{AppID: srv.AppID, ServerURL: srv.URL}, rec, parley.WithLoopbackOnly())
 		require.NoError(t, err)
 		require.NoError(t, e.Login(srv.LoginToken("cycler"), "cycler"))
-		select {
-		case code := <-rec.results:
-			require.Equal(t, parley.LoginErrorCodeSuccess, code)
-		case <-time.After(15 * time.Second):
-			t.Fatal("no login result within 15s")
-		}
+		require.Equal(t, parley.LoginErrorCodeSuccess, parleytest.NextOf[parleytest.LoginResult](t, rec).Code)
 		require.NoError(t, e.Close())
-		select {
-		case <-e.Done():
-		case <-time.After(15 * time.Second):
-			t.Fatal("Done not closed within 15s")
-		}
+		waitDone(t, e)
 	}
 	for range 10 {
 		cycle()
@@ -168,13 +159,4 @@ func TestLeakConnectClose(t *testing.T) {
 	after := requireBack(t, before)
 	t.Logf("%d connect/close cycles in %v (%v each): before %v; after %v", n, elapsed.Round(time.Millisecond),
 		(elapsed / time.Duration(n)).Round(time.Microsecond), before, after)
-}
-
-type loginRecorder struct {
-	parley.NopEngineEventHandler
-	results chan parley.LoginErrorCode
-}
-
-func (r *loginRecorder) OnLoginResult(_ string, code parley.LoginErrorCode, _ time.Duration) {
-	r.results <- code
 }

@@ -30,8 +30,8 @@ var allModes = []parley.MessageConfig{reliableOrdered, unreliableOrdered, unreli
 // callback of their kind, from the sender's user ID, and the sender gets
 // Success for the ID Send returned. Empty messages too.
 func TestMessageModes(t *testing.T) {
-	srv := newMsgServer(t)
-	peers := msgRoom(t, srv, "modes", []string{"alice", "bob"})
+	srv := parleytest.NewServer(t)
+	peers := roomOf(t, srv, "modes", []string{"alice", "bob"})
 	alice, bob := peers[0], peers[1]
 
 	for _, mode := range allModes {
@@ -39,8 +39,8 @@ func TestMessageModes(t *testing.T) {
 			text := "héllo, 世界 \xff\xfe not UTF-8 " + textOf(100, byte(mode))
 			id := alice.room.SendUserMessage("bob", text, mode)
 			require.Positive(t, id)
-			require.Equal(t, rxMsg{From: "alice", Payload: []byte(text)}, bob.rec.nextMsg(t))
-			require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), alice.rec.nextResult(t))
+			require.Equal(t, parleytest.Message{From: "alice", Payload: []byte(text)}, bob.rec.NextMessage(t))
+			require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), alice.rec.NextResult(t))
 		})
 		t.Run(mode.String()+"/binary", func(t *testing.T) {
 			data := payloadOf(1000, byte(mode))
@@ -49,26 +49,26 @@ func TestMessageModes(t *testing.T) {
 			id := alice.room.SendUserBinaryMessage("bob", data, mode)
 			require.Positive(t, id)
 			clear(data) // the SDK must not retain the caller's slice
-			require.Equal(t, rxMsg{From: "alice", Binary: true, Payload: want}, bob.rec.nextMsg(t))
-			require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), alice.rec.nextResult(t))
+			require.Equal(t, parleytest.Message{From: "alice", Binary: true, Payload: want}, bob.rec.NextMessage(t))
+			require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), alice.rec.NextResult(t))
 		})
 	}
 	t.Run("empty", func(t *testing.T) {
 		for _, mode := range allModes {
 			id := alice.room.SendUserMessage("bob", "", mode)
-			m := bob.rec.nextMsg(t)
-			require.Equal(t, rxMsg{From: "alice"}, rxMsg{From: m.From, Broadcast: m.Broadcast, Binary: m.Binary}, "empty text, %v", mode)
+			m := bob.rec.NextMessage(t)
+			require.Equal(t, parleytest.Message{From: "alice"}, parleytest.Message{From: m.From, Broadcast: m.Broadcast, Binary: m.Binary}, "empty text, %v", mode)
 			require.Empty(t, m.Payload)
-			require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), alice.rec.nextResult(t))
+			require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), alice.rec.NextResult(t))
 
 			id = alice.room.SendUserBinaryMessage("bob", nil, mode)
-			m = bob.rec.nextMsg(t)
-			require.Equal(t, rxMsg{From: "alice", Binary: true}, rxMsg{From: m.From, Broadcast: m.Broadcast, Binary: m.Binary}, "empty binary, %v", mode)
+			m = bob.rec.NextMessage(t)
+			require.Equal(t, parleytest.Message{From: "alice", Binary: true}, parleytest.Message{From: m.From, Broadcast: m.Broadcast, Binary: m.Binary}, "empty binary, %v", mode)
 			require.Empty(t, m.Payload)
-			require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), alice.rec.nextResult(t))
+			require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), alice.rec.NextResult(t))
 		}
 	})
-	alice.rec.requireNoMsg(t)
+	requireNoMsg(t, alice.rec)
 }
 
 // TestMessageLongUserIDs: members with the longest user IDs (128
@@ -76,29 +76,29 @@ func TestMessageModes(t *testing.T) {
 // into the relayed packet in place, with room for exactly that.
 func TestMessageLongUserIDs(t *testing.T) {
 	long1, long2 := strings.Repeat("a", 128), strings.Repeat("B", 127)+"@"
-	srv := newMsgServer(t)
-	peers := msgRoom(t, srv, "longids", []string{long1, long2})
+	srv := parleytest.NewServer(t)
+	peers := roomOf(t, srv, "longids", []string{long1, long2})
 	a, b := peers[0], peers[1]
 
 	text := textOf(parley.MaxMessageSize, 7)
 	id := a.room.SendUserMessage(long2, text, reliableOrdered)
-	m := b.rec.nextMsg(t)
+	m := b.rec.NextMessage(t)
 	require.Equal(t, long1, m.From)
 	requireBytes(t, []byte(text), m.Payload, "user message")
-	require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), a.rec.nextResult(t))
+	require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), a.rec.NextResult(t))
 
 	data := payloadOf(parley.MaxMessageSize, 8)
 	id = b.room.SendRoomBinaryMessage(data)
-	m = a.rec.nextMsg(t)
-	require.Equal(t, rxMsg{From: long2, Broadcast: true, Binary: true}, rxMsg{From: m.From, Broadcast: m.Broadcast, Binary: m.Binary})
+	m = a.rec.NextMessage(t)
+	require.Equal(t, parleytest.Message{From: long2, Broadcast: true, Binary: true}, parleytest.Message{From: m.From, Broadcast: m.Broadcast, Binary: m.Binary})
 	requireBytes(t, data, m.Payload, "broadcast")
-	require.Equal(t, roomResult(id, parley.RoomMessageSendResultSuccess), b.rec.nextResult(t))
+	require.Equal(t, roomResult(id, parley.RoomMessageSendResultSuccess), b.rec.NextResult(t))
 
 	id = parley.SendForgedMessage(a.room, long2, strings.Repeat("z", 128), false, payloadOf(parley.MaxMessageSize, 9))
-	m = b.rec.nextMsg(t)
+	m = b.rec.NextMessage(t)
 	require.Equal(t, long1, m.From, "a forged From as long as the real one")
 	requireBytes(t, payloadOf(parley.MaxMessageSize, 9), m.Payload, "forged")
-	require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), a.rec.nextResult(t))
+	require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), a.rec.NextResult(t))
 }
 
 // TestMessageReliableSuccessNeedsAck: a reliable message's Success is
@@ -111,27 +111,27 @@ func TestMessageLongUserIDs(t *testing.T) {
 // Success, and its cumulative ack, which also covers the timed-out one,
 // brings no second result for it.
 func TestMessageReliableSuccessNeedsAck(t *testing.T) {
-	srv := newMsgServer(t)
-	alice := newMsgPeer(t, srv, "acks", "alice", parley.WithMessageTimeout(time.Second))
-	bob := newMsgPeer(t, srv, "acks", "bob")
-	joinAll(t, srv, alice, bob)
+	srv := parleytest.NewServer(t)
+	alice := newPeer(t, srv, "acks", "alice", parley.WithMessageTimeout(time.Second))
+	bob := newPeer(t, srv, "acks", "bob")
+	joinAll(t, alice, bob)
 	acks, err := parley.GateAcks(bob.room)
 	require.NoError(t, err)
 
 	start := time.Now()
 	lost := alice.room.SendUserMessage("bob", "never acked", reliableOrdered)
-	require.Equal(t, rxMsg{From: "alice", Payload: []byte("never acked")}, bob.rec.nextMsg(t), "the receiver's handler has it")
-	require.Equal(t, userResult(lost, parley.UserMessageSendResultTimeout), alice.rec.nextResult(t))
+	require.Equal(t, parleytest.Message{From: "alice", Payload: []byte("never acked")}, bob.rec.NextMessage(t), "the receiver's handler has it")
+	require.Equal(t, userResult(lost, parley.UserMessageSendResultTimeout), alice.rec.NextResult(t))
 	require.GreaterOrEqual(t, time.Since(start), time.Second, "Timeout came before the message timeout")
 
 	id := alice.room.SendUserMessage("bob", "unreliable", unreliableOrdered)
-	require.Equal(t, rxMsg{From: "alice", Payload: []byte("unreliable")}, bob.rec.nextMsg(t))
-	require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), alice.rec.nextResult(t))
+	require.Equal(t, parleytest.Message{From: "alice", Payload: []byte("unreliable")}, bob.rec.NextMessage(t))
+	require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), alice.rec.NextResult(t))
 
 	acks.Drop(false)
 	id = alice.room.SendUserMessage("bob", "acked", reliableOrdered)
-	require.Equal(t, rxMsg{From: "alice", Payload: []byte("acked")}, bob.rec.nextMsg(t))
-	require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), alice.rec.nextResult(t),
+	require.Equal(t, parleytest.Message{From: "alice", Payload: []byte("acked")}, bob.rec.NextMessage(t))
+	require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), alice.rec.NextResult(t),
 		"the next result must be the new message's: the late ack must not resolve message %d again", lost)
 	require.Positive(t, acks.Dropped(), "no ack was withheld")
 }
@@ -148,13 +148,13 @@ func TestMessageReliableSuccessNeedsAck(t *testing.T) {
 // second result.
 func TestMessageTimeoutBlockedReceiver(t *testing.T) {
 	const n = 1100
-	srv := newMsgServer(t)
-	alice := newMsgPeer(t, srv, "blocked", "alice", parley.WithMessageTimeout(2*time.Second))
-	bob := newMsgPeer(t, srv, "blocked", "bob")
+	srv := parleytest.NewServer(t)
+	alice := newPeer(t, srv, "blocked", "alice", parley.WithMessageTimeout(2*time.Second))
+	bob := newPeer(t, srv, "blocked", "bob")
 	g := newGate()
 	t.Cleanup(g.open) // before the Engines close (cleanups run last first)
-	bob.rec.onMsg = func(rxMsg) { g.wait() }
-	joinAll(t, srv, alice, bob)
+	bob.rec.SetHook(onMessage(func(parleytest.Message) { g.wait() }))
+	joinAll(t, alice, bob)
 
 	g.shut()
 	ids := make([]int64, n)
@@ -162,7 +162,7 @@ func TestMessageTimeoutBlockedReceiver(t *testing.T) {
 		ids[i] = alice.room.SendUserMessage("bob", strconv.Itoa(i), reliableOrdered)
 	}
 	g.waitEntered(t)
-	results := alice.rec.waitResults(t, ids...)
+	results := alice.rec.WaitResults(t, ids...)
 	require.Len(t, results, n, "results for messages that were never sent")
 	counts := countCodes(results, ids)
 	t.Logf("blocked receiver: %d Success, %d Timeout", counts[0], counts[1])
@@ -174,11 +174,11 @@ func TestMessageTimeoutBlockedReceiver(t *testing.T) {
 	}
 
 	g.open()
-	for i, m := range bob.rec.nextMsgs(t, n) {
-		require.Equal(t, rxMsg{From: "alice", Payload: []byte(strconv.Itoa(i))}, m)
+	for i, m := range bob.rec.NextMessages(t, n) {
+		require.Equal(t, parleytest.Message{From: "alice", Payload: []byte(strconv.Itoa(i))}, m)
 	}
 	require.Empty(t, barrier(t, alice, bob), "messages after the last one")
-	alice.rec.requireNoResult(t)
+	requireNoResult(t, alice.rec)
 }
 
 // TestMessageNetworkDisconnectedOnClose: reliable messages sent right
@@ -186,8 +186,8 @@ func TestMessageTimeoutBlockedReceiver(t *testing.T) {
 // still in flight, NetworkDisconnected.
 func TestMessageNetworkDisconnectedOnClose(t *testing.T) {
 	const n = 300
-	srv := newMsgServer(t)
-	peers := msgRoom(t, srv, "close", []string{"alice", "bob"})
+	srv := parleytest.NewServer(t)
+	peers := roomOf(t, srv, "close", []string{"alice", "bob"})
 	alice := peers[0]
 
 	ids := make([]int64, n)
@@ -196,10 +196,10 @@ func TestMessageNetworkDisconnectedOnClose(t *testing.T) {
 		require.Equal(t, int64(i+1), ids[i])
 	}
 	require.NoError(t, alice.e.Close())
-	waitEngineDone(t, alice.e)
+	waitDone(t, alice.e)
 
-	got := make(map[int64]txResult)
-	for _, res := range alice.rec.drainResults() {
+	got := make(map[int64]parleytest.SendResult)
+	for _, res := range drainResults(alice.rec) {
 		prev, dup := got[res.ID]
 		require.Falsef(t, dup, "second result for message %d: %v after %v", res.ID, res, prev)
 		got[res.ID] = res
@@ -223,8 +223,8 @@ func TestMessageNetworkDisconnectedInFlight(t *testing.T) {
 	const n = 20
 	for _, how := range []string{"Engine.Close", "LeaveRoom"} {
 		t.Run(how, func(t *testing.T) {
-			srv := newMsgServer(t)
-			peers := msgRoom(t, srv, "inflight", []string{"alice", "bob"})
+			srv := parleytest.NewServer(t)
+			peers := roomOf(t, srv, "inflight", []string{"alice", "bob"})
 			alice, bob := peers[0], peers[1]
 			_, err := parley.GateAcks(bob.room)
 			require.NoError(t, err)
@@ -233,19 +233,19 @@ func TestMessageNetworkDisconnectedInFlight(t *testing.T) {
 			for i := range ids {
 				ids[i] = alice.room.SendUserMessage("bob", strconv.Itoa(i), reliableOrdered)
 			}
-			bob.rec.nextMsgs(t, n) // all are there; none can be acknowledged
+			bob.rec.NextMessages(t, n) // all are there; none can be acknowledged
 
-			var results []txResult
+			var results []parleytest.SendResult
 			if how == "LeaveRoom" {
 				require.NoError(t, alice.room.LeaveRoom())
-				alice.rec.leftRoom(t) // after the in-flight results, which the leave reports first
-				results = alice.rec.drainResults()
+				leftRoom(t, alice.rec) // after the in-flight results, which the leave reports first
+				results = drainResults(alice.rec)
 			} else {
 				require.NoError(t, alice.e.Close())
-				waitEngineDone(t, alice.e)
-				results = alice.rec.drainResults()
+				waitDone(t, alice.e)
+				results = drainResults(alice.rec)
 			}
-			want := make([]txResult, n)
+			want := make([]parleytest.SendResult, n)
 			for i, id := range ids {
 				want[i] = userResult(id, parley.UserMessageSendResultNetworkDisconnected)
 			}
@@ -257,15 +257,15 @@ func TestMessageNetworkDisconnectedInFlight(t *testing.T) {
 // TestMessageSendOnClosedEngine: on a closed Engine every Send* returns -1
 // and no callback follows, whether the room was joined or not.
 func TestMessageSendOnClosedEngine(t *testing.T) {
-	srv := newMsgServer(t)
-	peers := msgRoom(t, srv, "closed", []string{"alice", "bob"})
+	srv := parleytest.NewServer(t)
+	peers := roomOf(t, srv, "closed", []string{"alice", "bob"})
 	alice := peers[0]
-	idle := newMsgRecorder()
+	idle := parleytest.NewRecorder()
 	notJoined, err := alice.e.CreateRoom("other", idle)
 	require.NoError(t, err)
 
 	require.NoError(t, alice.e.Close())
-	waitEngineDone(t, alice.e)
+	waitDone(t, alice.e)
 	for _, r := range []*parley.Room{alice.room, notJoined} {
 		require.Equal(t, int64(-1), r.SendUserMessage("bob", "x", reliableOrdered))
 		require.Equal(t, int64(-1), r.SendUserMessage("", "x", unreliableOrdered))
@@ -274,8 +274,8 @@ func TestMessageSendOnClosedEngine(t *testing.T) {
 		require.Equal(t, int64(-1), r.SendRoomBinaryMessage(make([]byte, parley.MaxMessageSize+1)))
 	}
 	// Done is closed: no callback can run any more, so none is owed.
-	require.Empty(t, alice.rec.drainResults())
-	require.Empty(t, idle.drainResults())
+	require.Empty(t, drainResults(alice.rec))
+	require.Empty(t, drainResults(idle))
 }
 
 // TestMessageSendOnClosedRoom: API.md allows one exception to "each ID
@@ -286,8 +286,8 @@ func TestMessageSendOnClosedEngine(t *testing.T) {
 // in order, so once a later event of the same Engine (another room's
 // OnLeaveRoom) has run, the result would have come.
 func TestMessageSendOnClosedRoom(t *testing.T) {
-	srv := newMsgServer(t)
-	peers := msgRoom(t, srv, "closedroom", []string{"alice", "bob"})
+	srv := parleytest.NewServer(t)
+	peers := roomOf(t, srv, "closedroom", []string{"alice", "bob"})
 	alice := peers[0]
 	other := addMsgRoom(t, alice, "other")
 
@@ -299,13 +299,13 @@ func TestMessageSendOnClosedRoom(t *testing.T) {
 		alice.room.SendRoomBinaryMessage([]byte("x")),
 	}
 	require.NoError(t, other.room.LeaveRoom()) // not joined: OnLeaveRoom follows at once
-	other.rec.leftRoom(t)
-	got := alice.rec.drainResults()
+	leftRoom(t, other.rec)
+	got := drainResults(alice.rec)
 	for _, id := range ids {
 		if id == -1 {
 			continue
 		}
-		require.Truef(t, slices.ContainsFunc(got, func(r txResult) bool { return r.ID == id }),
+		require.Truef(t, slices.ContainsFunc(got, func(r parleytest.SendResult) bool { return r.ID == id }),
 			"Send on a closed Room returned message ID %d, and no result came for it (results: %v)", id, got)
 	}
 }
@@ -314,23 +314,23 @@ func TestMessageSendOnClosedRoom(t *testing.T) {
 // every send method and every room of an Engine, failures included, and
 // each ID comes back in exactly one result of the right kind.
 func TestMessageIDs(t *testing.T) {
-	srv := newMsgServer(t)
-	alice := newMsgPeer(t, srv, "ids1", "alice")
-	bob := newMsgPeer(t, srv, "ids1", "bob")
+	srv := parleytest.NewServer(t)
+	alice := newPeer(t, srv, "ids1", "alice")
+	bob := newPeer(t, srv, "ids1", "bob")
 	alice2 := addMsgRoom(t, alice, "ids2")
 	bob2 := addMsgRoom(t, bob, "ids2")
 	big := make([]byte, parley.MaxMessageSize+1)
 
 	type send struct {
-		on   *msgPeer // the room sent in, whose handler gets the result
+		on   *peer // the room sent in, whose handler gets the result
 		do   func(r *parley.Room) int64
-		want func(id int64) txResult
+		want func(id int64) parleytest.SendResult
 	}
-	user := func(r parley.UserMessageSendResult) func(int64) txResult {
-		return func(id int64) txResult { return userResult(id, r) }
+	user := func(r parley.UserMessageSendResult) func(int64) parleytest.SendResult {
+		return func(id int64) parleytest.SendResult { return userResult(id, r) }
 	}
-	room := func(r parley.RoomMessageSendResult) func(int64) txResult {
-		return func(id int64) txResult { return roomResult(id, r) }
+	room := func(r parley.RoomMessageSendResult) func(int64) parleytest.SendResult {
+		return func(id int64) parleytest.SendResult { return roomResult(id, r) }
 	}
 	beforeJoin := []send{
 		{alice, func(r *parley.Room) int64 { return r.SendUserMessage("bob", "a", reliableOrdered) }, user(parley.UserMessageSendResultNotJoin)},
@@ -357,44 +357,44 @@ func TestMessageIDs(t *testing.T) {
 	next := int64(1)
 	run := func(sends []send) {
 		t.Helper()
-		ids := make(map[*msgPeer][]int64)
-		want := make(map[*msgPeer]map[int64]txResult)
+		ids := make(map[*peer][]int64)
+		want := make(map[*peer]map[int64]parleytest.SendResult)
 		for _, s := range sends {
 			id := s.do(s.on.room)
 			require.Equal(t, next, id, "message ID")
 			next++
 			ids[s.on] = append(ids[s.on], id)
 			if want[s.on] == nil {
-				want[s.on] = make(map[int64]txResult)
+				want[s.on] = make(map[int64]parleytest.SendResult)
 			}
 			want[s.on][id] = s.want(id)
 		}
 		for p, ids := range ids {
-			require.Equal(t, want[p], p.rec.waitResults(t, ids...), "results in %s", p.room.RoomID())
+			require.Equal(t, want[p], p.rec.WaitResults(t, ids...), "results in %s", p.room.RoomID())
 		}
 	}
 	run(beforeJoin)
-	joinAll(t, srv, alice, bob)
-	joinAll(t, srv, alice2, bob2)
+	joinAll(t, alice, bob)
+	joinAll(t, alice2, bob2)
 	run(joined)
 
 	// Nothing else comes: once bob has every message (the unreliable ones
 	// included, which have no order with the rest), a barrier in each room
 	// finds nothing before it, and its result is the next one: no result
 	// is left over.
-	payloads := func(ms []rxMsg) []string {
+	payloads := func(ms []parleytest.Message) []string {
 		var s []string
 		for _, m := range ms {
 			s = append(s, string(m.Payload))
 		}
 		return s
 	}
-	require.ElementsMatch(t, []string{"e", "f", "g", "h", "m"}, payloads(bob.rec.nextMsgs(t, 5)), "bob in ids1")
-	require.ElementsMatch(t, []string{"k", "l", "o"}, payloads(bob2.rec.nextMsgs(t, 3)), "bob in ids2")
+	require.ElementsMatch(t, []string{"e", "f", "g", "h", "m"}, payloads(bob.rec.NextMessages(t, 5)), "bob in ids1")
+	require.ElementsMatch(t, []string{"k", "l", "o"}, payloads(bob2.rec.NextMessages(t, 3)), "bob in ids2")
 	require.Empty(t, barrier(t, alice, bob))
 	require.Empty(t, barrier(t, alice2, bob2))
-	alice.rec.requireNoResult(t)
-	alice2.rec.requireNoResult(t)
+	requireNoResult(t, alice.rec)
+	requireNoResult(t, alice2.rec)
 	require.Equal(t, next+2, alice.room.SendRoomMessage("last"), "IDs after the two barriers")
 }
 
@@ -402,24 +402,24 @@ func TestMessageIDs(t *testing.T) {
 // any mode, text or binary, gets NoReceiver; so does one to a member who
 // has left.
 func TestMessageNoReceiver(t *testing.T) {
-	srv := newMsgServer(t)
-	peers := msgRoom(t, srv, "noreceiver", []string{"alice", "bob"})
+	srv := parleytest.NewServer(t)
+	peers := roomOf(t, srv, "noreceiver", []string{"alice", "bob"})
 	alice, bob := peers[0], peers[1]
 
 	for _, mode := range allModes {
 		id := alice.room.SendUserMessage("carol", "x", mode)
-		require.Equal(t, userResult(id, parley.UserMessageSendResultNoReceiver), alice.rec.nextResult(t), "text, %v", mode)
+		require.Equal(t, userResult(id, parley.UserMessageSendResultNoReceiver), alice.rec.NextResult(t), "text, %v", mode)
 		id = alice.room.SendUserBinaryMessage("carol", []byte("x"), mode)
-		require.Equal(t, userResult(id, parley.UserMessageSendResultNoReceiver), alice.rec.nextResult(t), "binary, %v", mode)
+		require.Equal(t, userResult(id, parley.UserMessageSendResultNoReceiver), alice.rec.NextResult(t), "binary, %v", mode)
 	}
 
 	require.NoError(t, bob.room.LeaveRoom())
-	bob.rec.leftRoom(t) // the server has confirmed: bob is gone
+	leftRoom(t, bob.rec) // the server has confirmed: bob is gone
 	for _, mode := range allModes {
 		id := alice.room.SendUserMessage("bob", "x", mode)
-		require.Equal(t, userResult(id, parley.UserMessageSendResultNoReceiver), alice.rec.nextResult(t), "to a member who left, %v", mode)
+		require.Equal(t, userResult(id, parley.UserMessageSendResultNoReceiver), alice.rec.NextResult(t), "to a member who left, %v", mode)
 	}
-	bob.rec.requireNoMsg(t)
+	requireNoMsg(t, bob.rec)
 }
 
 // TestMessageNoReceiverWhenReceiverLeaves: reliable messages the receiver
@@ -427,21 +427,21 @@ func TestMessageNoReceiver(t *testing.T) {
 // in the room any more and never will acknowledge them.
 func TestMessageNoReceiverWhenReceiverLeaves(t *testing.T) {
 	const n = 5
-	srv := newMsgServer(t)
-	peers := msgRoom(t, srv, "receiverleaves", []string{"alice", "bob"})
+	srv := parleytest.NewServer(t)
+	peers := roomOf(t, srv, "receiverleaves", []string{"alice", "bob"})
 	alice, bob := peers[0], peers[1]
 	_, err := parley.GateAcks(bob.room)
 	require.NoError(t, err)
 
-	want := make([]txResult, n)
+	want := make([]parleytest.SendResult, n)
 	for i := range want {
 		want[i] = userResult(alice.room.SendUserMessage("bob", strconv.Itoa(i), reliableOrdered), parley.UserMessageSendResultNoReceiver)
 	}
-	bob.rec.nextMsgs(t, n)
+	bob.rec.NextMessages(t, n)
 	require.NoError(t, bob.room.LeaveRoom())
-	got := make([]txResult, n)
+	got := make([]parleytest.SendResult, n)
 	for i := range got {
-		got[i] = alice.rec.nextResult(t)
+		got[i] = alice.rec.NextResult(t)
 	}
 	require.Equal(t, want, got)
 }
@@ -449,14 +449,14 @@ func TestMessageNoReceiverWhenReceiverLeaves(t *testing.T) {
 // TestMessageEmptyUser: a user message with an empty receiver ID, text or
 // binary, in any mode, gets EmptyUser.
 func TestMessageEmptyUser(t *testing.T) {
-	srv := newMsgServer(t)
-	peers := msgRoom(t, srv, "emptyuser", []string{"alice", "bob"})
+	srv := parleytest.NewServer(t)
+	peers := roomOf(t, srv, "emptyuser", []string{"alice", "bob"})
 	alice, bob := peers[0], peers[1]
 	for _, mode := range allModes {
 		id := alice.room.SendUserMessage("", "x", mode)
-		require.Equal(t, userResult(id, parley.UserMessageSendResultEmptyUser), alice.rec.nextResult(t), "text, %v", mode)
+		require.Equal(t, userResult(id, parley.UserMessageSendResultEmptyUser), alice.rec.NextResult(t), "text, %v", mode)
 		id = alice.room.SendUserBinaryMessage("", []byte("x"), mode)
-		require.Equal(t, userResult(id, parley.UserMessageSendResultEmptyUser), alice.rec.nextResult(t), "binary, %v", mode)
+		require.Equal(t, userResult(id, parley.UserMessageSendResultEmptyUser), alice.rec.NextResult(t), "binary, %v", mode)
 	}
 	require.Empty(t, barrier(t, alice, bob), "an EmptyUser message reached someone")
 }
@@ -464,36 +464,36 @@ func TestMessageEmptyUser(t *testing.T) {
 // TestMessageNotJoin: every send method gets NotJoin (100) before the room
 // is joined and after it is left.
 func TestMessageNotJoin(t *testing.T) {
-	srv := newMsgServer(t)
-	alice := newMsgPeer(t, srv, "notjoin", "alice")
-	bob := newMsgPeer(t, srv, "notjoin", "bob")
+	srv := parleytest.NewServer(t)
+	alice := newPeer(t, srv, "notjoin", "alice")
+	bob := newPeer(t, srv, "notjoin", "bob")
 
 	sendAll := func(what string) {
 		t.Helper()
 		id := alice.room.SendUserMessage("bob", "x", reliableOrdered)
-		require.Equal(t, userResult(id, parley.UserMessageSendResultNotJoin), alice.rec.nextResult(t), what)
+		require.Equal(t, userResult(id, parley.UserMessageSendResultNotJoin), alice.rec.NextResult(t), what)
 		id = alice.room.SendUserBinaryMessage("bob", []byte("x"), unreliableOrdered)
-		require.Equal(t, userResult(id, parley.UserMessageSendResultNotJoin), alice.rec.nextResult(t), what)
+		require.Equal(t, userResult(id, parley.UserMessageSendResultNotJoin), alice.rec.NextResult(t), what)
 		id = alice.room.SendRoomMessage("x")
-		require.Equal(t, roomResult(id, parley.RoomMessageSendResultNotJoin), alice.rec.nextResult(t), what)
+		require.Equal(t, roomResult(id, parley.RoomMessageSendResultNotJoin), alice.rec.NextResult(t), what)
 		id = alice.room.SendRoomBinaryMessage([]byte("x"))
-		require.Equal(t, roomResult(id, parley.RoomMessageSendResultNotJoin), alice.rec.nextResult(t), what)
+		require.Equal(t, roomResult(id, parley.RoomMessageSendResultNotJoin), alice.rec.NextResult(t), what)
 	}
 	sendAll("before JoinRoom")
-	joinAll(t, srv, alice, bob)
+	joinAll(t, alice, bob)
 	require.NoError(t, alice.room.LeaveRoom())
-	alice.rec.leftRoom(t)
+	leftRoom(t, alice.rec)
 	sendAll("after LeaveRoom")
-	bob.rec.waitLeave(t, "alice")
-	bob.rec.requireNoMsg(t) // bob's OnUserLeave comes after anything alice sent while in the room
+	bob.rec.WaitUserLeave(t, "alice")
+	requireNoMsg(t, bob.rec) // bob's OnUserLeave comes after anything alice sent while in the room
 }
 
 // TestMessageMaxLength: 65,536 bytes are accepted in every kind of send
 // and arrive byte for byte; 65,537 bytes get ExceedMaxLength (103) and
 // reach no one.
 func TestMessageMaxLength(t *testing.T) {
-	srv := newMsgServer(t)
-	peers := msgRoom(t, srv, "maxlength", []string{"alice", "bob"})
+	srv := parleytest.NewServer(t)
+	peers := roomOf(t, srv, "maxlength", []string{"alice", "bob"})
 	alice, bob := peers[0], peers[1]
 	const max = 65536
 	require.Equal(t, max, parley.MaxMessageSize)
@@ -502,14 +502,14 @@ func TestMessageMaxLength(t *testing.T) {
 		text, data := textOf(max+1, 1), payloadOf(max+1, 2)
 		for _, mode := range allModes {
 			id := alice.room.SendUserMessage("bob", text, mode)
-			require.Equal(t, userResult(id, parley.UserMessageSendResultExceedMaxLength), alice.rec.nextResult(t), "user text, %v", mode)
+			require.Equal(t, userResult(id, parley.UserMessageSendResultExceedMaxLength), alice.rec.NextResult(t), "user text, %v", mode)
 			id = alice.room.SendUserBinaryMessage("bob", data, mode)
-			require.Equal(t, userResult(id, parley.UserMessageSendResultExceedMaxLength), alice.rec.nextResult(t), "user binary, %v", mode)
+			require.Equal(t, userResult(id, parley.UserMessageSendResultExceedMaxLength), alice.rec.NextResult(t), "user binary, %v", mode)
 		}
 		id := alice.room.SendRoomMessage(text)
-		require.Equal(t, roomResult(id, parley.RoomMessageSendResultExceedMaxLength), alice.rec.nextResult(t), "room text")
+		require.Equal(t, roomResult(id, parley.RoomMessageSendResultExceedMaxLength), alice.rec.NextResult(t), "room text")
 		id = alice.room.SendRoomBinaryMessage(data)
-		require.Equal(t, roomResult(id, parley.RoomMessageSendResultExceedMaxLength), alice.rec.nextResult(t), "room binary")
+		require.Equal(t, roomResult(id, parley.RoomMessageSendResultExceedMaxLength), alice.rec.NextResult(t), "room binary")
 		require.Empty(t, barrier(t, alice, bob), "a message over the limit reached bob")
 	})
 
@@ -517,31 +517,31 @@ func TestMessageMaxLength(t *testing.T) {
 		for _, mode := range allModes {
 			text := textOf(max, byte(10+mode))
 			id := alice.room.SendUserMessage("bob", text, mode)
-			m := bob.rec.nextMsg(t)
-			require.Equal(t, rxMsg{From: "alice"}, rxMsg{From: m.From, Broadcast: m.Broadcast, Binary: m.Binary}, "user text, %v", mode)
+			m := bob.rec.NextMessage(t)
+			require.Equal(t, parleytest.Message{From: "alice"}, parleytest.Message{From: m.From, Broadcast: m.Broadcast, Binary: m.Binary}, "user text, %v", mode)
 			requireBytes(t, []byte(text), m.Payload, "user text, "+mode.String())
-			require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), alice.rec.nextResult(t), "user text, %v", mode)
+			require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), alice.rec.NextResult(t), "user text, %v", mode)
 
 			data := payloadOf(max, byte(20+mode))
 			id = alice.room.SendUserBinaryMessage("bob", data, mode)
-			m = bob.rec.nextMsg(t)
-			require.Equal(t, rxMsg{From: "alice", Binary: true}, rxMsg{From: m.From, Broadcast: m.Broadcast, Binary: m.Binary}, "user binary, %v", mode)
+			m = bob.rec.NextMessage(t)
+			require.Equal(t, parleytest.Message{From: "alice", Binary: true}, parleytest.Message{From: m.From, Broadcast: m.Broadcast, Binary: m.Binary}, "user binary, %v", mode)
 			requireBytes(t, data, m.Payload, "user binary, "+mode.String())
-			require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), alice.rec.nextResult(t), "user binary, %v", mode)
+			require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), alice.rec.NextResult(t), "user binary, %v", mode)
 		}
 		text := textOf(max, 30)
 		id := alice.room.SendRoomMessage(text)
-		m := bob.rec.nextMsg(t)
-		require.Equal(t, rxMsg{From: "alice", Broadcast: true}, rxMsg{From: m.From, Broadcast: m.Broadcast, Binary: m.Binary}, "room text")
+		m := bob.rec.NextMessage(t)
+		require.Equal(t, parleytest.Message{From: "alice", Broadcast: true}, parleytest.Message{From: m.From, Broadcast: m.Broadcast, Binary: m.Binary}, "room text")
 		requireBytes(t, []byte(text), m.Payload, "room text")
-		require.Equal(t, roomResult(id, parley.RoomMessageSendResultSuccess), alice.rec.nextResult(t), "room text")
+		require.Equal(t, roomResult(id, parley.RoomMessageSendResultSuccess), alice.rec.NextResult(t), "room text")
 
 		data := payloadOf(max, 31)
 		id = alice.room.SendRoomBinaryMessage(data)
-		m = bob.rec.nextMsg(t)
-		require.Equal(t, rxMsg{From: "alice", Broadcast: true, Binary: true}, rxMsg{From: m.From, Broadcast: m.Broadcast, Binary: m.Binary}, "room binary")
+		m = bob.rec.NextMessage(t)
+		require.Equal(t, parleytest.Message{From: "alice", Broadcast: true, Binary: true}, parleytest.Message{From: m.From, Broadcast: m.Broadcast, Binary: m.Binary}, "room binary")
 		requireBytes(t, data, m.Payload, "room binary")
-		require.Equal(t, roomResult(id, parley.RoomMessageSendResultSuccess), alice.rec.nextResult(t), "room binary")
+		require.Equal(t, roomResult(id, parley.RoomMessageSendResultSuccess), alice.rec.NextResult(t), "room binary")
 	})
 }
 
@@ -551,47 +551,47 @@ func TestMessageMaxLength(t *testing.T) {
 // ExceedMaxLength and a user message without a receiver EmptyUser, and
 // neither is relayed; 65,536 bytes pass.
 func TestMessageServerChecks(t *testing.T) {
-	srv := newMsgServer(t)
-	peers := msgRoom(t, srv, "serverchecks", []string{"alice", "bob"})
+	srv := parleytest.NewServer(t)
+	peers := roomOf(t, srv, "serverchecks", []string{"alice", "bob"})
 	alice, bob := peers[0], peers[1]
 
 	id := parley.SendForgedMessage(alice.room, "bob", "", false, payloadOf(65537, 1))
-	require.Equal(t, userResult(id, parley.UserMessageSendResultExceedMaxLength), alice.rec.nextResult(t), "user message")
+	require.Equal(t, userResult(id, parley.UserMessageSendResultExceedMaxLength), alice.rec.NextResult(t), "user message")
 	id = parley.SendForgedMessage(alice.room, "", "", true, payloadOf(65537, 2))
-	require.Equal(t, roomResult(id, parley.RoomMessageSendResultExceedMaxLength), alice.rec.nextResult(t), "broadcast")
+	require.Equal(t, roomResult(id, parley.RoomMessageSendResultExceedMaxLength), alice.rec.NextResult(t), "broadcast")
 	id = parley.SendForgedMessage(alice.room, "", "", false, []byte("to nobody"))
-	require.Equal(t, userResult(id, parley.UserMessageSendResultEmptyUser), alice.rec.nextResult(t), "empty receiver")
+	require.Equal(t, userResult(id, parley.UserMessageSendResultEmptyUser), alice.rec.NextResult(t), "empty receiver")
 	require.Empty(t, barrier(t, alice, bob), "a refused message was relayed")
 
 	data := payloadOf(65536, 3)
 	id = parley.SendForgedMessage(alice.room, "bob", "", false, data)
-	m := bob.rec.nextMsg(t)
+	m := bob.rec.NextMessage(t)
 	require.Equal(t, "alice", m.From)
 	requireBytes(t, data, m.Payload, "65,536 bytes")
-	require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), alice.rec.nextResult(t))
+	require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), alice.rec.NextResult(t))
 }
 
 // TestMessageSenderIdentity: the receiver sees the sender's real user ID,
 // which the server stamps: a packet whose From names another member
 // (parley.SendForgedMessage) still reaches everyone as the sender's.
 func TestMessageSenderIdentity(t *testing.T) {
-	srv := newMsgServer(t)
-	peers := msgRoom(t, srv, "identity", []string{"alice", "bob", "carol"})
+	srv := parleytest.NewServer(t)
+	peers := roomOf(t, srv, "identity", []string{"alice", "bob", "carol"})
 	alice, bob, carol := peers[0], peers[1], peers[2]
 
 	id := alice.room.SendUserMessage("bob", "hi", reliableOrdered)
-	require.Equal(t, rxMsg{From: "alice", Payload: []byte("hi")}, bob.rec.nextMsg(t))
-	require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), alice.rec.nextResult(t))
+	require.Equal(t, parleytest.Message{From: "alice", Payload: []byte("hi")}, bob.rec.NextMessage(t))
+	require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), alice.rec.NextResult(t))
 
 	id = parley.SendForgedMessage(alice.room, "bob", "carol", false, []byte("I am carol"))
-	require.Equal(t, rxMsg{From: "alice", Payload: []byte("I am carol")}, bob.rec.nextMsg(t))
-	require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), alice.rec.nextResult(t))
+	require.Equal(t, parleytest.Message{From: "alice", Payload: []byte("I am carol")}, bob.rec.NextMessage(t))
+	require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), alice.rec.NextResult(t))
 
 	id = parley.SendForgedMessage(alice.room, "", "carol", true, []byte("we are carol"))
-	want := rxMsg{From: "alice", Broadcast: true, Payload: []byte("we are carol")}
-	require.Equal(t, want, bob.rec.nextMsg(t))
-	require.Equal(t, want, carol.rec.nextMsg(t))
-	require.Equal(t, roomResult(id, parley.RoomMessageSendResultSuccess), alice.rec.nextResult(t))
+	want := parleytest.Message{From: "alice", Broadcast: true, Payload: []byte("we are carol")}
+	require.Equal(t, want, bob.rec.NextMessage(t))
+	require.Equal(t, want, carol.rec.NextMessage(t))
+	require.Equal(t, roomResult(id, parley.RoomMessageSendResultSuccess), alice.rec.NextResult(t))
 	require.Empty(t, barrier(t, alice, carol), "the forged user message to bob reached carol")
 }
 
@@ -601,10 +601,10 @@ func TestMessageSenderIdentity(t *testing.T) {
 // receiver gets exactly the messages that got Success, in order.
 func TestQuotaUserMessages(t *testing.T) {
 	const n, perSecond = 40, 5
-	srv := newMsgServer(t, parleytest.WithConfig(func(c *server.Config) {
+	srv := parleytest.NewServer(t, parleytest.WithConfig(func(c *server.Config) {
 		c.Quotas = server.Quotas{UserMessagesPerSecond: perSecond}
 	}))
-	peers := msgRoom(t, srv, "quota", []string{"alice", "bob"})
+	peers := roomOf(t, srv, "quota", []string{"alice", "bob"})
 	alice, bob := peers[0], peers[1]
 
 	start := time.Now()
@@ -612,13 +612,13 @@ func TestQuotaUserMessages(t *testing.T) {
 	for i := range ids {
 		ids[i] = alice.room.SendUserMessage("bob", strconv.Itoa(i), reliableOrdered)
 	}
-	results := alice.rec.waitResults(t, ids...)
+	results := alice.rec.WaitResults(t, ids...)
 	elapsed := time.Since(start)
-	var passed []rxMsg
+	var passed []parleytest.Message
 	for i, id := range ids {
 		switch results[id].Code {
 		case int(parley.UserMessageSendResultSuccess):
-			passed = append(passed, rxMsg{From: "alice", Payload: []byte(strconv.Itoa(i))})
+			passed = append(passed, parleytest.Message{From: "alice", Payload: []byte(strconv.Itoa(i))})
 		case int(parley.UserMessageSendResultExceedQPS):
 			require.GreaterOrEqual(t, i, perSecond, "one of the first %d got ExceedQPS", perSecond)
 		default:
@@ -638,10 +638,10 @@ func TestQuotaUserMessages(t *testing.T) {
 // got 200. The quota is per user: another member's bucket is untouched.
 func TestQuotaBroadcastsPerUser(t *testing.T) {
 	const n, perSecond = 40, 5
-	srv := newMsgServer(t, parleytest.WithConfig(func(c *server.Config) {
+	srv := parleytest.NewServer(t, parleytest.WithConfig(func(c *server.Config) {
 		c.Quotas = server.Quotas{BroadcastsPerSecond: perSecond}
 	}))
-	peers := msgRoom(t, srv, "quota", []string{"alice", "bob", "carol"})
+	peers := roomOf(t, srv, "quota", []string{"alice", "bob", "carol"})
 	alice, bob, carol := peers[0], peers[1], peers[2]
 
 	start := time.Now()
@@ -649,14 +649,14 @@ func TestQuotaBroadcastsPerUser(t *testing.T) {
 	for i := range ids {
 		ids[i] = alice.room.SendRoomMessage(strconv.Itoa(i))
 	}
-	results := alice.rec.waitResults(t, ids...)
+	results := alice.rec.WaitResults(t, ids...)
 	elapsed := time.Since(start)
-	var passed []rxMsg
+	var passed []parleytest.Message
 	for i, id := range ids {
 		switch results[id].Code {
 		case int(parley.RoomMessageSendResultSuccess):
-			require.True(t, results[id].Broadcast)
-			passed = append(passed, rxMsg{From: "alice", Broadcast: true, Payload: []byte(strconv.Itoa(i))})
+			require.Equal(t, parleytest.RoomMessageResult, results[id].Kind)
+			passed = append(passed, parleytest.Message{From: "alice", Broadcast: true, Payload: []byte(strconv.Itoa(i))})
 		case int(parley.RoomMessageSendResultExceedQPS):
 			require.GreaterOrEqual(t, i, perSecond, "one of the first %d got ExceedQPS", perSecond)
 		default:
@@ -668,10 +668,10 @@ func TestQuotaBroadcastsPerUser(t *testing.T) {
 	require.Equal(t, passed, barrier(t, alice, carol), "carol must get exactly the broadcasts that got 200")
 
 	id := bob.room.SendRoomMessage("bob's own quota")
-	require.Equal(t, roomResult(id, parley.RoomMessageSendResultSuccess), bob.rec.nextResult(t))
-	want := rxMsg{From: "bob", Broadcast: true, Payload: []byte("bob's own quota")}
-	require.Equal(t, want, alice.rec.nextMsg(t))
-	require.Equal(t, want, carol.rec.nextMsg(t))
+	require.Equal(t, roomResult(id, parley.RoomMessageSendResultSuccess), bob.rec.NextResult(t))
+	want := parleytest.Message{From: "bob", Broadcast: true, Payload: []byte("bob's own quota")}
+	require.Equal(t, want, alice.rec.NextMessage(t))
+	require.Equal(t, want, carol.rec.NextMessage(t))
 }
 
 // TestQuotaSharedByUsersEngines: a user's quota is the user's, not an
@@ -681,15 +681,15 @@ func TestQuotaBroadcastsPerUser(t *testing.T) {
 func TestQuotaSharedByUsersEngines(t *testing.T) {
 	const perSecond = 3
 	clock := parleytest.NewClock(time.Now())
-	srv := newMsgServer(t, parleytest.WithClock(clock), parleytest.WithQuotas(server.Quotas{UserMessagesPerSecond: perSecond}))
-	one := msgRoom(t, srv, "quota-1", []string{"alice", "bob"})
-	two := msgRoom(t, srv, "quota-2", []string{"alice", "bob", "carol"})
+	srv := parleytest.NewServer(t, parleytest.WithClock(clock), parleytest.WithQuotas(server.Quotas{UserMessagesPerSecond: perSecond}))
+	one := roomOf(t, srv, "quota-1", []string{"alice", "bob"})
+	two := roomOf(t, srv, "quota-2", []string{"alice", "bob", "carol"})
 	alice1, alice2, carol := one[0], two[0], two[2]
 
-	send := func(p *msgPeer) int {
+	send := func(p *peer) int {
 		t.Helper()
 		id := p.room.SendUserMessage("bob", "hi", reliableOrdered)
-		return p.rec.waitResults(t, id)[id].Code
+		return p.rec.WaitResults(t, id)[id].Code
 	}
 	for range perSecond {
 		require.Equal(t, int(parley.UserMessageSendResultSuccess), send(alice1))
@@ -708,29 +708,29 @@ func TestQuotaSharedByUsersEngines(t *testing.T) {
 // bucket of its own.
 func TestQuotaRoomBroadcasts(t *testing.T) {
 	const n, perSecond = 20, 5
-	srv := newMsgServer(t, parleytest.WithConfig(func(c *server.Config) {
+	srv := parleytest.NewServer(t, parleytest.WithConfig(func(c *server.Config) {
 		c.Quotas = server.Quotas{RoomBroadcastsPerSecond: perSecond}
 	}))
-	peers := msgRoom(t, srv, "quota", []string{"alice", "bob", "carol"})
+	peers := roomOf(t, srv, "quota", []string{"alice", "bob", "carol"})
 	alice, bob, carol := peers[0], peers[1], peers[2]
-	dave := newMsgPeer(t, srv, "quota2", "dave")
-	dave.join(t, srv)
+	dave := newPeer(t, srv, "quota2", "dave")
+	dave.join(t)
 
 	start := time.Now()
-	ids := map[*msgPeer][]int64{}
-	for _, p := range []*msgPeer{alice, bob} {
+	ids := map[*peer][]int64{}
+	for _, p := range []*peer{alice, bob} {
 		for i := range n {
 			ids[p] = append(ids[p], p.room.SendRoomMessage(strconv.Itoa(i)))
 		}
 	}
-	passed := map[*msgPeer][]rxMsg{}
+	passed := map[*peer][]parleytest.Message{}
 	total := 0
-	for _, p := range []*msgPeer{alice, bob} {
-		results := p.rec.waitResults(t, ids[p]...)
+	for _, p := range []*peer{alice, bob} {
+		results := p.rec.WaitResults(t, ids[p]...)
 		for i, id := range ids[p] {
 			switch results[id].Code {
 			case int(parley.RoomMessageSendResultSuccess):
-				passed[p] = append(passed[p], rxMsg{From: p.user, Broadcast: true, Payload: []byte(strconv.Itoa(i))})
+				passed[p] = append(passed[p], parleytest.Message{From: p.user, Broadcast: true, Payload: []byte(strconv.Itoa(i))})
 			case int(parley.RoomMessageSendResultExceedQPS):
 			default:
 				t.Fatalf("%s's message %d: %v", p.user, id, results[id])
@@ -752,7 +752,7 @@ func TestQuotaRoomBroadcasts(t *testing.T) {
 
 	for i := range perSecond {
 		id := dave.room.SendRoomMessage(strconv.Itoa(i))
-		require.Equal(t, roomResult(id, parley.RoomMessageSendResultSuccess), dave.rec.nextResult(t), "another room's bucket")
+		require.Equal(t, roomResult(id, parley.RoomMessageSendResultSuccess), dave.rec.NextResult(t), "another room's bucket")
 	}
 }
 
@@ -768,8 +768,8 @@ func requireWithinQuota(t *testing.T, passed, n, perSecond int, elapsed time.Dur
 }
 
 // sentBy returns the messages of ms from user, in order.
-func sentBy(ms []rxMsg, user string) []rxMsg {
-	var out []rxMsg
+func sentBy(ms []parleytest.Message, user string) []parleytest.Message {
+	var out []parleytest.Message
 	for _, m := range ms {
 		if m.From == user {
 			out = append(out, m)
@@ -780,14 +780,14 @@ func sentBy(ms []rxMsg, user string) []rxMsg {
 
 // broadcastBarrier is barrier through a broadcast, for when user messages
 // are under test: it returns what receiver got from sender before it.
-func broadcastBarrier(t *testing.T, sender, receiver *msgPeer) []rxMsg {
+func broadcastBarrier(t *testing.T, sender, receiver *peer) []parleytest.Message {
 	t.Helper()
 	const mark = "\x00broadcast barrier"
 	id := sender.room.SendRoomMessage(mark)
-	before := receiver.rec.msgsUntil(t, func(m rxMsg) bool {
+	before := msgsUntil(t, receiver.rec, func(m parleytest.Message) bool {
 		return m.From == sender.user && m.Broadcast && string(m.Payload) == mark
 	})
-	require.Equal(t, roomResult(id, parley.RoomMessageSendResultSuccess), sender.rec.nextResult(t), "barrier result")
+	require.Equal(t, roomResult(id, parley.RoomMessageSendResultSuccess), sender.rec.NextResult(t), "barrier result")
 	return before
 }
 
@@ -795,18 +795,18 @@ func broadcastBarrier(t *testing.T, sender, receiver *msgPeer) []rxMsg {
 // order, and the sender gets 2,000 Success results, one per ID.
 func TestMessageOrder(t *testing.T) {
 	const n = 2000
-	srv := newMsgServer(t)
-	peers := msgRoom(t, srv, "order", []string{"alice", "bob"})
+	srv := parleytest.NewServer(t)
+	peers := roomOf(t, srv, "order", []string{"alice", "bob"})
 	alice, bob := peers[0], peers[1]
 
 	ids := make([]int64, n)
 	for i := range ids {
 		ids[i] = alice.room.SendUserMessage("bob", strconv.Itoa(i), reliableOrdered)
 	}
-	for i, m := range bob.rec.nextMsgs(t, n) {
-		require.Equal(t, rxMsg{From: "alice", Payload: []byte(strconv.Itoa(i))}, m, "message %d", i)
+	for i, m := range bob.rec.NextMessages(t, n) {
+		require.Equal(t, parleytest.Message{From: "alice", Payload: []byte(strconv.Itoa(i))}, m, "message %d", i)
 	}
-	results := alice.rec.waitResults(t, ids...)
+	results := alice.rec.WaitResults(t, ids...)
 	require.Len(t, results, n)
 	for _, id := range ids {
 		require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), results[id])
@@ -819,24 +819,24 @@ func TestMessageOrder(t *testing.T) {
 // have been dispatched before it.
 func TestBroadcastReachesOthers(t *testing.T) {
 	users := []string{"alice", "bob", "carol", "dave"}
-	srv := newMsgServer(t)
-	peers := msgRoom(t, srv, "broadcast", users)
+	srv := parleytest.NewServer(t)
+	peers := roomOf(t, srv, "broadcast", users)
 
 	for i, sender := range peers {
 		text := "from " + sender.user
 		id := sender.room.SendRoomMessage(text)
-		require.Equal(t, roomResult(id, parley.RoomMessageSendResultSuccess), sender.rec.nextResult(t))
-		sender.rec.requireNoMsg(t)
+		require.Equal(t, roomResult(id, parley.RoomMessageSendResultSuccess), sender.rec.NextResult(t))
+		requireNoMsg(t, sender.rec)
 		data := payloadOf(300, byte(i))
 		id = sender.room.SendRoomBinaryMessage(data)
-		require.Equal(t, roomResult(id, parley.RoomMessageSendResultSuccess), sender.rec.nextResult(t))
-		sender.rec.requireNoMsg(t)
+		require.Equal(t, roomResult(id, parley.RoomMessageSendResultSuccess), sender.rec.NextResult(t))
+		requireNoMsg(t, sender.rec)
 		for _, o := range peers {
 			if o == sender {
 				continue
 			}
-			require.Equal(t, rxMsg{From: sender.user, Broadcast: true, Payload: []byte(text)}, o.rec.nextMsg(t), "%s's text at %s", sender.user, o.user)
-			require.Equal(t, rxMsg{From: sender.user, Broadcast: true, Binary: true, Payload: data}, o.rec.nextMsg(t), "%s's binary at %s", sender.user, o.user)
+			require.Equal(t, parleytest.Message{From: sender.user, Broadcast: true, Payload: []byte(text)}, o.rec.NextMessage(t), "%s's text at %s", sender.user, o.user)
+			require.Equal(t, parleytest.Message{From: sender.user, Broadcast: true, Binary: true, Payload: data}, o.rec.NextMessage(t), "%s's binary at %s", sender.user, o.user)
 		}
 	}
 }
@@ -850,8 +850,8 @@ func TestBroadcastManyMembers(t *testing.T) {
 	for i := range users {
 		users[i] = fmt.Sprintf("user%d", i)
 	}
-	srv := newMsgServer(t)
-	peers := msgRoom(t, srv, "eight", users)
+	srv := parleytest.NewServer(t)
+	peers := roomOf(t, srv, "eight", users)
 
 	ids := make([][]int64, members)
 	var wg sync.WaitGroup
@@ -866,19 +866,19 @@ func TestBroadcastManyMembers(t *testing.T) {
 
 	for i, p := range peers {
 		nextFrom := make(map[string]int)
-		for _, m := range p.rec.nextMsgs(t, (members-1)*n) {
+		for _, m := range p.rec.NextMessages(t, (members-1)*n) {
 			require.True(t, m.Broadcast, "at %s: %v", p.user, m)
 			require.NotEqual(t, p.user, m.From, "%s received its own broadcast", p.user)
 			require.Equal(t, fmt.Sprintf("%s:%d", m.From, nextFrom[m.From]), string(m.Payload), "order of %s's broadcasts at %s", m.From, p.user)
 			nextFrom[m.From]++
 		}
 		require.Len(t, nextFrom, members-1)
-		results := p.rec.waitResults(t, ids[i]...)
+		results := p.rec.WaitResults(t, ids[i]...)
 		require.Len(t, results, n)
 		for _, id := range ids[i] {
 			require.Equal(t, roomResult(id, parley.RoomMessageSendResultSuccess), results[id])
 		}
-		p.rec.requireNoMsg(t) // its own would have come before its last 200
+		requireNoMsg(t, p.rec) // its own would have come before its last 200
 	}
 }
 
@@ -888,23 +888,23 @@ func TestBroadcastManyMembers(t *testing.T) {
 // answers are his Engine's first sends, so their IDs are 1 to 200.
 func TestMessageEchoFromHandler(t *testing.T) {
 	const n = 200
-	srv := newMsgServer(t)
-	alice := newMsgPeer(t, srv, "echo", "alice")
-	bob := newMsgPeer(t, srv, "echo", "bob")
+	srv := parleytest.NewServer(t)
+	alice := newPeer(t, srv, "echo", "alice")
+	bob := newPeer(t, srv, "echo", "bob")
 	echoIDs := make(chan int64, n)
-	bob.rec.onMsg = func(m rxMsg) {
+	bob.rec.SetHook(onMessage(func(m parleytest.Message) {
 		echoIDs <- bob.room.SendUserMessage(m.From, "echo "+string(m.Payload), reliableOrdered)
-	}
-	joinAll(t, srv, alice, bob)
+	}))
+	joinAll(t, alice, bob)
 
 	ids := make([]int64, n)
 	for i := range ids {
 		ids[i] = alice.room.SendUserMessage("bob", strconv.Itoa(i), reliableOrdered)
 	}
-	for i, m := range alice.rec.nextMsgs(t, n) {
-		require.Equal(t, rxMsg{From: "bob", Payload: []byte("echo " + strconv.Itoa(i))}, m)
+	for i, m := range alice.rec.NextMessages(t, n) {
+		require.Equal(t, parleytest.Message{From: "bob", Payload: []byte("echo " + strconv.Itoa(i))}, m)
 	}
-	results := alice.rec.waitResults(t, ids...)
+	results := alice.rec.WaitResults(t, ids...)
 	for _, id := range ids {
 		require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), results[id])
 	}
@@ -915,7 +915,7 @@ func TestMessageEchoFromHandler(t *testing.T) {
 	for i, id := range bobIDs {
 		require.Equal(t, int64(i+1), id, "bob's message IDs")
 	}
-	results = bob.rec.waitResults(t, bobIDs...)
+	results = bob.rec.WaitResults(t, bobIDs...)
 	for _, id := range bobIDs {
 		require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), results[id])
 	}
@@ -951,16 +951,16 @@ func TestSlowReceiverDoesNotStallRoom(t *testing.T) {
 		backlogBulk     = 48     // of bulkSize: 1.5 MiB, more than carol's SCTP window
 		bulkSize        = 32 << 10
 	)
-	srv := newMsgServer(t)
-	alice := newMsgPeer(t, srv, "slow", "alice", parley.WithMessageTimeout(time.Minute))
-	bob := newMsgPeer(t, srv, "slow", "bob")
-	carol := newMsgPeer(t, srv, "slow", "carol")
+	srv := parleytest.NewServer(t)
+	alice := newPeer(t, srv, "slow", "alice", parley.WithMessageTimeout(time.Minute))
+	bob := newPeer(t, srv, "slow", "bob")
+	carol := newPeer(t, srv, "slow", "carol")
 	g := newGate()
 	t.Cleanup(g.open) // before the Engines close (cleanups run last first)
-	carol.rec.onMsg = func(rxMsg) { g.wait() }
-	joinAll(t, srv, alice, bob, carol)
+	carol.rec.SetHook(onMessage(func(parleytest.Message) { g.wait() }))
+	joinAll(t, alice, bob, carol)
 
-	results := make(map[int64]txResult) // alice's, as they come
+	results := make(map[int64]parleytest.SendResult) // alice's, as they come
 	var (
 		toCarol      []int64
 		carolPayload []string // what each of toCarol carries
@@ -981,7 +981,7 @@ func TestSlowReceiverDoesNotStallRoom(t *testing.T) {
 		start := time.Now()
 		id := alice.room.SendUserMessage("bob", strconv.Itoa(toBob), reliableOrdered)
 		toBob++
-		alice.rec.addResults(t, results, id)
+		alice.rec.AddResults(t, results, id)
 		d := time.Since(start)
 		require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), results[id])
 		return d
@@ -1011,14 +1011,14 @@ func TestSlowReceiverDoesNotStallRoom(t *testing.T) {
 			into = append(into, roundTrip())
 		}
 		g.open()
-		for _, m := range carol.rec.nextMsgs(t, len(toCarol)-carolGot) {
+		for _, m := range carol.rec.NextMessages(t, len(toCarol)-carolGot) {
 			require.Equal(t, "alice", m.From)
 			if want := carolPayload[carolGot]; string(m.Payload) != want {
 				t.Fatalf("carol's message %d: got %q, want %q", carolGot, clip(m.Payload), clip([]byte(want)))
 			}
 			carolGot++
 		}
-		alice.rec.addResults(t, results, toCarol...)
+		alice.rec.AddResults(t, results, toCarol...)
 		for _, id := range toCarol {
 			require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), results[id], "to carol")
 		}
@@ -1044,11 +1044,11 @@ func TestSlowReceiverDoesNotStallRoom(t *testing.T) {
 	}
 	require.LessOrEqual(t, slices.Min(ratios), 2.0, "a stuck member slowed the room down in every measurement: p99 ratios %.2f", ratios)
 
-	for i, m := range bob.rec.nextMsgs(t, toBob) {
-		require.Equal(t, rxMsg{From: "alice", Payload: []byte(strconv.Itoa(i))}, m, "bob's message %d", i)
+	for i, m := range bob.rec.NextMessages(t, toBob) {
+		require.Equal(t, parleytest.Message{From: "alice", Payload: []byte(strconv.Itoa(i))}, m, "bob's message %d", i)
 	}
-	require.Empty(t, carol.rec.states, "carol's room state changed: the server dropped her")
-	require.Empty(t, bob.rec.leaves, "bob saw someone leave")
+	requireNone[parleytest.RoomStateChanged](t, carol.rec, "carol's room state changed: the server dropped her")
+	requireNone[parleytest.UserLeave](t, bob.rec, "bob saw someone leave")
 }
 
 // TestMessageRoomStats: OnLeaveRoom's RoomStats count the messages and
@@ -1056,9 +1056,9 @@ func TestSlowReceiverDoesNotStallRoom(t *testing.T) {
 // user messages and broadcasts alike, for the join that ends; a later join
 // counts from zero.
 func TestMessageRoomStats(t *testing.T) {
-	srv := newMsgServer(t)
+	srv := parleytest.NewServer(t)
 	begin := time.Now()
-	peers := msgRoom(t, srv, "stats", []string{"alice", "bob"})
+	peers := roomOf(t, srv, "stats", []string{"alice", "bob"})
 	alice, bob := peers[0], peers[1]
 
 	ids := []int64{
@@ -1069,71 +1069,63 @@ func TestMessageRoomStats(t *testing.T) {
 		alice.room.SendUserMessage("", "empty", reliableOrdered),
 		alice.room.SendUserBinaryMessage("bob", payloadOf(parley.MaxMessageSize+1, 3), reliableOrdered),
 	}
-	alice.rec.waitResults(t, ids...)
-	bob.rec.nextMsgs(t, 4)
+	alice.rec.WaitResults(t, ids...)
+	bob.rec.NextMessages(t, 4)
 	ids = []int64{
 		bob.room.SendUserMessage("alice", strings.Repeat("x", 7), reliableOrdered),
 		bob.room.SendRoomBinaryMessage(payloadOf(9, 4)),
 	}
-	bob.rec.waitResults(t, ids...)
-	alice.rec.nextMsgs(t, 2)
+	bob.rec.WaitResults(t, ids...)
+	alice.rec.NextMessages(t, 2)
 
 	require.NoError(t, alice.room.LeaveRoom())
-	st := alice.rec.leftRoom(t)
+	st := leftRoom(t, alice.rec)
 	require.Positive(t, st.Duration)
 	require.LessOrEqual(t, st.Duration, time.Since(begin))
 	st.Duration = 0
 	require.Equal(t, parley.RoomStats{SentMessages: 4, SentBytes: 100, ReceivedMessages: 2, ReceivedBytes: 16, UserCount: 2}, st, "alice")
 
-	bob.rec.waitLeave(t, "alice")
+	bob.rec.WaitUserLeave(t, "alice")
 	require.NoError(t, bob.room.LeaveRoom())
-	st = bob.rec.leftRoom(t)
+	st = leftRoom(t, bob.rec)
 	require.Positive(t, st.Duration)
 	st.Duration = 0
 	require.Equal(t, parley.RoomStats{SentMessages: 2, SentBytes: 16, ReceivedMessages: 4, ReceivedBytes: 100, UserCount: 1}, st, "bob")
 
-	alice.join(t, srv)
+	alice.join(t)
 	id := alice.room.SendRoomMessage("xyz")
-	require.Equal(t, roomResult(id, parley.RoomMessageSendResultSuccess), alice.rec.nextResult(t))
+	require.Equal(t, roomResult(id, parley.RoomMessageSendResultSuccess), alice.rec.NextResult(t))
 	require.NoError(t, alice.room.LeaveRoom())
-	st = alice.rec.leftRoom(t)
+	st = leftRoom(t, alice.rec)
 	st.Duration = 0
 	require.Equal(t, parley.RoomStats{SentMessages: 1, SentBytes: 3, UserCount: 1}, st, "alice's second join")
 }
 
 // addMsgRoom gives p's Engine a second room, roomID, as the same user; it
 // does not join. The Engine's cleanup is p's.
-func addMsgRoom(t *testing.T, p *msgPeer, roomID string) *msgPeer {
+func addMsgRoom(t *testing.T, p *peer, roomID string) *peer {
 	t.Helper()
-	rec := newMsgRecorder()
-	room, err := p.e.CreateRoom(roomID, rec)
+	q := *p
+	q.rec = parleytest.NewRecorder()
+	room, err := p.e.CreateRoom(roomID, q.rec)
 	require.NoError(t, err)
-	return &msgPeer{user: p.user, e: p.e, room: room, rec: rec}
-}
-
-// waitEngineDone waits for e.Done.
-func waitEngineDone(t *testing.T, e *parley.Engine) {
-	t.Helper()
-	select {
-	case <-e.Done():
-	case <-time.After(msgWait):
-		t.Fatalf("Engine.Done not closed within %v of Close", msgWait)
-	}
+	q.room = room
+	return &q
 }
 
 // slowConsumerRoom joins alice (one-minute message timeout), bob and carol
 // to a room on a server that holds at most 256 KiB for a member; carol's
 // handler waits at g once the test shuts it.
-func slowConsumerRoom(t *testing.T) (alice, bob, carol *msgPeer, g *gate) {
+func slowConsumerRoom(t *testing.T) (alice, bob, carol *peer, g *gate) {
 	t.Helper()
-	srv := newMsgServer(t, parleytest.WithConfig(func(c *server.Config) { c.MemberQueue = 256 << 10 }))
-	alice = newMsgPeer(t, srv, "overflow", "alice", parley.WithMessageTimeout(time.Minute))
-	bob = newMsgPeer(t, srv, "overflow", "bob")
-	carol = newMsgPeer(t, srv, "overflow", "carol")
+	srv := parleytest.NewServer(t, parleytest.WithConfig(func(c *server.Config) { c.MemberQueue = 256 << 10 }))
+	alice = newPeer(t, srv, "overflow", "alice", parley.WithMessageTimeout(time.Minute))
+	bob = newPeer(t, srv, "overflow", "bob")
+	carol = newPeer(t, srv, "overflow", "carol")
 	g = newGate()
 	t.Cleanup(g.open) // before the Engines close (cleanups run last first)
-	carol.rec.onMsg = func(rxMsg) { g.wait() }
-	joinAll(t, srv, alice, bob, carol)
+	carol.rec.SetHook(onMessage(func(parleytest.Message) { g.wait() }))
+	joinAll(t, alice, bob, carol)
 	return alice, bob, carol, g
 }
 
@@ -1162,7 +1154,7 @@ func TestSlowConsumerUnreliableDropped(t *testing.T) {
 	for i := range unreliable {
 		unreliable[i] = alice.room.SendUserBinaryMessage("carol", payloadOf(32<<10, byte(i)), unreliableOrdered)
 	}
-	results := alice.rec.waitResults(t, unreliable...)
+	results := alice.rec.WaitResults(t, unreliable...)
 	counts := countCodes(results, unreliable)
 	t.Logf("unreliable to a stuck member: %d Success, %d NoRelayPath", counts[0], counts[4])
 	require.Equal(t, bulk, counts[int(parley.UserMessageSendResultSuccess)]+counts[int(parley.UserMessageSendResultNoRelayPath)],
@@ -1170,9 +1162,9 @@ func TestSlowConsumerUnreliableDropped(t *testing.T) {
 	require.Positive(t, counts[int(parley.UserMessageSendResultNoRelayPath)], "nothing dropped past MemberQueue")
 
 	g.open()
-	var got []rxMsg
+	var got []parleytest.Message
 	for range small + bulk {
-		m := carol.rec.nextMsg(t)
+		m := carol.rec.NextMessage(t)
 		if !m.Binary {
 			got = append(got, m)
 		}
@@ -1181,14 +1173,14 @@ func TestSlowConsumerUnreliableDropped(t *testing.T) {
 		}
 	}
 	for i, m := range got {
-		require.Equal(t, rxMsg{From: "alice", Payload: []byte(strconv.Itoa(i))}, m, "carol's reliable message %d", i)
+		require.Equal(t, parleytest.Message{From: "alice", Payload: []byte(strconv.Itoa(i))}, m, "carol's reliable message %d", i)
 	}
-	alice.rec.addResults(t, results, reliable...)
+	alice.rec.AddResults(t, results, reliable...)
 	for _, id := range reliable {
 		require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), results[id])
 	}
 	require.Empty(t, barrier(t, alice, bob))
-	require.Empty(t, bob.rec.leaves, "carol was disconnected")
+	requireNone[parleytest.UserLeave](t, bob.rec, "carol was disconnected")
 }
 
 // TestSlowConsumerDisconnected: past the server's MemberQueue, a member
@@ -1214,10 +1206,10 @@ func TestSlowConsumerDisconnected(t *testing.T) {
 	for i := range bulk {
 		ids = append(ids, alice.room.SendUserBinaryMessage("carol", payloadOf(32<<10, byte(i)), reliableOrdered))
 	}
-	bob.rec.waitLeave(t, "carol")
-	alice.rec.waitLeave(t, "carol")
+	bob.rec.WaitUserLeave(t, "carol")
+	alice.rec.WaitUserLeave(t, "carol")
 
-	results := alice.rec.waitResults(t, ids...)
+	results := alice.rec.WaitResults(t, ids...)
 	require.Len(t, results, len(ids))
 	counts := countCodes(results, ids)
 	t.Logf("reliable to a stuck member: %d Success, %d NoReceiver", counts[0], counts[3])
@@ -1226,10 +1218,10 @@ func TestSlowConsumerDisconnected(t *testing.T) {
 	require.Positive(t, counts[int(parley.UserMessageSendResultNoReceiver)])
 
 	id := alice.room.SendUserMessage("bob", "still here", reliableOrdered)
-	require.Equal(t, rxMsg{From: "alice", Payload: []byte("still here")}, bob.rec.nextMsg(t))
-	require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), alice.rec.nextResult(t))
+	require.Equal(t, parleytest.Message{From: "alice", Payload: []byte("still here")}, bob.rec.NextMessage(t))
+	require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), alice.rec.NextResult(t))
 	id = alice.room.SendUserMessage("carol", "gone", reliableOrdered)
-	require.Equal(t, userResult(id, parley.UserMessageSendResultNoReceiver), alice.rec.nextResult(t))
+	require.Equal(t, userResult(id, parley.UserMessageSendResultNoReceiver), alice.rec.NextResult(t))
 }
 
 // TestMessageCloseWhileAcksArrive: Engine.Close while acknowledgements are
@@ -1245,18 +1237,18 @@ func TestMessageCloseWhileAcksArrive(t *testing.T) {
 		t.Skip("a stress test: set PARLEY_STRESS=1 to run it")
 	}
 	const iterations, n = 200, 300
-	srv := newMsgServer(t)
+	srv := parleytest.NewServer(t)
 	for iter := range iterations {
-		peers := msgRoom(t, srv, "closerace"+strconv.Itoa(iter), []string{"alice", "bob"})
+		peers := roomOf(t, srv, "closerace"+strconv.Itoa(iter), []string{"alice", "bob"})
 		alice, bob := peers[0], peers[1]
 		for i := range n {
 			alice.room.SendUserMessage("bob", strconv.Itoa(i), reliableOrdered)
 		}
-		first := alice.rec.nextResult(t) // acks are arriving now
+		first := alice.rec.NextResult(t) // acks are arriving now
 		require.NoError(t, alice.e.Close())
-		waitEngineDone(t, alice.e)
-		got := map[int64]txResult{first.ID: first}
-		for _, res := range alice.rec.drainResults() {
+		waitDone(t, alice.e)
+		got := map[int64]parleytest.SendResult{first.ID: first}
+		for _, res := range drainResults(alice.rec) {
 			prev, dup := got[res.ID]
 			require.Falsef(t, dup, "second result for message %d: %v after %v", res.ID, res, prev)
 			got[res.ID] = res
@@ -1276,15 +1268,15 @@ func TestMessageCloseWhileAcksArrive(t *testing.T) {
 // which for a long-lived member is without bound.
 func TestMessageNoReceiverForgotten(t *testing.T) {
 	const n = 50
-	srv := newMsgServer(t)
-	peers := msgRoom(t, srv, "forgotten", []string{"alice", "bob"})
+	srv := parleytest.NewServer(t)
+	peers := roomOf(t, srv, "forgotten", []string{"alice", "bob"})
 	alice, bob := peers[0], peers[1]
 
 	ids := make([]int64, n)
 	for i := range ids {
 		ids[i] = alice.room.SendUserMessage("carol", strconv.Itoa(i), reliableOrdered)
 	}
-	results := alice.rec.waitResults(t, ids...)
+	results := alice.rec.WaitResults(t, ids...)
 	for _, id := range ids {
 		require.Equal(t, userResult(id, parley.UserMessageSendResultNoReceiver), results[id])
 	}
@@ -1298,31 +1290,31 @@ func TestMessageNoReceiverForgotten(t *testing.T) {
 // in the order sent.
 func TestMessageSharedOrder(t *testing.T) {
 	const n = 400
-	srv := newMsgServer(t)
-	peers := msgRoom(t, srv, "sharedorder", []string{"alice", "bob"})
+	srv := parleytest.NewServer(t)
+	peers := roomOf(t, srv, "sharedorder", []string{"alice", "bob"})
 	alice, bob := peers[0], peers[1]
 
-	want := make([]rxMsg, n)
+	want := make([]parleytest.Message, n)
 	ids := make([]int64, n)
 	for i := range want {
 		p := []byte(strconv.Itoa(i))
 		switch i % 4 {
 		case 0:
 			ids[i] = alice.room.SendUserMessage("bob", string(p), reliableOrdered)
-			want[i] = rxMsg{From: "alice", Payload: p}
+			want[i] = parleytest.Message{From: "alice", Payload: p}
 		case 1:
 			ids[i] = alice.room.SendUserBinaryMessage("bob", p, reliableOrdered)
-			want[i] = rxMsg{From: "alice", Binary: true, Payload: p}
+			want[i] = parleytest.Message{From: "alice", Binary: true, Payload: p}
 		case 2:
 			ids[i] = alice.room.SendRoomMessage(string(p))
-			want[i] = rxMsg{From: "alice", Broadcast: true, Payload: p}
+			want[i] = parleytest.Message{From: "alice", Broadcast: true, Payload: p}
 		case 3:
 			ids[i] = alice.room.SendRoomBinaryMessage(p)
-			want[i] = rxMsg{From: "alice", Broadcast: true, Binary: true, Payload: p}
+			want[i] = parleytest.Message{From: "alice", Broadcast: true, Binary: true, Payload: p}
 		}
 	}
-	require.Equal(t, want, bob.rec.nextMsgs(t, n))
-	results := alice.rec.waitResults(t, ids...)
+	require.Equal(t, want, bob.rec.NextMessages(t, n))
+	results := alice.rec.WaitResults(t, ids...)
 	for i, id := range ids {
 		if i%4 < 2 {
 			require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), results[id])

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/parleyhq/parley"
+	"github.com/parleyhq/parley/parleytest"
 	"github.com/parleyhq/parley/server"
 	"github.com/parleyhq/parley/token"
 )
@@ -49,74 +50,48 @@ func restartScenario(t *testing.T, url string, stop, restart func()) {
 	}
 	cfg := parley.EngineConfig{AppID: restartAppID, ServerURL: url}
 
-	type peer struct {
-		m      *member
-		logins chan parley.LoginErrorCode
-	}
 	peers := map[string]*peer{}
 	for _, user := range []string{"alice", "bob"} {
-		m := &member{eng: newEngineRecorder(), rec: newRoomRecorder(), user: parley.UserInfo{UserID: user}}
-		lr := &restartEngine{engineRecorder: m.eng, logins: make(chan parley.LoginErrorCode, 4)}
-		m.e = newEngineFor(t, cfg, lr)
-		room, err := m.e.CreateRoom("room1", m.rec)
-		require.NoError(t, err)
-		m.room = room
-		require.NoError(t, room.JoinRoom(mint("room1", user), m.user, parley.RoomConfig{}))
-		m.rec.requireState(t, 0)
+		m := newPeerAt(t, nil, cfg, "room1", parley.UserInfo{UserID: user})
+		require.NoError(t, m.room.JoinRoom(mint("room1", user), m.info, parley.RoomConfig{}))
+		requireState(t, m.rec, 0)
 		require.NoError(t, m.e.Login(mint("", user), user))
-		require.Equal(t, parley.LoginErrorCodeSuccess, <-lr.logins)
-		peers[user] = &peer{m, lr.logins}
+		require.Equal(t, parley.LoginErrorCodeSuccess, parleytest.NextOf[parleytest.LoginResult](t, m.eng).Code)
+		peers[user] = m
 	}
 	alice, bob := peers["alice"], peers["bob"]
-	alice.m.rec.requireJoined(t, bob.m.user)
-	bob.m.rec.requireJoined(t, alice.m.user)
+	requireJoined(t, alice.rec, bob.info)
+	requireJoined(t, bob.rec, alice.info)
 
 	stop()
 	for _, p := range peers {
-		p.m.eng.waitState(t, parley.ConnectionStateReconnecting)
+		p.eng.WaitState(t, parley.ConnectionStateReconnecting)
 	}
 	restart()
 
 	for _, p := range peers {
-		p.m.eng.waitState(t, parley.ConnectionStateReconnected)
-		sc := p.m.rec.requireState(t, 0)
+		p.eng.WaitState(t, parley.ConnectionStateReconnected)
+		sc := requireState(t, p.rec, 0)
 		require.Equal(t, parley.JoinTypeReconnected, sc.Info.JoinType)
-		select {
-		case code := <-p.logins:
-			require.Equal(t, parley.LoginErrorCodeSuccess, code, "re-login of %s", p.m.user.UserID)
-		case <-time.After(15 * time.Second):
-			t.Fatalf("%s did not log in again", p.m.user.UserID)
-		}
+		require.Equal(t, parley.LoginErrorCodeSuccess, parleytest.NextOf[parleytest.LoginResult](t, p.eng).Code, "re-login of %s", p.info.UserID)
 	}
 	// They are together again, and each handler's picture of the room is
 	// exact: whoever rejoined first did not find the other (OnUserLeave
 	// Dropped) until it came back (OnUserJoined); the second found the
 	// first already there and heard nothing. A newcomer ends both records.
-	carol := &member{eng: newEngineRecorder(), rec: newRoomRecorder(), user: parley.UserInfo{UserID: "carol"}}
-	carol.e = newEngineFor(t, cfg, carol.eng)
-	room, err := carol.e.CreateRoom("room1", carol.rec)
-	require.NoError(t, err)
-	require.NoError(t, room.JoinRoom(mint("room1", "carol"), carol.user, parley.RoomConfig{}))
-	carol.rec.requireState(t, 0)
+	carol := newPeerAt(t, nil, cfg, "room1", parley.UserInfo{UserID: "carol"})
+	require.NoError(t, carol.room.JoinRoom(mint("room1", "carol"), carol.info, parley.RoomConfig{}))
+	requireState(t, carol.rec, 0)
 	var sawGap int
 	for name, p := range peers {
 		other := map[string]string{"alice": "bob", "bob": "alice"}[name]
-		ev := p.m.rec.next(t)
-		if ev == (userLeave{other, parley.UserOfflineReasonDropped}) {
+		ev := p.rec.Next(t)
+		if ev == (parleytest.UserLeave{UserID: other, Reason: parley.UserOfflineReasonDropped}) {
 			sawGap++
-			p.m.rec.requireJoined(t, parley.UserInfo{UserID: other})
-			ev = p.m.rec.next(t)
+			requireJoined(t, p.rec, parley.UserInfo{UserID: other})
+			ev = p.rec.Next(t)
 		}
-		require.Equal(t, userJoined{carol.user}, ev, "%s's next event", name)
+		require.Equal(t, parleytest.UserJoined{User: carol.info}, ev, "%s's next event", name)
 	}
 	require.Equal(t, 1, sawGap, "exactly one of them rejoined before the other")
-}
-
-type restartEngine struct {
-	*engineRecorder
-	logins chan parley.LoginErrorCode
-}
-
-func (r *restartEngine) OnLoginResult(_ string, code parley.LoginErrorCode, _ time.Duration) {
-	r.logins <- code
 }

@@ -11,7 +11,51 @@ import (
 	"github.com/parleyhq/parley/parleytest"
 )
 
-// outsideRecorder records outside-room traffic and connection states.
+// TestOutsideMessagesSurviveSignalingCuts streams 2,000 reliable
+// outside-room messages while the sender's signaling connection is cut
+// twice and the receiver's once: every message arrives exactly once, in
+// order, and every send gets Success.
+func TestOutsideMessagesSurviveSignalingCuts(t *testing.T) {
+	const n = 2000
+	srv := parleytest.NewServer(t)
+	proxyA, proxyB := newCutProxy(t, srv), newCutProxy(t, srv)
+	login := func(url, user string) (*parley.Engine, *parleytest.Recorder) {
+		p := newPeerAt(t, srv, parley.EngineConfig{AppID: srv.AppID, ServerURL: url}, "", parley.UserInfo{UserID: user})
+		p.login(t)
+		return p.e, p.eng
+	}
+	alice, aliceRec := login(proxyA.URL(), "alice")
+	_, bobRec := login(proxyB.URL(), "bob")
+
+	cuts := map[int]func(){
+		n / 4:     proxyA.cut,
+		n / 2:     proxyB.cut,
+		3 * n / 4: proxyA.cut,
+	}
+	for i := range n {
+		if cut := cuts[i]; cut != nil {
+			cut()
+		}
+		require.Equal(t, int64(i+1), alice.SendUserMessageOutsideRoom("bob", strconv.Itoa(i), parley.MessageConfigReliableOrdered))
+	}
+	aliceRec.Timeout, bobRec.Timeout = 30*time.Second, 30*time.Second
+	for i, m := range bobRec.NextMessages(t, n) {
+		require.Equal(t, outsideMsg("alice", false, []byte(strconv.Itoa(i))), m, "message %d out of order or doubled", i)
+	}
+	ids := make([]int64, n)
+	for i := range ids {
+		ids[i] = int64(i + 1)
+	}
+	for id, r := range aliceRec.WaitResults(t, ids...) { // fails on a second result
+		require.Equal(t, outsideResult(id, parley.UserMessageSendResultSuccess), r)
+	}
+	requireNoMsg(t, bobRec)
+	aliceRec.WaitState(t, parley.ConnectionStateReconnected)
+	bobRec.WaitState(t, parley.ConnectionStateReconnected)
+}
+
+// outsideRecorder records outside-room traffic and connection states for
+// TestNoLossAcrossCuts.
 type outsideRecorder struct {
 	parley.NopEngineEventHandler
 	logins  chan parley.LoginErrorCode
@@ -56,68 +100,6 @@ func (r *outsideRecorder) waitState(t *testing.T, want parley.ConnectionState) {
 			t.Fatalf("no %v within 15s", want)
 		}
 	}
-}
-
-// TestOutsideMessagesSurviveSignalingCuts streams 2,000 reliable
-// outside-room messages while the sender's signaling connection is cut
-// twice and the receiver's once: every message arrives exactly once, in
-// order, and every send gets Success.
-func TestOutsideMessagesSurviveSignalingCuts(t *testing.T) {
-	const n = 2000
-	srv := parleytest.NewServer(t)
-	proxyA, proxyB := newCutProxy(t, srv), newCutProxy(t, srv)
-	login := func(url, user string) (*parley.Engine, *outsideRecorder) {
-		rec := newOutsideRecorder()
-		e := newEngineFor(t, parley.EngineConfig{AppID: srv.AppID, ServerURL: url}, rec)
-		require.NoError(t, e.Login(srv.LoginToken(user), user))
-		select {
-		case code := <-rec.logins:
-			require.Equal(t, parley.LoginErrorCodeSuccess, code)
-		case <-time.After(15 * time.Second):
-			t.Fatal("no login result")
-		}
-		return e, rec
-	}
-	alice, aliceRec := login(proxyA.URL(), "alice")
-	_, bobRec := login(proxyB.URL(), "bob")
-
-	cuts := map[int]func(){
-		n / 4:     proxyA.cut,
-		n / 2:     proxyB.cut,
-		3 * n / 4: proxyA.cut,
-	}
-	for i := range n {
-		if cut := cuts[i]; cut != nil {
-			cut()
-		}
-		require.Equal(t, int64(i+1), alice.SendUserMessageOutsideRoom("bob", strconv.Itoa(i), parley.MessageConfigReliableOrdered))
-	}
-	for i := range n {
-		select {
-		case m := <-bobRec.msgs:
-			require.Equal(t, strconv.Itoa(i), m, "message %d out of order or doubled", i)
-		case <-time.After(30 * time.Second):
-			t.Fatalf("message %d of %d did not arrive", i, n)
-		}
-	}
-	seen := make(map[int64]bool, n)
-	for range n {
-		select {
-		case r := <-aliceRec.results:
-			require.Equal(t, int64(parley.UserMessageSendResultSuccess), r[1], "result of %d", r[0])
-			require.False(t, seen[r[0]], "second result for %d", r[0])
-			seen[r[0]] = true
-		case <-time.After(30 * time.Second):
-			t.Fatalf("only %d of %d results", len(seen), n)
-		}
-	}
-	select {
-	case m := <-bobRec.msgs:
-		t.Fatalf("an extra message arrived: %q", m)
-	default:
-	}
-	aliceRec.waitState(t, parley.ConnectionStateReconnected)
-	bobRec.waitState(t, parley.ConnectionStateReconnected)
 }
 
 // streamRecorder counts a room's messages and results for the no-loss
@@ -241,29 +223,15 @@ func TestNoLossAcrossCuts(t *testing.T) {
 func TestUnreachableDuringGrace(t *testing.T) {
 	srv := parleytest.NewServer(t)
 	proxy := newCutProxy(t, srv)
-	rec := newOutsideRecorder()
-	e := newEngineFor(t, parley.EngineConfig{AppID: srv.AppID, ServerURL: proxy.URL()}, rec)
-	require.NoError(t, e.Login(srv.LoginToken("alice"), "alice"))
-	require.Equal(t, parley.LoginErrorCodeSuccess, <-rec.logins)
-	watcher := newOutsideRecorder()
-	w := newEngine(t, srv, watcher)
-	require.NoError(t, w.Login(srv.LoginToken("watcher"), "watcher"))
-	require.Equal(t, parley.LoginErrorCodeSuccess, <-watcher.logins)
-	status := func() parley.UserOnlineStatus {
-		require.NoError(t, w.GetPeerOnlineStatus("alice"))
-		select {
-		case s := <-watcher.status:
-			return s
-		case <-time.After(15 * time.Second):
-			t.Fatal("no status")
-			return 0
-		}
-	}
+	alice := newPeerAt(t, srv, parley.EngineConfig{AppID: srv.AppID, ServerURL: proxy.URL()}, "", parley.UserInfo{UserID: "alice"})
+	alice.login(t)
+	watcher := loggedIn(t, srv, "watcher")
+	status := func() parley.UserOnlineStatus { return watcher.status(t, "alice") }
 	require.Equal(t, parley.UserOnlineStatusOnline, status())
 	proxy.block()
 	proxy.cut()
 	require.Eventually(t, func() bool { return status() == parley.UserOnlineStatusUnreachable }, 15*time.Second, 20*time.Millisecond)
 	proxy.unblock()
-	rec.waitState(t, parley.ConnectionStateReconnected)
+	alice.eng.WaitState(t, parley.ConnectionStateReconnected)
 	require.Equal(t, parley.UserOnlineStatusOnline, status())
 }

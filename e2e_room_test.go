@@ -25,9 +25,9 @@ func TestJoin(t *testing.T) {
 
 	alice := newMember(t, srv, "room1", parley.UserInfo{UserID: "alice", ExtraInfo: "a's info"})
 	before := time.Now()
-	sc := alice.join(t, srv)
+	sc := alice.join(t)
 	elapsedMax := time.Since(before)
-	require.Equal(t, stateChanged{
+	require.Equal(t, parleytest.RoomStateChanged{
 		RoomID: "room1", UserID: "alice", State: 0,
 		Info: parley.RoomStateInfo{Elapsed: sc.Info.Elapsed, JoinType: parley.JoinTypeFirst},
 	}, sc)
@@ -44,22 +44,22 @@ func TestJoin(t *testing.T) {
 	require.Equal(t, 0, *extra.JoinType)
 
 	bob := joined(t, srv, "room1", "bob", "b's info")
-	bob.rec.requireJoined(t, alice.user)
-	alice.rec.requireJoined(t, bob.user)
+	requireJoined(t, bob.rec, alice.info)
+	requireJoined(t, alice.rec, bob.info)
 
 	carol := joined(t, srv, "room1", "carol", "")
-	carol.rec.requireJoined(t, alice.user)
-	carol.rec.requireJoined(t, bob.user)
-	alice.rec.requireJoined(t, carol.user)
-	bob.rec.requireJoined(t, carol.user)
+	requireJoined(t, carol.rec, alice.info)
+	requireJoined(t, carol.rec, bob.info)
+	requireJoined(t, alice.rec, carol.info)
+	requireJoined(t, bob.rec, carol.info)
 
 	// Each has had exactly those events: a fourth joiner is the next one.
 	dave := joined(t, srv, "room1", "dave", "d")
-	for _, u := range []parley.UserInfo{alice.user, bob.user, carol.user} {
-		dave.rec.requireJoined(t, u)
+	for _, u := range []parley.UserInfo{alice.info, bob.info, carol.info} {
+		requireJoined(t, dave.rec, u)
 	}
-	for _, m := range []*member{alice, bob, carol} {
-		m.rec.requireJoined(t, dave.user)
+	for _, m := range []*peer{alice, bob, carol} {
+		requireJoined(t, m.rec, dave.info)
 	}
 }
 
@@ -70,42 +70,42 @@ func TestLeave(t *testing.T) {
 	srv := parleytest.NewServer(t)
 	alice := joined(t, srv, "room1", "alice", "a")
 	bob := joined(t, srv, "room1", "bob", "b")
-	bob.rec.requireJoined(t, alice.user)
-	alice.rec.requireJoined(t, bob.user)
+	requireJoined(t, bob.rec, alice.info)
+	requireJoined(t, alice.rec, bob.info)
 	carol := joined(t, srv, "room1", "carol", "c")
-	carol.rec.requireJoined(t, alice.user)
-	carol.rec.requireJoined(t, bob.user)
-	alice.rec.requireJoined(t, carol.user)
-	bob.rec.requireJoined(t, carol.user)
+	requireJoined(t, carol.rec, alice.info)
+	requireJoined(t, carol.rec, bob.info)
+	requireJoined(t, alice.rec, carol.info)
+	requireJoined(t, bob.rec, carol.info)
 
 	require.NoError(t, alice.room.LeaveRoom())
-	stats := alice.rec.requireLeft(t)
+	stats := requireLeft(t, alice.rec)
 	require.Equal(t, 3, stats.UserCount, "UserCount counts the leaver")
 	require.Positive(t, stats.Duration)
-	bob.rec.requireLeave(t, "alice", parley.UserOfflineReasonQuit)
-	carol.rec.requireLeave(t, "alice", parley.UserOfflineReasonQuit)
+	requireLeave(t, bob.rec, "alice", parley.UserOfflineReasonQuit)
+	requireLeave(t, carol.rec, "alice", parley.UserOfflineReasonQuit)
 
 	// Leaving again is harmless: zero stats, nobody hears of it.
 	require.NoError(t, alice.room.LeaveRoom())
-	require.Equal(t, parley.RoomStats{}, alice.rec.requireLeft(t))
+	require.Equal(t, parley.RoomStats{}, requireLeft(t, alice.rec))
 
 	// Rejoin: a first join again, the members in join order.
-	sc := alice.join(t, srv)
+	sc := alice.join(t)
 	require.Equal(t, parley.JoinTypeFirst, sc.Info.JoinType)
 	require.Positive(t, sc.Info.Elapsed)
-	alice.rec.requireJoined(t, bob.user)
-	alice.rec.requireJoined(t, carol.user)
-	bob.rec.requireJoined(t, alice.user)
-	carol.rec.requireJoined(t, alice.user)
+	requireJoined(t, alice.rec, bob.info)
+	requireJoined(t, alice.rec, carol.info)
+	requireJoined(t, bob.rec, alice.info)
+	requireJoined(t, carol.rec, alice.info)
 
 	// The second stay has stats of its own.
 	require.NoError(t, bob.room.LeaveRoom())
-	require.Equal(t, 3, bob.rec.requireLeft(t).UserCount)
-	alice.rec.requireLeave(t, "bob", parley.UserOfflineReasonQuit)
-	carol.rec.requireLeave(t, "bob", parley.UserOfflineReasonQuit)
+	require.Equal(t, 3, requireLeft(t, bob.rec).UserCount)
+	requireLeave(t, alice.rec, "bob", parley.UserOfflineReasonQuit)
+	requireLeave(t, carol.rec, "bob", parley.UserOfflineReasonQuit)
 	require.NoError(t, alice.room.LeaveRoom())
-	require.Equal(t, 2, alice.rec.requireLeft(t).UserCount)
-	carol.rec.requireLeave(t, "alice", parley.UserOfflineReasonQuit)
+	require.Equal(t, 2, requireLeft(t, alice.rec).UserCount)
+	requireLeave(t, carol.rec, "alice", parley.UserOfflineReasonQuit)
 }
 
 // TestLeaveNotJoined: LeaveRoom on a room never joined is harmless and
@@ -114,11 +114,11 @@ func TestLeaveNotJoined(t *testing.T) {
 	srv := parleytest.NewServer(t)
 	m := newMember(t, srv, "room1", parley.UserInfo{UserID: "alice"})
 	require.NoError(t, m.room.LeaveRoom())
-	require.Equal(t, parley.RoomStats{}, m.rec.requireLeft(t))
+	require.Equal(t, parley.RoomStats{}, requireLeft(t, m.rec))
 	require.NoError(t, m.room.LeaveRoom())
-	require.Equal(t, parley.RoomStats{}, m.rec.requireLeft(t))
+	require.Equal(t, parley.RoomStats{}, requireLeft(t, m.rec))
 	// The room is still usable.
-	m.join(t, srv)
+	m.join(t)
 }
 
 // TestDroppedMember: a member whose network dies without a leave request.
@@ -132,41 +132,41 @@ func TestDroppedMember(t *testing.T) {
 		srv := parleytest.NewServer(t)
 		alice := joined(t, srv, "room1", "alice", "")
 		bob := joined(t, srv, "room1", "bob", "")
-		bob.rec.requireJoined(t, alice.user)
-		alice.rec.requireJoined(t, bob.user)
+		requireJoined(t, bob.rec, alice.info)
+		requireJoined(t, alice.rec, bob.info)
 
 		require.NoError(t, parley.CrashRoomTransport(bob.room))
-		sc := bob.rec.requireState(t, 0)
+		sc := requireState(t, bob.rec, 0)
 		require.Equal(t, parley.JoinTypeReconnected, sc.Info.JoinType)
 		require.Contains(t, sc.Info.String(), `"join_type":1`)
 		// Neither noticed anything of the other: alice was there before and
 		// after bob's rejoin, and bob never left. A newcomer is each one's
 		// next event.
 		carol := joined(t, srv, "room1", "carol", "")
-		alice.rec.requireJoined(t, carol.user)
-		bob.rec.requireJoined(t, carol.user)
+		requireJoined(t, alice.rec, carol.info)
+		requireJoined(t, bob.rec, carol.info)
 	})
 	t.Run("signaling closed", func(t *testing.T) {
 		srv := parleytest.NewServer(t)
 		alice := joined(t, srv, "room1", "alice", "")
 		bob := joined(t, srv, "room1", "bob", "")
-		bob.rec.requireJoined(t, alice.user)
-		alice.rec.requireJoined(t, bob.user)
+		requireJoined(t, bob.rec, alice.info)
+		requireJoined(t, alice.rec, bob.info)
 
 		require.NoError(t, parley.CrashSignaling(bob.e))
-		alice.rec.requireLeave(t, "bob", parley.UserOfflineReasonDropped)
-		bob.rec.requireState(t, int(parley.ErrorCodeJoinRoom))
+		requireLeave(t, alice.rec, "bob", parley.UserOfflineReasonDropped)
+		requireState(t, bob.rec, int(parley.ErrorCodeJoinRoom))
 
 		// The dropped member is gone for good: a newcomer sees only
 		// alice, and bob's room can join again.
 		carol := joined(t, srv, "room1", "carol", "")
-		carol.rec.requireJoined(t, alice.user)
-		alice.rec.requireJoined(t, carol.user)
-		bob.join(t, srv)
-		bob.rec.requireJoined(t, alice.user)
-		bob.rec.requireJoined(t, carol.user)
-		alice.rec.requireJoined(t, bob.user)
-		carol.rec.requireJoined(t, bob.user)
+		requireJoined(t, carol.rec, alice.info)
+		requireJoined(t, alice.rec, carol.info)
+		bob.join(t)
+		requireJoined(t, bob.rec, alice.info)
+		requireJoined(t, bob.rec, carol.info)
+		requireJoined(t, alice.rec, bob.info)
+		requireJoined(t, carol.rec, bob.info)
 	})
 }
 
@@ -181,26 +181,26 @@ func TestSignalingCutResumes(t *testing.T) {
 			srv := parleytest.NewServer(t)
 			proxy := newCutProxy(t, srv)
 			alice := joined(t, srv, "room1", "alice", "")
-			bob := newMemberAt(t, parley.EngineConfig{AppID: srv.AppID, ServerURL: proxy.URL()}, "room1", parley.UserInfo{UserID: "bob"})
-			bob.join(t, srv)
-			bob.rec.requireJoined(t, alice.user)
-			alice.rec.requireJoined(t, bob.user)
-			bob.eng.waitState(t, parley.ConnectionStateConnected)
+			bob := newPeerAt(t, srv, parley.EngineConfig{AppID: srv.AppID, ServerURL: proxy.URL()}, "room1", parley.UserInfo{UserID: "bob"})
+			bob.join(t)
+			requireJoined(t, bob.rec, alice.info)
+			requireJoined(t, alice.rec, bob.info)
+			bob.eng.WaitState(t, parley.ConnectionStateConnected)
 
 			proxy.block()
 			proxy.cut()
-			bob.eng.waitState(t, parley.ConnectionStateReconnecting)
+			bob.eng.WaitState(t, parley.ConnectionStateReconnecting)
 			// The outage itself: the network stays down this long, whatever
 			// the Engine does meanwhile.
 			<-time.After(outage)
 			proxy.unblock()
-			bob.eng.waitState(t, parley.ConnectionStateReconnected)
+			bob.eng.WaitState(t, parley.ConnectionStateReconnected)
 
 			carol := joined(t, srv, "room1", "carol", "")
-			carol.rec.requireJoined(t, alice.user)
-			carol.rec.requireJoined(t, bob.user)
-			alice.rec.requireJoined(t, carol.user) // alice's next event: nothing about bob came before
-			bob.rec.requireJoined(t, carol.user)   // bob's session got the event after the resume
+			requireJoined(t, carol.rec, alice.info)
+			requireJoined(t, carol.rec, bob.info)
+			requireJoined(t, alice.rec, carol.info) // alice's next event: nothing about bob came before
+			requireJoined(t, bob.rec, carol.info)   // bob's session got the event after the resume
 		})
 	}
 }
@@ -217,30 +217,30 @@ func TestOutageBeyondGrace(t *testing.T) {
 	proxy := newCutProxy(t, srv)
 	alice := joined(t, srv, "room1", "alice", "")
 	carol := joined(t, srv, "room1", "carol", "")
-	alice.rec.requireJoined(t, carol.user)
-	carol.rec.requireJoined(t, alice.user)
-	bob := newMemberAt(t, parley.EngineConfig{AppID: srv.AppID, ServerURL: proxy.URL()}, "room1", parley.UserInfo{UserID: "bob"})
-	bob.join(t, srv)
-	bob.rec.requireJoined(t, alice.user)
-	bob.rec.requireJoined(t, carol.user)
-	alice.rec.requireJoined(t, bob.user)
+	requireJoined(t, alice.rec, carol.info)
+	requireJoined(t, carol.rec, alice.info)
+	bob := newPeerAt(t, srv, parley.EngineConfig{AppID: srv.AppID, ServerURL: proxy.URL()}, "room1", parley.UserInfo{UserID: "bob"})
+	bob.join(t)
+	requireJoined(t, bob.rec, alice.info)
+	requireJoined(t, bob.rec, carol.info)
+	requireJoined(t, alice.rec, bob.info)
 
 	proxy.block()
 	proxy.cut()
-	alice.rec.requireLeave(t, "bob", parley.UserOfflineReasonDropped) // after the grace period
+	requireLeave(t, alice.rec, "bob", parley.UserOfflineReasonDropped) // after the grace period
 	require.NoError(t, carol.room.LeaveRoom())
-	alice.rec.requireLeave(t, "carol", parley.UserOfflineReasonQuit)
+	requireLeave(t, alice.rec, "carol", parley.UserOfflineReasonQuit)
 	dave := joined(t, srv, "room1", "dave", "")
-	alice.rec.requireJoined(t, dave.user)
+	requireJoined(t, alice.rec, dave.info)
 	proxy.unblock()
-	sc := bob.rec.requireState(t, 0)
+	sc := requireState(t, bob.rec, 0)
 	require.Equal(t, parley.JoinTypeReconnected, sc.Info.JoinType)
-	bob.rec.requireLeave(t, "carol", parley.UserOfflineReasonDropped)
-	bob.rec.requireJoined(t, dave.user)
-	alice.rec.requireJoined(t, bob.user)
+	requireLeave(t, bob.rec, "carol", parley.UserOfflineReasonDropped)
+	requireJoined(t, bob.rec, dave.info)
+	requireJoined(t, alice.rec, bob.info)
 	// Nothing about alice: a newcomer is bob's next event.
 	erin := joined(t, srv, "room1", "erin", "")
-	bob.rec.requireJoined(t, erin.user)
+	requireJoined(t, bob.rec, erin.info)
 }
 
 // TestTokenRejected: every bad token gives state -1000 and joins nothing:
@@ -297,15 +297,15 @@ func TestTokenRejected(t *testing.T) {
 			alice := joined(t, srv, roomID, "alice", "")
 
 			bob := newMember(t, srv, roomID, parley.UserInfo{UserID: "bob"})
-			require.NoError(t, bob.room.JoinRoom(c.token(roomID, "bob"), bob.user, parley.RoomConfig{}))
-			sc := bob.rec.requireState(t, int(parley.ErrorCodeInvalidToken))
+			require.NoError(t, bob.room.JoinRoom(c.token(roomID, "bob"), bob.info, parley.RoomConfig{}))
+			sc := requireState(t, bob.rec, int(parley.ErrorCodeInvalidToken))
 			require.Equal(t, roomID, sc.RoomID)
 			require.Equal(t, "bob", sc.UserID)
 
 			requireNoRoomEvent(t, bob.room, bob.rec)
 			requireNothingBefore(t, srv, alice, "carol")
 			// A good token still works after a bad one.
-			bob.join(t, srv)
+			bob.join(t)
 		})
 	}
 }
@@ -324,18 +324,18 @@ func TestWildcardRoomToken(t *testing.T) {
 	bob := joined(t, srv, "room1", "bob", "")
 	alice := newEngine(t, srv, nil)
 	for _, roomID := range []string{"room1", "room2"} {
-		rec := newRoomRecorder()
+		rec := parleytest.NewRecorder()
 		room, err := alice.CreateRoom(roomID, rec)
 		require.NoError(t, err)
 		require.NoError(t, room.JoinRoom(raw, parley.UserInfo{UserID: "alice"}, parley.RoomConfig{}))
-		rec.requireState(t, 0)
+		requireState(t, rec, 0)
 	}
-	bob.rec.requireJoined(t, parley.UserInfo{UserID: "alice"})
+	requireJoined(t, bob.rec, parley.UserInfo{UserID: "alice"})
 
 	// The wildcard is for rooms, not users.
 	mallory := newMember(t, srv, "room1", parley.UserInfo{UserID: "mallory"})
-	require.NoError(t, mallory.room.JoinRoom(raw, mallory.user, parley.RoomConfig{}))
-	mallory.rec.requireState(t, int(parley.ErrorCodeInvalidToken))
+	require.NoError(t, mallory.room.JoinRoom(raw, mallory.info, parley.RoomConfig{}))
+	requireState(t, mallory.rec, int(parley.ErrorCodeInvalidToken))
 }
 
 // TestDuplicateUser: the same user ID joining the same room from another
@@ -345,24 +345,24 @@ func TestDuplicateUser(t *testing.T) {
 	srv := parleytest.NewServer(t)
 	alice1 := joined(t, srv, "room1", "alice", "first")
 	bob := joined(t, srv, "room1", "bob", "")
-	bob.rec.requireJoined(t, alice1.user)
-	alice1.rec.requireJoined(t, bob.user)
+	requireJoined(t, bob.rec, alice1.info)
+	requireJoined(t, alice1.rec, bob.info)
 
 	alice2 := newMember(t, srv, "room1", parley.UserInfo{UserID: "alice", ExtraInfo: "second"})
-	alice2.join(t, srv)
-	alice2.rec.requireJoined(t, bob.user)
+	alice2.join(t)
+	requireJoined(t, alice2.rec, bob.info)
 
-	sc := alice1.rec.requireState(t, int(parley.ErrorCodeDuplicateLogin))
+	sc := requireState(t, alice1.rec, int(parley.ErrorCodeDuplicateLogin))
 	require.Equal(t, "alice", sc.UserID)
-	bob.rec.requireLeave(t, "alice", parley.UserOfflineReasonDropped)
-	bob.rec.requireJoined(t, alice2.user)
+	requireLeave(t, bob.rec, "alice", parley.UserOfflineReasonDropped)
+	requireJoined(t, bob.rec, alice2.info)
 
 	// The first is out of the room; the second stays in it.
 	requireNoRoomEvent(t, alice1.room, alice1.rec)
 	carol := requireNothingBefore(t, srv, bob, "carol")
-	carol.rec.requireJoined(t, bob.user) // join order: alice's second join came after bob
-	carol.rec.requireJoined(t, alice2.user)
-	alice2.rec.requireJoined(t, carol.user)
+	requireJoined(t, carol.rec, bob.info) // join order: alice's second join came after bob
+	requireJoined(t, carol.rec, alice2.info)
+	requireJoined(t, alice2.rec, carol.info)
 }
 
 // TestOneUserIDPerEngine: an Engine has one user ID across its rooms. A
@@ -372,19 +372,19 @@ func TestOneUserIDPerEngine(t *testing.T) {
 	srv := parleytest.NewServer(t)
 	e := newEngine(t, srv, nil)
 	rooms := map[string]*parley.Room{}
-	recs := map[string]*roomRecorder{}
+	recs := map[string]*parleytest.Recorder{}
 	for _, id := range []string{"room1", "room2", "room3"} {
-		recs[id] = newRoomRecorder()
+		recs[id] = parleytest.NewRecorder()
 		r, err := e.CreateRoom(id, recs[id])
 		require.NoError(t, err)
 		rooms[id] = r
 	}
 	alice := parley.UserInfo{UserID: "alice"}
 	require.NoError(t, rooms["room1"].JoinRoom(srv.Token("room1", "alice"), alice, parley.RoomConfig{}))
-	recs["room1"].requireState(t, 0)
+	requireState(t, recs["room1"], 0)
 
 	require.NoError(t, rooms["room2"].JoinRoom(srv.Token("room2", "bob"), parley.UserInfo{UserID: "bob"}, parley.RoomConfig{}))
-	sc := recs["room2"].requireState(t, int(parley.ErrorCodeUserIDDifferent))
+	sc := requireState(t, recs["room2"], int(parley.ErrorCodeUserIDDifferent))
 	require.Equal(t, "bob", sc.UserID)
 	requireNoRoomEvent(t, rooms["room2"], recs["room2"])
 
@@ -392,25 +392,25 @@ func TestOneUserIDPerEngine(t *testing.T) {
 	for _, id := range []string{"room2", "room3"} {
 		obs := joined(t, srv, id, "obs-"+id, "")
 		require.NoError(t, rooms[id].JoinRoom(srv.Token(id, "alice"), alice, parley.RoomConfig{}))
-		recs[id].requireState(t, 0)
-		recs[id].requireJoined(t, obs.user)
-		obs.rec.requireJoined(t, alice)
+		requireState(t, recs[id], 0)
+		requireJoined(t, recs[id], obs.info)
+		requireJoined(t, obs.rec, alice)
 	}
 
 	// One PeerConnection per room: losing room2's leaves the others joined.
 	obs := joined(t, srv, "room1", "obs-room1", "")
-	obs.rec.requireJoined(t, alice)
-	recs["room1"].requireJoined(t, obs.user)
+	requireJoined(t, obs.rec, alice)
+	requireJoined(t, recs["room1"], obs.info)
 	require.NoError(t, parley.CrashRoomTransport(rooms["room2"]))
-	sc = recs["room2"].requireState(t, 0) // the SDK rebuilt it
+	sc = requireState(t, recs["room2"], 0) // the SDK rebuilt it
 	require.Equal(t, parley.JoinTypeReconnected, sc.Info.JoinType)
 	// obs-room2 was there all along: no event about it, and the room
 	// still counts it.
 	for _, id := range []string{"room1", "room2", "room3"} {
 		require.NoError(t, rooms[id].LeaveRoom())
-		require.Equal(t, 2, recs[id].requireLeft(t).UserCount, "room %s still joined", id)
+		require.Equal(t, 2, requireLeft(t, recs[id]).UserCount, "room %s still joined", id)
 	}
-	obs.rec.requireLeave(t, "alice", parley.UserOfflineReasonQuit)
+	requireLeave(t, obs.rec, "alice", parley.UserOfflineReasonQuit)
 }
 
 // TestIllegalIDs: illegal room IDs, user IDs and extra info are refused
@@ -434,7 +434,7 @@ func TestIllegalIDs(t *testing.T) {
 	require.Len(t, info200, 200)
 
 	obs := joined(t, srv, "room1", "obs", "")
-	rec := newRoomRecorder()
+	rec := parleytest.NewRecorder()
 	room, err := e.CreateRoom("room1", rec)
 	require.NoError(t, err)
 	bad := []parley.UserInfo{
@@ -457,9 +457,9 @@ func TestIllegalIDs(t *testing.T) {
 
 	alice := parley.UserInfo{UserID: strings.Repeat("u", 128), ExtraInfo: info200}
 	require.NoError(t, room.JoinRoom(srv.Token("room1", alice.UserID), alice, parley.RoomConfig{}))
-	rec.requireState(t, 0)
-	rec.requireJoined(t, obs.user)
-	obs.rec.requireJoined(t, alice)
+	requireState(t, rec, 0)
+	requireJoined(t, rec, obs.info)
+	requireJoined(t, obs.rec, alice)
 }
 
 // TestAlreadyInRoom: a second JoinRoom while joining or joined returns
@@ -468,17 +468,17 @@ func TestAlreadyInRoom(t *testing.T) {
 	srv := parleytest.NewServer(t)
 	m := newMember(t, srv, "room1", parley.UserInfo{UserID: "alice"})
 	tok := srv.Token("room1", "alice")
-	require.NoError(t, m.room.JoinRoom(tok, m.user, parley.RoomConfig{}))
-	require.ErrorIs(t, m.room.JoinRoom(tok, m.user, parley.RoomConfig{}), parley.ErrAlreadyInRoom, "while joining")
-	m.rec.requireState(t, 0)
-	require.ErrorIs(t, m.room.JoinRoom(tok, m.user, parley.RoomConfig{}), parley.ErrAlreadyInRoom, "while joined")
+	require.NoError(t, m.room.JoinRoom(tok, m.info, parley.RoomConfig{}))
+	require.ErrorIs(t, m.room.JoinRoom(tok, m.info, parley.RoomConfig{}), parley.ErrAlreadyInRoom, "while joining")
+	requireState(t, m.rec, 0)
+	require.ErrorIs(t, m.room.JoinRoom(tok, m.info, parley.RoomConfig{}), parley.ErrAlreadyInRoom, "while joined")
 	require.ErrorIs(t, m.room.JoinRoom(srv.Token("room1", "bob"), parley.UserInfo{UserID: "bob"}, parley.RoomConfig{}),
 		parley.ErrAlreadyInRoom, "while joined, as another user")
 
 	// Neither refused call produced a callback: the leave's is next, and
 	// the room was joined once, alone.
 	require.NoError(t, m.room.LeaveRoom())
-	require.Equal(t, 1, m.rec.requireLeft(t).UserCount)
+	require.Equal(t, 1, requireLeft(t, m.rec).UserCount)
 }
 
 // TestEngineClose: Close is idempotent, Done is closed only after it, and
@@ -487,8 +487,8 @@ func TestEngineClose(t *testing.T) {
 	srv := parleytest.NewServer(t)
 	obs := joined(t, srv, "room1", "obs", "")
 	m := joined(t, srv, "room1", "alice", "")
-	m.rec.requireJoined(t, obs.user)
-	obs.rec.requireJoined(t, m.user)
+	requireJoined(t, m.rec, obs.info)
+	requireJoined(t, obs.rec, m.info)
 	idle, err := m.e.CreateRoom("room2", nil)
 	require.NoError(t, err)
 
@@ -500,12 +500,12 @@ func TestEngineClose(t *testing.T) {
 	require.NoError(t, m.e.Close())
 	require.NoError(t, m.e.Close())
 	waitDone(t, m.e)
-	obs.rec.requireLeave(t, "alice", parley.UserOfflineReasonQuit)
+	requireLeave(t, obs.rec, "alice", parley.UserOfflineReasonQuit)
 
 	_, err = m.e.CreateRoom("room3", nil)
 	require.ErrorIs(t, err, parley.ErrEngineClosed)
 	for _, r := range []*parley.Room{m.room, idle} {
-		require.ErrorIs(t, r.JoinRoom(srv.Token(r.RoomID(), "alice"), m.user, parley.RoomConfig{}), parley.ErrEngineClosed)
+		require.ErrorIs(t, r.JoinRoom(srv.Token(r.RoomID(), "alice"), m.info, parley.RoomConfig{}), parley.ErrEngineClosed)
 		require.ErrorIs(t, r.LeaveRoom(), parley.ErrEngineClosed)
 		require.ErrorIs(t, r.UpdateToken(srv.Token(r.RoomID(), "alice")), parley.ErrEngineClosed)
 		require.NoError(t, r.Close())
@@ -521,13 +521,13 @@ func TestCloseFromHandler(t *testing.T) {
 
 	m := newMember(t, srv, "room1", parley.UserInfo{UserID: "alice"})
 	closed := make(chan error, 1)
-	m.rec.onState = func(state int) {
-		if state == 0 {
+	m.rec.SetHook(func(ev parleytest.Event) {
+		if st, ok := ev.(parleytest.RoomStateChanged); ok && st.State == 0 {
 			closed <- m.e.Close()
 		}
-	}
-	require.NoError(t, m.room.JoinRoom(srv.Token("room1", "alice"), m.user, parley.RoomConfig{}))
-	m.rec.requireState(t, 0)
+	})
+	require.NoError(t, m.room.JoinRoom(srv.Token("room1", "alice"), m.info, parley.RoomConfig{}))
+	requireState(t, m.rec, 0)
 	select {
 	case err := <-closed:
 		require.NoError(t, err)
@@ -535,8 +535,8 @@ func TestCloseFromHandler(t *testing.T) {
 		t.Fatal("Close from the handler did not return")
 	}
 	waitDone(t, m.e)
-	obs.rec.requireJoined(t, m.user)
-	obs.rec.requireLeave(t, "alice", parley.UserOfflineReasonQuit)
+	requireJoined(t, obs.rec, m.info)
+	requireLeave(t, obs.rec, "alice", parley.UserOfflineReasonQuit)
 	require.ErrorIs(t, m.room.LeaveRoom(), parley.ErrEngineClosed)
 }
 
@@ -547,32 +547,28 @@ func TestRoomClose(t *testing.T) {
 	srv := parleytest.NewServer(t)
 	obs := joined(t, srv, "room1", "obs", "")
 	m := joined(t, srv, "room1", "alice", "")
-	m.rec.requireJoined(t, obs.user)
-	obs.rec.requireJoined(t, m.user)
+	requireJoined(t, m.rec, obs.info)
+	requireJoined(t, obs.rec, m.info)
 
 	require.NoError(t, m.room.Close())
 	require.NoError(t, m.room.Close())
-	obs.rec.requireLeave(t, "alice", parley.UserOfflineReasonQuit)
+	requireLeave(t, obs.rec, "alice", parley.UserOfflineReasonQuit)
 	tok := srv.Token("room1", "alice")
-	require.ErrorIs(t, m.room.JoinRoom(tok, m.user, parley.RoomConfig{}), parley.ErrRoomClosed)
+	require.ErrorIs(t, m.room.JoinRoom(tok, m.info, parley.RoomConfig{}), parley.ErrRoomClosed)
 	require.ErrorIs(t, m.room.LeaveRoom(), parley.ErrRoomClosed)
 	require.ErrorIs(t, m.room.UpdateToken(tok), parley.ErrRoomClosed)
 	require.Equal(t, "room1", m.room.RoomID())
 
 	// The closed room's handler hears nothing more, not even of a new
 	// member of the room it left.
-	rec := newRoomRecorder()
+	rec := parleytest.NewRecorder()
 	again, err := m.e.CreateRoom("room1", rec)
 	require.NoError(t, err)
-	require.NoError(t, again.JoinRoom(tok, m.user, parley.RoomConfig{}))
-	rec.requireState(t, 0)
-	rec.requireJoined(t, obs.user)
-	obs.rec.requireJoined(t, m.user)
-	select {
-	case ev := <-m.rec.ev:
-		t.Fatalf("closed room got %#v", ev)
-	default:
-	}
+	require.NoError(t, again.JoinRoom(tok, m.info, parley.RoomConfig{}))
+	requireState(t, rec, 0)
+	requireJoined(t, rec, obs.info)
+	requireJoined(t, obs.rec, m.info)
+	requireNoEvent(t, m.rec) // the closed room got nothing
 }
 
 // TestCreateRoomReplaces: creating a room ID the Engine already has closes
@@ -581,12 +577,12 @@ func TestCreateRoomReplaces(t *testing.T) {
 	srv := parleytest.NewServer(t)
 	obs := joined(t, srv, "room1", "obs", "")
 	m := joined(t, srv, "room1", "alice", "")
-	m.rec.requireJoined(t, obs.user)
-	obs.rec.requireJoined(t, m.user)
+	requireJoined(t, m.rec, obs.info)
+	requireJoined(t, obs.rec, m.info)
 
 	_, err := m.e.CreateRoom("room1", nil)
 	require.NoError(t, err)
-	obs.rec.requireLeave(t, "alice", parley.UserOfflineReasonQuit)
+	requireLeave(t, obs.rec, "alice", parley.UserOfflineReasonQuit)
 	require.ErrorIs(t, m.room.LeaveRoom(), parley.ErrRoomClosed)
 }
 
@@ -595,23 +591,23 @@ func TestCreateRoomReplaces(t *testing.T) {
 func TestServerShutdown(t *testing.T) {
 	srv := parleytest.NewServer(t)
 	alice := joined(t, srv, "room1", "alice", "")
-	alice.eng.waitState(t, parley.ConnectionStateConnected)
-	rec2 := newRoomRecorder()
+	alice.eng.WaitState(t, parley.ConnectionStateConnected)
+	rec2 := parleytest.NewRecorder()
 	room2, err := alice.e.CreateRoom("room2", rec2)
 	require.NoError(t, err)
-	require.NoError(t, room2.JoinRoom(srv.Token("room2", "alice"), alice.user, parley.RoomConfig{}))
-	rec2.requireState(t, 0)
+	require.NoError(t, room2.JoinRoom(srv.Token("room2", "alice"), alice.info, parley.RoomConfig{}))
+	requireState(t, rec2, 0)
 	bob := joined(t, srv, "room1", "bob", "")
-	bob.rec.requireJoined(t, alice.user)
-	alice.rec.requireJoined(t, bob.user)
+	requireJoined(t, bob.rec, alice.info)
+	requireJoined(t, alice.rec, bob.info)
 
 	// The server goes away: the Engines try to reconnect (it may come
 	// back, see TestServerRestart), and close cleanly meanwhile.
 	srv.Close()
-	alice.eng.waitState(t, parley.ConnectionStateReconnecting)
-	bob.eng.waitState(t, parley.ConnectionStateReconnecting)
+	alice.eng.WaitState(t, parley.ConnectionStateReconnecting)
+	bob.eng.WaitState(t, parley.ConnectionStateReconnecting)
 
-	for _, m := range []*member{alice, bob} {
+	for _, m := range []*peer{alice, bob} {
 		require.NoError(t, m.e.Close())
 		waitDone(t, m.e)
 	}
@@ -623,17 +619,17 @@ func TestServerShutdown(t *testing.T) {
 func TestJoinWithoutServer(t *testing.T) {
 	web := httptest.NewServer(http.NotFoundHandler())
 	t.Cleanup(web.Close)
-	eng := newEngineRecorder()
+	eng := parleytest.NewRecorder()
 	e := newEngineFor(t, parley.EngineConfig{
 		AppID:     strings.Repeat("a", 24),
 		ServerURL: "ws" + strings.TrimPrefix(web.URL, "http") + "/rtc",
 	}, eng)
-	rec := newRoomRecorder()
+	rec := parleytest.NewRecorder()
 	room, err := e.CreateRoom("room1", rec)
 	require.NoError(t, err)
 	require.NoError(t, room.JoinRoom("any token", parley.UserInfo{UserID: "alice"}, parley.RoomConfig{}))
-	sc := rec.requireState(t, int(parley.ErrorCodeJoinRoom))
+	sc := requireState(t, rec, int(parley.ErrorCodeJoinRoom))
 	require.Equal(t, parley.RoomStateInfo{}, sc.Info)
-	eng.waitState(t, parley.ConnectionStateDisconnected)
+	eng.WaitState(t, parley.ConnectionStateDisconnected)
 	requireNoRoomEvent(t, room, rec)
 }

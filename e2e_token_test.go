@@ -18,7 +18,7 @@ import (
 type tokenRig struct {
 	srv        *parleytest.Server
 	clock      *parleytest.Clock
-	alice, bob *member
+	alice, bob *peer
 	aliceLog   *observer.ObservedLogs
 }
 
@@ -29,36 +29,32 @@ func newTokenRig(t *testing.T) *tokenRig {
 	rig.bob = joined(t, srv, "room1", "bob", "")
 	core, logs := observer.New(zap.InfoLevel)
 	rig.aliceLog = logs
-	rig.alice = newMemberAt(t, parley.EngineConfig{AppID: srv.AppID, ServerURL: srv.URL}, "room1", parley.UserInfo{UserID: "alice"}, parley.WithLogger(zap.New(core)))
-	require.NoError(t, rig.alice.room.JoinRoom(srv.TokenExpiring("room1", "alice", clock.Now().Add(time.Minute)), rig.alice.user, parley.RoomConfig{}))
-	rig.alice.rec.requireState(t, 0)
-	rig.alice.rec.requireJoined(t, rig.bob.user)
-	rig.bob.rec.requireJoined(t, rig.alice.user)
+	rig.alice = newPeerAt(t, srv, parley.EngineConfig{AppID: srv.AppID, ServerURL: srv.URL}, "room1", parley.UserInfo{UserID: "alice"}, parley.WithLogger(zap.New(core)))
+	require.NoError(t, rig.alice.room.JoinRoom(srv.TokenExpiring("room1", "alice", clock.Now().Add(time.Minute)), rig.alice.info, parley.RoomConfig{}))
+	requireState(t, rig.alice.rec, 0)
+	requireJoined(t, rig.alice.rec, rig.bob.info)
+	requireJoined(t, rig.bob.rec, rig.alice.info)
 	return rig
 }
 
 // sync proves the server has handled everything alice sent so far: a join
 // of another room on her connection comes back after it.
 func (rig *tokenRig) sync(t *testing.T, roomID string) {
-	rec := newRoomRecorder()
+	rec := parleytest.NewRecorder()
 	room, err := rig.alice.e.CreateRoom(roomID, rec)
 	require.NoError(t, err)
-	require.NoError(t, room.JoinRoom(rig.srv.Token(roomID, "alice"), rig.alice.user, parley.RoomConfig{}))
-	rec.requireState(t, 0)
+	require.NoError(t, room.JoinRoom(rig.srv.Token(roomID, "alice"), rig.alice.info, parley.RoomConfig{}))
+	requireState(t, rec, 0)
 }
 
 func TestTokenWillExpireAndUpdate(t *testing.T) {
 	rig := newTokenRig(t)
 	rig.clock.Advance(29 * time.Second)
 	rig.sync(t, "sync1")
-	select { // not yet: 31 s left
-	case ev := <-rig.alice.rec.ev:
-		t.Fatalf("unexpected %#v", ev)
-	default:
-	}
+	requireNoEvent(t, rig.alice.rec) // not yet: 31 s left
 
 	rig.clock.Advance(2 * time.Second) // 29 s left: inside the 30 s warning
-	require.Equal(t, tokenWillExpire{}, rig.alice.rec.next(t))
+	require.Equal(t, parleytest.TokenWillExpire{}, rig.alice.rec.Next(t))
 
 	require.NoError(t, rig.alice.room.UpdateToken(rig.srv.TokenExpiring("room1", "alice", rig.clock.Now().Add(time.Hour))))
 	rig.sync(t, "sync2") // the update is in
@@ -66,35 +62,35 @@ func TestTokenWillExpireAndUpdate(t *testing.T) {
 	// Past the first token's expiry: still in. A newcomer proves nothing
 	// came before it.
 	carol := joined(t, rig.srv, "room1", "carol", "")
-	rig.alice.rec.requireJoined(t, carol.user)
-	rig.bob.rec.requireJoined(t, carol.user)
+	requireJoined(t, rig.alice.rec, carol.info)
+	requireJoined(t, rig.bob.rec, carol.info)
 }
 
 func TestTokenExpiredRemovesMember(t *testing.T) {
 	rig := newTokenRig(t)
 	rig.clock.Advance(61 * time.Second)
-	require.Equal(t, tokenWillExpire{}, rig.alice.rec.next(t))
-	rig.alice.rec.requireState(t, int(parley.ErrorCodeTokenExpired))
-	rig.bob.rec.requireLeave(t, "alice", parley.UserOfflineReasonDropped)
+	require.Equal(t, parleytest.TokenWillExpire{}, rig.alice.rec.Next(t))
+	requireState(t, rig.alice.rec, int(parley.ErrorCodeTokenExpired))
+	requireLeave(t, rig.bob.rec, "alice", parley.UserOfflineReasonDropped)
 	// The server left alice's PeerConnection for her to close: its end did
 	// not overtake the reason and set off a rejoin.
 	require.Zero(t, rig.aliceLog.FilterMessage("rejoining").Len(), "alice rejoined")
 	// A fresh token joins again.
-	require.NoError(t, rig.alice.room.JoinRoom(rig.srv.TokenExpiring("room1", "alice", rig.clock.Now().Add(time.Hour)), rig.alice.user, parley.RoomConfig{}))
-	rig.alice.rec.requireState(t, 0)
+	require.NoError(t, rig.alice.room.JoinRoom(rig.srv.TokenExpiring("room1", "alice", rig.clock.Now().Add(time.Hour)), rig.alice.info, parley.RoomConfig{}))
+	requireState(t, rig.alice.rec, 0)
 }
 
 func TestUpdateTokenInvalid(t *testing.T) {
 	rig := newTokenRig(t)
 	require.NoError(t, rig.alice.room.UpdateToken("garbage"))
-	rig.alice.rec.requireState(t, int(parley.ErrorCodeUpdateTokenWithInvalidToken))
+	requireState(t, rig.alice.rec, int(parley.ErrorCodeUpdateTokenWithInvalidToken))
 	require.NoError(t, rig.alice.room.UpdateToken(rig.srv.TokenExpiring("room1", "bob", rig.clock.Now().Add(time.Hour))))
-	rig.alice.rec.requireState(t, int(parley.ErrorCodeUpdateTokenWithInvalidToken))
+	requireState(t, rig.alice.rec, int(parley.ErrorCodeUpdateTokenWithInvalidToken))
 	// The old token still rules: it expires on time.
 	rig.clock.Advance(61 * time.Second)
-	require.Equal(t, tokenWillExpire{}, rig.alice.rec.next(t))
-	rig.alice.rec.requireState(t, int(parley.ErrorCodeTokenExpired))
-	rig.bob.rec.requireLeave(t, "alice", parley.UserOfflineReasonDropped)
+	require.Equal(t, parleytest.TokenWillExpire{}, rig.alice.rec.Next(t))
+	requireState(t, rig.alice.rec, int(parley.ErrorCodeTokenExpired))
+	requireLeave(t, rig.bob.rec, "alice", parley.UserOfflineReasonDropped)
 }
 
 // TestLoginTokenExpiredAtRelogin: a login token that expired is refused

@@ -19,6 +19,7 @@ import (
 
 	"github.com/parleyhq/parley"
 	iserver "github.com/parleyhq/parley/internal/server"
+	"github.com/parleyhq/parley/parleytest"
 	"github.com/parleyhq/parley/token"
 )
 
@@ -153,29 +154,30 @@ func randHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// newVNetPeer is newMsgPeer for an Engine whose WebRTC traffic runs on n,
-// with a recorder that holds capacity messages and results, so that the
-// dispatcher never waits on the test however many it sends.
-func newVNetPeer(t *testing.T, srv *vnetServer, n *vnet.Net, roomID, user string, capacity int) *msgPeer {
+// newVNetPeer is newPeer for an Engine whose WebRTC traffic runs on n,
+// with a room recorder that holds capacity messages and as many results,
+// and waits for a result as long as a message may take.
+func newVNetPeer(t *testing.T, srv *vnetServer, n *vnet.Net, roomID, user string, capacity int) *peer {
 	t.Helper()
-	e, err := parley.NewEngineOnNetForTest(parley.EngineConfig{AppID: srv.appID, ServerURL: srv.url}, nil, n,
+	p := &peer{
+		eng:  parleytest.NewRecorder(),
+		rec:  parleytest.NewRecorderSize(2*capacity + 1024),
+		user: user,
+		info: parley.UserInfo{UserID: user},
+	}
+	p.rec.Timeout = vnetMessageTimeout + waitTimeout
+	e, err := parley.NewEngineOnNetForTest(parley.EngineConfig{AppID: srv.appID, ServerURL: srv.url}, p.eng, n,
 		parley.WithLoopbackOnly(), parley.WithMessageTimeout(vnetMessageTimeout))
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		require.NoError(t, e.Close())
-		select {
-		case <-e.Done():
-		case <-time.After(msgWait):
-			t.Errorf("Engine of %q: Done not closed within %v of Close", user, msgWait)
-		}
+		waitDone(t, e)
 	})
-	rec := newMsgRecorder()
-	rec.msgs = make(chan rxMsg, capacity)
-	rec.results = make(chan txResult, capacity)
-	rec.resultWait = vnetMessageTimeout + msgWait
-	room, err := e.CreateRoom(roomID, rec)
+	p.e = e
+	room, err := e.CreateRoom(roomID, p.rec)
 	require.NoError(t, err)
-	return &msgPeer{user: user, e: e, room: room, rec: rec}
+	p.room = room
+	return p
 }
 
 // vnetMessageTimeout is the vnet Engines' message timeout. 10,000 reliable
@@ -216,7 +218,7 @@ func vnetMessage(tag string, i int) (binary bool, payload []byte) {
 }
 
 // sendVNetMessage sends message i of phase tag from p to "bob" in mode.
-func sendVNetMessage(p *msgPeer, tag string, i int, mode parley.MessageConfig) int64 {
+func sendVNetMessage(p *peer, tag string, i int, mode parley.MessageConfig) int64 {
 	binary, payload := vnetMessage(tag, i)
 	if binary {
 		return p.room.SendUserBinaryMessage("bob", payload, mode)
@@ -240,7 +242,7 @@ func (d delivery) String() string {
 // sequence number in phase tag, byte for byte, and counts what was
 // delivered, duplicated and out of order (a number below one already
 // delivered) of the n sent.
-func checkDelivery(t *testing.T, tag string, n int, got []rxMsg) delivery {
+func checkDelivery(t *testing.T, tag string, n int, got []parleytest.Message) delivery {
 	t.Helper()
 	d := delivery{sent: n}
 	seen := make([]bool, n)
@@ -279,33 +281,35 @@ func checkDelivery(t *testing.T, tag string, n int, got []rxMsg) delivery {
 // nothing sent before it is still on the way. (While pion sends these
 // channels reliably and in order, see TestVNetLoss, that holds too.) It
 // returns the markers' message IDs too.
-func drainMode(t *testing.T, alice, bob *msgPeer, tag string, mode parley.MessageConfig) ([]rxMsg, []int64) {
+func drainMode(t *testing.T, alice, bob *peer, tag string, mode parley.MessageConfig) ([]parleytest.Message, []int64) {
 	t.Helper()
 	const (
 		attempts = 20
 		patience = 2 * time.Second // a marker not in by then is lost
 	)
-	var got []rxMsg
+	var got []parleytest.Message
 	var markers []int64
 	for k := range attempts {
 		mark := fmt.Sprintf("end of %s, try %d", tag, k)
 		markers = append(markers, alice.room.SendUserMessage("bob", mark, mode))
-		timeout := time.After(patience)
-	wait:
+		ctx, cancel := context.WithTimeout(context.Background(), patience)
 		for {
-			select {
-			case m := <-bob.rec.msgs:
-				if strings.HasPrefix(string(m.Payload), "end of ") {
-					if strings.HasPrefix(string(m.Payload), "end of "+tag+",") {
-						return got, markers
-					}
-					continue // an earlier phase's late marker: not data
-				}
-				got = append(got, m)
-			case <-timeout:
-				break wait
+			ev, err := bob.rec.NextWhereContext(ctx, isA[parleytest.Message])
+			if ctx.Err() != nil {
+				break
 			}
+			require.NoError(t, err)
+			m := ev.(parleytest.Message)
+			if strings.HasPrefix(string(m.Payload), "end of ") {
+				if strings.HasPrefix(string(m.Payload), "end of "+tag+",") {
+					cancel()
+					return got, markers
+				}
+				continue // an earlier phase's late marker: not data
+			}
+			got = append(got, m)
 		}
+		cancel()
 	}
 	t.Fatalf("%s: none of %d end markers arrived", tag, attempts)
 	return nil, nil
@@ -333,12 +337,12 @@ func TestVNetLoss(t *testing.T) {
 	alice := newVNetPeer(t, srv, nets[1], "lossy", "alice", capacity)
 	bob := newVNetPeer(t, srv, nets[2], "lossy", "bob", capacity)
 	start := time.Now()
-	for _, p := range []*msgPeer{alice, bob} {
+	for _, p := range []*peer{alice, bob} {
 		require.NoError(t, p.room.JoinRoom(srv.token(t, "lossy", p.user), parley.UserInfo{UserID: p.user}, parley.RoomConfig{}))
-		require.Equal(t, 0, p.rec.state(t), "%s: room state after JoinRoom", p.user)
+		require.Equal(t, 0, p.rec.NextRoomState(t).State, "%s: room state after JoinRoom", p.user)
 	}
-	alice.rec.waitJoin(t, "bob")
-	bob.rec.waitJoin(t, "alice")
+	alice.rec.WaitUserJoined(t, "bob")
+	bob.rec.WaitUserJoined(t, "alice")
 	routed, dropped := lossy.counts()
 	t.Logf("joined in %v; vnet so far: %d packets routed, %d dropped", time.Since(start).Round(time.Millisecond), routed, dropped)
 	// The joins ran on a clean network: a handshake packet lost retries on
@@ -356,9 +360,9 @@ func TestVNetLoss(t *testing.T) {
 			ids[i] = sendVNetMessage(alice, "r", i, reliableOrdered)
 			require.Positive(t, ids[i], "message %d", i)
 		}
-		got := bob.rec.nextMsgs(t, n)
+		got := bob.rec.NextMessages(t, n)
 		d := checkDelivery(t, "r", n, got)
-		results := alice.rec.waitResults(t, ids...)
+		results := alice.rec.WaitResults(t, ids...)
 		elapsed := time.Since(start)
 		r1, d1 := lossy.counts()
 		t.Logf("reliable: %v in %v; vnet: %d packets routed, %d dropped (%.2f%%)",
@@ -369,7 +373,7 @@ func TestVNetLoss(t *testing.T) {
 			require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), results[id])
 		}
 		require.Empty(t, barrier(t, alice, bob), "messages after the last one")
-		alice.rec.requireNoResult(t)
+		requireNoResult(t, alice.rec)
 	}))
 
 	// Results of unreliable sends lost before the server are Timeouts, which
@@ -408,7 +412,7 @@ func TestVNetLoss(t *testing.T) {
 
 	t.Run("results", func(t *testing.T) {
 		start := time.Now()
-		results := alice.rec.waitResults(t, unreliableIDs...)
+		results := alice.rec.WaitResults(t, unreliableIDs...)
 		for _, mode := range []parley.MessageConfig{unreliableOrdered, unreliableUnordered} {
 			ids := byMode[mode]
 			counts := countCodes(results, ids)
@@ -419,12 +423,12 @@ func TestVNetLoss(t *testing.T) {
 				"results other than Success and Timeout: %v", counts)
 		}
 		t.Logf("the last results (Timeouts) in %v", time.Since(start).Round(time.Millisecond))
-		alice.rec.requireNoResult(t)
+		requireNoResult(t, alice.rec)
 	})
 
 	// The loss cost no PeerConnection: nobody rejoined or left.
-	for _, p := range []*msgPeer{alice, bob} {
-		require.Empty(t, p.rec.states, "%s: room states after the join", p.user)
-		require.Empty(t, p.rec.leaves, "%s: members seen leaving", p.user)
+	for _, p := range []*peer{alice, bob} {
+		requireNone[parleytest.RoomStateChanged](t, p.rec, p.user+": room states after the join")
+		requireNone[parleytest.UserLeave](t, p.rec, p.user+": members seen leaving")
 	}
 }
