@@ -102,36 +102,23 @@ func TestLoginTokenExpiredAtRelogin(t *testing.T) {
 		c.GracePeriod = 100 * time.Millisecond
 	}))
 	proxy := newCutProxy(t, srv)
-	rec := newOutsideRecorder()
-	e := newEngineFor(t, parley.EngineConfig{AppID: srv.AppID, ServerURL: proxy.URL()}, rec)
-	require.NoError(t, e.Login(srv.TokenExpiring("", "alice", clock.Now().Add(time.Minute)), "alice"))
-	require.Equal(t, parley.LoginErrorCodeSuccess, <-rec.logins)
+	alice := newPeerAt(t, srv, parley.EngineConfig{AppID: srv.AppID, ServerURL: proxy.URL()}, "", parley.UserInfo{UserID: "alice"})
+	require.NoError(t, alice.e.Login(srv.TokenExpiring("", "alice", clock.Now().Add(time.Minute)), "alice"))
+	alice.requireLogin(t, "alice", parley.LoginErrorCodeSuccess)
 
 	clock.Advance(2 * time.Minute) // the login token expires; a login stays
 	proxy.block()
 	proxy.cut()
-	watcher := newOutsideRecorder()
-	w := newEngine(t, srv, watcher)
-	require.NoError(t, w.Login(srv.LoginToken("watcher"), "watcher"))
-	require.Equal(t, parley.LoginErrorCodeSuccess, <-watcher.logins)
+	watcher := loggedIn(t, srv, "watcher")
 	require.Eventually(t, func() bool { // alice's session outlives its grace period
-		require.NoError(t, w.GetPeerOnlineStatus("alice"))
-		return <-watcher.status == parley.UserOnlineStatusOffline
+		return watcher.status(t, "alice") == parley.UserOnlineStatusOffline
 	}, 15*time.Second, 20*time.Millisecond)
 	proxy.unblock()
-	select {
-	case code := <-rec.logins:
-		require.Equal(t, parley.LoginErrorCodeInvalidToken, code, "re-login with the expired token")
-	case <-time.After(15 * time.Second):
-		t.Fatal("no re-login result")
-	}
-	require.NoError(t, e.UpdateLoginToken(srv.TokenExpiring("", "alice", clock.Now().Add(time.Hour))))
-	select {
-	case code := <-rec.logins:
-		require.Equal(t, parley.LoginErrorCodeSuccess, code)
-	case <-time.After(15 * time.Second):
-		t.Fatal("no login after UpdateLoginToken")
-	}
+	r := parleytest.NextOf[parleytest.LoginResult](t, alice.eng)
+	require.Equal(t, parley.LoginErrorCodeInvalidToken, r.Code, "re-login with the expired token")
+	require.NoError(t, alice.e.UpdateLoginToken(srv.TokenExpiring("", "alice", clock.Now().Add(time.Hour))))
+	r = parleytest.NextOf[parleytest.LoginResult](t, alice.eng)
+	require.Equal(t, parley.LoginErrorCodeSuccess, r.Code)
 }
 
 // TestCloseWhileLoginOperationsWait: Close returns while a Login and a
@@ -139,8 +126,7 @@ func TestLoginTokenExpiredAtRelogin(t *testing.T) {
 func TestCloseWhileLoginOperationsWait(t *testing.T) {
 	srv := parleytest.NewServer(t)
 	for range 20 {
-		rec := newOutsideRecorder()
-		e, err := parley.NewEngine(parley.EngineConfig{AppID: srv.AppID, ServerURL: srv.URL}, rec, parley.WithLoopbackOnly())
+		e, err := parley.NewEngine(parley.EngineConfig{AppID: srv.AppID, ServerURL: srv.URL}, parleytest.NewRecorder(), parley.WithLoopbackOnly())
 		require.NoError(t, err)
 		require.NoError(t, e.Login(srv.LoginToken("alice"), "alice"))
 		closed := make(chan error, 1)

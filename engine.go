@@ -30,9 +30,9 @@ type EngineConfig struct {
 
 // Timing of the Engine's own operations.
 const (
-	dialTimeout  = 10 * time.Second // signaling connect, Welcome included
-	joinTimeout  = 20 * time.Second // JoinRoom call to joined
-	leaveTimeout = 5 * time.Second  // wait for the server to confirm a leave
+	dialTimeout        = 10 * time.Second // signaling connect, Welcome included
+	defaultJoinTimeout = 20 * time.Second // JoinRoom call to joined
+	leaveTimeout       = 5 * time.Second  // wait for the server to confirm a leave
 )
 
 // Engine is the root object of the SDK, ByteRTC's IRTCVideo: it owns the

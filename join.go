@@ -143,7 +143,7 @@ func (r *Room) join(a *attempt, prev chan struct{}) {
 			return
 		}
 	}
-	ctx, cancel := context.WithTimeout(a.ctx, joinTimeout)
+	ctx, cancel := context.WithTimeout(a.ctx, r.e.opts.joinTimeout)
 	defer cancel()
 	code, err := r.connect(ctx, a)
 	if err == nil {

@@ -17,6 +17,7 @@ type options struct {
 	iceServers     []string
 	loopbackOnly   bool
 	messageTimeout time.Duration
+	joinTimeout    time.Duration // a join's try, JoinRoom or rejoin, to state 0; tests shorten it
 }
 
 // defaultMessageTimeout is WithMessageTimeout's default.
@@ -24,7 +25,7 @@ const defaultMessageTimeout = 10 * time.Second
 
 // newOptions applies opts over the defaults.
 func newOptions(opts []Option) options {
-	o := options{messageTimeout: defaultMessageTimeout}
+	o := options{messageTimeout: defaultMessageTimeout, joinTimeout: defaultJoinTimeout}
 	for _, opt := range opts {
 		opt(&o)
 	}
