@@ -181,3 +181,94 @@ func startServerAt(t *testing.T, listen string, udp int) (*server.Server, func(r
 	}
 	return s, mint
 }
+
+// TestSendsWhileRebuildingAreBounded: while a room rebuilds itself (its
+// transport died and the server cannot be reached), sends are kept to go
+// out once it is back, but no more than parley.MaxHeld bytes of them: the
+// next Send* waits, as it would on a full data channel. Once the room is
+// back every message arrives, in order, and every send gets Success.
+func TestSendsWhileRebuildingAreBounded(t *testing.T) {
+	const n, size = 64, 64 << 10 // four times the bound
+	srv := parleytest.NewServer(t)
+	proxy := newCutProxy(t, srv)
+	alice := newPeerAt(t, srv, parley.EngineConfig{AppID: srv.AppID, ServerURL: proxy.URL()}, "room1", parley.UserInfo{UserID: "alice"})
+	alice.join(t)
+	bob := joined(t, srv, "room1", "bob", "")
+	requireJoined(t, alice.rec, bob.info)
+	requireJoined(t, bob.rec, alice.info)
+
+	proxy.block()
+	proxy.cut()
+	require.NoError(t, parley.CrashRoomTransport(alice.room))
+	require.Eventually(t, func() bool { return parley.Rebuilding(alice.room) }, waitTimeout, time.Millisecond)
+
+	payload := func(i int) []byte {
+		b := make([]byte, size)
+		copy(b, strconv.Itoa(i))
+		return b
+	}
+	ids := make(chan int64, n)
+	go func() {
+		defer close(ids)
+		for i := range n {
+			ids <- alice.room.SendUserBinaryMessage("bob", payload(i), parley.MessageConfigReliableOrdered)
+		}
+	}()
+	// The sender fills the bound, then waits inside Send*.
+	require.Eventually(t, func() bool { return parley.HeldBytes(alice.room) > parley.MaxHeld-size }, waitTimeout, time.Millisecond)
+	require.Never(t, func() bool { return parley.HeldBytes(alice.room) > parley.MaxHeld || len(ids) == n },
+		time.Second, 5*time.Millisecond, "sends while the room rebuilds pass the bound")
+	t.Logf("%d of %d sends returned while the room rebuilt, holding %d bytes", len(ids), n, parley.HeldBytes(alice.room))
+
+	proxy.unblock()
+	requireRejoined(t, alice.rec)
+	var all []int64
+	for id := range ids {
+		all = append(all, id)
+	}
+	require.Len(t, all, n)
+	bob.rec.Timeout = 30 * time.Second
+	for i, m := range bob.rec.NextMessages(t, n) {
+		require.Equal(t, roomMsg("alice", false, true, payload(i)), m, "message %d", i)
+	}
+	for id, r := range alice.rec.WaitResults(t, all...) {
+		require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), r)
+	}
+}
+
+// TestOutsideMessagesBoundedForBlockedReceiver: a receiver whose handler
+// never returns holds at most the dispatcher's bound of messages received
+// outside rooms (1024), as in rooms: the signaling reader waits, and TCP
+// pushes back on the server. Once the handler returns, every message
+// arrives, in order.
+func TestOutsideMessagesBoundedForBlockedReceiver(t *testing.T) {
+	const n, slack = 4000, 16 // slack: control events, such as connection states
+	srv := parleytest.NewServer(t)
+	alice, bob := loggedIn(t, srv, "alice"), loggedIn(t, srv, "bob")
+	release := make(chan struct{})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unblock) // before the Engines close (Cleanup runs last-registered first)
+	bob.eng.SetHook(onMessage(func(parleytest.Message) { <-release }))
+
+	ids := make([]int64, n)
+	for i := range ids {
+		ids[i] = alice.e.SendUserMessageOutsideRoom("bob", strconv.Itoa(i), parley.MessageConfigUnreliableOrdered)
+	}
+	// Unreliable: each result comes once the server has forwarded the
+	// message, so all of them are on their way to bob now.
+	alice.eng.Timeout = 30 * time.Second
+	for id, r := range alice.eng.WaitResults(t, ids...) {
+		require.Equal(t, outsideResult(id, parley.UserMessageSendResultSuccess), r)
+	}
+	require.Eventually(t, func() bool { return parley.QueueLen(bob.e) >= parley.MaxQueuedMessages }, waitTimeout, time.Millisecond)
+	require.Never(t, func() bool { return parley.QueueLen(bob.e) > parley.MaxQueuedMessages+slack },
+		time.Second, 5*time.Millisecond, "the blocked receiver's queue passes its bound")
+	t.Logf("blocked receiver: %d events queued", parley.QueueLen(bob.e))
+
+	unblock()
+	bob.eng.Timeout = 30 * time.Second
+	for i, m := range bob.eng.NextMessages(t, n) {
+		require.Equal(t, outsideMsg("alice", false, []byte(strconv.Itoa(i))), m, "message %d", i)
+	}
+}
