@@ -2,14 +2,20 @@ package parley_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/parleyhq/parley"
 	"github.com/parleyhq/parley/parleytest"
@@ -271,4 +277,56 @@ func TestOutsideMessagesBoundedForBlockedReceiver(t *testing.T) {
 	for i, m := range bob.eng.NextMessages(t, n) {
 		require.Equal(t, outsideMsg("alice", false, []byte(strconv.Itoa(i))), m, "message %d", i)
 	}
+}
+
+// TestFailureReasonsLogged: a join or a login that fails reports only its
+// code to the handler (-1000, -1001); why it failed, as the server said
+// or as the dial failed, is logged at Warn through WithLogger.
+func TestFailureReasonsLogged(t *testing.T) {
+	srv := parleytest.NewServer(t)
+	warnings := func() (*zap.Logger, *observer.ObservedLogs) {
+		core, logs := observer.New(zapcore.WarnLevel)
+		return zap.New(core), logs
+	}
+	// requireWarn requires a Warn entry with msg whose fields mention want.
+	requireWarn := func(logs *observer.ObservedLogs, msg, want string) {
+		t.Helper()
+		for _, e := range logs.FilterMessage(msg).All() {
+			for _, v := range e.ContextMap() {
+				if strings.Contains(fmt.Sprint(v), want) {
+					return
+				}
+			}
+		}
+		t.Fatalf("no Warn %q mentioning %q; Warn entries: %v", msg, want, logs.All())
+	}
+
+	t.Run("server refusals", func(t *testing.T) {
+		log, logs := warnings()
+		alice := newPeerAt(t, srv, parley.EngineConfig{AppID: srv.AppID, ServerURL: srv.URL}, "room1",
+			parley.UserInfo{UserID: "alice"}, parley.WithLogger(log))
+		require.NoError(t, alice.room.JoinRoom(srv.Token("room1", "bob"), alice.info, parley.RoomConfig{}))
+		requireState(t, alice.rec, int(parley.ErrorCodeInvalidToken))
+		requireWarn(logs, "join failed", `token: for user "bob", not "alice"`)
+
+		require.NoError(t, alice.e.Login(srv.LoginToken("bob"), "alice"))
+		alice.requireLogin(t, "alice", parley.LoginErrorCodeInvalidToken)
+		requireWarn(logs, "login refused", `"bob"`)
+	})
+
+	t.Run("no server", func(t *testing.T) {
+		web := httptest.NewServer(http.NotFoundHandler())
+		t.Cleanup(web.Close)
+		url := "ws" + strings.TrimPrefix(web.URL, "http") + "/rtc"
+		log, logs := warnings()
+		alice := newPeerAt(t, srv, parley.EngineConfig{AppID: srv.AppID, ServerURL: url}, "room1",
+			parley.UserInfo{UserID: "alice"}, parley.WithLogger(log))
+		require.NoError(t, alice.room.JoinRoom(srv.Token("room1", "alice"), alice.info, parley.RoomConfig{}))
+		requireState(t, alice.rec, int(parley.ErrorCodeJoinRoom))
+		requireWarn(logs, "join failed", "404")
+
+		require.NoError(t, alice.e.Login(srv.LoginToken("alice"), "alice"))
+		alice.requireLogin(t, "alice", parley.LoginErrorCodeLoginFailed)
+		requireWarn(logs, "login failed: no connection", "404")
+	})
 }
