@@ -180,6 +180,7 @@ func (e *Engine) Close() error {
 		e.endLoginLocked()
 		e.emit(func(h EngineEventHandler) { h.OnLogout(LogoutReasonLogout) })
 	}
+	e.out.close() // no send gets an ID from now on: Send* returns -1
 	e.failPending(nil)
 	e.q.Close()
 	e.lmu.Unlock()

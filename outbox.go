@@ -221,13 +221,6 @@ func (o *outbox) resendable(a *attempt) []keptSend {
 	return items
 }
 
-// size is the number of pending sends.
-func (o *outbox) size() int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return len(o.pending)
-}
-
 // newID returns the Engine's next message ID with ps registered under it
 // and, with timeout, its Timeout timer started; -1 on a closed Engine.
 func (e *Engine) newID(ps *pendingSend, timeout bool) int64 {
