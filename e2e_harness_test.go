@@ -770,8 +770,49 @@ type cutProxy struct {
 	wg     sync.WaitGroup
 
 	mu      sync.Mutex
-	conns   []net.Conn // guarded by mu
-	blocked bool       // refuse new connections (close them at once); guarded by mu
+	conns   []net.Conn    // guarded by mu
+	blocked bool          // refuse new connections (close them at once); guarded by mu
+	stalled chan struct{} // non-nil while stalled, closed by flow; guarded by mu
+	held    chan struct{} // receives each time a pipe starts holding bytes back
+}
+
+// stall makes the proxy hold back every byte it reads, in both directions
+// and on every connection, until flow: a network that stopped delivering
+// without closing anything. The connections stay open.
+func (p *cutProxy) stall() {
+	p.mu.Lock()
+	if p.stalled == nil {
+		p.stalled = make(chan struct{})
+	}
+	p.mu.Unlock()
+	for { // forget what earlier stalls held
+		select {
+		case <-p.held:
+		default:
+			return
+		}
+	}
+}
+
+// flow ends a stall: what was held back is delivered.
+func (p *cutProxy) flow() {
+	p.mu.Lock()
+	if p.stalled != nil {
+		close(p.stalled)
+		p.stalled = nil
+	}
+	p.mu.Unlock()
+}
+
+// waitHeld waits until a pipe holds bytes back in a stall: something was
+// sent that the other end will not get until flow.
+func (p *cutProxy) waitHeld(t *testing.T) {
+	t.Helper()
+	select {
+	case <-p.held:
+	case <-time.After(waitTimeout):
+		t.Fatalf("nothing crossed the stalled proxy within %v", waitTimeout)
+	}
 }
 
 // block makes the proxy refuse new connections until unblock, as a
@@ -796,12 +837,13 @@ func newCutProxy(t *testing.T, srv *parleytest.Server) *cutProxy {
 	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	p := &cutProxy{ln: ln, target: u.Host}
+	p := &cutProxy{ln: ln, target: u.Host, held: make(chan struct{}, 1024)}
 	p.wg.Add(1)
 	go p.serve()
 	t.Cleanup(func() {
 		_ = ln.Close()
 		p.cut()
+		p.flow()
 		p.wg.Wait()
 	})
 	return p
@@ -838,10 +880,32 @@ func (p *cutProxy) serve() {
 	}
 }
 
-// pipe copies src to dst; when either fails, both close.
+// pipe copies src to dst, holding bytes back while the proxy is stalled;
+// when either fails, both close.
 func (p *cutProxy) pipe(dst, src net.Conn) {
 	defer p.wg.Done()
-	_, _ = io.Copy(dst, src)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			stalled := p.stalled
+			p.mu.Unlock()
+			if stalled != nil {
+				select {
+				case p.held <- struct{}{}:
+				default:
+				}
+				<-stalled
+			}
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
 	_ = dst.Close()
 	_ = src.Close()
 }

@@ -419,3 +419,63 @@ func TestLoginLogoutAtOnce(t *testing.T) {
 		}
 	})
 }
+
+// TestCloseWhileLoginOperationsWait: Close returns at once while a Login
+// and a SetServerParams wait for their answers, which they would need a
+// lock Close holds to report. A stalled proxy holds the answers back
+// without closing anything, so the operations really are waiting when
+// Close is called: each has its request held on a connection that is up.
+// Close must not wait for them, not for the message timeout (a minute
+// here) nor for the 10 s dial timeout.
+func TestCloseWhileLoginOperationsWait(t *testing.T) {
+	const prompt = 5 * time.Second // well under the 10 s dial timeout
+	srv := parleytest.NewServer(t)
+	closeNow := func(t *testing.T, e *parley.Engine, what string) {
+		t.Helper()
+		start := time.Now()
+		closed := make(chan error, 1)
+		go func() { closed <- e.Close() }()
+		select {
+		case err := <-closed:
+			require.NoError(t, err)
+		case <-time.After(waitTimeout):
+			t.Fatalf("Close hung with %s in flight", what)
+		}
+		require.Less(t, time.Since(start), prompt, "Close waited for %s", what)
+		waitDone(t, e)
+	}
+	// closedByTest is newPeerAt without the Close in t.Cleanup: a Close
+	// that hangs must fail the test, not hang its cleanup too.
+	closedByTest := func(t *testing.T, srv *parleytest.Server, cfg parley.EngineConfig, user string) *peer {
+		p := &peer{srv: srv, eng: parleytest.NewRecorder(), user: user, info: parley.UserInfo{UserID: user}}
+		e, err := parley.NewEngine(cfg, p.eng, parley.WithLoopbackOnly(), parley.WithMessageTimeout(time.Minute))
+		require.NoError(t, err)
+		p.e = e
+		return p
+	}
+	for range 3 {
+		proxy := newCutProxy(t, srv)
+		cfg := parley.EngineConfig{AppID: srv.AppID, ServerURL: proxy.URL()}
+
+		t.Run("Login", func(t *testing.T) {
+			p := closedByTest(t, srv, cfg, "alice")
+			p.login(t) // and out again: the connection stays up
+			p.logout(t)
+			proxy.stall()
+			defer proxy.flow()
+			require.NoError(t, p.e.Login(srv.LoginToken("alice"), "alice"))
+			proxy.waitHeld(t) // the request is on its way, and stuck
+			closeNow(t, p.e, "a Login")
+		})
+
+		t.Run("SetServerParams", func(t *testing.T) {
+			p := closedByTest(t, srv, cfg, "bob")
+			p.login(t)
+			proxy.stall()
+			defer proxy.flow()
+			require.NoError(t, p.e.SetServerParams("sig", "http://127.0.0.1:1/hook"))
+			proxy.waitHeld(t) // the request is on its way, and stuck
+			closeNow(t, p.e, "a SetServerParams")
+		})
+	}
+}

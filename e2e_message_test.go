@@ -937,14 +937,15 @@ func TestMessageEchoFromHandler(t *testing.T) {
 // On a loaded machine a round trip now and then takes a scheduling delay
 // of 10 to 200 ms, about as often as 1 in 100, which is where p99 lies.
 // So the two conditions alternate in short series, for a burst of load to
-// fall on both alike, and a measurement whose ratio is over 2 is taken
-// again, up to 3 times: what a stuck member would cause (head-of-line
-// blocking, a stalled relay) shows in every measurement, noise rarely
-// twice. Each measurement's figures are logged.
+// fall on both alike, and the test takes three measurements and requires
+// their median ratio to be within 2: what a stuck member would cause
+// (head-of-line blocking, a stalled relay) shows in every measurement,
+// noise in one now and then, so one bad measurement of three is noise and
+// two are a failure. Each measurement's figures are logged.
 func TestSlowReceiverDoesNotStallRoom(t *testing.T) {
 	const (
-		attempts        = 3
-		rounds          = 5      // series of each condition per measurement
+		measurements    = 3
+		rounds          = 3      // series of each condition per measurement
 		warmup, samples = 15, 80 // round trips per series
 		perSample       = 2      // messages to carol per timed round trip
 		backlogSmall    = 1100   // more than carol's callback queue holds
@@ -1026,7 +1027,7 @@ func TestSlowReceiverDoesNotStallRoom(t *testing.T) {
 	}
 
 	var ratios []float64
-	for attempt := range attempts {
+	for m := range measurements {
 		var fast, slow []time.Duration
 		for range rounds {
 			fast = series(false, fast)
@@ -1036,13 +1037,11 @@ func TestSlowReceiverDoesNotStallRoom(t *testing.T) {
 		slowP50, slowP99 := quantile(slow, 0.5), quantile(slow, 0.99)
 		ratio := float64(slowP99) / float64(fastP99)
 		t.Logf("measurement %d: alice→bob round trip over %d samples each: carol keeping up p50 %v p99 %v; carol stuck p50 %v p99 %v (p99 ratio %.2f)",
-			attempt+1, len(fast), fastP50, fastP99, slowP50, slowP99, ratio)
+			m+1, len(fast), fastP50, fastP99, slowP50, slowP99, ratio)
 		ratios = append(ratios, ratio)
-		if slowP99 <= 2*fastP99 {
-			break
-		}
 	}
-	require.LessOrEqual(t, slices.Min(ratios), 2.0, "a stuck member slowed the room down in every measurement: p99 ratios %.2f", ratios)
+	slices.Sort(ratios)
+	require.LessOrEqual(t, ratios[len(ratios)/2], 2.0, "a stuck member slowed the room down in most measurements: p99 ratios %.2f", ratios)
 
 	for i, m := range bob.rec.NextMessages(t, toBob) {
 		require.Equal(t, parleytest.Message{From: "alice", Payload: []byte(strconv.Itoa(i))}, m, "bob's message %d", i)
@@ -1228,17 +1227,26 @@ func TestSlowConsumerDisconnected(t *testing.T) {
 // arriving still gives every send exactly one result. The race it looks
 // for is narrow (an ack's Success taken from the outbox just before Close,
 // reported just after the callback queue closed), so the test repeats the
-// scenario 200 times and, taking about 15 s, runs only when
-// PARLEY_STRESS is set:
+// scenario for 3 seconds (at least 5 times, at most 200). With
+// PARLEY_STRESS set it runs all 200, about 15 s:
 //
 //	PARLEY_STRESS=1 go test -race -run CloseWhileAcksArrive .
 func TestMessageCloseWhileAcksArrive(t *testing.T) {
-	if os.Getenv("PARLEY_STRESS") == "" {
-		t.Skip("a stress test: set PARLEY_STRESS=1 to run it")
-	}
-	const iterations, n = 200, 300
+	const (
+		maxIterations, minIterations = 200, 5
+		budget                       = 3 * time.Second
+		n                            = 300
+	)
+	stress := os.Getenv("PARLEY_STRESS") != ""
+	begin := time.Now()
+	iterations := 0
+	defer func() { t.Logf("%d iterations in %v", iterations, time.Since(begin).Round(time.Millisecond)) }()
 	srv := parleytest.NewServer(t)
-	for iter := range iterations {
+	for iter := range maxIterations {
+		if !stress && iter >= minIterations && time.Since(begin) > budget {
+			break
+		}
+		iterations++
 		peers := roomOf(t, srv, "closerace"+strconv.Itoa(iter), []string{"alice", "bob"})
 		alice, bob := peers[0], peers[1]
 		for i := range n {

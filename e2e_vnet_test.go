@@ -278,9 +278,8 @@ func checkDelivery(t *testing.T, tag string, n int, got []parleytest.Message) de
 // alice sends one, and another if it has not come after a while, until one
 // does. vnet keeps packets in order and a lost packet of an unreliable
 // mode is never sent again (maxRetransmits 0), so once a marker is in,
-// nothing sent before it is still on the way. (While pion sends these
-// channels reliably and in order, see TestVNetLoss, that holds too.) It
-// returns the markers' message IDs too.
+// nothing sent before it is still on the way. It returns the markers'
+// message IDs too.
 func drainMode(t *testing.T, alice, bob *peer, tag string, mode parley.MessageConfig) ([]parleytest.Message, []int64) {
 	t.Helper()
 	const (
@@ -315,20 +314,20 @@ func drainMode(t *testing.T, alice, bob *peer, tag string, mode parley.MessageCo
 	return nil, nil
 }
 
-// TestVNetLoss: once alice and bob have joined, over a network that drops
-// 5% of the packets each way (and holds each for 1 ms), 10,000 reliable user messages (text and binary, 8
-// bytes to 32 KiB) from alice to bob arrive exactly once, in order, byte
-// for byte, and each gets Success. Then 2,000 messages in each unreliable
-// mode: the loss is measured and reported; nothing is duplicated, and
-// UnreliableOrdered never delivers out of order. Every send gets exactly
-// one result, and nobody's PeerConnection is lost on the way.
+// TestVNetLoss: alice and bob join on a clean vnet; then the network drops
+// 5% of the packets each way (and holds each for 1 ms) while alice sends
+// bob 10,000 reliable user messages (text and binary, 8 bytes to 32 KiB):
+// they arrive exactly once, in order, byte for byte, and each gets
+// Success. Then 2,000 messages in each unreliable mode: nothing is
+// duplicated, UnreliableOrdered never delivers out of order, and some are
+// lost, as maxRetransmits 0 means (a channel that retransmitted would lose
+// nothing: the regression test of transport's applyReliability, which
+// pion does not apply to pre-negotiated channels by itself). The loss is
+// logged. Every send gets exactly one result, Success or, for unreliable
+// messages lost before the server, Timeout; nobody's PeerConnection is
+// lost on the way (no room state after the join, nobody leaves).
 //
 // PARLEY_VNET_MESSAGES sets the number of reliable messages.
-//
-// pion/datachannel v1.6.3 never applies the ordering and retransmission
-// limit of a pre-negotiated channel (it does so on the DCEP ACK, which
-// such a channel never gets), so today the unreliable modes retransmit
-// and lose nothing; the test says so rather than failing.
 func TestVNetLoss(t *testing.T) {
 	n := vnetCount(t)
 	lossy, nets := newLossyNet(t, 3)

@@ -195,54 +195,6 @@ func TestRoomStateInfoString(t *testing.T) {
 	}
 }
 
-func TestNopHandlers(t *testing.T) {
-	// Value and pointer both satisfy the interfaces (value receivers).
-	var (
-		_ EngineEventHandler = NopEngineEventHandler{}
-		_ EngineEventHandler = &NopEngineEventHandler{}
-		_ RoomEventHandler   = NopRoomEventHandler{}
-		_ RoomEventHandler   = &NopRoomEventHandler{}
-	)
-
-	// An embedding type satisfies the interface with only some methods.
-	type partialEngine struct{ NopEngineEventHandler }
-	type partialRoom struct{ NopRoomEventHandler }
-	var eh EngineEventHandler = partialEngine{}
-	var rh RoomEventHandler = partialRoom{}
-
-	// Every method is callable and does nothing, nil slices included.
-	require.NotPanics(t, func() {
-		eh.OnConnectionStateChanged(ConnectionStateConnected)
-		eh.OnLoginResult("u", LoginErrorCodeSuccess, time.Millisecond)
-		eh.OnLogout(LogoutReasonLogout)
-		eh.OnGetPeerOnlineStatus("p", UserOnlineStatusOnline)
-		eh.OnUserMessageReceivedOutsideRoom("u", "m")
-		eh.OnUserBinaryMessageReceivedOutsideRoom("u", nil)
-		eh.OnUserMessageSendResultOutsideRoom(1, UserMessageSendResultSuccess)
-		eh.OnServerParamsSetResult(200)
-		eh.OnServerMessageSendResult(2, UserMessageSendResultSuccess, nil)
-
-		rh.OnRoomStateChanged("r", "u", 0, RoomStateInfo{})
-		rh.OnLeaveRoom(RoomStats{})
-		rh.OnTokenWillExpire()
-		rh.OnUserJoined(UserInfo{UserID: "u"})
-		rh.OnUserLeave("u", UserOfflineReasonQuit)
-		rh.OnUserMessageReceived("u", "m")
-		rh.OnUserBinaryMessageReceived("u", []byte("m"))
-		rh.OnUserMessageSendResult(3, UserMessageSendResultNoReceiver)
-		rh.OnRoomMessageReceived("u", "m")
-		rh.OnRoomBinaryMessageReceived("u", nil)
-		rh.OnRoomMessageSendResult(4, RoomMessageSendResultSuccess)
-	})
-}
-
-func TestRoomStateErrorCodeCompare(t *testing.T) {
-	// OnRoomStateChanged passes state as an int; ErrorCode converts both ways.
-	state := -1004
-	require.Equal(t, ErrorCodeDuplicateLogin, ErrorCode(state))
-	require.Equal(t, "DuplicateLogin", ErrorCode(state).String())
-}
-
 func ExampleRoomStateInfo_String() {
 	info := RoomStateInfo{Elapsed: 287 * time.Millisecond, JoinType: JoinTypeFirst}
 	fmt.Println(info)

@@ -1,11 +1,15 @@
 // Package parleytest runs an in-process Parley server for tests, like
 // net/http/httptest: loopback only, ephemeral ports, stopped by
 // tb.Cleanup. Engines used against it need parley.WithLoopbackOnly().
+// Recorder is the handler to give them: it records every callback, and a
+// test waits for the events it expects.
 //
 //	srv := parleytest.NewServer(t)
-//	e, _ := parley.NewEngine(parley.EngineConfig{AppID: srv.AppID, ServerURL: srv.URL}, nil, parley.WithLoopbackOnly())
-//	room, _ := e.CreateRoom("room1", handler)
+//	rec := parleytest.NewRecorder()
+//	e, _ := parley.NewEngine(parley.EngineConfig{AppID: srv.AppID, ServerURL: srv.URL}, rec, parley.WithLoopbackOnly())
+//	room, _ := e.CreateRoom("room1", rec)
 //	room.JoinRoom(srv.Token("room1", "alice"), parley.UserInfo{UserID: "alice"}, parley.RoomConfig{})
+//	joined := rec.NextRoomState(t) // state 0, or an ErrorCode
 package parleytest
 
 import (

@@ -34,8 +34,8 @@ const DefaultCapacity = 1 << 16
 //		t.Fatalf("join failed: %v", parley.ErrorCode(st.State))
 //	}
 //
-// Callbacks never block: events wait, unread, in a buffer of Capacity
-// events. A callback that finds the buffer full drops its event and counts
+// Callbacks never block: events wait, unread, in a buffer of
+// DefaultCapacity events (NewRecorderSize sets another). A callback that finds the buffer full drops its event and counts
 // it, and every later wait fails the test, saying how many were dropped.
 //
 // A wait reads (and removes) the earliest unread event it is after and
@@ -55,7 +55,7 @@ type Recorder struct {
 	mu       sync.Mutex
 	hook     func(Event)   // see SetHook; guarded by mu
 	events   []Event       // unread, in order; guarded by mu
-	capacity int           // fixed at creation
+	capacity int           // set at creation (or first use); guarded by mu
 	dropped  int           // events lost to a full buffer; guarded by mu
 	changed  chan struct{} // closed and replaced on every new event; guarded by mu
 }
@@ -75,9 +75,10 @@ var (
 	_ parley.RoomEventHandler   = (*Recorder)(nil)
 )
 
-// Event is one recorded callback: a value of one of the types of this
-// file whose name is the callback's without "On", such as
-// ConnectionStateChanged or UserJoined, or a Message or a SendResult.
+// Event is one recorded callback: a value of one of this package's event
+// types, each named after its callback (ConnectionStateChanged,
+// LoginResult, PeerOnlineStatus, UserJoined, ...), or a Message (the six
+// message callbacks) or a SendResult (the four result callbacks).
 type Event interface {
 	isEvent()
 }

@@ -1,7 +1,9 @@
 package acks
 
 import (
+	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -27,24 +29,53 @@ func TestBookSettlesPrefixes(t *testing.T) {
 	require.Empty(t, b.Drain())
 }
 
+// TestBatcherSendsOneCumulativeAckPerPeer runs in a synctest bubble, whose
+// clock moves only when every goroutine of the test waits: the flushes are
+// checked at exact points of the Batcher's delay, not raced against a
+// timer.
 func TestBatcherSendsOneCumulativeAckPerPeer(t *testing.T) {
-	got := make(chan map[string]int64, 4)
-	b := &Batcher{Delay: time.Millisecond, Flush: func(m map[string]int64) { got <- m }}
-	for _, id := range []int64{1, 5, 3} {
-		b.Ack("a", id)
-	}
-	b.Ack("b", 7)
-	select {
-	case m := <-got:
-		require.Equal(t, map[string]int64{"a": 5, "b": 7}, m)
-	case <-time.After(5 * time.Second):
-		t.Fatal("no flush")
-	}
-	b.Ack("a", 6)
-	select {
-	case m := <-got:
-		require.Equal(t, map[string]int64{"a": 6}, m)
-	case <-time.After(5 * time.Second):
-		t.Fatal("no second flush")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		const delay = 10 * time.Millisecond
+		var (
+			mu      sync.Mutex
+			flushes []map[string]int64 // guarded by mu
+		)
+		b := &Batcher{Delay: delay, Flush: func(m map[string]int64) {
+			mu.Lock()
+			flushes = append(flushes, m)
+			mu.Unlock()
+		}}
+		// taken returns the flushes since the last call, once every timer
+		// due has fired and its Flush returned.
+		taken := func() []map[string]int64 {
+			synctest.Wait()
+			mu.Lock()
+			defer mu.Unlock()
+			f := flushes
+			flushes = nil
+			return f
+		}
+
+		for _, id := range []int64{1, 5, 3} {
+			b.Ack("a", id)
+		}
+		time.Sleep(delay / 2)
+		b.Ack("b", 7) // within the first's delay: the same flush
+		require.Empty(t, taken(), "a flush before the delay")
+		time.Sleep(delay/2 - time.Nanosecond)
+		require.Empty(t, taken(), "a flush before the delay")
+		time.Sleep(time.Nanosecond)
+		require.Equal(t, []map[string]int64{{"a": 5, "b": 7}}, taken(), "one flush, the highest ID per peer, a delay after the first ack")
+
+		time.Sleep(delay / 4) // before b's ack is a delay old
+		b.Ack("a", 6)
+		b.Ack("a", 2) // lower than one acked: covered
+		time.Sleep(delay - time.Nanosecond)
+		require.Empty(t, taken(), "the next burst flushed before its delay")
+		time.Sleep(time.Nanosecond)
+		require.Equal(t, []map[string]int64{{"a": 6}}, taken(), "the next burst: one flush again")
+
+		time.Sleep(10 * delay)
+		require.Empty(t, taken(), "a flush with nothing acked")
+	})
 }
