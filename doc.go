@@ -6,12 +6,20 @@
 // Start here:
 //
 //	e, err := parley.NewEngine(parley.EngineConfig{AppID: appID, ServerURL: "ws://127.0.0.1:7880/rtc"}, engineHandler)
+//	if err != nil {
+//		return err // ErrInvalidArgument: a bad AppID or URL
+//	}
+//	defer e.Close()
 //	room, err := e.CreateRoom("lobby", roomHandler)
-//	err = room.JoinRoom(token, parley.UserInfo{UserID: "alice"}, parley.RoomConfig{})
+//	if err != nil {
+//		return err
+//	}
+//	if err := room.JoinRoom(token, parley.UserInfo{UserID: "alice"}, parley.RoomConfig{}); err != nil {
+//		return err
+//	}
 //	// OnRoomStateChanged(..., 0, info) fires once joined, then OnUserJoined for each member.
 //	id := room.SendUserMessage("bob", "hi", parley.MessageConfigReliableOrdered)
 //	// OnUserMessageSendResult(id, ...) follows exactly once.
-//	defer e.Close()
 //
 // Engine → Login / CreateRoom → JoinRoom → Send* is the path. The runnable
 // program is examples/quickstart; tokens come from package token; tests use

@@ -71,8 +71,7 @@ func restartScenario(t *testing.T, url string, stop, restart func()) {
 
 	for _, p := range peers {
 		p.eng.WaitState(t, parley.ConnectionStateReconnected)
-		sc := requireState(t, p.rec, 0)
-		require.Equal(t, parley.JoinTypeReconnected, sc.Info.JoinType)
+		requireRejoined(t, p.rec)
 		require.Equal(t, parley.LoginErrorCodeSuccess, parleytest.NextOf[parleytest.LoginResult](t, p.eng).Code, "re-login of %s", p.info.UserID)
 	}
 	// They are together again, and each handler's picture of the room is

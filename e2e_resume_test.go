@@ -2,6 +2,7 @@ package parley_test
 
 import (
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,167 +55,114 @@ func TestOutsideMessagesSurviveSignalingCuts(t *testing.T) {
 	bobRec.WaitState(t, parley.ConnectionStateReconnected)
 }
 
-// outsideRecorder records outside-room traffic and connection states for
-// TestNoLossAcrossCuts.
-type outsideRecorder struct {
-	parley.NopEngineEventHandler
-	logins  chan parley.LoginErrorCode
-	msgs    chan string
-	results chan [2]int64 // msgID, result
-	states  chan parley.ConnectionState
-	status  chan parley.UserOnlineStatus
-}
-
-func newOutsideRecorder() *outsideRecorder {
-	return &outsideRecorder{
-		logins:  make(chan parley.LoginErrorCode, 8),
-		msgs:    make(chan string, 1<<14),
-		results: make(chan [2]int64, 1<<14),
-		states:  make(chan parley.ConnectionState, 64),
-		status:  make(chan parley.UserOnlineStatus, 64),
-	}
-}
-
-func (r *outsideRecorder) OnLoginResult(_ string, code parley.LoginErrorCode, _ time.Duration) {
-	r.logins <- code
-}
-func (r *outsideRecorder) OnConnectionStateChanged(s parley.ConnectionState) { r.states <- s }
-func (r *outsideRecorder) OnGetPeerOnlineStatus(_ string, s parley.UserOnlineStatus) {
-	r.status <- s
-}
-func (r *outsideRecorder) OnUserMessageReceivedOutsideRoom(_, m string) { r.msgs <- m }
-func (r *outsideRecorder) OnUserMessageSendResultOutsideRoom(id int64, res parley.UserMessageSendResult) {
-	r.results <- [2]int64{id, int64(res)}
-}
-
-func (r *outsideRecorder) waitState(t *testing.T, want parley.ConnectionState) {
-	t.Helper()
-	timeout := time.After(15 * time.Second)
-	for {
-		select {
-		case s := <-r.states:
-			if s == want {
-				return
-			}
-		case <-timeout:
-			t.Fatalf("no %v within 15s", want)
-		}
-	}
-}
-
-// streamRecorder counts a room's messages and results for the no-loss
-// test.
-type streamRecorder struct {
-	parley.NopRoomEventHandler
-	joined  chan parley.RoomStateInfo
-	msgs    chan string
-	results chan [2]int64
-}
-
-func (r *streamRecorder) OnRoomStateChanged(_, _ string, state int, info parley.RoomStateInfo) {
-	if state == 0 {
-		r.joined <- info
-	}
-}
-func (r *streamRecorder) OnUserMessageReceived(_, m string) { r.msgs <- m }
-func (r *streamRecorder) OnUserMessageSendResult(id int64, res parley.UserMessageSendResult) {
-	r.results <- [2]int64{id, int64(res)}
-}
-
 // TestNoLossAcrossCuts streams 10,000 reliable user messages in a room and
-// 2,000 outside it while the sender's signaling connection is cut, its
-// room's PeerConnection dies, and the receiver's signaling connection is
-// cut: every message arrives exactly once, in order, and every send gets
-// Success.
+// 2,000 outside it while faults hit both paths mid-stream: the sender's
+// room PeerConnection is closed twice with its messages in flight (the
+// sends right after each close meet a transport the room does not know is
+// dead yet), the receiver's once while it is receiving, and each side's
+// signaling connection is cut. Every message arrives exactly once, in
+// order, and every send gets Success.
 func TestNoLossAcrossCuts(t *testing.T) {
 	const inRoom, outside = 10000, 2000
 	srv := parleytest.NewServer(t)
 	proxyA, proxyB := newCutProxy(t, srv), newCutProxy(t, srv)
-	type peer struct {
-		e    *parley.Engine
-		eng  *outsideRecorder
-		room *parley.Room
-		rec  *streamRecorder
-	}
-	join := func(url, user string) peer {
-		eng := newOutsideRecorder()
-		e := newEngineFor(t, parley.EngineConfig{AppID: srv.AppID, ServerURL: url}, eng)
-		rec := &streamRecorder{joined: make(chan parley.RoomStateInfo, 8), msgs: make(chan string, inRoom+16), results: make(chan [2]int64, inRoom+16)}
-		room, err := e.CreateRoom("stream", rec)
-		require.NoError(t, err)
-		require.NoError(t, room.JoinRoom(srv.Token("stream", user), parley.UserInfo{UserID: user}, parley.RoomConfig{}))
-		select {
-		case <-rec.joined:
-		case <-time.After(15 * time.Second):
-			t.Fatal("no join")
-		}
-		require.NoError(t, e.Login(srv.LoginToken(user), user))
-		require.Equal(t, parley.LoginErrorCodeSuccess, <-eng.logins)
-		return peer{e, eng, room, rec}
+	join := func(url, user string) *peer {
+		p := newPeerAt(t, srv, parley.EngineConfig{AppID: srv.AppID, ServerURL: url}, "stream", parley.UserInfo{UserID: user})
+		p.join(t)
+		p.login(t)
+		return p
 	}
 	alice, bob := join(proxyA.URL(), "alice"), join(proxyB.URL(), "bob")
-
-	faults := map[int]func(){
-		inRoom / 4:     proxyA.cut,
-		inRoom / 2:     func() { require.NoError(t, parley.CrashRoomTransport(alice.room)) },
-		3 * inRoom / 4: proxyB.cut,
+	alice.rec.WaitUserJoined(t, "bob")
+	for _, r := range []*parleytest.Recorder{alice.rec, alice.eng, bob.rec, bob.eng} {
+		r.Timeout = 30 * time.Second
 	}
+
+	// Bob's room transport dies once he has received 60% of the room
+	// messages: the server holds the rest, and what he had not acked, for
+	// his rejoin. The handler only signals; the crash happens off it.
+	var received atomic.Int64
+	crashBob, stop := make(chan struct{}), make(chan struct{})
+	bob.rec.SetHook(onMessage(func(parleytest.Message) {
+		if received.Add(1) == inRoom*6/10 {
+			close(crashBob)
+		}
+	}))
+	crashed := make(chan error, 1)
+	go func() {
+		select {
+		case <-crashBob:
+			crashed <- parley.CrashRoomTransport(bob.room)
+		case <-stop:
+			crashed <- nil
+		}
+	}()
+	defer func() { close(stop); <-crashed }()
+
+	live := func(r *parley.Room) {
+		require.Eventually(t, func() bool { return !parley.Rebuilding(r) }, 30*time.Second, time.Millisecond)
+	}
+	faults := map[int]func(){
+		inRoom / 4: func() { require.NoError(t, parley.CrashRoomTransport(alice.room)) },
+		inRoom / 2: proxyA.cut,
+		// Back, and streaming on its new transport: closed again with
+		// that traffic in flight.
+		7 * inRoom / 10: func() { live(alice.room); require.NoError(t, parley.CrashRoomTransport(alice.room)) },
+		8 * inRoom / 10: proxyB.cut,
+	}
+	var roomIDs, outIDs []int64
 	start := time.Now()
 	for i := range inRoom {
 		if f := faults[i]; f != nil {
 			f()
 		}
-		alice.room.SendUserMessage("bob", strconv.Itoa(i), parley.MessageConfigReliableOrdered)
+		roomIDs = append(roomIDs, alice.room.SendUserMessage("bob", strconv.Itoa(i), parley.MessageConfigReliableOrdered))
 		if i%5 == 0 {
-			alice.e.SendUserMessageOutsideRoom("bob", strconv.Itoa(i/5), parley.MessageConfigReliableOrdered)
+			outIDs = append(outIDs, alice.e.SendUserMessageOutsideRoom("bob", strconv.Itoa(i/5), parley.MessageConfigReliableOrdered))
 		}
 	}
-	for i := range inRoom {
-		select {
-		case m := <-bob.rec.msgs:
-			require.Equal(t, strconv.Itoa(i), m, "room message %d out of order, doubled or lost", i)
-		case <-time.After(30 * time.Second):
-			t.Fatalf("room message %d of %d did not arrive", i, inRoom)
-		}
+	for i, m := range bob.rec.NextMessages(t, inRoom) {
+		require.Equal(t, roomMsg("alice", false, false, []byte(strconv.Itoa(i))), m, "room message %d out of order, doubled or lost", i)
 	}
-	for i := range outside {
-		select {
-		case m := <-bob.eng.msgs:
-			require.Equal(t, strconv.Itoa(i), m, "outside message %d out of order, doubled or lost", i)
-		case <-time.After(30 * time.Second):
-			t.Fatalf("outside message %d of %d did not arrive", i, outside)
-		}
+	for i, m := range bob.eng.NextMessages(t, outside) {
+		require.Equal(t, outsideMsg("alice", false, []byte(strconv.Itoa(i))), m, "outside message %d out of order, doubled or lost", i)
 	}
-	for _, c := range []struct {
-		name string
-		ch   chan [2]int64
-		n    int
-	}{{"room", alice.rec.results, inRoom}, {"outside", alice.eng.results, outside}} {
-		seen := map[int64]bool{}
-		for range c.n {
-			select {
-			case r := <-c.ch:
-				require.Equal(t, int64(parley.UserMessageSendResultSuccess), r[1], "%s result of %d", c.name, r[0])
-				require.False(t, seen[r[0]], "second %s result for %d", c.name, r[0])
-				seen[r[0]] = true
-			case <-time.After(30 * time.Second):
-				t.Fatalf("%s: only %d of %d results", c.name, len(seen), c.n)
-			}
-		}
+	for id, r := range alice.rec.WaitResults(t, roomIDs...) { // fails on a second result
+		require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), r)
 	}
-	info := <-alice.rec.joined
-	require.Equal(t, parley.JoinTypeReconnected, info.JoinType, "alice's room came back by itself")
-	alice.eng.waitState(t, parley.ConnectionStateReconnected) // both cuts took effect
-	bob.eng.waitState(t, parley.ConnectionStateReconnected)
-	t.Logf("%d room + %d outside messages across 2 signaling cuts and 1 transport loss: all delivered once, in order, all Success, in %v",
+	for id, r := range alice.eng.WaitResults(t, outIDs...) {
+		require.Equal(t, outsideResult(id, parley.UserMessageSendResultSuccess), r)
+	}
+	require.NoError(t, <-crashed, "bob's transport crash")
+	crashed <- nil // for the deferred wait
+	t.Logf("%d room + %d outside messages across 3 transport losses and 2 signaling cuts: all delivered once, in order, all Success, in %v",
 		inRoom, outside, time.Since(start).Round(time.Millisecond))
-	select {
-	case m := <-bob.rec.msgs:
-		t.Fatalf("an extra room message: %q", m)
-	case m := <-bob.eng.msgs:
-		t.Fatalf("an extra outside message: %q", m)
-	default:
+
+	// A duplicate would come before a marker sent now: each path delivers
+	// in order.
+	roomEnd := alice.room.SendUserMessage("bob", "end", parley.MessageConfigReliableOrdered)
+	outEnd := alice.e.SendUserMessageOutsideRoom("bob", "end", parley.MessageConfigReliableOrdered)
+	isEnd := func(m parleytest.Message) bool { return string(m.Payload) == "end" }
+	require.Empty(t, msgsUntil(t, bob.rec, isEnd), "room messages delivered twice")
+	require.Empty(t, msgsUntil(t, bob.eng, isEnd), "outside messages delivered twice")
+	require.Equal(t, userResult(roomEnd, parley.UserMessageSendResultSuccess), alice.rec.WaitResult(t, roomEnd))
+	require.Equal(t, outsideResult(outEnd, parley.UserMessageSendResultSuccess), alice.eng.WaitResult(t, outEnd))
+
+	// Both rooms came back by themselves, alice's twice, with no other
+	// state on the way.
+	for _, c := range []struct {
+		p       *peer
+		rejoins int
+	}{{alice, 2}, {bob, 1}} {
+		for range c.rejoins {
+			sc := c.p.rec.NextRoomState(t)
+			require.Equal(t, 0, sc.State, "%s's room state (%v)", c.p.user, parley.ErrorCode(sc.State))
+			require.Equal(t, parley.JoinTypeReconnected, sc.Info.JoinType)
+		}
+		requireNone[parleytest.RoomStateChanged](t, c.p.rec, c.p.user+"'s room state")
 	}
+	alice.eng.WaitState(t, parley.ConnectionStateReconnected) // both cuts took effect
+	bob.eng.WaitState(t, parley.ConnectionStateReconnected)
 }
 
 // TestUnreachableDuringGrace: while a logged-in user's connection is down

@@ -1,7 +1,9 @@
 package parley_test
 
 import (
+	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -586,27 +588,41 @@ func TestCreateRoomReplaces(t *testing.T) {
 	require.ErrorIs(t, m.room.LeaveRoom(), parley.ErrRoomClosed)
 }
 
-// TestServerShutdown: a server going away reports -1084 in every joined
-// room and Disconnected on the Engine, which still closes cleanly.
+// TestServerShutdown: a server that shuts down tells every session it is
+// going away (GoAway). That is not a state the SDK gives up on: the server
+// may come back (a restart, a deploy). The Engines report Reconnecting,
+// and every room, of both Engines, stays with its user: no room state but
+// the warning -2001 until a server answers on the address again, then
+// state 0 with JoinTypeReconnected in each. An Engine then still closes
+// cleanly.
 func TestServerShutdown(t *testing.T) {
-	srv := parleytest.NewServer(t)
-	alice := joined(t, srv, "room1", "alice", "")
-	alice.eng.WaitState(t, parley.ConnectionStateConnected)
-	rec2 := parleytest.NewRecorder()
-	room2, err := alice.e.CreateRoom("room2", rec2)
-	require.NoError(t, err)
-	require.NoError(t, room2.JoinRoom(srv.Token("room2", "alice"), alice.info, parley.RoomConfig{}))
-	requireState(t, rec2, 0)
-	bob := joined(t, srv, "room1", "bob", "")
-	requireJoined(t, bob.rec, alice.info)
-	requireJoined(t, alice.rec, bob.info)
+	first, mint := startServerAt(t, "127.0.0.1:0", 0)
+	addr, udp := first.Addr().String(), first.UDPAddr().(*net.UDPAddr).Port
+	cfg := parley.EngineConfig{AppID: restartAppID, ServerURL: first.URL()}
+	enter := func(p *peer, roomID string) *parleytest.Recorder {
+		rec := parleytest.NewRecorder()
+		room, err := p.e.CreateRoom(roomID, rec)
+		require.NoError(t, err)
+		require.NoError(t, room.JoinRoom(mint(roomID, p.user), p.info, parley.RoomConfig{}))
+		requireState(t, rec, 0)
+		return rec
+	}
+	alice := newPeerAt(t, nil, cfg, "", parley.UserInfo{UserID: "alice"})
+	bob := newPeerAt(t, nil, cfg, "", parley.UserInfo{UserID: "bob"})
+	alice1, alice2 := enter(alice, "room1"), enter(alice, "room2")
+	bob1 := enter(bob, "room1")
+	requireJoined(t, bob1, alice.info)
+	requireJoined(t, alice1, bob.info)
 
-	// The server goes away: the Engines try to reconnect (it may come
-	// back, see TestServerRestart), and close cleanly meanwhile.
-	srv.Close()
+	require.NoError(t, first.Shutdown(context.Background()))
 	alice.eng.WaitState(t, parley.ConnectionStateReconnecting)
 	bob.eng.WaitState(t, parley.ConnectionStateReconnecting)
-
+	startServerAt(t, addr, udp)
+	for _, rec := range []*parleytest.Recorder{alice1, alice2, bob1} {
+		requireRejoined(t, rec)
+	}
+	alice.eng.WaitState(t, parley.ConnectionStateReconnected)
+	bob.eng.WaitState(t, parley.ConnectionStateReconnected)
 	for _, m := range []*peer{alice, bob} {
 		require.NoError(t, m.e.Close())
 		waitDone(t, m.e)

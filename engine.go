@@ -28,80 +28,61 @@ type EngineConfig struct {
 	ServerURL string
 }
 
-// Option sets a Go-only knob of an Engine, in the manner of pion's
-// SettingEngine.
-type Option func(*options)
-
-type options struct {
-	logger         *zap.Logger
-	iceServers     []string
-	loopbackOnly   bool
-	messageTimeout time.Duration
-}
-
-// WithLogger sends the Engine's logs, pion's included, to l.
-// Default: no logging at all.
-func WithLogger(l *zap.Logger) Option { return func(o *options) { o.logger = l } }
-
-// WithICEServers sets the STUN/TURN URLs used to gather candidates.
-// Default: none (host candidates only).
-func WithICEServers(urls ...string) Option {
-	return func(o *options) { o.iceServers = append([]string(nil), urls...) }
-}
-
-// WithLoopbackOnly restricts ICE to 127.0.0.1: interface "lo", loopback
-// candidates, no mDNS. For tests and single-host setups.
-// Default: off (every interface's host candidates).
-func WithLoopbackOnly() Option { return func(o *options) { o.loopbackOnly = true } }
-
-// WithMessageTimeout sets how long a send may wait for its result before
-// it reports Timeout. Zero or negative keeps the default.
-// Default: 10s.
-func WithMessageTimeout(d time.Duration) Option {
-	return func(o *options) {
-		if d > 0 {
-			o.messageTimeout = d
-		}
-	}
-}
-
 // Timing of the Engine's own operations.
 const (
-	dialTimeout  = 10 * time.Second // signaling connect, Welcome included
-	joinTimeout  = 20 * time.Second // JoinRoom call to joined
-	leaveTimeout = 5 * time.Second  // wait for the server to confirm a leave
+	dialTimeout        = 10 * time.Second // signaling connect, Welcome included
+	defaultJoinTimeout = 20 * time.Second // JoinRoom call to joined
+	leaveTimeout       = 5 * time.Second  // wait for the server to confirm a leave
 )
 
 // Engine is the root object of the SDK, ByteRTC's IRTCVideo: it owns the
 // connection to the server, the rooms, and the goroutine that runs every
 // callback. Create it with NewEngine and release it with Close.
+//
+// An Engine is safe for concurrent use: its methods, and its Rooms', may be
+// called from any goroutine, handlers included.
 type Engine struct {
+	// Lock order: a lock may be taken while holding those before it in
+	// these chains, never the reverse.
+	//
+	//	attempt.sendMu → Room.mu → Engine.mu
+	//	attempt.sendMu → outbox.mu → an acks.Book's mutex, dispatch.Queue.mu
+	//	Engine.lmu → Engine.mu, outbox.mu (lmu is never taken under Room.mu)
+	//	Engine.sigSendMu → outbox.mu
+	//	Room.mu → dispatch.Queue.mu
+	//
+	// Room.seenMu, the acks.Book and acks.Batcher mutexes, dispatch.Queue.mu
+	// and the signal package's locks are leaves for this package: nothing
+	// of it is taken under them. Engine.mu is never held while a Room's
+	// lock is taken. No lock is held while a handler runs: code under a
+	// lock only queues events (Queue.Control never blocks).
+
 	cfg     EngineConfig
 	opts    options
 	log     *zap.Logger
 	handler EngineEventHandler
 	q       *dispatch.Queue
 	api     *webrtc.API
+	out     *outbox // sends awaiting results; its own lock
+
+	instance uint64 // names this Engine in its messages, for receivers' duplicate checks
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
 
 	mu        sync.Mutex
-	closed    bool
-	rooms     map[string]*Room
-	userID    string // the Engine's one user ID while userRefs > 0
-	userRefs  int
-	sig       *signal.Client // the live signaling connection, or nil
-	dialing   *dial          // a connect in progress, or nil
-	connected bool           // has been connected once (for Reconnecting)
-	wg        sync.WaitGroup // joins, leaves and teardowns in flight
+	closed    bool             // guarded by mu
+	rooms     map[string]*Room // guarded by mu
+	userID    string           // guarded by mu; the Engine's one user ID while userRefs > 0
+	userRefs  int              // guarded by mu
+	sig       *signal.Client   // guarded by mu; the live signaling connection, or nil
+	dialing   *dial            // guarded by mu; a connect in progress, or nil
+	connected bool             // guarded by mu; has been connected once (for Reconnecting)
+	wg        sync.WaitGroup   // Add guarded by mu; joins, leaves and teardowns in flight
 
-	out      outbox // sends awaiting results
-	instance uint64 // names this Engine in its messages, for receivers' duplicate checks
-
-	lmu       sync.Mutex // guards lg; taken before mu, never under it
-	lg        login
-	sigSendMu sync.Mutex // orders signaling sends by message ID
+	lmu       sync.Mutex // taken before mu, never under it
+	lg        login      // guarded by lmu
+	sigSendMu sync.Mutex // held to take an ID and queue the frame, so signaling sends go out in ID order
 }
 
 // dial is one connect attempt that several callers may wait for.
@@ -121,10 +102,7 @@ func NewEngine(cfg EngineConfig, h EngineEventHandler, opts ...Option) (*Engine,
 	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
 		return nil, invalidArg("ServerURL %q is not a ws:// or wss:// URL", cfg.ServerURL)
 	}
-	o := options{messageTimeout: 10 * time.Second}
-	for _, opt := range opts {
-		opt(&o)
-	}
+	o := newOptions(opts)
 	if h == nil {
 		h = NopEngineEventHandler{}
 	}
@@ -140,7 +118,7 @@ func NewEngine(cfg EngineConfig, h EngineEventHandler, opts ...Option) (*Engine,
 		q:       dispatch.New(0),
 		api:     transport.NewAPI(transport.Options{Logger: o.logger, LoopbackOnly: o.loopbackOnly}),
 		rooms:   make(map[string]*Room),
-		out:     outbox{pending: make(map[int64]*pendingSend)},
+		out:     newOutbox(o.messageTimeout),
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.instance = rand.Uint64() | 1 // never 0, which means "unnamed"
@@ -202,6 +180,7 @@ func (e *Engine) Close() error {
 		e.endLoginLocked()
 		e.emit(func(h EngineEventHandler) { h.OnLogout(LogoutReasonLogout) })
 	}
+	e.out.close() // no send gets an ID from now on: Send* returns -1
 	e.failPending(nil)
 	e.q.Close()
 	e.lmu.Unlock()
@@ -366,7 +345,7 @@ func (e *Engine) connect(d *dial, again bool) {
 	close(d.done)
 	switch {
 	case d.c == nil:
-		e.log.Info("connect failed", zap.Error(err))
+		e.log.Warn("connect failed", zap.String("url", e.cfg.ServerURL), zap.Error(err))
 		e.emit(func(h EngineEventHandler) { h.OnConnectionStateChanged(ConnectionStateDisconnected) })
 	case again:
 		e.emit(func(h EngineEventHandler) { h.OnConnectionStateChanged(ConnectionStateReconnected) })
@@ -397,16 +376,22 @@ func (e *Engine) signalClosed(c *signal.Client, err error) {
 		e.emit(func(h EngineEventHandler) { h.OnConnectionStateChanged(ConnectionStateDisconnected) })
 		return
 	}
-	e.log.Info("connection given up", zap.Error(err))
-	// The server refused the session for good (StateFailed was reported):
-	// the login and the rooms are gone, and no retry follows.
+	e.log.Warn("connection given up", zap.Error(err))
+	// The server refused the session for good (StateFailed was reported:
+	// a reconnect was answered 401, 403 or 404, so the server no longer
+	// serves this app at this URL): the login and the rooms are gone, and
+	// no retry follows. The rooms report AbnormalServerStatus.
 	e.lmu.Lock()
 	if e.lg.phase == loggedIn {
 		e.endLoginLocked()
 	}
 	e.lmu.Unlock()
+	code, reason := int(ErrorCodeJoinRoom), "connection to the server closed"
+	if err != nil {
+		code, reason = int(ErrorCodeAbnormalServerStatus), "the server refused the connection for good: "+err.Error()
+	}
 	for _, r := range rooms {
-		r.lost(nil, int(ErrorCodeJoinRoom), "connection to the server lost")
+		r.lost(nil, code, reason)
 	}
 }
 
@@ -494,7 +479,8 @@ func (e *Engine) onSessionLost() {
 }
 
 // onSignal routes a server event to its room; it runs on the signaling
-// read goroutine and must not block.
+// read goroutine and never blocks, but for a received outside-room message
+// waiting for room in the dispatcher's message queue (onLoginEvent).
 func (e *Engine) onSignal(f *pb.ServerFrame) {
 	var roomID string
 	switch b := f.Body.(type) {

@@ -88,7 +88,13 @@ type RoomEventHandler interface {
 	// (ErrorCodeDuplicateLogin, ErrorCodeKickedOut, ErrorCodeTokenExpired)
 	// or a refused UpdateToken (ErrorCodeUpdateTokenWithInvalidToken). A
 	// room that loses its connection rejoins by itself and reports state 0
-	// again with JoinTypeReconnected.
+	// again with JoinTypeReconnected; each of its tries that fails is
+	// reported as the warning ErrorCodeJoinRoomFailed (-2001) while it
+	// retries. A room the SDK gives up because the server refuses it for
+	// good reports ErrorCodeAbnormalServerStatus (-1084).
+	//
+	// State 0 comes before any message of the room: no On*MessageReceived
+	// of a join precedes its state 0.
 	OnRoomStateChanged(roomID, userID string, state int, info RoomStateInfo)
 
 	// OnLeaveRoom fires with the result of LeaveRoom, once the member has
@@ -633,12 +639,14 @@ func (t JoinType) String() string {
 	return fmt.Sprintf("JoinType(%d)", int(t))
 }
 
-// ErrorCode is a room state other than 0 (joined), the state argument of
-// OnRoomStateChanged: an error, or the warning ErrorCodeJoinRoomFailed.
-// Compare with int(code).
+// ErrorCode is a room state, the state argument of OnRoomStateChanged:
+// ErrorCodeSuccess (0, joined), an error, or the warning
+// ErrorCodeJoinRoomFailed. Compare with int(code).
 type ErrorCode int
 
 const (
+	// ErrorCodeSuccess (state 0): the member joined, or rejoined, the room.
+	ErrorCodeSuccess ErrorCode = 0
 	// ErrorCodeInvalidToken: the token is invalid or expired at join, or
 	// its AppID, room ID or user ID do not match; join again with a new
 	// token.
@@ -664,17 +672,29 @@ const (
 	// ErrorCodeUserIDDifferent: one Engine joined rooms with different user
 	// IDs.
 	ErrorCodeUserIDDifferent ErrorCode = -1014
-	// ErrorCodeAbnormalServerStatus: the server is abnormal; the SDK does
-	// not reconnect by itself.
+	// ErrorCodeAbnormalServerStatus: the SDK gave the room up because the
+	// server refuses it for good, and does not rejoin by itself: the
+	// Engine's connection failed (OnConnectionStateChanged Failed: a
+	// reconnect was answered 401, 403 or 404, so the server no longer
+	// serves this app at this URL), or a rejoin's connect was refused that
+	// way, or the server answered the join with this code. A server going
+	// away (shutting down, restarting) is not such a state: the rooms keep
+	// trying, reporting ErrorCodeJoinRoomFailed, until it is back.
 	ErrorCodeAbnormalServerStatus ErrorCode = -1084
-	// ErrorCodeJoinRoomFailed is a warning: a server error while joining or
-	// rejoining; the SDK retries by itself.
+	// ErrorCodeJoinRoomFailed is a warning, not an end: a room rejoining by
+	// itself failed a try (the server could not be reached, or did not
+	// answer, within the join timeout) and tries again after a backoff of
+	// 0.5 s doubling to 5 s. It comes once per failed try, with
+	// info.JoinType JoinTypeReconnected, until state 0 (or an error)
+	// follows.
 	ErrorCodeJoinRoomFailed ErrorCode = -2001
 )
 
 // String returns the value's name, e.g. "DuplicateLogin".
 func (c ErrorCode) String() string {
 	switch c {
+	case ErrorCodeSuccess:
+		return "Success"
 	case ErrorCodeInvalidToken:
 		return "InvalidToken"
 	case ErrorCodeJoinRoom:

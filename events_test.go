@@ -90,6 +90,7 @@ var enumCases = map[string][]enumCase{
 		{int(JoinTypeReconnected), 1, JoinTypeReconnected, "Reconnected"},
 	},
 	"ErrorCode": {
+		{int(ErrorCodeSuccess), 0, ErrorCodeSuccess, "Success"},
 		{int(ErrorCodeInvalidToken), -1000, ErrorCodeInvalidToken, "InvalidToken"},
 		{int(ErrorCodeJoinRoom), -1001, ErrorCodeJoinRoom, "JoinRoom"},
 		{int(ErrorCodeDuplicateLogin), -1004, ErrorCodeDuplicateLogin, "DuplicateLogin"},
@@ -148,7 +149,6 @@ func TestEnumStringUnknown(t *testing.T) {
 		{ConnectionState(0), "ConnectionState(0)"}, // ByteRTC has no 0 state
 		{ConnectionState(8), "ConnectionState(8)"},
 		{JoinType(2), "JoinType(2)"},
-		{ErrorCode(0), "ErrorCode(0)"},
 		{ErrorCode(-1008), "ErrorCode(-1008)"}, // ByteRTC has no -1008
 		{ErrorCode(-2002), "ErrorCode(-2002)"},
 	}

@@ -114,7 +114,9 @@ func (e *Engine) login(gen uint64, userID, token string, started time.Time) {
 	code := LoginErrorCodeLoginFailed
 	ctx, cancel := context.WithTimeout(e.ctx, dialTimeout)
 	defer cancel()
-	if sig, err := e.signal(ctx); err == nil {
+	if sig, err := e.signal(ctx); err != nil {
+		e.log.Warn("login failed: no connection", zap.String("user", userID), zap.Error(err))
+	} else {
 		req := func() (*pb.ServerFrame, error) {
 			return sig.Request(ctx, &pb.ClientFrame{Body: &pb.ClientFrame_Login{Login: &pb.LoginRequest{
 				AppId: e.cfg.AppID, Token: token, UserId: userID,
@@ -126,13 +128,13 @@ func (e *Engine) login(gen uint64, userID, token string, started time.Time) {
 		}
 		switch {
 		case err != nil:
-			e.log.Info("login request", zap.Error(err))
+			e.log.Warn("login failed", zap.String("user", userID), zap.Error(err))
 		case resp.GetLogin() == nil:
 			code = LoginErrorCodeServerError
 		default:
 			code = LoginErrorCode(resp.GetLogin().Code)
 			if code != LoginErrorCodeSuccess {
-				e.log.Info("login refused", zap.Int("code", int(code)), zap.String("reason", resp.GetLogin().Reason))
+				e.log.Warn("login refused", zap.String("user", userID), zap.Int("code", int(code)), zap.String("reason", resp.GetLogin().Reason))
 			}
 		}
 	}
@@ -396,7 +398,8 @@ func (e *Engine) sendServer(payload []byte, binary bool) int64 {
 }
 
 // onLoginEvent applies a login-level server event; it runs on the
-// signaling read goroutine and must not block.
+// signaling read goroutine. Only a received message may wait (for room in
+// the dispatcher's message queue).
 func (e *Engine) onLoginEvent(f *pb.ServerFrame) {
 	switch b := f.Body.(type) {
 	case *pb.ServerFrame_LoggedOut:
@@ -411,12 +414,20 @@ func (e *Engine) onLoginEvent(f *pb.ServerFrame) {
 			e.emit(func(h EngineEventHandler) { h.OnLogout(reason) })
 		}
 	case *pb.ServerFrame_Message:
+		// A message event, bounded as a room's are: while the dispatcher
+		// holds its maximum of messages this waits, the signaling reader
+		// with it, and TCP pushes back on the server, whose queue for this
+		// connection bounds the rest (see docs/architecture.md, Queues).
 		m := b.Message
 		from, payload := m.From, m.Payload
+		var ev func(h EngineEventHandler)
 		if m.Binary {
-			e.emit(func(h EngineEventHandler) { h.OnUserBinaryMessageReceivedOutsideRoom(from, payload) })
+			ev = func(h EngineEventHandler) { h.OnUserBinaryMessageReceivedOutsideRoom(from, payload) }
 		} else {
-			e.emit(func(h EngineEventHandler) { h.OnUserMessageReceivedOutsideRoom(from, string(payload)) })
+			ev = func(h EngineEventHandler) { h.OnUserMessageReceivedOutsideRoom(from, string(payload)) }
+		}
+		if !e.q.Message(func() { ev(e.handler) }) {
+			return // Engine closed: not accepted, so not acknowledged
 		}
 		if m.Reliable {
 			e.lg.owed.Ack(from, m.MsgId)

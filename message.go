@@ -1,8 +1,7 @@
 package parley
 
 import (
-	"cmp"
-	"slices"
+	"context"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/parleyhq/parley/internal/acks"
 	"github.com/parleyhq/parley/internal/ids"
+	"github.com/parleyhq/parley/internal/signal"
 	"github.com/parleyhq/parley/internal/transport"
 	pb "github.com/parleyhq/parley/proto/parley/v1"
 )
@@ -31,13 +31,13 @@ const ackDelay = 2 * time.Millisecond
 // the server forwarded it. On a closed Engine it returns -1 and no result
 // follows.
 func (r *Room) SendUserMessage(userID, message string, cfg MessageConfig) int64 {
-	return r.send(userID, []byte(message), false, false, cfg)
+	return r.send(roomMessage{to: userID, payload: []byte(message), cfg: cfg})
 }
 
 // SendUserBinaryMessage is SendUserMessage for binary data, ByteRTC's
 // sendUserBinaryMessage. message is not retained after the call returns.
 func (r *Room) SendUserBinaryMessage(userID string, message []byte, cfg MessageConfig) int64 {
-	return r.send(userID, message, true, false, cfg)
+	return r.send(roomMessage{to: userID, payload: message, binary: true, cfg: cfg})
 }
 
 // SendRoomMessage sends a text message to every other member of the room,
@@ -47,228 +47,136 @@ func (r *Room) SendUserBinaryMessage(userID string, message []byte, cfg MessageC
 // other member. Broadcasts ride the reliable channel. On a closed Engine
 // it returns -1 and no result follows.
 func (r *Room) SendRoomMessage(message string) int64 {
-	return r.send("", []byte(message), false, true, MessageConfigReliableOrdered)
+	return r.send(roomMessage{payload: []byte(message), broadcast: true})
 }
 
 // SendRoomBinaryMessage is SendRoomMessage for binary data.
 func (r *Room) SendRoomBinaryMessage(message []byte) int64 {
-	return r.send("", message, true, true, MessageConfigReliableOrdered)
+	return r.send(roomMessage{payload: message, binary: true, broadcast: true})
 }
 
-// sendKind tells which callback a send's result goes to.
-type sendKind int
-
-const (
-	kindUser      sendKind = iota // OnUserMessageSendResult
-	kindBroadcast                 // OnRoomMessageSendResult
-	kindOutside                   // OnUserMessageSendResultOutsideRoom
-	kindServer                    // OnServerMessageSendResult
-)
-
-// pendingSend is a send waiting for its result.
-type pendingSend struct {
-	kind   sendKind
-	room   *Room      // for kindUser and kindBroadcast
-	att    *attempt   // the room attempt it was sent on; nil outside rooms
-	to     string     // the receiver of a user message
-	book   *acks.Book // where a reliable user message awaits its ack; nil if none
-	ch     int        // the data channel it goes on
-	packet []byte     // the encoded packet, kept to send again after a rejoin
-	timer  *time.Timer
+// roomMessage is one send in a room.
+type roomMessage struct {
+	to        string // the receiver of a user message; "" for a broadcast
+	payload   []byte
+	binary    bool
+	broadcast bool          // to every other member, on the reliable channel
+	cfg       MessageConfig // a user message's channel; ReliableOrdered for a broadcast
 }
 
-// outbox holds an Engine's sends that await their results.
-type outbox struct {
-	mu      sync.Mutex
-	next    int64
-	pending map[int64]*pendingSend
-}
-
-// send assigns the next message ID and sends, or reports why not.
-func (r *Room) send(to string, payload []byte, binary, broadcast bool, cfg MessageConfig) int64 {
-	e := r.e
-	ch := int(cfg)
+// send assigns the next message ID and sends m, or reports why not.
+func (r *Room) send(m roomMessage) int64 {
+	ch := int(m.cfg)
 	if ch < 0 || ch >= transport.NumChannels {
 		ch = -1
 	}
-	r.mu.Lock()
-	a := r.att
-	closed := r.closed
-	// A room that is rejoining by itself takes sends: they go out once it
-	// is back.
-	joined := a != nil && (a.joined || a.joinType == JoinTypeReconnected)
-	r.mu.Unlock()
-	if closed {
-		return -1 // a destroyed Room, like a closed Engine, reports nothing
+	for {
+		r.mu.Lock()
+		a := r.att
+		closed := r.closed
+		// A room that is rejoining by itself takes sends: they go out once
+		// it is back.
+		joined := a != nil && (a.joined || a.joinType == JoinTypeReconnected)
+		r.mu.Unlock()
+		if closed {
+			return -1 // a destroyed Room, like a closed Engine, reports nothing
+		}
+		var code int
+		switch {
+		case !m.broadcast && m.to == "":
+			code = int(UserMessageSendResultEmptyUser)
+		case !m.broadcast && ids.Check("user ID", m.to) != nil:
+			code = int(UserMessageSendResultNoReceiver) // no member can have that ID
+		case len(m.payload) > MaxMessageSize:
+			code = int(UserMessageSendResultExceedMaxLength)
+		case !joined:
+			code = int(UserMessageSendResultNotJoin)
+		case ch < 0:
+			code = int(UserMessageSendResultUnknown)
+		}
+		if code != 0 {
+			return r.e.fail(&pendingSend{kind: kindOf(m.broadcast), room: r, to: m.to}, code)
+		}
+		if id, sent := r.sendOn(a, ch, m); sent {
+			return id
+		}
+		// a was replaced by a rejoin or ended meanwhile, or held too much
+		// to take more: look again.
 	}
+}
 
-	var code int
-	switch {
-	case !broadcast && to == "":
-		code = int(UserMessageSendResultEmptyUser)
-	case !broadcast && ids.Check("user ID", to) != nil:
-		code = int(UserMessageSendResultNoReceiver) // no member can have that ID
-	case len(payload) > MaxMessageSize:
-		code = int(UserMessageSendResultExceedMaxLength)
-	case !joined:
-		code = int(UserMessageSendResultNotJoin)
-	case ch < 0:
-		code = int(UserMessageSendResultUnknown)
-	}
-	if code != 0 {
-		return e.fail(&pendingSend{kind: kindOf(broadcast), room: r, to: to}, code)
-	}
-	// The ID is assigned and the packet written under the attempt's send
-	// lock, so IDs rise in write order on each channel: cumulative acks
-	// depend on it.
+// sendOn sends m on attempt a's channel ch, and reports false, having
+// taken no ID, when a is no longer the room's attempt, or holds maxHeld
+// bytes unsent (then after waiting until some go or a ends).
+//
+// The ID is assigned and the packet written under the attempt's send lock,
+// so IDs rise in write order on each channel: cumulative acks depend on
+// it. Holding the lock while a is the room's attempt also means that a
+// rejoin's move of a's kept sends, and a's end failing those it has, both
+// come after this send is registered (both take the lock).
+func (r *Room) sendOn(a *attempt, ch int, m roomMessage) (int64, bool) {
+	e := r.e
 	a.sendMu.Lock()
+	r.mu.Lock()
+	current, live, w := r.att == a, a.joined, a.writers[ch]
+	r.mu.Unlock()
+	if !current {
+		a.sendMu.Unlock()
+		return 0, false
+	}
+	if held, freed := e.out.heldBytes(a); held+len(m.payload) > maxHeld {
+		a.sendMu.Unlock()
+		select {
+		case <-freed:
+		case <-a.ctx.Done():
+		}
+		return 0, false
+	}
 	defer a.sendMu.Unlock()
-	ps := &pendingSend{kind: kindOf(broadcast), room: r, att: a, to: to, ch: ch}
-	if ch == transport.ChannelReliable && !broadcast {
+	ps := &pendingSend{kind: kindOf(m.broadcast), room: r, att: a, to: m.to, ch: ch}
+	if ch == transport.ChannelReliable && !m.broadcast {
 		ps.book = &a.unacked
 	}
 	id := e.newID(ps, true)
 	if id < 0 {
-		return -1
+		return -1, true
 	}
-	b, err := proto.Marshal(&pb.Packet{Body: &pb.Packet_Message{Message: &pb.Message{
-		MsgId: id, To: to, Broadcast: broadcast, Binary: binary, Payload: payload, SenderInstance: e.instance,
+	b := signal.MustMarshal(&pb.Packet{Body: &pb.Packet_Message{Message: &pb.Message{
+		MsgId: id, To: m.to, Broadcast: m.broadcast, Binary: m.binary, Payload: m.payload, SenderInstance: e.instance,
 	}}})
-	if err != nil {
-		panic("parley: marshal packet: " + err.Error()) // only a programming error gets here
-	}
-	r.mu.Lock()
-	w := a.writers[ch]
-	live := a.joined
-	r.mu.Unlock()
-	e.out.mu.Lock()
-	if ch == transport.ChannelReliable || !live {
-		// Kept until its result: a rejoin sends it again (the receiver
-		// drops what it already has), and a room still rejoining sends it
-		// when it is back.
-		ps.packet = b
-	}
-	e.out.mu.Unlock()
 	if !live {
-		return id
+		// The room is rejoining: it sends the packet once it is back.
+		e.out.keep(id, b, true)
+		return id, true
+	}
+	reliable := ch == transport.ChannelReliable
+	if reliable {
+		// Kept until its result: a rejoin sends it again (the receiver
+		// drops what it already has).
+		e.out.keep(id, b, false)
 	}
 	if ps.book != nil {
-		ps.book.Expect(to, id)
+		ps.book.Expect(m.to, id)
 	}
 	if err := w.Write(a.ctx, b); err != nil {
 		e.log.Debug("send", zap.String("room", r.id), zap.Error(err))
+		if reliable {
+			// The transport has failed, or the attempt is ending; the room
+			// may not know yet. The packet stays kept, unsent: a rejoin
+			// sends it again, or the attempt's end reports
+			// NetworkDisconnected, or its timer Timeout.
+			e.out.keep(id, b, true)
+			return id, true
+		}
 		code := UserMessageSendResultNoConnection
 		if a.ctx.Err() != nil { // the room was left or lost while the send waited
 			code = UserMessageSendResultNetworkDisconnected
 		}
 		e.resolve(id, int(code))
-		return id
+		return id, true
 	}
-	a.stats.sent(len(payload))
-	return id
-}
-
-// newID returns the Engine's next message ID with ps registered under it,
-// and with timeout, starts its timer; -1 on a closed Engine. Registering
-// in the same step as the ID is handed out leaves no moment in which
-// Close could miss the send.
-func (e *Engine) newID(ps *pendingSend, timeout bool) int64 {
-	e.out.mu.Lock()
-	defer e.out.mu.Unlock()
-	e.mu.Lock()
-	closed := e.closed
-	e.mu.Unlock()
-	if closed {
-		return -1
-	}
-	e.out.next++
-	id := e.out.next
-	e.out.pending[id] = ps
-	if timeout {
-		ps.timer = time.AfterFunc(e.opts.messageTimeout, func() {
-			e.resolve(id, int(UserMessageSendResultTimeout))
-		})
-	}
-	return id
-}
-
-func kindOf(broadcast bool) sendKind {
-	if broadcast {
-		return kindBroadcast
-	}
-	return kindUser
-}
-
-// fail assigns an ID to a send that failed before it left and reports its
-// result; -1 on a closed Engine.
-func (e *Engine) fail(ps *pendingSend, code int) int64 {
-	id := e.newID(ps, false)
-	if id > 0 {
-		e.resolve(id, code)
-	}
-	return id
-}
-
-// resolve reports the result of send id, once: later results for the same
-// ID (a late ack after a timeout) are dropped.
-func (e *Engine) resolve(id int64, code int) { e.resolveAck(id, code, nil) }
-
-// resolveAck is resolve with the application server's answer of a server
-// message.
-//
-// The result is queued while the send is taken out of the pending set,
-// under one lock: Close, which fails what is pending and then stops the
-// queue, can never find a send gone from the set whose result is not
-// queued yet.
-func (e *Engine) resolveAck(id int64, code int, ack []byte) {
-	e.out.mu.Lock()
-	defer e.out.mu.Unlock()
-	ps := e.out.pending[id]
-	if ps == nil {
-		return
-	}
-	delete(e.out.pending, id)
-	if ps.timer != nil {
-		ps.timer.Stop()
-	}
-	if ps.book != nil && code != int(UserMessageSendResultSuccess) {
-		ps.book.Remove(ps.to, id) // no ack will come for it
-	}
-	switch ps.kind {
-	case kindBroadcast:
-		res := RoomMessageSendResult(code)
-		ps.room.emit(func(h RoomEventHandler) { h.OnRoomMessageSendResult(id, res) })
-	case kindUser:
-		res := UserMessageSendResult(code)
-		ps.room.emit(func(h RoomEventHandler) { h.OnUserMessageSendResult(id, res) })
-	case kindOutside:
-		res := UserMessageSendResult(code)
-		e.emit(func(h EngineEventHandler) { h.OnUserMessageSendResultOutsideRoom(id, res) })
-	case kindServer:
-		res := UserMessageSendResult(code)
-		e.emit(func(h EngineEventHandler) { h.OnServerMessageSendResult(id, res, ack) })
-	}
-}
-
-// failPending resolves every pending send of attempt a (every one, if a is
-// nil) with NetworkDisconnected.
-func (e *Engine) failPending(a *attempt) {
-	e.failWhere(func(ps *pendingSend) bool { return a == nil || ps.att == a })
-}
-
-// failWhere resolves the pending sends that match with NetworkDisconnected.
-func (e *Engine) failWhere(match func(*pendingSend) bool) {
-	e.out.mu.Lock()
-	var ids []int64
-	for id, ps := range e.out.pending {
-		if match(ps) {
-			ids = append(ids, id)
-		}
-	}
-	e.out.mu.Unlock()
-	for _, id := range ids {
-		e.resolve(id, int(UserMessageSendResultNetworkDisconnected))
-	}
+	a.stats.sent(len(m.payload))
+	return id, true
 }
 
 // readChannels reads the attempt's data channels until they close.
@@ -294,6 +202,12 @@ func (a *attempt) onPacket(ch int, b []byte) {
 	}
 	switch body := p.Body.(type) {
 	case *pb.Packet_Message:
+		// The handler hears of the room's messages after its state 0:
+		// the server may forward a member's message before this join's
+		// last RoomJoined has arrived.
+		if !a.waitLive() {
+			return // never joined: not delivered, so not acknowledged
+		}
 		a.receive(ch, body.Message)
 	case *pb.Packet_Ack:
 		for _, id := range a.unacked.Settle(body.Ack.Peer, body.Ack.UpTo) {
@@ -301,6 +215,21 @@ func (a *attempt) onPacket(ch int, b []byte) {
 		}
 	case *pb.Packet_Result:
 		e.resolve(body.Result.MsgId, int(body.Result.Code))
+	}
+}
+
+// waitLive waits until a's state 0 is queued; false if a ended first.
+func (a *attempt) waitLive() bool {
+	select {
+	case <-a.live:
+		return true
+	default:
+	}
+	select {
+	case <-a.live:
+		return true
+	case <-a.ctx.Done():
+		return false
 	}
 }
 
@@ -362,29 +291,22 @@ func (r *Room) seenBefore(from string, instance uint64, id int64) bool {
 }
 
 // resend sends again, in ID order, the packets of the sends that moved to
-// attempt a in a rejoin (and those made while it rejoined). It runs with
-// a.sendMu held, before the room reports it is back.
-func (a *attempt) resend() {
+// attempt a in a rejoin (and those made while it rejoined), with flow
+// control, until ctx ends. It runs with a.sendMu held, before the room
+// reports it is back.
+func (a *attempt) resend(ctx context.Context) {
 	e := a.r.e
-	type item struct {
-		id int64
-		ps *pendingSend
-	}
-	var items []item
-	e.out.mu.Lock()
-	for id, ps := range e.out.pending {
-		if ps.att == a && ps.packet != nil {
-			items = append(items, item{id, ps})
+	a.r.mu.Lock()
+	writers := a.writers
+	a.r.mu.Unlock()
+	for _, k := range e.out.resendable(a) {
+		if k.ps.book != nil {
+			k.ps.book.Expect(k.ps.to, k.id)
 		}
-	}
-	e.out.mu.Unlock()
-	slices.SortFunc(items, func(x, y item) int { return cmp.Compare(x.id, y.id) })
-	for _, it := range items {
-		if it.ps.book != nil {
-			it.ps.book.Expect(it.ps.to, it.id)
-		}
-		if _, err := a.chans[it.ps.ch].Write(it.ps.packet); err != nil {
+		if err := writers[k.ps.ch].Write(ctx, k.ps.packet); err != nil {
+			// Kept: the next rejoin sends it, or a's end fails it.
 			e.log.Debug("resend", zap.String("room", a.roomID), zap.Error(err))
+			e.out.keep(k.id, k.ps.packet, true)
 		}
 	}
 }
@@ -404,10 +326,7 @@ func (a *attempt) flushAcks(upTo map[string]int64) {
 	ch := a.chans[transport.ChannelReliable]
 	a.r.mu.Unlock()
 	for peer, id := range upTo {
-		b, err := proto.Marshal(&pb.Packet{Body: &pb.Packet_Ack{Ack: &pb.Ack{Peer: peer, UpTo: id}}})
-		if err != nil {
-			panic("parley: marshal packet: " + err.Error())
-		}
+		b := signal.MustMarshal(&pb.Packet{Body: &pb.Packet_Ack{Ack: &pb.Ack{Peer: peer, UpTo: id}}})
 		if _, err := ch.Write(b); err != nil {
 			a.r.e.log.Debug("send ack", zap.String("room", a.roomID), zap.Error(err))
 			return

@@ -43,7 +43,8 @@ func FuzzClientPacket(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	a := &attempt{r: r, roomID: "r", joined: true, members: map[string]UserInfo{}}
+	a := &attempt{r: r, roomID: "r", joined: true, members: map[string]UserInfo{}, live: make(chan struct{})}
+	close(a.live) // state 0 is out: messages are delivered
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	a.owed = acks.Batcher{Delay: ackDelay, Flush: a.flushAcks}
 	f.Cleanup(a.cancel)

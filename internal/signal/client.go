@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"google.golang.org/protobuf/proto"
 
 	pb "github.com/parleyhq/parley/proto/parley/v1"
 )
@@ -112,6 +111,16 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 // errPermanent marks a dial error that retrying cannot fix.
 type errPermanent struct{ error }
 
+func (e errPermanent) Unwrap() error { return e.error }
+
+// IsRefused reports whether err is a dial the server refused for good: it
+// answered the WebSocket upgrade with 401, 403 or 404, so it does not
+// serve this endpoint, and retrying cannot help.
+func IsRefused(err error) bool {
+	var p errPermanent
+	return errors.As(err, &p)
+}
+
 // connect opens one connection and, with resume, asks to resume the
 // session; it returns once the connection carries a session.
 func (c *Client) connect(ctx context.Context, resume bool) (*Conn, error) {
@@ -188,8 +197,7 @@ func (h *handshake) onFrame(b []byte) error {
 			SessionId: c.sessionID, Secret: c.secret, Ack: c.out.Received(),
 		}}}
 		c.mu.Unlock()
-		rb, _ := proto.Marshal(req)
-		return h.conn.Send(rb)
+		return h.conn.Send(MustMarshal(req))
 	case *pb.ServerFrame_Resume:
 		if h.done || h.welcome == nil {
 			return &CloseError{Code: websocket.CloseProtocolError, Reason: "unexpected ResumeResponse"}
@@ -296,8 +304,7 @@ func (c *Client) sendAck(out *Stream) {
 	id := c.nextID
 	c.mu.Unlock()
 	_ = out.SendUnsequenced(func(acked uint64) []byte {
-		b, _ := proto.Marshal(&pb.ClientFrame{RequestId: id, Acked: acked, Body: &pb.ClientFrame_AckOnly{AckOnly: &pb.SeqAck{}}})
-		return b
+		return MustMarshal(&pb.ClientFrame{RequestId: id, Acked: acked, Body: &pb.ClientFrame_AckOnly{AckOnly: &pb.SeqAck{}}})
 	})
 }
 
@@ -477,11 +484,7 @@ func (c *Client) Send(ctx context.Context, f *pb.ClientFrame) error {
 func (c *Client) send(out *Stream, f *pb.ClientFrame) error {
 	err := out.Send(func(seq, acked uint64) []byte {
 		f.Seq, f.Acked = seq, acked
-		b, err := proto.Marshal(f)
-		if err != nil {
-			panic("parley: marshal frame: " + err.Error()) // only a programming error gets here
-		}
-		return b
+		return MustMarshal(f)
 	})
 	if errors.Is(err, ErrClosed) {
 		return nil // the connection is going: the frame waits for the next

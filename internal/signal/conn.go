@@ -239,6 +239,7 @@ func (c *Conn) readPump() {
 			c.fail(ce)
 			return
 		}
+		extend() // time spent in onFrame (waiting for room in a queue) is not silence
 	}
 }
 

@@ -39,3 +39,15 @@ func DecodeServerFrame(b []byte) (*pb.ServerFrame, error) {
 	}
 	return &f, nil
 }
+
+// MustMarshal encodes m, one of Parley's protobuf messages. Encoding those
+// fails only on a programming error (a string field that is not UTF-8 where
+// the SDK or the server had to check it), so it panics rather than hand a
+// caller an error it cannot act on.
+func MustMarshal(m proto.Message) []byte {
+	b, err := proto.Marshal(m)
+	if err != nil {
+		panic("parley: marshal " + string(m.ProtoReflect().Descriptor().FullName()) + ": " + err.Error())
+	}
+	return b
+}
