@@ -34,8 +34,9 @@ const (
 )
 
 // fdsPerEngine estimates the descriptors one Engine holds: its signaling
-// TCP connection, its ICE UDP socket(s), and the runtime's share.
-const fdsPerEngine = 4
+// TCP connection and its ICE UDP socket (two, measured with a loopback
+// server), and a margin.
+const fdsPerEngine = 3
 
 // closeConcurrency bounds the Engines closing at once at the end.
 const closeConcurrency = 64
