@@ -162,6 +162,7 @@ func Run(ctx context.Context, cfg Config, progress Progress) (*Summary, error) {
 				sc.start = sc.scrape(ctx)
 			}
 			cpu0, wall0 = processCPU(), time.Now()
+			wait0, waitOK := runqueueWait()
 			winStart = clk.now()
 			r.rec.winStart.Store(winStart)
 			r.rec.winEnd.Store(math.MaxInt64)
@@ -169,6 +170,9 @@ func Run(ctx context.Context, cfg Config, progress Progress) (*Summary, error) {
 			winEnd = clk.now()
 			r.rec.winEnd.Store(winEnd)
 			s.Load.CPUPercent = cpuPercentSince(cpu0, wall0)
+			if wait1, ok := runqueueWait(); ok && waitOK {
+				s.Load.RunqueueWaitPercent = 100 * float64(wait1-wait0) / float64(time.Since(wall0))
+			}
 			if sc != nil {
 				sc.end = sc.scrape(context.WithoutCancel(ctx))
 			}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -94,6 +95,7 @@ func TestRoomsMode(t *testing.T) {
 	assert.Positive(t, s.Server.GoroutinesPerMember)
 	assert.Positive(t, s.Server.CPUPercent)
 	assert.Positive(t, s.Load.CPUPercent)
+	assert.GreaterOrEqual(t, s.Load.RunqueueWaitPercent, 0.0)
 	assert.Equal(t, 20, s.Load.Engines)
 	assert.Contains(t, progress.String(), "joined 20/20")
 	assert.Contains(t, progress.String(), "measure")
@@ -340,4 +342,13 @@ func (w *cancelWriter) Write(p []byte) (int, error) {
 		w.cancel()
 	}
 	return len(p), nil
+}
+
+func TestRunqueueWait(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("schedstat is Linux's")
+	}
+	w, ok := runqueueWait()
+	require.True(t, ok, "/proc/self/task/*/schedstat")
+	assert.GreaterOrEqual(t, w, time.Duration(0))
 }

@@ -153,9 +153,15 @@ type ServerSummary struct {
 type LoadSummary struct {
 	JoinCPUPercent float64 `json:"join_cpu_percent"` // percent of one core
 	CPUPercent     float64 `json:"cpu_percent"`      // during the measurement
-	MaxRSSBytes    int64   `json:"max_rss_bytes"`
-	Engines        int     `json:"engines"`
-	GOMAXPROCS     int     `json:"gomaxprocs"`
+	// RunqueueWaitPercent is how long the process's threads waited for a
+	// CPU during the measurement, runnable but not running, in percent of
+	// the measurement (Linux; threads summed, so it may pass 100). Much
+	// more than a few percent: the load process was short of CPU, and its
+	// latencies include that wait.
+	RunqueueWaitPercent float64 `json:"runqueue_wait_percent"`
+	MaxRSSBytes         int64   `json:"max_rss_bytes"`
+	Engines             int     `json:"engines"`
+	GOMAXPROCS          int     `json:"gomaxprocs"`
 	// LateSends counts the ticks a room's sender was behind its schedule
 	// and skipped: the load process could not keep the rate.
 	LateSends int64 `json:"late_sends"`
@@ -240,8 +246,8 @@ func (s *Summary) WriteText(w io.Writer) error {
 		}
 	}
 	l := s.Load
-	p("%-13s cpu %.1f%% of one core measuring, %.1f%% joining; max rss %s; %d late sends\n", "load process",
-		l.CPUPercent, l.JoinCPUPercent, bytesIEC(float64(l.MaxRSSBytes)), l.LateSends)
+	p("%-13s cpu %.1f%% of one core measuring, %.1f%% joining; waited for a cpu %.1f%% of the time; max rss %s; %d late sends\n", "load process",
+		l.CPUPercent, l.JoinCPUPercent, l.RunqueueWaitPercent, bytesIEC(float64(l.MaxRSSBytes)), l.LateSends)
 	for _, w := range s.Warnings {
 		p("warning: %s\n", w)
 	}
