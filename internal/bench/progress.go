@@ -43,15 +43,17 @@ func (sc *scraper) summary(members int) *ServerSummary {
 		Members: members, Errors: sc.errors,
 	}
 	if !sc.joined.At.IsZero() {
-		out.JoinCPUPercent = cpuPercent(sc.before, sc.joined)
+		v := cpuPercent(sc.before, sc.joined)
+		out.JoinCPUPercent = &v
 	}
 	end := sc.end
-	if end.At.IsZero() { // interrupted before the measurement: the joins' figures
+	if end.At.IsZero() { // interrupted before the measurement, or the scrape failed: the joins' figures
 		end = sc.joined
 	}
 	out.End = end
 	if !sc.start.At.IsZero() && !sc.end.At.IsZero() {
-		out.CPUPercent = cpuPercent(sc.start, sc.end)
+		v := cpuPercent(sc.start, sc.end)
+		out.CPUPercent = &v
 	}
 	if members > 0 && !end.At.IsZero() {
 		n := float64(members)

@@ -135,9 +135,10 @@ type ServerSummary struct {
 	MeasureStart ServerSample `json:"measure_start"`
 	End          ServerSample `json:"end"`
 	// CPU use in percent of one core, during the joins and during the
-	// measurement.
-	JoinCPUPercent float64 `json:"join_cpu_percent"`
-	CPUPercent     float64 `json:"cpu_percent"`
+	// measurement; null when a scrape it needs failed (a server too busy
+	// to answer within 5 s, for one).
+	JoinCPUPercent *float64 `json:"join_cpu_percent"`
+	CPUPercent     *float64 `json:"cpu_percent"`
 	// Members are the server-side members the figures below are divided
 	// by: every successful join, the bot's and the peers' in bot mode.
 	Members int `json:"members"`
@@ -236,7 +237,7 @@ func (s *Summary) WriteText(w io.Writer) error {
 		p("%-13s %s\n", "members left", counts(s.MembersLeft))
 	}
 	if sv := s.Server; sv != nil {
-		p("%-13s cpu %.1f%% of one core measuring, %.1f%% joining; %d members\n", "server", sv.CPUPercent, sv.JoinCPUPercent, sv.Members)
+		p("%-13s cpu %s of one core measuring, %s joining; %d members\n", "server", percent(sv.CPUPercent), percent(sv.JoinCPUPercent), sv.Members)
 		p("%-13s rss %s (%s before, %s/member), goroutines %.0f (%.0f before, %.1f/member), heap %s (%s/member)\n", "",
 			bytesIEC(sv.End.RSSBytes), bytesIEC(sv.Before.RSSBytes), bytesIEC(sv.RSSPerMember),
 			sv.End.Goroutines, sv.Before.Goroutines, sv.GoroutinesPerMember,
@@ -256,6 +257,14 @@ func (s *Summary) WriteText(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// percent prints a percentage that may be unknown.
+func percent(v *float64) string {
+	if v == nil {
+		return "unknown (scrape failed)"
+	}
+	return fmt.Sprintf("%.1f%%", *v)
 }
 
 func pct(p Percentiles) string {
