@@ -475,6 +475,7 @@ func (r *runner) summarise(s *Summary, winStart, winEnd int64, sc *scraper) {
 	}
 	m := &s.Messages
 	m.Sent, m.Expected, m.Delivered = rec.sent.Load(), rec.expected.Load(), rec.delivered.Load()
+	m.Possible = rec.possible.Load()
 	m.Lost = max(0, m.Expected-m.Delivered)
 	m.NoResult = rec.inflight.Load()
 	m.NotSent = rec.notSent.Load()

@@ -31,10 +31,10 @@ func newEngine(e *parley.Engine, rec *recorder) *engine {
 
 // send counts and makes one send; do is the Send call.
 func (g *engine) send(info sendInfo, do func() int64) {
-	g.rec.sending(info.measured, info.kind == sendEcho)
+	g.rec.sending(info)
 	id := do()
 	if id < 0 { // a closed Engine or Room: no result follows
-		g.rec.unsend(info.measured, info.kind == sendEcho)
+		g.rec.unsend(info)
 		return
 	}
 	g.mu.Lock()

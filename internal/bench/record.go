@@ -92,6 +92,7 @@ type recorder struct {
 	winStart, winEnd atomic.Int64
 
 	sent, expected, delivered         atomic.Int64 // measured messages
+	possible                          atomic.Int64 // deliveries the measured sends would make if all succeeded
 	echoSent, echoExpected, roundTrip atomic.Int64 // measured echoes (bot mode)
 	inflight                          atomic.Int64 // sends without a result yet, measured or not
 	sentAll, deliveredAll             atomic.Int64 // every message, for the progress line
@@ -131,28 +132,29 @@ func micros(ns int64) int64 {
 	return min(max(ns/1e3, 1), maxLatencyMicros)
 }
 
-// sending counts a send: measured says whether it is in the window, echo
-// whether it is a peer's echo.
-func (r *recorder) sending(measured, echo bool) {
+// sending counts a send of info.
+func (r *recorder) sending(info sendInfo) {
 	r.inflight.Add(1)
 	r.sentAll.Add(1)
 	switch {
-	case measured && echo:
+	case info.measured && info.kind == sendEcho:
 		r.echoSent.Add(1)
-	case measured:
+	case info.measured:
 		r.sent.Add(1)
+		r.possible.Add(int64(info.receivers))
 	}
 }
 
 // unsend takes back a sending whose Send returned -1, and counts it.
-func (r *recorder) unsend(measured, echo bool) {
+func (r *recorder) unsend(info sendInfo) {
 	r.inflight.Add(-1)
 	r.sentAll.Add(-1)
 	switch {
-	case measured && echo:
+	case info.measured && info.kind == sendEcho:
 		r.echoSent.Add(-1)
-	case measured:
+	case info.measured:
 		r.sent.Add(-1)
+		r.possible.Add(-int64(info.receivers))
 	}
 	r.notSent.Add(1)
 }

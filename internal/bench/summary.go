@@ -83,11 +83,14 @@ type Joins struct {
 type Messages struct {
 	// Sent: Send calls in the measurement window. Expected: the deliveries
 	// their successes promise (a broadcast's Success promises one to every
-	// other member of the room). Delivered: those that arrived. Lost:
-	// Expected − Delivered, at least 0. NoResult: sends whose result had
-	// not come when the drain ended.
+	// other member of the room). Possible: the deliveries they would make
+	// if every one succeeded; a send that timed out may still arrive, so
+	// when there are failures read Delivered against Possible too.
+	// Delivered: those that arrived. Lost: Expected − Delivered, at least
+	// 0. NoResult: sends whose result had not come when the drain ended.
 	Sent      int64 `json:"sent"`
 	Expected  int64 `json:"expected"`
+	Possible  int64 `json:"possible"`
 	Delivered int64 `json:"delivered"`
 	Lost      int64 `json:"lost"`
 	NoResult  int64 `json:"no_result"`
@@ -216,8 +219,12 @@ func (s *Summary) WriteText(w io.Writer) error {
 	if m.Expected > 0 {
 		lostPct = 100 * float64(m.Lost) / float64(m.Expected)
 	}
-	p("%-13s sent %d (%s/s), expected %d, delivered %d (%s/s), lost %d (%.3f%%), no result %d",
-		"messages", m.Sent, num(m.SentPerSecond), m.Expected, m.Delivered, num(m.DeliveredPerSecond), m.Lost, lostPct, m.NoResult)
+	p("%-13s sent %d (%s/s), expected %d", "messages", m.Sent, num(m.SentPerSecond), m.Expected)
+	if m.Possible != m.Expected {
+		p(" (%d if all had succeeded)", m.Possible)
+	}
+	p(", delivered %d (%s/s), lost %d (%.3f%%), no result %d",
+		m.Delivered, num(m.DeliveredPerSecond), m.Lost, lostPct, m.NoResult)
 	if m.NotSent > 0 {
 		p(", not sent %d", m.NotSent)
 	}
