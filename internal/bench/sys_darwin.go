@@ -1,0 +1,3 @@
+package bench
+
+const maxRSSUnit = 1 // ru_maxrss is in bytes on macOS
