@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path"
 	"slices"
 	"sort"
 	"sync"
@@ -670,12 +671,13 @@ func (g *gate) waitEntered(t *testing.T) {
 // --- Application server of server messages -----------------------------------
 
 // hook is the application server of server messages: a real httptest
-// server on loopback whose answer depends on the path.
+// server on loopback whose answer depends on the path's last segment, so
+// that it answers alike under any prefix ("/ok", "/parley/ok"):
 //
-//	/ok       200, body "ack:" + the request body
-//	/accepted 202, body "accepted"
-//	/fail     500, body "boom"
-//	/block    no answer until the test ends
+//	ok       200, body "ack:" + the request body
+//	accepted 202, body "accepted"
+//	fail     500, body "boom"
+//	block    no answer until the test ends
 type hook struct {
 	ts      *httptest.Server
 	reqs    chan hookReq
@@ -703,16 +705,16 @@ func newHook(t *testing.T) *hook {
 func (h *hook) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	h.reqs <- hookReq{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body}
-	switch r.URL.Path {
-	case "/ok":
+	switch path.Base(r.URL.Path) {
+	case "ok":
 		_, _ = w.Write(append([]byte("ack:"), body...))
-	case "/accepted":
+	case "accepted":
 		w.WriteHeader(http.StatusAccepted)
 		_, _ = w.Write([]byte("accepted"))
-	case "/fail":
+	case "fail":
 		w.WriteHeader(http.StatusInternalServerError)
 		_, _ = w.Write([]byte("boom"))
-	case "/block":
+	case "block":
 		select {
 		case <-h.release:
 		case <-r.Context().Done():
