@@ -534,42 +534,32 @@ func barrier(t *testing.T, sender, receiver *peer) []parleytest.Message {
 	return before
 }
 
-// payloadOf returns n bytes with a pattern that depends on seed, so two
-// payloads of the same length differ and a shifted or truncated copy shows.
+// payloadOf returns n bytes of binary data that depend on seed. Each whole
+// 256 bytes hold every byte value once, zero included, so from 256 bytes
+// on the payload holds every byte value and is not UTF-8 (0xFF never is).
+// The order of the values changes from one 256 bytes to the next (no two
+// of the first 64 KiB alike), so a shifted, doubled or truncated part
+// shows; two payloads of other seeds differ in every byte.
 func payloadOf(n int, seed byte) []byte {
 	b := make([]byte, n)
-	x := uint32(seed) + 1
+	var mul, add byte
+	x := uint32(0x9e3779b9)
 	for i := range b {
-		x = x*1664525 + 1013904223 // an LCG: cheap, deterministic, every byte value
-		b[i] = byte(x >> 24)
+		if i%256 == 0 { // a new 256 bytes: a new permutation of the byte values
+			x = x*1664525 + 1013904223 // an LCG: cheap, deterministic
+			mul, add = byte(x>>24)|1, byte(i>>8)
+		}
+		b[i] = byte(i)*mul + add + seed // odd mul: i -> b[i] is one-to-one mod 256
 	}
 	return b
 }
 
-// textOf returns n bytes of printable ASCII that depend on seed.
+// textOf returns n bytes of printable ASCII that depend on seed, as
+// payloadOf does.
 func textOf(n int, seed byte) string {
 	b := payloadOf(n, seed)
 	for i := range b {
 		b[i] = ' ' + b[i]%95
-	}
-	return string(b)
-}
-
-// lgBytes is n bytes of binary data that is not UTF-8 and holds every byte
-// value, zero included.
-func lgBytes(n int, seed byte) []byte {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(i*131) + seed
-	}
-	return b
-}
-
-// lgText is an n-byte ASCII text.
-func lgText(n int, seed byte) string {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = 'a' + (byte(i)+seed)%26
 	}
 	return string(b)
 }

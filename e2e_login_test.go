@@ -286,7 +286,7 @@ func TestLoginDuplicate(t *testing.T) {
 	require.Equal(t, parley.UserOnlineStatusOnline, a.status(t, "bob"))
 	id = a.e.SendUserMessageOutsideRoom("bob", "to bob", parley.MessageConfigReliableOrdered)
 	require.Equal(t, parley.UserMessageSendResultSuccess, a.sent(t, id))
-	bin := lgBytes(300, 7)
+	bin := payloadOf(300, 7)
 	id = a.e.SendUserBinaryMessageOutsideRoom("bob", bin, parley.MessageConfigUnreliableOrdered)
 	require.Equal(t, parley.UserMessageSendResultSuccess, a.sent(t, id))
 	require.Equal(t, outsideMsg("alice", false, []byte("to bob")), second.recv(t))
