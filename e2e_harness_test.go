@@ -8,6 +8,7 @@ package parley_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -27,6 +28,7 @@ import (
 	"github.com/parleyhq/parley"
 	"github.com/parleyhq/parley/parleytest"
 	"github.com/parleyhq/parley/server"
+	"github.com/parleyhq/parley/token"
 )
 
 // TestMain fails the package if any goroutine outlives the tests: every
@@ -183,18 +185,27 @@ func loggedIn(t *testing.T, srv *parleytest.Server, user string) *peer {
 	return p
 }
 
-// enter creates roomID on p's Engine and joins it as p.user, requiring
-// state 0; it returns the peer of that room, which shares p's Engine.
-// OnUserJoined for the members already there is left to the caller.
-func (p *peer) enter(t *testing.T, roomID string) *peer {
+// addRoom creates roomID on p's Engine, for p.user, and returns the peer
+// of that room, which shares p's Engine (and its cleanup); it does not
+// join.
+func (p *peer) addRoom(t *testing.T, roomID string) *peer {
 	t.Helper()
 	q := *p
 	q.rec = parleytest.NewRecorder()
 	r, err := p.e.CreateRoom(roomID, q.rec)
 	require.NoError(t, err)
 	q.room = r
-	q.join(t)
 	return &q
+}
+
+// enter is addRoom and join: p.user in roomID on p's Engine, with state 0
+// reported. OnUserJoined for the members already there is left to the
+// caller.
+func (p *peer) enter(t *testing.T, roomID string) *peer {
+	t.Helper()
+	q := p.addRoom(t, roomID)
+	q.join(t)
+	return q
 }
 
 // enterBoth has a and b enter roomID, a first, and waits until each knows
@@ -748,6 +759,47 @@ func serverFor(t *testing.T, prefixes []string, f func(*server.Config)) *parleyt
 			f(c)
 		}
 	}))
+}
+
+// --- Tokens, and servers the tests start themselves -----------------------
+
+// mintToken mints a token as parleytest.Server does (publish and subscribe
+// privileges until expire), for any app and key: for tokens a parleytest
+// server would not mint, and for servers that are not parleytest's. A
+// roomID of "" makes a login token.
+func mintToken(t *testing.T, appID, appKey, roomID, userID string, expire time.Time) string {
+	t.Helper()
+	tk := token.New(appID, appKey, roomID, userID)
+	tk.ExpireTime(expire)
+	tk.AddPrivilege(token.PrivPublishStream, expire)
+	tk.AddPrivilege(token.PrivSubscribeStream, expire)
+	raw, err := tk.Serialize()
+	require.NoError(t, err)
+	return raw
+}
+
+// restartAppID and restartAppKey are the app of the servers a test starts
+// and stops itself: startServerAt's and parleyd's.
+const restartAppID, restartAppKey = "restartrestartrestart001", "restart-key"
+
+// restartToken is a token of the restart app for userID in roomID ("": a
+// login token), valid for an hour.
+func restartToken(t *testing.T, roomID, userID string) string {
+	t.Helper()
+	return mintToken(t, restartAppID, restartAppKey, roomID, userID, time.Now().Add(time.Hour))
+}
+
+// startServerAt starts a loopback-only server of the restart app on listen
+// and udp (0: ephemeral), shut down in t.Cleanup (a test may shut it down
+// before), and returns it with a token minter for its app (restartToken).
+// Unlike a parleytest server, it can be started again on the same ports.
+func startServerAt(t *testing.T, listen string, udp int) (*server.Server, func(room, user string) string) {
+	t.Helper()
+	s, err := server.New(server.Config{Listen: listen, UDPPort: udp, LoopbackOnly: true, Apps: map[string]string{restartAppID: restartAppKey}})
+	require.NoError(t, err)
+	require.NoError(t, s.Start())
+	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	return s, func(room, user string) string { return restartToken(t, room, user) }
 }
 
 // --- Network faults ------------------------------------------------------------
