@@ -19,8 +19,6 @@ import (
 
 	"github.com/parleyhq/parley"
 	"github.com/parleyhq/parley/parleytest"
-	"github.com/parleyhq/parley/server"
-	"github.com/parleyhq/parley/token"
 )
 
 // TestStateZeroBeforeMessages: a member broadcasts without pause while 20
@@ -167,25 +165,6 @@ func TestServerRefusesForGood(t *testing.T) {
 	}
 	requireNoRoomEvent(t, alice.room, alice.rec)
 	requireNoRoomEvent(t, room2, rec2)
-}
-
-// startServerAt starts a server of the restart app on listen and udp
-// (0: ephemeral), stopped in t.Cleanup, and returns it with a token
-// minter for its app.
-func startServerAt(t *testing.T, listen string, udp int) (*server.Server, func(room, user string) string) {
-	t.Helper()
-	s, err := server.New(server.Config{Listen: listen, UDPPort: udp, LoopbackOnly: true, Apps: map[string]string{restartAppID: restartAppKey}})
-	require.NoError(t, err)
-	require.NoError(t, s.Start())
-	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
-	mint := func(room, user string) string {
-		tk := token.New(restartAppID, restartAppKey, room, user)
-		tk.ExpireTime(time.Now().Add(time.Hour))
-		raw, err := tk.Serialize()
-		require.NoError(t, err)
-		return raw
-	}
-	return s, mint
 }
 
 // TestSendsWhileRebuildingAreBounded: while a room rebuilds itself (its

@@ -8,12 +8,14 @@ package parley_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path"
 	"slices"
 	"sort"
 	"sync"
@@ -26,6 +28,7 @@ import (
 	"github.com/parleyhq/parley"
 	"github.com/parleyhq/parley/parleytest"
 	"github.com/parleyhq/parley/server"
+	"github.com/parleyhq/parley/token"
 )
 
 // TestMain fails the package if any goroutine outlives the tests: every
@@ -182,18 +185,27 @@ func loggedIn(t *testing.T, srv *parleytest.Server, user string) *peer {
 	return p
 }
 
-// enter creates roomID on p's Engine and joins it as p.user, requiring
-// state 0; it returns the peer of that room, which shares p's Engine.
-// OnUserJoined for the members already there is left to the caller.
-func (p *peer) enter(t *testing.T, roomID string) *peer {
+// addRoom creates roomID on p's Engine, for p.user, and returns the peer
+// of that room, which shares p's Engine (and its cleanup); it does not
+// join.
+func (p *peer) addRoom(t *testing.T, roomID string) *peer {
 	t.Helper()
 	q := *p
 	q.rec = parleytest.NewRecorder()
 	r, err := p.e.CreateRoom(roomID, q.rec)
 	require.NoError(t, err)
 	q.room = r
-	q.join(t)
 	return &q
+}
+
+// enter is addRoom and join: p.user in roomID on p's Engine, with state 0
+// reported. OnUserJoined for the members already there is left to the
+// caller.
+func (p *peer) enter(t *testing.T, roomID string) *peer {
+	t.Helper()
+	q := p.addRoom(t, roomID)
+	q.join(t)
+	return q
 }
 
 // enterBoth has a and b enter roomID, a first, and waits until each knows
@@ -533,42 +545,32 @@ func barrier(t *testing.T, sender, receiver *peer) []parleytest.Message {
 	return before
 }
 
-// payloadOf returns n bytes with a pattern that depends on seed, so two
-// payloads of the same length differ and a shifted or truncated copy shows.
+// payloadOf returns n bytes of binary data that depend on seed. Each whole
+// 256 bytes hold every byte value once, zero included, so from 256 bytes
+// on the payload holds every byte value and is not UTF-8 (0xFF never is).
+// The order of the values changes from one 256 bytes to the next (no two
+// of the first 64 KiB alike), so a shifted, doubled or truncated part
+// shows; two payloads of other seeds differ in every byte.
 func payloadOf(n int, seed byte) []byte {
 	b := make([]byte, n)
-	x := uint32(seed) + 1
+	var mul, add byte
+	x := uint32(0x9e3779b9)
 	for i := range b {
-		x = x*1664525 + 1013904223 // an LCG: cheap, deterministic, every byte value
-		b[i] = byte(x >> 24)
+		if i%256 == 0 { // a new 256 bytes: a new permutation of the byte values
+			x = x*1664525 + 1013904223 // an LCG: cheap, deterministic
+			mul, add = byte(x>>24)|1, byte(i>>8)
+		}
+		b[i] = byte(i)*mul + add + seed // odd mul: i -> b[i] is one-to-one mod 256
 	}
 	return b
 }
 
-// textOf returns n bytes of printable ASCII that depend on seed.
+// textOf returns n bytes of printable ASCII that depend on seed, as
+// payloadOf does.
 func textOf(n int, seed byte) string {
 	b := payloadOf(n, seed)
 	for i := range b {
 		b[i] = ' ' + b[i]%95
-	}
-	return string(b)
-}
-
-// lgBytes is n bytes of binary data that is not UTF-8 and holds every byte
-// value, zero included.
-func lgBytes(n int, seed byte) []byte {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(i*131) + seed
-	}
-	return b
-}
-
-// lgText is an n-byte ASCII text.
-func lgText(n int, seed byte) string {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = 'a' + (byte(i)+seed)%26
 	}
 	return string(b)
 }
@@ -670,12 +672,13 @@ func (g *gate) waitEntered(t *testing.T) {
 // --- Application server of server messages -----------------------------------
 
 // hook is the application server of server messages: a real httptest
-// server on loopback whose answer depends on the path.
+// server on loopback whose answer depends on the path's last segment, so
+// that it answers alike under any prefix ("/ok", "/parley/ok"):
 //
-//	/ok       200, body "ack:" + the request body
-//	/accepted 202, body "accepted"
-//	/fail     500, body "boom"
-//	/block    no answer until the test ends
+//	ok       200, body "ack:" + the request body
+//	accepted 202, body "accepted"
+//	fail     500, body "boom"
+//	block    no answer until the test ends
 type hook struct {
 	ts      *httptest.Server
 	reqs    chan hookReq
@@ -703,16 +706,16 @@ func newHook(t *testing.T) *hook {
 func (h *hook) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	h.reqs <- hookReq{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body}
-	switch r.URL.Path {
-	case "/ok":
+	switch path.Base(r.URL.Path) {
+	case "ok":
 		_, _ = w.Write(append([]byte("ack:"), body...))
-	case "/accepted":
+	case "accepted":
 		w.WriteHeader(http.StatusAccepted)
 		_, _ = w.Write([]byte("accepted"))
-	case "/fail":
+	case "fail":
 		w.WriteHeader(http.StatusInternalServerError)
 		_, _ = w.Write([]byte("boom"))
-	case "/block":
+	case "block":
 		select {
 		case <-h.release:
 		case <-r.Context().Done():
@@ -756,6 +759,47 @@ func serverFor(t *testing.T, prefixes []string, f func(*server.Config)) *parleyt
 			f(c)
 		}
 	}))
+}
+
+// --- Tokens, and servers the tests start themselves -----------------------
+
+// mintToken mints a token as parleytest.Server does (publish and subscribe
+// privileges until expire), for any app and key: for tokens a parleytest
+// server would not mint, and for servers that are not parleytest's. A
+// roomID of "" makes a login token.
+func mintToken(t *testing.T, appID, appKey, roomID, userID string, expire time.Time) string {
+	t.Helper()
+	tk := token.New(appID, appKey, roomID, userID)
+	tk.ExpireTime(expire)
+	tk.AddPrivilege(token.PrivPublishStream, expire)
+	tk.AddPrivilege(token.PrivSubscribeStream, expire)
+	raw, err := tk.Serialize()
+	require.NoError(t, err)
+	return raw
+}
+
+// restartAppID and restartAppKey are the app of the servers a test starts
+// and stops itself: startServerAt's and parleyd's.
+const restartAppID, restartAppKey = "restartrestartrestart001", "restart-key"
+
+// restartToken is a token of the restart app for userID in roomID ("": a
+// login token), valid for an hour.
+func restartToken(t *testing.T, roomID, userID string) string {
+	t.Helper()
+	return mintToken(t, restartAppID, restartAppKey, roomID, userID, time.Now().Add(time.Hour))
+}
+
+// startServerAt starts a loopback-only server of the restart app on listen
+// and udp (0: ephemeral), shut down in t.Cleanup (a test may shut it down
+// before), and returns it with a token minter for its app (restartToken).
+// Unlike a parleytest server, it can be started again on the same ports.
+func startServerAt(t *testing.T, listen string, udp int) (*server.Server, func(room, user string) string) {
+	t.Helper()
+	s, err := server.New(server.Config{Listen: listen, UDPPort: udp, LoopbackOnly: true, Apps: map[string]string{restartAppID: restartAppKey}})
+	require.NoError(t, err)
+	require.NoError(t, s.Start())
+	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	return s, func(room, user string) string { return restartToken(t, room, user) }
 }
 
 // --- Network faults ------------------------------------------------------------

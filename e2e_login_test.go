@@ -16,7 +16,6 @@ import (
 	"github.com/parleyhq/parley"
 	"github.com/parleyhq/parley/parleytest"
 	"github.com/parleyhq/parley/server"
-	"github.com/parleyhq/parley/token"
 )
 
 // --- Login ---------------------------------------------------------------
@@ -40,13 +39,6 @@ func TestLoginFailures(t *testing.T) {
 	srv := parleytest.NewServer(t)
 	obs := loggedIn(t, srv, "observer")
 
-	mint := func(appID, appKey, roomID, userID string, expire time.Time) string {
-		tk := token.New(appID, appKey, roomID, userID)
-		tk.ExpireTime(expire)
-		raw, err := tk.Serialize()
-		require.NoError(t, err)
-		return raw
-	}
 	const otherApp = "0123456789abcdef01234567" // 24 characters, unknown to srv
 	require.Len(t, otherApp, 24)
 	require.NotEqual(t, srv.AppID, otherApp)
@@ -63,7 +55,7 @@ func TestLoginFailures(t *testing.T) {
 			parley.LoginErrorCodeInvalidToken, ""},
 		{"empty token", "u-empty", func(string) string { return "" },
 			parley.LoginErrorCodeInvalidToken, ""},
-		{"wrong key", "u-key", func(u string) string { return mint(srv.AppID, "not-the-app-key", "", u, day) },
+		{"wrong key", "u-key", func(u string) string { return mintToken(t, srv.AppID, "not-the-app-key", "", u, day) },
 			parley.LoginErrorCodeInvalidToken, ""},
 		{"another user's login token", "u-other", func(string) string { return srv.LoginToken("mallory") },
 			parley.LoginErrorCodeInvalidToken, ""},
@@ -72,7 +64,7 @@ func TestLoginFailures(t *testing.T) {
 		{"expired login token", "u-expired", func(u string) string {
 			return srv.TokenExpiring("", u, time.Now().Add(-time.Hour))
 		}, parley.LoginErrorCodeInvalidToken, ""},
-		{"token for another app", "u-app", func(u string) string { return mint(otherApp, srv.AppKey, "", u, day) },
+		{"token for another app", "u-app", func(u string) string { return mintToken(t, otherApp, srv.AppKey, "", u, day) },
 			parley.LoginErrorCodeInvalidToken, ""},
 		{"empty user ID", "", func(string) string { return srv.LoginToken("") },
 			parley.LoginErrorCodeInvalidUserID, "u-was-empty"},
@@ -286,7 +278,7 @@ func TestLoginDuplicate(t *testing.T) {
 	require.Equal(t, parley.UserOnlineStatusOnline, a.status(t, "bob"))
 	id = a.e.SendUserMessageOutsideRoom("bob", "to bob", parley.MessageConfigReliableOrdered)
 	require.Equal(t, parley.UserMessageSendResultSuccess, a.sent(t, id))
-	bin := lgBytes(300, 7)
+	bin := payloadOf(300, 7)
 	id = a.e.SendUserBinaryMessageOutsideRoom("bob", bin, parley.MessageConfigUnreliableOrdered)
 	require.Equal(t, parley.UserMessageSendResultSuccess, a.sent(t, id))
 	require.Equal(t, outsideMsg("alice", false, []byte("to bob")), second.recv(t))
@@ -307,13 +299,7 @@ func TestLoginDuplicate(t *testing.T) {
 func TestLoginUserIDsArePerApp(t *testing.T) {
 	const app2, key2 = "app2app2app2app2app2app2", "the-key-of-app-2"
 	srv := parleytest.NewServer(t, parleytest.WithConfig(func(c *server.Config) { c.Apps[app2] = key2 }))
-	token2 := func(user string) string {
-		tk := token.New(app2, key2, "", user)
-		tk.ExpireTime(time.Now().Add(time.Hour))
-		raw, err := tk.Serialize()
-		require.NoError(t, err)
-		return raw
-	}
+	token2 := func(user string) string { return mintToken(t, app2, key2, "", user, time.Now().Add(time.Hour)) }
 
 	x := loggedIn(t, srv, "alice") // app 1
 	y := newLoginPeerFor(t, srv, app2, "alice")

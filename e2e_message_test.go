@@ -289,7 +289,7 @@ func TestMessageSendOnClosedRoom(t *testing.T) {
 	srv := parleytest.NewServer(t)
 	peers := roomOf(t, srv, "closedroom", []string{"alice", "bob"})
 	alice := peers[0]
-	other := addMsgRoom(t, alice, "other")
+	other := alice.addRoom(t, "other")
 
 	require.NoError(t, alice.room.Close())
 	ids := []int64{
@@ -317,8 +317,8 @@ func TestMessageIDs(t *testing.T) {
 	srv := parleytest.NewServer(t)
 	alice := newPeer(t, srv, "ids1", "alice")
 	bob := newPeer(t, srv, "ids1", "bob")
-	alice2 := addMsgRoom(t, alice, "ids2")
-	bob2 := addMsgRoom(t, bob, "ids2")
+	alice2 := alice.addRoom(t, "ids2")
+	bob2 := bob.addRoom(t, "ids2")
 	big := make([]byte, parley.MaxMessageSize+1)
 
 	type send struct {
@@ -1098,18 +1098,6 @@ func TestMessageRoomStats(t *testing.T) {
 	st = leftRoom(t, alice.rec)
 	st.Duration = 0
 	require.Equal(t, parley.RoomStats{SentMessages: 1, SentBytes: 3, UserCount: 1}, st, "alice's second join")
-}
-
-// addMsgRoom gives p's Engine a second room, roomID, as the same user; it
-// does not join. The Engine's cleanup is p's.
-func addMsgRoom(t *testing.T, p *peer, roomID string) *peer {
-	t.Helper()
-	q := *p
-	q.rec = parleytest.NewRecorder()
-	room, err := p.e.CreateRoom(roomID, q.rec)
-	require.NoError(t, err)
-	q.room = room
-	return &q
 }
 
 // slowConsumerRoom joins alice (one-minute message timeout), bob and carol

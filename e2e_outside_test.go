@@ -39,7 +39,7 @@ func TestOutsideRoomMessages(t *testing.T) {
 				require.Equal(t, parley.UserMessageSendResultSuccess, dir.from.sent(t, id))
 				require.Equal(t, outsideMsg(dir.from.user, false, []byte(text)), dir.to.recv(t))
 
-				bin := lgBytes(1000+i, byte(i))
+				bin := payloadOf(1000+i, byte(i))
 				sent := bytes.Clone(bin)
 				id = dir.from.e.SendUserBinaryMessageOutsideRoom(dir.to.user, bin, mode)
 				for j := range bin { // not retained after the call returns
@@ -105,9 +105,9 @@ func TestOutsideRoomSendResults(t *testing.T) {
 
 	t.Run("ExceedMaxLength", func(t *testing.T) {
 		for _, mode := range modes {
-			id := a.e.SendUserMessageOutsideRoom("bob", lgText(65537, 1), mode)
+			id := a.e.SendUserMessageOutsideRoom("bob", textOf(65537, 1), mode)
 			require.Equal(t, parley.UserMessageSendResultExceedMaxLength, a.sent(t, id), "%v text", mode)
-			id = a.e.SendUserBinaryMessageOutsideRoom("bob", lgBytes(65537, 1), mode)
+			id = a.e.SendUserBinaryMessageOutsideRoom("bob", payloadOf(65537, 1), mode)
 			require.Equal(t, parley.UserMessageSendResultExceedMaxLength, a.sent(t, id), "%v binary", mode)
 		}
 		b.quiet(t) // nothing reached bob
@@ -115,7 +115,7 @@ func TestOutsideRoomSendResults(t *testing.T) {
 
 	t.Run("65536 bytes arrive byte-exact", func(t *testing.T) {
 		for i, mode := range modes {
-			text := lgText(65536, byte(i))
+			text := textOf(65536, byte(i))
 			id := a.e.SendUserMessageOutsideRoom("bob", text, mode)
 			require.Equal(t, parley.UserMessageSendResultSuccess, a.sent(t, id), "%v text", mode)
 			got := b.recv(t)
@@ -124,7 +124,7 @@ func TestOutsideRoomSendResults(t *testing.T) {
 			require.Len(t, got.Payload, 65536)
 			require.True(t, bytes.Equal([]byte(text), got.Payload), "%v text differs", mode)
 
-			bin := lgBytes(65536, byte(i))
+			bin := payloadOf(65536, byte(i))
 			id = b.e.SendUserBinaryMessageOutsideRoom("alice", bin, mode)
 			require.Equal(t, parley.UserMessageSendResultSuccess, b.sent(t, id), "%v binary", mode)
 			got = a.recv(t)
@@ -241,7 +241,7 @@ func TestOutsideRoomMessageIDsSharedWithRoomAndServer(t *testing.T) {
 		expectID(ra.room.SendRoomMessage(m), "broadcast", int(parley.RoomMessageSendResultSuccess))
 		expectID(a.e.SendUserBinaryMessageOutsideRoom("nobody", []byte(m), parley.MessageConfigUnreliableOrdered), "outside", int(parley.UserMessageSendResultNoReceiver))
 		expectID(ra.room.SendUserBinaryMessage("", []byte(m), parley.MessageConfigReliableOrdered), "room", int(parley.UserMessageSendResultEmptyUser))
-		expectID(a.e.SendServerBinaryMessage(lgBytes(65537, 0)), "server", int(parley.UserMessageSendResultExceedMaxLength))
+		expectID(a.e.SendServerBinaryMessage(payloadOf(65537, 0)), "server", int(parley.UserMessageSendResultExceedMaxLength))
 		expectID(a.e.SendUserMessageOutsideRoom("", m, parley.MessageConfigReliableOrdered), "outside", int(parley.UserMessageSendResultEmptyUser))
 	}
 

@@ -4,35 +4,23 @@ import (
 	"context"
 	"net"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/parleyhq/parley"
 	"github.com/parleyhq/parley/parleytest"
-	"github.com/parleyhq/parley/server"
-	"github.com/parleyhq/parley/token"
 )
-
-const restartAppID, restartAppKey = "restartrestartrestart001", "restart-key"
 
 // TestServerRestart: the server stops and starts again on the same ports;
 // the Engines reconnect, find their sessions gone, join their rooms again
 // (JoinTypeReconnected) and log in again, by themselves.
 func TestServerRestart(t *testing.T) {
-	start := func(listen string, udp int) *server.Server {
-		s, err := server.New(server.Config{Listen: listen, UDPPort: udp, Apps: map[string]string{restartAppID: restartAppKey}})
-		require.NoError(t, err)
-		require.NoError(t, s.Start())
-		return s
-	}
-	first := start("127.0.0.1:0", 0)
+	first, _ := startServerAt(t, "127.0.0.1:0", 0)
 	addr, udp := first.Addr().String(), first.UDPAddr().(*net.UDPAddr).Port
 	restartScenario(t, first.URL(), func() {
 		require.NoError(t, first.Shutdown(context.Background()))
 	}, func() {
-		second := start(addr, udp)
-		t.Cleanup(func() { _ = second.Shutdown(context.Background()) })
+		startServerAt(t, addr, udp)
 	})
 }
 
@@ -41,21 +29,14 @@ func TestServerRestart(t *testing.T) {
 // with restart; and checks that both come back by themselves, and that
 // their handlers' pictures of the room are exact.
 func restartScenario(t *testing.T, url string, stop, restart func()) {
-	mint := func(room, user string) string {
-		tk := token.New(restartAppID, restartAppKey, room, user)
-		tk.ExpireTime(time.Now().Add(time.Hour))
-		raw, err := tk.Serialize()
-		require.NoError(t, err)
-		return raw
-	}
 	cfg := parley.EngineConfig{AppID: restartAppID, ServerURL: url}
 
 	peers := map[string]*peer{}
 	for _, user := range []string{"alice", "bob"} {
 		m := newPeerAt(t, nil, cfg, "room1", parley.UserInfo{UserID: user})
-		require.NoError(t, m.room.JoinRoom(mint("room1", user), m.info, parley.RoomConfig{}))
+		require.NoError(t, m.room.JoinRoom(restartToken(t, "room1", user), m.info, parley.RoomConfig{}))
 		requireState(t, m.rec, 0)
-		require.NoError(t, m.e.Login(mint("", user), user))
+		require.NoError(t, m.e.Login(restartToken(t, "", user), user))
 		require.Equal(t, parley.LoginErrorCodeSuccess, parleytest.NextOf[parleytest.LoginResult](t, m.eng).Code)
 		peers[user] = m
 	}
@@ -79,7 +60,7 @@ func restartScenario(t *testing.T, url string, stop, restart func()) {
 	// Dropped) until it came back (OnUserJoined); the second found the
 	// first already there and heard nothing. A newcomer ends both records.
 	carol := newPeerAt(t, nil, cfg, "room1", parley.UserInfo{UserID: "carol"})
-	require.NoError(t, carol.room.JoinRoom(mint("room1", "carol"), carol.info, parley.RoomConfig{}))
+	require.NoError(t, carol.room.JoinRoom(restartToken(t, "room1", "carol"), carol.info, parley.RoomConfig{}))
 	requireState(t, carol.rec, 0)
 	var sawGap int
 	for name, p := range peers {

@@ -250,15 +250,6 @@ func TestOutageBeyondGrace(t *testing.T) {
 // hear nothing.
 func TestTokenRejected(t *testing.T) {
 	srv := parleytest.NewServer(t)
-	mint := func(appID, appKey, roomID, userID string, expire time.Time) string {
-		tok := token.New(appID, appKey, roomID, userID)
-		tok.ExpireTime(expire)
-		tok.AddPrivilege(token.PrivPublishStream, expire)
-		tok.AddPrivilege(token.PrivSubscribeStream, expire)
-		raw, err := tok.Serialize()
-		require.NoError(t, err)
-		return raw
-	}
 	day := time.Now().Add(24 * time.Hour)
 	cases := []struct {
 		name  string
@@ -267,10 +258,10 @@ func TestTokenRejected(t *testing.T) {
 		{"empty", func(string, string) string { return "" }},
 		{"garbage", func(string, string) string { return "not a token at all" }},
 		{"wrong key", func(roomID, userID string) string {
-			return mint(srv.AppID, "not-the-app-key", roomID, userID, day)
+			return mintToken(t, srv.AppID, "not-the-app-key", roomID, userID, day)
 		}},
 		{"unknown app", func(roomID, userID string) string {
-			return mint(strings.Repeat("a", 24), srv.AppKey, roomID, userID, day)
+			return mintToken(t, strings.Repeat("a", 24), srv.AppKey, roomID, userID, day)
 		}},
 		{"another room", func(_, userID string) string { return srv.Token("another-room", userID) }},
 		{"another user", func(roomID, _ string) string { return srv.Token(roomID, "mallory") }},

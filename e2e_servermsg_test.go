@@ -54,7 +54,7 @@ func TestServerMessage(t *testing.T) {
 	require.Equal(t, "ack:"+text, string(r.Ack))
 	requireReq(id, []byte(text), "text/plain; charset=utf-8")
 
-	bin := lgBytes(4096, 3)
+	bin := payloadOf(4096, 3)
 	sent := bytes.Clone(bin)
 	id = a.e.SendServerBinaryMessage(bin)
 	for i := range bin { // not retained after the call returns
@@ -77,7 +77,7 @@ func TestServerMessage(t *testing.T) {
 	require.Equal(t, []byte("to 202"), req.Body)
 
 	// 65,536 bytes are accepted (/accepted: the ack stays short) ...
-	big := lgBytes(65536, 9)
+	big := payloadOf(65536, 9)
 	id = a.e.SendServerBinaryMessage(big)
 	r = a.serverSent(t, id)
 	require.Equal(t, parley.UserMessageSendResultSuccess, r.Result)
@@ -86,9 +86,9 @@ func TestServerMessage(t *testing.T) {
 	require.Len(t, req.Body, 65536)
 	require.True(t, bytes.Equal(big, req.Body), "a 65,536-byte server message differs")
 	// ... 65,537 are not, and nothing is posted.
-	id = a.e.SendServerMessage(lgText(65537, 0))
+	id = a.e.SendServerMessage(textOf(65537, 0))
 	require.Equal(t, parley.UserMessageSendResultExceedMaxLength, a.serverSent(t, id).Result)
-	id = a.e.SendServerBinaryMessage(lgBytes(65537, 0))
+	id = a.e.SendServerBinaryMessage(payloadOf(65537, 0))
 	require.Equal(t, parley.UserMessageSendResultExceedMaxLength, a.serverSent(t, id).Result)
 
 	a.quiet(t)

@@ -37,27 +37,19 @@ func newTokenRig(t *testing.T) *tokenRig {
 	return rig
 }
 
-// sync proves the server has handled everything alice sent so far: a join
-// of another room on her connection comes back after it.
-func (rig *tokenRig) sync(t *testing.T, roomID string) {
-	rec := parleytest.NewRecorder()
-	room, err := rig.alice.e.CreateRoom(roomID, rec)
-	require.NoError(t, err)
-	require.NoError(t, room.JoinRoom(rig.srv.Token(roomID, "alice"), rig.alice.info, parley.RoomConfig{}))
-	requireState(t, rec, 0)
-}
-
 func TestTokenWillExpireAndUpdate(t *testing.T) {
 	rig := newTokenRig(t)
 	rig.clock.Advance(29 * time.Second)
-	rig.sync(t, "sync1")
+	// A join of another room on alice's connection comes back after
+	// everything she sent before: the server has handled it all.
+	rig.alice.enter(t, "sync1")
 	requireNoEvent(t, rig.alice.rec) // not yet: 31 s left
 
 	rig.clock.Advance(2 * time.Second) // 29 s left: inside the 30 s warning
 	require.Equal(t, parleytest.TokenWillExpire{}, rig.alice.rec.Next(t))
 
 	require.NoError(t, rig.alice.room.UpdateToken(rig.srv.TokenExpiring("room1", "alice", rig.clock.Now().Add(time.Hour))))
-	rig.sync(t, "sync2") // the update is in
+	rig.alice.enter(t, "sync2") // the update is in
 	rig.clock.Advance(time.Minute)
 	// Past the first token's expiry: still in. A newcomer proves nothing
 	// came before it.

@@ -20,7 +20,6 @@ import (
 	"github.com/parleyhq/parley"
 	iserver "github.com/parleyhq/parley/internal/server"
 	"github.com/parleyhq/parley/parleytest"
-	"github.com/parleyhq/parley/token"
 )
 
 // Faults on loopback: there is no netem here, so the room's WebRTC traffic
@@ -138,14 +137,7 @@ func newVNetServer(t *testing.T, n *vnet.Net) *vnetServer {
 // token returns a room token for userID in roomID, as parleytest's Token.
 func (s *vnetServer) token(t *testing.T, roomID, userID string) string {
 	t.Helper()
-	expire := time.Now().Add(time.Hour)
-	tk := token.New(s.appID, s.appKey, roomID, userID)
-	tk.ExpireTime(expire)
-	tk.AddPrivilege(token.PrivPublishStream, expire)
-	tk.AddPrivilege(token.PrivSubscribeStream, expire)
-	raw, err := tk.Serialize()
-	require.NoError(t, err)
-	return raw
+	return mintToken(t, s.appID, s.appKey, roomID, userID, time.Now().Add(time.Hour))
 }
 
 func randHex(n int) string {
