@@ -300,7 +300,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			}
 		}
 	}
-	s.cancel()        // posts to app servers in flight end now
+	s.cancel() // posts to app servers in flight end now
 	for _, ss := range sessions {
 		ss.goAway("server shutting down")
 	}
