@@ -30,9 +30,17 @@ import (
 // earlier.
 
 // presenceInterval is the shortest time between two batches of changes
-// of one room. A lone change goes at once; changes within it of the last
-// batch wait for its end, together. Member lists go at once.
-const presenceInterval = 25 * time.Millisecond
+// of a room of n members: 5 ms, and 20 µs more per member, up to 50 ms. A
+// lone change goes at once; changes within it of the last batch wait for
+// its end, together. So a burst of joins costs a room at most about 50,000
+// presence frames a second, whatever its size, and a small room's changes
+// wait little. Member lists go at once.
+func presenceInterval(n int) time.Duration {
+	return min(5*time.Millisecond+time.Duration(n)*20*time.Microsecond, maxPresenceInterval)
+}
+
+// maxPresenceInterval bounds how long a change waits for its batch.
+const maxPresenceInterval = 50 * time.Millisecond
 
 // maxPresenceFrame bounds a Presence frame as maxRoomJoinedFrame does a
 // RoomJoined page.
@@ -143,7 +151,7 @@ func (r *room) presenceWorker() {
 		r.pres.joiners = nil
 		now := time.Now()
 		var changes []change
-		due := r.pres.last.Add(presenceInterval).Sub(now)
+		due := r.pres.last.Add(presenceInterval(len(r.members))).Sub(now)
 		if len(r.pres.changes) > 0 && (due <= 0 || r.srv.ctx.Err() != nil) {
 			changes = r.pres.changes
 			r.pres.changes = nil

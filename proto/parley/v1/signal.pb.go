@@ -1573,8 +1573,9 @@ func (x *UserLeft) GetReason() int32 {
 // left it since the last Presence (or since its RoomJoined list), in the
 // order it happened. The server sends the first change of a quiet room at
 // once and gathers the changes that come while a batch is being sent, or
-// within 25 ms of the last, into the next one. A batch over 64 KiB is
-// split over several Presence frames, in order.
+// within 5 ms to 50 ms (more in a bigger room) of the last, into the next
+// one. A batch over 64 KiB is split over several Presence frames, in
+// order.
 type Presence struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The room.

@@ -1,0 +1,138 @@
+package parley_test
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/parleyhq/parley"
+	"github.com/parleyhq/parley/parleytest"
+	"github.com/parleyhq/parley/server"
+)
+
+// TestBigRoom joins PARLEY_BIG_ROOM members (real Engines, each with its
+// own PeerConnection, all in this process) to one room, 64 joins in flight
+// at a time, and reports how long until every member has state 0 and
+// knows every other; then one member broadcasts 64 B at 5/s for 4 s and
+// it reports the delivery latency over all receivers. It is opt-in (it
+// takes minutes at 2,000 on a small machine): PARLEY_BIG_ROOM=2000 go test
+// -run TestBigRoom -v -timeout 30m .
+func TestBigRoom(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("PARLEY_BIG_ROOM"))
+	if n < 2 {
+		t.Skip("set PARLEY_BIG_ROOM to the room size to run it")
+	}
+	srv := parleytest.NewServer(t, parleytest.WithConfig(func(c *server.Config) {
+		c.MaxConnsPerAddress = 2*n + 64
+		c.JoinTimeout = 5 * time.Minute
+	}))
+	type member struct {
+		room    *parley.Room
+		joined  chan int
+		known   atomic.Int32
+		handler *bigHandler
+	}
+	var (
+		mu   sync.Mutex
+		lats []time.Duration
+	)
+	got := make(chan struct{}, 1<<20)
+	members := make([]*member, n)
+	sem := make(chan struct{}, 64)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := range members {
+		m := &member{joined: make(chan int, 1)}
+		m.handler = &bigHandler{m: &m.known, joined: m.joined, onMessage: func(b []byte) {
+			if len(b) >= 8 {
+				d := time.Since(time.Unix(0, int64(binary.BigEndian.Uint64(b))))
+				mu.Lock()
+				lats = append(lats, d)
+				mu.Unlock()
+			}
+			got <- struct{}{}
+		}}
+		members[i] = m
+		e, err := parley.NewEngine(parley.EngineConfig{AppID: srv.AppID, ServerURL: srv.URL}, nil, parley.WithLoopbackOnly())
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = e.Close() })
+		m.room, err = e.CreateRoom("big", m.handler)
+		require.NoError(t, err)
+		user := fmt.Sprintf("u%d", i)
+		sem <- struct{}{}
+		require.NoError(t, m.room.JoinRoom(srv.Token("big", user), parley.UserInfo{UserID: user}, parley.RoomConfig{}))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			select {
+			case st := <-m.joined:
+				if st != 0 {
+					t.Errorf("%s: join state %d", user, st)
+				}
+			case <-time.After(5 * time.Minute):
+				t.Errorf("%s: join timed out", user)
+			}
+		}()
+	}
+	wg.Wait()
+	joined := time.Since(start)
+	require.Eventually(t, func() bool {
+		for _, m := range members {
+			if int(m.known.Load()) != n-1 {
+				return false
+			}
+		}
+		return true
+	}, 5*time.Minute, 10*time.Millisecond, "every member knows every other")
+	known := time.Since(start)
+	t.Logf("%d members: all state 0 after %v, all know each other after %v", n, joined.Round(time.Millisecond), known.Round(time.Millisecond))
+
+	const sends = 20
+	sender := members[0].room
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	payload := make([]byte, 64)
+	for range sends {
+		<-tick.C
+		binary.BigEndian.PutUint64(payload, uint64(time.Now().UnixNano()))
+		sender.SendRoomBinaryMessage(payload)
+	}
+	timeout := time.After(2 * time.Minute)
+	for range sends * (n - 1) {
+		select {
+		case <-got:
+		case <-timeout:
+			t.Fatalf("not every broadcast reached every member")
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("broadcast to %d: %d deliveries, p50 %v, p90 %v, p99 %v, max %v", n-1, len(lats),
+		percentile(lats, 50).Round(100*time.Microsecond), percentile(lats, 90).Round(100*time.Microsecond),
+		percentile(lats, 99).Round(100*time.Microsecond), percentile(lats, 100).Round(100*time.Microsecond))
+}
+
+type bigHandler struct {
+	parley.NopRoomEventHandler
+	m         *atomic.Int32
+	joined    chan int
+	onMessage func([]byte)
+}
+
+func (h *bigHandler) OnRoomStateChanged(_, _ string, state int, _ parley.RoomStateInfo) {
+	select {
+	case h.joined <- state:
+	default:
+	}
+}
+func (h *bigHandler) OnUserJoined(parley.UserInfo)                   { h.m.Add(1) }
+func (h *bigHandler) OnUserLeave(string, parley.UserOfflineReason)   { h.m.Add(-1) }
+func (h *bigHandler) OnRoomBinaryMessageReceived(_ string, b []byte) { h.onMessage(b) }
