@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -23,7 +25,8 @@ import (
 // knows every other; then one member broadcasts 64 B at 5/s for 4 s and
 // it reports the delivery latency over all receivers. It is opt-in (it
 // takes minutes at 2,000 on a small machine): PARLEY_BIG_ROOM=2000 go test
-// -run TestBigRoom -v -timeout 30m .
+// -run TestBigRoom -v -timeout 30m . With PARLEY_BIG_ROOM_HEAP=file it
+// writes a heap profile of the idle room (SDKs and server) there.
 func TestBigRoom(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("PARLEY_BIG_ROOM"))
 	if n < 2 {
@@ -94,6 +97,18 @@ func TestBigRoom(t *testing.T) {
 	}, 5*time.Minute, 10*time.Millisecond, "every member knows every other")
 	known := time.Since(start)
 	t.Logf("%d members: all state 0 after %v, all know each other after %v", n, joined.Round(time.Millisecond), known.Round(time.Millisecond))
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	t.Logf("idle, SDK and server together: %d goroutines (%.1f per member), heap %.1f MiB (%.0f KiB per member), stacks %.1f MiB",
+		runtime.NumGoroutine(), float64(runtime.NumGoroutine())/float64(n), float64(ms.HeapAlloc)/(1<<20),
+		float64(ms.HeapAlloc)/1024/float64(n), float64(ms.StackInuse)/(1<<20))
+	if path := os.Getenv("PARLEY_BIG_ROOM_HEAP"); path != "" {
+		f, err := os.Create(path)
+		require.NoError(t, err)
+		require.NoError(t, pprof.WriteHeapProfile(f))
+		require.NoError(t, f.Close())
+	}
 
 	const sends = 20
 	sender := members[0].room
