@@ -20,8 +20,8 @@ import (
 )
 
 // TestBigRoom joins PARLEY_BIG_ROOM members (real Engines, each with its
-// own PeerConnection, all in this process) to one room, 64 joins in flight
-// at a time, and reports how long until every member has state 0 and
+// own PeerConnection, all in this process) to one room, 32 joins in flight
+// at a time (PARLEY_BIG_ROOM_INFLIGHT), and reports how long until every member has state 0 and
 // knows every other; then one member broadcasts 64 B at 5/s for 4 s and
 // it reports the delivery latency over all receivers. It is opt-in (it
 // takes minutes at 2,000 on a small machine): PARLEY_BIG_ROOM=2000 go test
@@ -48,7 +48,11 @@ func TestBigRoom(t *testing.T) {
 	)
 	got := make(chan struct{}, 1<<20)
 	members := make([]*member, n)
-	sem := make(chan struct{}, 64)
+	inFlight := 32
+	if v, _ := strconv.Atoi(os.Getenv("PARLEY_BIG_ROOM_INFLIGHT")); v > 0 {
+		inFlight = v
+	}
+	sem := make(chan struct{}, inFlight)
 	start := time.Now()
 	var wg sync.WaitGroup
 	for i := range members {
@@ -87,6 +91,10 @@ func TestBigRoom(t *testing.T) {
 	}
 	wg.Wait()
 	joined := time.Since(start)
+	t.Logf("%d members: all joins ended after %v", n, joined.Round(time.Millisecond))
+	if t.Failed() {
+		t.FailNow()
+	}
 	require.Eventually(t, func() bool {
 		for _, m := range members {
 			if int(m.known.Load()) != n-1 {
@@ -151,3 +159,124 @@ func (h *bigHandler) OnRoomStateChanged(_, _ string, state int, _ parley.RoomSta
 func (h *bigHandler) OnUserJoined(parley.UserInfo)                   { h.m.Add(1) }
 func (h *bigHandler) OnUserLeave(string, parley.UserOfflineReason)   { h.m.Add(-1) }
 func (h *bigHandler) OnRoomBinaryMessageReceived(_ string, b []byte) { h.onMessage(b) }
+
+// presenceLog records a room's state and membership callbacks in order.
+type presenceLog struct {
+	parley.NopRoomEventHandler
+	mu     sync.Mutex
+	events []string // "state N", "+user", "-user"
+}
+
+func (h *presenceLog) add(s string) {
+	h.mu.Lock()
+	h.events = append(h.events, s)
+	h.mu.Unlock()
+}
+func (h *presenceLog) OnRoomStateChanged(_, _ string, state int, _ parley.RoomStateInfo) {
+	h.add(fmt.Sprintf("state %d", state))
+}
+func (h *presenceLog) OnUserJoined(u parley.UserInfo)                    { h.add("+" + u.UserID) }
+func (h *presenceLog) OnUserLeave(id string, _ parley.UserOfflineReason) { h.add("-" + id) }
+
+// members replays the log: the members it tells of, or an error if it is
+// out of order (a change before state 0, a member joining twice, leaving
+// without having joined).
+func (h *presenceLog) members() (map[string]bool, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	in := make(map[string]bool)
+	for i, ev := range h.events {
+		switch {
+		case i == 0 && ev != "state 0":
+			return nil, fmt.Errorf("first event %q, not state 0", ev)
+		case i == 0:
+		case ev[0] == '+' && in[ev[1:]]:
+			return nil, fmt.Errorf("event %d: %s joined twice", i, ev[1:])
+		case ev[0] == '+':
+			in[ev[1:]] = true
+		case ev[0] == '-' && !in[ev[1:]]:
+			return nil, fmt.Errorf("event %d: %s left without having joined", i, ev[1:])
+		case ev[0] == '-':
+			delete(in, ev[1:])
+		default:
+			return nil, fmt.Errorf("event %d: %q", i, ev)
+		}
+	}
+	return in, nil
+}
+
+// TestRoomPresenceBurst: 12 members join one room at once, then 4 of
+// them leave at once. Each of the others hears state 0 first, then of
+// every other member once, in an order that never has one join twice or
+// leave unseen, and ends up knowing exactly the 7 others (the server
+// batches these changes into Presence frames, which the SDK unpacks).
+func TestRoomPresenceBurst(t *testing.T) {
+	srv := parleytest.NewServer(t)
+	const n, leaving = 12, 4
+	logs := make([]*presenceLog, n)
+	rooms := make([]*parley.Room, n)
+	for i := range n {
+		e, err := parley.NewEngine(parley.EngineConfig{AppID: srv.AppID, ServerURL: srv.URL}, nil, parley.WithLoopbackOnly())
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = e.Close() })
+		logs[i] = &presenceLog{}
+		rooms[i], err = e.CreateRoom("burst", logs[i])
+		require.NoError(t, err)
+	}
+	for i, r := range rooms {
+		user := fmt.Sprintf("u%d", i)
+		require.NoError(t, r.JoinRoom(srv.Token("burst", user), parley.UserInfo{UserID: user}, parley.RoomConfig{}))
+	}
+	var bad error // the first log found out of order
+	var badMu sync.Mutex
+	knows := func(i int, want map[string]bool) func() bool {
+		return func() bool {
+			got, err := logs[i].members()
+			if err != nil {
+				badMu.Lock()
+				bad = fmt.Errorf("u%d: %w", i, err)
+				badMu.Unlock()
+				return true // stop waiting: it is wrong for good
+			}
+			return len(got) == len(want) && func() bool {
+				for u := range want {
+					if !got[u] {
+						return false
+					}
+				}
+				return true
+			}()
+		}
+	}
+	all := func(except int, from int) map[string]bool {
+		m := make(map[string]bool)
+		for j := from; j < n; j++ {
+			if j != except {
+				m[fmt.Sprintf("u%d", j)] = true
+			}
+		}
+		return m
+	}
+	check := func() {
+		badMu.Lock()
+		defer badMu.Unlock()
+		require.NoError(t, bad)
+	}
+	for i := range n {
+		require.Eventually(t, knows(i, all(i, 0)), 30*time.Second, 5*time.Millisecond, "u%d knows the other %d", i, n-1)
+		check()
+	}
+	var wg sync.WaitGroup
+	for i := range leaving {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = rooms[i].LeaveRoom()
+		}()
+	}
+	wg.Wait()
+	for i := leaving; i < n; i++ {
+		require.Eventually(t, knows(i, all(i, leaving)), 30*time.Second, 5*time.Millisecond, "u%d knows the %d left", i, n-leaving-1)
+		check()
+	}
+}
