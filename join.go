@@ -395,7 +395,7 @@ func (a *attempt) userJoinedLocked(m *pb.Member, queue func(func(RoomEventHandle
 
 // userLeftLocked records that a member left and queues OnUserLeave.
 func (a *attempt) userLeftLocked(l *pb.UserLeft, queue func(func(RoomEventHandler))) {
-	id, reason := l.UserId, UserOfflineReason(l.Reason)
+	id, reason := l.GetUserId(), UserOfflineReason(l.GetReason())
 	delete(a.members, id)
 	queue(func(h RoomEventHandler) { h.OnUserLeave(id, reason) })
 }
