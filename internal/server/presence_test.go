@@ -206,3 +206,52 @@ func TestPresenceBatchesUnderChurn(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkRoomJoins joins 2,000 members to one room, one every 200 µs
+// (5,000 joins a second, as a burst of clients whose channels open at
+// once would), without PeerConnections: sessions that keep their frames.
+// It reports the signaling frames the room's presence cost per member
+// (one UserJoined per member already there, before batching: about 1,000
+// at this size), the time activate holds the room (mean and max), and the
+// time until every member has been told everything.
+//
+//	go test -run '^$' -bench BenchmarkRoomJoins -benchtime 1x ./internal/server
+func BenchmarkRoomJoins(b *testing.B) {
+	const n = 2000
+	for b.Loop() {
+		srv, err := New(Config{Apps: map[string]string{testAppID: testAppKey}})
+		require.NoError(b, err)
+		r := srv.room(testAppID, "bench")
+		sessions := make([]*captureSession, n)
+		members := make([]*member, n)
+		for i := range n {
+			sessions[i] = newCaptureSession(b, srv, fmt.Sprintf("u%d", i))
+			members[i] = pendingMember(r, sessions[i].session, fmt.Sprintf("u%d", i), "")
+			members[i].batches = true
+		}
+		start := time.Now()
+		var held, maxHeld time.Duration
+		tick := time.NewTicker(200 * time.Microsecond)
+		for _, m := range members {
+			<-tick.C
+			t0 := time.Now()
+			r.activate(m)
+			d := time.Since(t0)
+			held += d
+			maxHeld = max(maxHeld, d)
+		}
+		tick.Stop()
+		waitIdle(b, r)
+		told := time.Since(start)
+		frames := 0
+		for _, cs := range sessions {
+			cs.mu.Lock()
+			frames += len(cs.frames)
+			cs.mu.Unlock()
+		}
+		b.ReportMetric(float64(frames)/n, "frames/member")
+		b.ReportMetric(float64(held.Microseconds())/n, "activate-µs")
+		b.ReportMetric(float64(maxHeld.Microseconds()), "activate-max-µs")
+		b.ReportMetric(told.Seconds(), "all-told-s")
+	}
+}

@@ -24,7 +24,7 @@ type captureSession struct {
 	frames [][]byte
 }
 
-func newCaptureSession(t *testing.T, srv *Server, id string) *captureSession {
+func newCaptureSession(t testing.TB, srv *Server, id string) *captureSession {
 	t.Helper()
 	cs := &captureSession{session: &session{
 		srv: srv, id: id, log: zap.NewNop(), out: signal.NewStream(maxReplay), members: make(map[string]*member),
