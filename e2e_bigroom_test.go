@@ -26,7 +26,8 @@ import (
 // it reports the delivery latency over all receivers. It is opt-in (it
 // takes minutes at 2,000 on a small machine): PARLEY_BIG_ROOM=2000 go test
 // -run TestBigRoom -v -timeout 30m . With PARLEY_BIG_ROOM_HEAP=file it
-// writes a heap profile of the idle room (SDKs and server) there.
+// writes a heap profile of the idle room (SDKs and server) there, and with
+// PARLEY_BIG_ROOM_GOROUTINES=file a dump of its goroutines.
 func TestBigRoom(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("PARLEY_BIG_ROOM"))
 	if n < 2 {
@@ -111,6 +112,12 @@ func TestBigRoom(t *testing.T) {
 	t.Logf("idle, SDK and server together: %d goroutines (%.1f per member), heap %.1f MiB (%.0f KiB per member), stacks %.1f MiB",
 		runtime.NumGoroutine(), float64(runtime.NumGoroutine())/float64(n), float64(ms.HeapAlloc)/(1<<20),
 		float64(ms.HeapAlloc)/1024/float64(n), float64(ms.StackInuse)/(1<<20))
+	if path := os.Getenv("PARLEY_BIG_ROOM_GOROUTINES"); path != "" {
+		f, err := os.Create(path)
+		require.NoError(t, err)
+		require.NoError(t, pprof.Lookup("goroutine").WriteTo(f, 2))
+		require.NoError(t, f.Close())
+	}
 	if path := os.Getenv("PARLEY_BIG_ROOM_HEAP"); path != "" {
 		f, err := os.Create(path)
 		require.NoError(t, err)
