@@ -490,6 +490,8 @@ func (e *Engine) onSignal(f *pb.ServerFrame) {
 		roomID = b.UserJoined.RoomId
 	case *pb.ServerFrame_UserLeft:
 		roomID = b.UserLeft.RoomId
+	case *pb.ServerFrame_Presence:
+		roomID = b.Presence.RoomId
 	case *pb.ServerFrame_RoomRemoved:
 		roomID = b.RoomRemoved.RoomId
 	case *pb.ServerFrame_TokenWillExpire:

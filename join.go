@@ -260,6 +260,8 @@ func (r *Room) connect(ctx context.Context, a *attempt) (int, error) {
 		SdpOffer:  pc.LocalDescription().SDP,
 		AppId:     r.e.cfg.AppID,
 		Rejoin:    a.joinType == JoinTypeReconnected,
+
+		PresenceBatches: true,
 	}}})
 	if err != nil {
 		return fail(fmt.Errorf("join request: %w", err))
@@ -353,13 +355,20 @@ func (r *Room) onSignal(f *pb.ServerFrame) {
 			close(a.active)
 		}
 	case *pb.ServerFrame_UserJoined:
-		u := UserInfo{UserID: b.UserJoined.Member.GetUserId(), ExtraInfo: b.UserJoined.Member.GetExtraInfo()}
-		a.members[u.UserID] = u
-		queue(func(h RoomEventHandler) { h.OnUserJoined(u) })
+		a.userJoinedLocked(b.UserJoined.Member, queue)
 	case *pb.ServerFrame_UserLeft:
-		id, reason := b.UserLeft.UserId, UserOfflineReason(b.UserLeft.Reason)
-		delete(a.members, id)
-		queue(func(h RoomEventHandler) { h.OnUserLeave(id, reason) })
+		a.userLeftLocked(b.UserLeft, queue)
+	case *pb.ServerFrame_Presence:
+		// A batch of the room's changes, in order: each as its own
+		// UserJoined or UserLeft would be.
+		for _, c := range b.Presence.Changes {
+			switch c := c.Change.(type) {
+			case *pb.PresenceChange_Joined:
+				a.userJoinedLocked(c.Joined, queue)
+			case *pb.PresenceChange_Left:
+				a.userLeftLocked(c.Left, queue)
+			}
+		}
 	case *pb.ServerFrame_TokenWillExpire:
 		// A rejoin continues the same stay in the room, so the warning is
 		// news now, not after the rejoin's state 0 (a transport failure
@@ -375,6 +384,20 @@ func (r *Room) onSignal(f *pb.ServerFrame) {
 		return
 	}
 	r.mu.Unlock()
+}
+
+// userJoinedLocked records that m joined and queues OnUserJoined.
+func (a *attempt) userJoinedLocked(m *pb.Member, queue func(func(RoomEventHandler))) {
+	u := UserInfo{UserID: m.GetUserId(), ExtraInfo: m.GetExtraInfo()}
+	a.members[u.UserID] = u
+	queue(func(h RoomEventHandler) { h.OnUserJoined(u) })
+}
+
+// userLeftLocked records that a member left and queues OnUserLeave.
+func (a *attempt) userLeftLocked(l *pb.UserLeft, queue func(func(RoomEventHandler))) {
+	id, reason := l.GetUserId(), UserOfflineReason(l.GetReason())
+	delete(a.members, id)
+	queue(func(h RoomEventHandler) { h.OnUserLeave(id, reason) })
 }
 
 // reconcileLocked brings the members a rejoin knows (those the handler

@@ -45,7 +45,7 @@ func (m *member) onPacket(ch int, buf []byte, off, end int) {
 			m.log.Debug("malformed message dropped", zap.Int("channel", ch))
 			return
 		}
-		m.relay(ch, buf, msg)
+		m.relayInOrder(ch, buf, msg)
 	case fieldPacketAck:
 		var ack pb.Ack
 		if err := proto.Unmarshal(buf[bodyOff:bodyEnd], &ack); err != nil {
@@ -265,13 +265,16 @@ func (r *room) member(userID string) *member {
 	return r.members[userID]
 }
 
-// others returns the active members but m.
+// others returns the active and suspended members but m, in the order
+// they joined: a snapshot of the roster, taken in O(1) under r.mu, and
+// filtered outside it.
 func (r *room) others(m *member) []*member {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := make([]*member, 0, len(r.members))
-	for _, o := range r.members {
-		if o != m {
+	snap := r.roster.list
+	r.mu.Unlock()
+	out := make([]*member, 0, len(snap))
+	for _, o := range snap {
+		if o != m && o.leftVer.Load() == 0 {
 			out = append(out, o)
 		}
 	}

@@ -69,7 +69,7 @@ func newRelayRig(tb testing.TB, cfg Config) *relayRig {
 			m.chans[i] = outs[i]
 		}
 		m.state = stateActive
-		r.members[user] = m
+		addActive(r, m)
 		r.refs++
 		ss.members[r.id] = m
 		rig.outs[m] = outs
@@ -84,6 +84,7 @@ func (rig *relayRig) feed(m *member, ch int, b []byte) {
 	buf := make([]byte, readHeadroom+len(b)+readTailroom)
 	copy(buf[readHeadroom:], b)
 	m.onPacket(ch, buf, readHeadroom, readHeadroom+len(b))
+	waitIdle(nil, m.room) // a broadcast is relayed on the room's fan-out worker
 }
 
 // packets decodes everything written to m's channels.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,9 +18,10 @@ import (
 	pb "github.com/parleyhq/parley/proto/parley/v1"
 )
 
-// room is the set of active members of one room ID. Membership changes and
-// the notifications they cause happen under mu, so every session hears
-// about one room's changes in the same order.
+// room is the set of active members of one room ID. Membership changes
+// happen under mu, and are numbered there; the room's presence worker
+// tells the members about them in that order (see presence.go), so every
+// session hears about one room's changes in the same order.
 type room struct {
 	srv  *Server
 	key  roomKey
@@ -29,9 +29,12 @@ type room struct {
 	refs int // members holding the room, pending or active; guarded by srv.mu
 
 	mu      sync.Mutex
-	members map[string]*member // active members by user ID
-	seq     uint64             // activation counter, for join order
+	members map[string]*member // active members by user ID; guarded by mu
+	seq     uint64             // activation counter, for join order; guarded by mu
 	quota   *rate.Limiter      // broadcasts per second in the room
+	roster  roster             // the members in join order, for snapshots; guarded by mu
+	pres    presence           // changes and joiners for the presence worker; guarded by mu
+	fan     fanout             // the broadcasts being fanned out, in order
 }
 
 // roomKey names a room: rooms are per app.
@@ -52,6 +55,8 @@ type member struct {
 	sess      *session
 	userID    string
 	extraInfo string
+	pbInfo    *pb.Member // userID and extraInfo, as the others are told; read-only
+	batches   bool       // the client takes Presence frames; read-only once in the room
 	log       *zap.Logger
 
 	pc        *webrtc.PeerConnection
@@ -65,6 +70,14 @@ type member struct {
 
 	state memberState // guarded by room.mu
 	seq   uint64      // activation order; guarded by room.mu
+
+	// Presence (see presence.go).
+	joinVer uint64        // the presence version of its activation; set under room.mu before it is in the roster, then read-only
+	leftVer atomic.Uint64 // the presence version of its departure; 0 while in the room; written under room.mu
+	pcursor uint64        // the presence version it has been told of; only the room's presence worker uses it
+	quiet   atomic.Bool   // gone: no more presence frames; set under sess.sendMu (silence)
+
+	fanQueued atomic.Int32 // its jobs in the room's fan-out queue, not finished (see fanout.go)
 
 	wmu    sync.Mutex  // orders writes to m's reliable channel with a replay of retain
 	retain retention   // reliable messages forwarded to m, not yet acknowledged
@@ -89,6 +102,7 @@ func newMember(r *room, ss *session, userID, extraInfo string) *member {
 		sess:      ss,
 		userID:    userID,
 		extraInfo: extraInfo,
+		pbInfo:    &pb.Member{UserId: userID, ExtraInfo: extraInfo},
 		log:       ss.log.With(zap.String("room", r.id), zap.String("user", userID)),
 		from:      fromField(userID),
 		retain:    retention{user: userID},
@@ -195,7 +209,6 @@ func (m *member) reopened(pc *webrtc.PeerConnection, dcs [transport.NumChannels]
 		m.grace()
 		m.grace = nil
 	}
-	present := r.othersLocked(m)
 	m.wmu.Lock()
 	m.dcs, m.chans = dcs, chans
 	was := m.state
@@ -205,7 +218,7 @@ func (m *member) reopened(pc *webrtc.PeerConnection, dcs [transport.NumChannels]
 	if was == stateSuspended {
 		r.srv.metrics.members.Inc()
 	}
-	r.sendMembersLocked(m, present)
+	r.listLocked(m) // the list again, as of now: the client reconciles its own with it
 	r.mu.Unlock()
 	m.readChannels(chans)
 	m.log.Info("member back on a new PeerConnection")
@@ -345,38 +358,19 @@ func (m *member) finish() {
 	})
 }
 
-func (m *member) info() *pb.Member {
-	return &pb.Member{UserId: m.userID, ExtraInfo: m.extraInfo}
-}
-
-// othersLocked lists the room's members but m, in the order they joined.
-func (r *room) othersLocked(m *member) []*pb.Member {
-	present := make([]*member, 0, len(r.members))
-	for _, o := range r.members {
-		if o != m {
-			present = append(present, o)
-		}
-	}
-	slices.SortFunc(present, func(a, b *member) int { return int(a.seq) - int(b.seq) })
-	list := make([]*pb.Member, len(present))
-	for i, o := range present {
-		list[i] = o.info()
-	}
-	return list
-}
-
 // maxRoomJoinedFrame bounds a RoomJoined frame, whatever the room's size:
 // a long member list goes in pages (RoomJoined.more). The client refuses
 // frames over 1 MiB; 64 KiB keeps one page from holding up the session's
 // other frames for long.
 const maxRoomJoinedFrame = 64 << 10
 
-// sendMembersLocked sends m the members already in the room, list, in
+// sendMembersLocked sends ss the members already in the room, list, in
 // RoomJoined frames of at most maxRoomJoinedFrame bytes: each holds the
 // next members in order, and all but the last have more set. They go back
-// to back: the session's send lock is held across them, so no other frame
-// of the session comes between. Called with r.mu held.
-func (r *room) sendMembersLocked(m *member, list []*pb.Member) {
+// to back: the caller holds the session's send lock across them, so no
+// other frame of the session comes between. The presence worker calls it,
+// outside r.mu.
+func (r *room) sendMembersLocked(ss *session, list []*pb.Member) {
 	// What a frame costs besides its members: the largest header fields,
 	// and the RoomJoined's length growing to three bytes.
 	overhead := proto.Size(&pb.ServerFrame{
@@ -384,9 +378,6 @@ func (r *room) sendMembersLocked(m *member, list []*pb.Member) {
 		Body: &pb.ServerFrame_RoomJoined{RoomJoined: &pb.RoomJoined{RoomId: r.id, More: true}},
 	}) + 2
 	budget := maxRoomJoinedFrame - overhead
-	ss := m.sess
-	ss.sendMu.Lock()
-	defer ss.sendMu.Unlock()
 	for {
 		n, size := 0, 0
 		for n < len(list) {
@@ -410,7 +401,8 @@ func (r *room) sendMembersLocked(m *member, list []*pb.Member) {
 
 // activate makes m an active member: an earlier member with the same user
 // ID is removed (-1004 to it, Dropped to the rest), m learns who is there,
-// and the rest learn about m.
+// and the rest learn about m (from the presence worker: nothing here walks
+// the room).
 func (r *room) activate(m *member) {
 	r.mu.Lock()
 	if m.state != statePending {
@@ -425,23 +417,18 @@ func (r *room) activate(m *member) {
 		old.state = stateGone
 		delete(r.members, old.userID)
 		old.evicted.Store(true)
+		old.silence()
 		old.sess.send(0, &pb.ServerFrame{Body: &pb.ServerFrame_RoomRemoved{RoomRemoved: &pb.RoomRemoved{
 			RoomId: r.id, Code: codeDuplicateLogin, Reason: "the same user joined the room elsewhere",
 		}}})
-		r.broadcastLocked(old, &pb.ServerFrame{Body: &pb.ServerFrame_UserLeft{UserLeft: &pb.UserLeft{
-			RoomId: r.id, UserId: old.userID, Reason: reasonDropped,
-		}}})
+		r.leftLocked(old, reasonDropped, true)
 	}
-	list := r.othersLocked(m)
 	r.seq++
 	m.seq = r.seq
 	m.state = stateActive
 	r.members[m.userID] = m
 	r.srv.metrics.members.Inc()
-	r.sendMembersLocked(m, list)
-	r.broadcastLocked(m, &pb.ServerFrame{Body: &pb.ServerFrame_UserJoined{UserJoined: &pb.UserJoined{
-		RoomId: r.id, Member: m.info(),
-	}}})
+	r.joinedLocked(m)
 	m.joinTimer.Stop()
 	m.armTokenLocked(m.expireAt)
 	r.mu.Unlock()
@@ -475,25 +462,12 @@ func (r *room) remove(m *member, reason int32, notify bool) {
 		if was == stateActive {
 			r.srv.metrics.members.Dec()
 		}
-		if notify {
-			r.broadcastLocked(m, &pb.ServerFrame{Body: &pb.ServerFrame_UserLeft{UserLeft: &pb.UserLeft{
-				RoomId: r.id, UserId: m.userID, Reason: reason,
-			}}})
-		}
+		r.leftLocked(m, reason, notify)
 	}
 	r.mu.Unlock()
+	m.silence()
 	m.log.Debug("member removed", zap.Int32("reason", reason))
 	m.finish()
-}
-
-// broadcastLocked sends f to every active member but except.
-// Each session numbers its frames, so each gets its own copy.
-func (r *room) broadcastLocked(except *member, f *pb.ServerFrame) {
-	for _, o := range r.members {
-		if o != except {
-			o.sess.send(0, proto.Clone(f).(*pb.ServerFrame))
-		}
-	}
 }
 
 // armTokenLocked times the member's token: a warning TokenWarning before
@@ -540,6 +514,7 @@ func (m *member) tokenExpired() {
 	}
 	m.log.Info("token expired: member removed")
 	m.evicted.Store(true)
+	m.silence() // nothing of the room's after its removal
 	m.sess.send(0, &pb.ServerFrame{Body: &pb.ServerFrame_RoomRemoved{RoomRemoved: &pb.RoomRemoved{
 		RoomId: m.room.id, Code: codeTokenExpired, Reason: "token expired",
 	}}})

@@ -24,7 +24,7 @@ type captureSession struct {
 	frames [][]byte
 }
 
-func newCaptureSession(t *testing.T, srv *Server, id string) *captureSession {
+func newCaptureSession(t testing.TB, srv *Server, id string) *captureSession {
 	t.Helper()
 	cs := &captureSession{session: &session{
 		srv: srv, id: id, log: zap.NewNop(), out: signal.NewStream(maxReplay), members: make(map[string]*member),
@@ -81,10 +81,7 @@ func TestRoomJoinedPages(t *testing.T) {
 		want[i] = fmt.Sprintf("%0128d", i)
 		ss := newCaptureSession(t, srv, want[i])
 		m := pendingMember(r, ss.session, want[i], extra)
-		m.state = stateActive
-		r.seq++
-		m.seq = r.seq
-		r.members[m.userID] = m
+		addActive(r, m)
 	}
 
 	cs := newCaptureSession(t, srv, "newcomer")
@@ -105,6 +102,7 @@ func TestRoomJoinedPages(t *testing.T) {
 	}
 	r.activate(nm)
 	wg.Wait()
+	waitIdle(t, r)
 
 	sizes, frames := cs.decoded(t)
 	first, prev, last := -1, -1, -1

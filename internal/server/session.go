@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/parleyhq/parley/internal/ids"
@@ -107,14 +109,38 @@ func (ss *session) send(requestID uint64, f *pb.ServerFrame) {
 // sendLocked is send with sendMu held.
 func (ss *session) sendLocked(requestID uint64, f *pb.ServerFrame) {
 	f.RequestId = requestID
-	err := ss.out.Send(func(seq, acked uint64) []byte {
+	ss.sent(ss.out.Send(func(seq, acked uint64) []byte {
 		f.Seq, f.Acked = seq, acked
 		b, err := proto.Marshal(f)
 		if err != nil {
 			panic("parley: marshal frame: " + err.Error()) // only a programming error gets here
 		}
 		return b
-	})
+	}))
+}
+
+// sendEncodedLocked is sendLocked of an event already encoded, body: a
+// ServerFrame without seq and acked (and request_id 0), which it appends.
+// An event many sessions get (a room's presence) is encoded once.
+func (ss *session) sendEncodedLocked(body []byte) {
+	ss.sent(ss.out.Send(func(seq, acked uint64) []byte {
+		b := make([]byte, len(body), len(body)+2*(2+binary.MaxVarintLen64))
+		copy(b, body)
+		b = protowire.AppendTag(b, fieldFrameSeq, protowire.VarintType)
+		b = protowire.AppendVarint(b, seq)
+		b = protowire.AppendTag(b, fieldFrameAcked, protowire.VarintType)
+		return protowire.AppendVarint(b, acked)
+	}))
+}
+
+// Field numbers of ServerFrame's seq and acked.
+const (
+	fieldFrameSeq   = 25
+	fieldFrameAcked = 26
+)
+
+// sent acts on the error of queueing a frame.
+func (ss *session) sent(err error) {
 	switch {
 	case errors.Is(err, signal.ErrQueueFull):
 		ss.closeFor(websocket.ClosePolicyViolation, closeSlow, "signaling queue full", false)
@@ -320,6 +346,7 @@ func (ss *session) handleJoin(reqID uint64, j *pb.JoinRequest) {
 	ss.markAuthedLocked()
 	r := ss.srv.room(j.AppId, j.RoomId)
 	m := newMember(r, ss, j.UserId, j.ExtraInfo)
+	m.batches = j.PresenceBatches
 	if t, err := token.Parse(j.Token); err == nil {
 		m.expireAt = t.ExpireAt // timed once the member is active
 	}

@@ -72,19 +72,48 @@ func ReadLoop(rw datachannel.ReadWriteCloser, handle func([]byte)) error {
 // gets the whole buffer, whose bytes [off:end] are the message, with at
 // least head bytes before off and tail bytes after end that it may
 // overwrite (to re-frame the message in place).
+//
+// The buffer starts small (readSmall) and grows to MaxSCTPMessage for a
+// message that does not fit (pion keeps a message it could not hand over
+// for a short buffer, and the read is tried again); it goes back to small
+// after readShrinkAfter small messages in a row. An idle channel so costs
+// a few KiB, not 256 KiB.
 func ReadLoopRoom(rw datachannel.ReadWriteCloser, head, tail int, handle func(buf []byte, off, end int)) error {
-	buf := make([]byte, head+MaxSCTPMessage+tail)
+	size := readSmall
+	buf := make([]byte, head+size+tail)
+	small := 0 // small messages in a row read into the big buffer
 	for {
-		n, err := rw.Read(buf[head : head+MaxSCTPMessage])
-		if err != nil {
+		n, err := rw.Read(buf[head : head+size])
+		switch {
+		case errors.Is(err, io.ErrShortBuffer) && size < MaxSCTPMessage:
+			size = MaxSCTPMessage
+			buf = make([]byte, head+size+tail)
+			small = 0
+			continue
+		case err != nil:
 			if isClosed(err) {
 				return nil
 			}
 			return err
 		}
 		handle(buf, head, head+n)
+		if size > readSmall && n <= readSmall {
+			if small++; small >= readShrinkAfter {
+				size = readSmall
+				buf = make([]byte, head+size+tail)
+			}
+		} else {
+			small = 0
+		}
 	}
 }
+
+// A read loop's buffer for small messages, and how many small messages in
+// a row take it back there from MaxSCTPMessage.
+const (
+	readSmall       = 4 << 10
+	readShrinkAfter = 64
+)
 
 // isClosed reports the errors a data channel's Read returns once it, or
 // its association, is closed.

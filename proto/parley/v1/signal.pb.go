@@ -355,6 +355,7 @@ type ServerFrame struct {
 	//	*ServerFrame_AckOnly
 	//	*ServerFrame_UpdateToken
 	//	*ServerFrame_TokenWillExpire
+	//	*ServerFrame_Presence
 	Body isServerFrame_Body `protobuf_oneof:"body"`
 	// This frame's number in the server's sequence for the session (see
 	// ClientFrame.seq); 0 for Welcome, GoAway, ResumeResponse and SeqAck.
@@ -598,6 +599,15 @@ func (x *ServerFrame) GetTokenWillExpire() *TokenWillExpire {
 	return nil
 }
 
+func (x *ServerFrame) GetPresence() *Presence {
+	if x != nil {
+		if x, ok := x.Body.(*ServerFrame_Presence); ok {
+			return x.Presence
+		}
+	}
+	return nil
+}
+
 func (x *ServerFrame) GetSeq() uint64 {
 	if x != nil {
 		return x.Seq
@@ -724,6 +734,13 @@ type ServerFrame_TokenWillExpire struct {
 	TokenWillExpire *TokenWillExpire `protobuf:"bytes,22,opt,name=token_will_expire,json=tokenWillExpire,proto3,oneof"`
 }
 
+type ServerFrame_Presence struct {
+	// Event: members of a room joined or left, in the order it happened.
+	// Sent instead of UserJoined and UserLeft to a member whose
+	// JoinRequest set presence_batches.
+	Presence *Presence `protobuf:"bytes,23,opt,name=presence,proto3,oneof"`
+}
+
 func (*ServerFrame_Welcome) isServerFrame_Body() {}
 
 func (*ServerFrame_Join) isServerFrame_Body() {}
@@ -765,6 +782,8 @@ func (*ServerFrame_AckOnly) isServerFrame_Body() {}
 func (*ServerFrame_UpdateToken) isServerFrame_Body() {}
 
 func (*ServerFrame_TokenWillExpire) isServerFrame_Body() {}
+
+func (*ServerFrame_Presence) isServerFrame_Body() {}
 
 // Welcome opens every connection.
 type Welcome struct {
@@ -1036,9 +1055,13 @@ type JoinRequest struct {
 	// period), the new PeerConnection replaces the old one, the others are
 	// told nothing, and the reliable messages the member had not
 	// acknowledged are delivered again.
-	Rejoin        bool `protobuf:"varint,7,opt,name=rejoin,proto3" json:"rejoin,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Rejoin bool `protobuf:"varint,7,opt,name=rejoin,proto3" json:"rejoin,omitempty"`
+	// The client understands Presence frames: the server tells it of the
+	// room's joins and leaves in batches (Presence), not one UserJoined or
+	// UserLeft frame per change. A client that does not set it gets those.
+	PresenceBatches bool `protobuf:"varint,8,opt,name=presence_batches,json=presenceBatches,proto3" json:"presence_batches,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *JoinRequest) Reset() {
@@ -1116,6 +1139,13 @@ func (x *JoinRequest) GetAppId() string {
 func (x *JoinRequest) GetRejoin() bool {
 	if x != nil {
 		return x.Rejoin
+	}
+	return false
+}
+
+func (x *JoinRequest) GetPresenceBatches() bool {
+	if x != nil {
+		return x.PresenceBatches
 	}
 	return false
 }
@@ -1539,6 +1569,152 @@ func (x *UserLeft) GetReason() int32 {
 	return 0
 }
 
+// Presence tells a member of a room about other members that joined or
+// left it since the last Presence (or since its RoomJoined list), in the
+// order it happened. The server sends the first change of a quiet room at
+// once and gathers the changes that come while a batch is being sent, or
+// within 5 ms to 50 ms (more in a bigger room) of the last, into the next
+// one. A batch over 64 KiB is split over several Presence frames, in
+// order.
+type Presence struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The room.
+	RoomId string `protobuf:"bytes,1,opt,name=room_id,json=roomId,proto3" json:"room_id,omitempty"`
+	// The changes, oldest first.
+	Changes       []*PresenceChange `protobuf:"bytes,2,rep,name=changes,proto3" json:"changes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Presence) Reset() {
+	*x = Presence{}
+	mi := &file_parley_v1_signal_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Presence) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Presence) ProtoMessage() {}
+
+func (x *Presence) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_signal_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Presence.ProtoReflect.Descriptor instead.
+func (*Presence) Descriptor() ([]byte, []int) {
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *Presence) GetRoomId() string {
+	if x != nil {
+		return x.RoomId
+	}
+	return ""
+}
+
+func (x *Presence) GetChanges() []*PresenceChange {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+// PresenceChange is one member joining or leaving.
+type PresenceChange struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Change:
+	//
+	//	*PresenceChange_Joined
+	//	*PresenceChange_Left
+	Change        isPresenceChange_Change `protobuf_oneof:"change"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PresenceChange) Reset() {
+	*x = PresenceChange{}
+	mi := &file_parley_v1_signal_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PresenceChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PresenceChange) ProtoMessage() {}
+
+func (x *PresenceChange) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_signal_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PresenceChange.ProtoReflect.Descriptor instead.
+func (*PresenceChange) Descriptor() ([]byte, []int) {
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *PresenceChange) GetChange() isPresenceChange_Change {
+	if x != nil {
+		return x.Change
+	}
+	return nil
+}
+
+func (x *PresenceChange) GetJoined() *Member {
+	if x != nil {
+		if x, ok := x.Change.(*PresenceChange_Joined); ok {
+			return x.Joined
+		}
+	}
+	return nil
+}
+
+func (x *PresenceChange) GetLeft() *UserLeft {
+	if x != nil {
+		if x, ok := x.Change.(*PresenceChange_Left); ok {
+			return x.Left
+		}
+	}
+	return nil
+}
+
+type isPresenceChange_Change interface {
+	isPresenceChange_Change()
+}
+
+type PresenceChange_Joined struct {
+	// A member became active (as UserJoined.member).
+	Joined *Member `protobuf:"bytes,1,opt,name=joined,proto3,oneof"`
+}
+
+type PresenceChange_Left struct {
+	// A member is gone (as UserLeft; its room_id is left empty).
+	Left *UserLeft `protobuf:"bytes,2,opt,name=left,proto3,oneof"`
+}
+
+func (*PresenceChange_Joined) isPresenceChange_Change() {}
+
+func (*PresenceChange_Left) isPresenceChange_Change() {}
+
 // RoomRemoved tells a client that the server removed it from a room; its
 // PeerConnection for the room is closed.
 type RoomRemoved struct {
@@ -1558,7 +1734,7 @@ type RoomRemoved struct {
 
 func (x *RoomRemoved) Reset() {
 	*x = RoomRemoved{}
-	mi := &file_parley_v1_signal_proto_msgTypes[14]
+	mi := &file_parley_v1_signal_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1570,7 +1746,7 @@ func (x *RoomRemoved) String() string {
 func (*RoomRemoved) ProtoMessage() {}
 
 func (x *RoomRemoved) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[14]
+	mi := &file_parley_v1_signal_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1583,7 +1759,7 @@ func (x *RoomRemoved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoomRemoved.ProtoReflect.Descriptor instead.
 func (*RoomRemoved) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{14}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RoomRemoved) GetRoomId() string {
@@ -1618,7 +1794,7 @@ type GoAway struct {
 
 func (x *GoAway) Reset() {
 	*x = GoAway{}
-	mi := &file_parley_v1_signal_proto_msgTypes[15]
+	mi := &file_parley_v1_signal_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1630,7 +1806,7 @@ func (x *GoAway) String() string {
 func (*GoAway) ProtoMessage() {}
 
 func (x *GoAway) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[15]
+	mi := &file_parley_v1_signal_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1643,7 +1819,7 @@ func (x *GoAway) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GoAway.ProtoReflect.Descriptor instead.
 func (*GoAway) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{15}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GoAway) GetReason() string {
@@ -1670,7 +1846,7 @@ type LoginRequest struct {
 
 func (x *LoginRequest) Reset() {
 	*x = LoginRequest{}
-	mi := &file_parley_v1_signal_proto_msgTypes[16]
+	mi := &file_parley_v1_signal_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1682,7 +1858,7 @@ func (x *LoginRequest) String() string {
 func (*LoginRequest) ProtoMessage() {}
 
 func (x *LoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[16]
+	mi := &file_parley_v1_signal_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1695,7 +1871,7 @@ func (x *LoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginRequest.ProtoReflect.Descriptor instead.
 func (*LoginRequest) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{16}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *LoginRequest) GetAppId() string {
@@ -1735,7 +1911,7 @@ type LoginResponse struct {
 
 func (x *LoginResponse) Reset() {
 	*x = LoginResponse{}
-	mi := &file_parley_v1_signal_proto_msgTypes[17]
+	mi := &file_parley_v1_signal_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1747,7 +1923,7 @@ func (x *LoginResponse) String() string {
 func (*LoginResponse) ProtoMessage() {}
 
 func (x *LoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[17]
+	mi := &file_parley_v1_signal_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1760,7 +1936,7 @@ func (x *LoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginResponse.ProtoReflect.Descriptor instead.
 func (*LoginResponse) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{17}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *LoginResponse) GetCode() int32 {
@@ -1786,7 +1962,7 @@ type LogoutRequest struct {
 
 func (x *LogoutRequest) Reset() {
 	*x = LogoutRequest{}
-	mi := &file_parley_v1_signal_proto_msgTypes[18]
+	mi := &file_parley_v1_signal_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1798,7 +1974,7 @@ func (x *LogoutRequest) String() string {
 func (*LogoutRequest) ProtoMessage() {}
 
 func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[18]
+	mi := &file_parley_v1_signal_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1811,7 +1987,7 @@ func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutRequest.ProtoReflect.Descriptor instead.
 func (*LogoutRequest) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{18}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{20}
 }
 
 // LogoutResponse answers LogoutRequest.
@@ -1823,7 +1999,7 @@ type LogoutResponse struct {
 
 func (x *LogoutResponse) Reset() {
 	*x = LogoutResponse{}
-	mi := &file_parley_v1_signal_proto_msgTypes[19]
+	mi := &file_parley_v1_signal_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1835,7 +2011,7 @@ func (x *LogoutResponse) String() string {
 func (*LogoutResponse) ProtoMessage() {}
 
 func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[19]
+	mi := &file_parley_v1_signal_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1848,7 +2024,7 @@ func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutResponse.ProtoReflect.Descriptor instead.
 func (*LogoutResponse) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{19}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{21}
 }
 
 // LoggedOut tells a connection its login ended.
@@ -1862,7 +2038,7 @@ type LoggedOut struct {
 
 func (x *LoggedOut) Reset() {
 	*x = LoggedOut{}
-	mi := &file_parley_v1_signal_proto_msgTypes[20]
+	mi := &file_parley_v1_signal_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1874,7 +2050,7 @@ func (x *LoggedOut) String() string {
 func (*LoggedOut) ProtoMessage() {}
 
 func (x *LoggedOut) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[20]
+	mi := &file_parley_v1_signal_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1887,7 +2063,7 @@ func (x *LoggedOut) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoggedOut.ProtoReflect.Descriptor instead.
 func (*LoggedOut) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{20}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *LoggedOut) GetReason() int32 {
@@ -1908,7 +2084,7 @@ type PeerStatusRequest struct {
 
 func (x *PeerStatusRequest) Reset() {
 	*x = PeerStatusRequest{}
-	mi := &file_parley_v1_signal_proto_msgTypes[21]
+	mi := &file_parley_v1_signal_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1920,7 +2096,7 @@ func (x *PeerStatusRequest) String() string {
 func (*PeerStatusRequest) ProtoMessage() {}
 
 func (x *PeerStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[21]
+	mi := &file_parley_v1_signal_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1933,7 +2109,7 @@ func (x *PeerStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerStatusRequest.ProtoReflect.Descriptor instead.
 func (*PeerStatusRequest) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{21}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PeerStatusRequest) GetUserId() string {
@@ -1957,7 +2133,7 @@ type PeerStatusResponse struct {
 
 func (x *PeerStatusResponse) Reset() {
 	*x = PeerStatusResponse{}
-	mi := &file_parley_v1_signal_proto_msgTypes[22]
+	mi := &file_parley_v1_signal_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1969,7 +2145,7 @@ func (x *PeerStatusResponse) String() string {
 func (*PeerStatusResponse) ProtoMessage() {}
 
 func (x *PeerStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[22]
+	mi := &file_parley_v1_signal_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1982,7 +2158,7 @@ func (x *PeerStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerStatusResponse.ProtoReflect.Descriptor instead.
 func (*PeerStatusResponse) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{22}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PeerStatusResponse) GetUserId() string {
@@ -2022,7 +2198,7 @@ type OutsideMessage struct {
 
 func (x *OutsideMessage) Reset() {
 	*x = OutsideMessage{}
-	mi := &file_parley_v1_signal_proto_msgTypes[23]
+	mi := &file_parley_v1_signal_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2034,7 +2210,7 @@ func (x *OutsideMessage) String() string {
 func (*OutsideMessage) ProtoMessage() {}
 
 func (x *OutsideMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[23]
+	mi := &file_parley_v1_signal_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2047,7 +2223,7 @@ func (x *OutsideMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutsideMessage.ProtoReflect.Descriptor instead.
 func (*OutsideMessage) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{23}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *OutsideMessage) GetMsgId() int64 {
@@ -2106,7 +2282,7 @@ type ServerParamsRequest struct {
 
 func (x *ServerParamsRequest) Reset() {
 	*x = ServerParamsRequest{}
-	mi := &file_parley_v1_signal_proto_msgTypes[24]
+	mi := &file_parley_v1_signal_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2118,7 +2294,7 @@ func (x *ServerParamsRequest) String() string {
 func (*ServerParamsRequest) ProtoMessage() {}
 
 func (x *ServerParamsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[24]
+	mi := &file_parley_v1_signal_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2131,7 +2307,7 @@ func (x *ServerParamsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerParamsRequest.ProtoReflect.Descriptor instead.
 func (*ServerParamsRequest) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{24}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ServerParamsRequest) GetSignature() string {
@@ -2162,7 +2338,7 @@ type ServerParamsResponse struct {
 
 func (x *ServerParamsResponse) Reset() {
 	*x = ServerParamsResponse{}
-	mi := &file_parley_v1_signal_proto_msgTypes[25]
+	mi := &file_parley_v1_signal_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2174,7 +2350,7 @@ func (x *ServerParamsResponse) String() string {
 func (*ServerParamsResponse) ProtoMessage() {}
 
 func (x *ServerParamsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[25]
+	mi := &file_parley_v1_signal_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2187,7 +2363,7 @@ func (x *ServerParamsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerParamsResponse.ProtoReflect.Descriptor instead.
 func (*ServerParamsResponse) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{25}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ServerParamsResponse) GetCode() int32 {
@@ -2219,7 +2395,7 @@ type ServerMessage struct {
 
 func (x *ServerMessage) Reset() {
 	*x = ServerMessage{}
-	mi := &file_parley_v1_signal_proto_msgTypes[26]
+	mi := &file_parley_v1_signal_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2231,7 +2407,7 @@ func (x *ServerMessage) String() string {
 func (*ServerMessage) ProtoMessage() {}
 
 func (x *ServerMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[26]
+	mi := &file_parley_v1_signal_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2244,7 +2420,7 @@ func (x *ServerMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerMessage.ProtoReflect.Descriptor instead.
 func (*ServerMessage) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{26}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ServerMessage) GetMsgId() int64 {
@@ -2285,7 +2461,7 @@ type ServerMessageResult struct {
 
 func (x *ServerMessageResult) Reset() {
 	*x = ServerMessageResult{}
-	mi := &file_parley_v1_signal_proto_msgTypes[27]
+	mi := &file_parley_v1_signal_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2297,7 +2473,7 @@ func (x *ServerMessageResult) String() string {
 func (*ServerMessageResult) ProtoMessage() {}
 
 func (x *ServerMessageResult) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[27]
+	mi := &file_parley_v1_signal_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2310,7 +2486,7 @@ func (x *ServerMessageResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerMessageResult.ProtoReflect.Descriptor instead.
 func (*ServerMessageResult) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{27}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ServerMessageResult) GetMsgId() int64 {
@@ -2348,7 +2524,7 @@ type UpdateTokenRequest struct {
 
 func (x *UpdateTokenRequest) Reset() {
 	*x = UpdateTokenRequest{}
-	mi := &file_parley_v1_signal_proto_msgTypes[28]
+	mi := &file_parley_v1_signal_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2360,7 +2536,7 @@ func (x *UpdateTokenRequest) String() string {
 func (*UpdateTokenRequest) ProtoMessage() {}
 
 func (x *UpdateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[28]
+	mi := &file_parley_v1_signal_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2373,7 +2549,7 @@ func (x *UpdateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateTokenRequest.ProtoReflect.Descriptor instead.
 func (*UpdateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{28}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *UpdateTokenRequest) GetRoomId() string {
@@ -2403,7 +2579,7 @@ type UpdateTokenResponse struct {
 
 func (x *UpdateTokenResponse) Reset() {
 	*x = UpdateTokenResponse{}
-	mi := &file_parley_v1_signal_proto_msgTypes[29]
+	mi := &file_parley_v1_signal_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2415,7 +2591,7 @@ func (x *UpdateTokenResponse) String() string {
 func (*UpdateTokenResponse) ProtoMessage() {}
 
 func (x *UpdateTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[29]
+	mi := &file_parley_v1_signal_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2428,7 +2604,7 @@ func (x *UpdateTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateTokenResponse.ProtoReflect.Descriptor instead.
 func (*UpdateTokenResponse) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{29}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *UpdateTokenResponse) GetCode() int32 {
@@ -2456,7 +2632,7 @@ type TokenWillExpire struct {
 
 func (x *TokenWillExpire) Reset() {
 	*x = TokenWillExpire{}
-	mi := &file_parley_v1_signal_proto_msgTypes[30]
+	mi := &file_parley_v1_signal_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2468,7 +2644,7 @@ func (x *TokenWillExpire) String() string {
 func (*TokenWillExpire) ProtoMessage() {}
 
 func (x *TokenWillExpire) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[30]
+	mi := &file_parley_v1_signal_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2481,7 +2657,7 @@ func (x *TokenWillExpire) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenWillExpire.ProtoReflect.Descriptor instead.
 func (*TokenWillExpire) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{30}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *TokenWillExpire) GetRoomId() string {
@@ -2515,7 +2691,8 @@ const file_parley_v1_signal_proto_rawDesc = "" +
 	"\fupdate_token\x18\r \x01(\v2\x1d.parley.v1.UpdateTokenRequestH\x00R\vupdateToken\x12\x10\n" +
 	"\x03seq\x18\x0f \x01(\x04R\x03seq\x12\x14\n" +
 	"\x05acked\x18\x10 \x01(\x04R\x05ackedB\x06\n" +
-	"\x04body\"\xeb\t\n" +
+	"\x04body\"\x9e\n" +
+	"\n" +
 	"\vServerFrame\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12.\n" +
@@ -2544,7 +2721,8 @@ const file_parley_v1_signal_proto_rawDesc = "" +
 	"\x06resume\x18\x13 \x01(\v2\x19.parley.v1.ResumeResponseH\x00R\x06resume\x12.\n" +
 	"\back_only\x18\x14 \x01(\v2\x11.parley.v1.SeqAckH\x00R\aackOnly\x12C\n" +
 	"\fupdate_token\x18\x15 \x01(\v2\x1e.parley.v1.UpdateTokenResponseH\x00R\vupdateToken\x12H\n" +
-	"\x11token_will_expire\x18\x16 \x01(\v2\x1a.parley.v1.TokenWillExpireH\x00R\x0ftokenWillExpire\x12\x10\n" +
+	"\x11token_will_expire\x18\x16 \x01(\v2\x1a.parley.v1.TokenWillExpireH\x00R\x0ftokenWillExpire\x121\n" +
+	"\bpresence\x18\x17 \x01(\v2\x13.parley.v1.PresenceH\x00R\bpresence\x12\x10\n" +
 	"\x03seq\x18\x19 \x01(\x04R\x03seq\x12\x14\n" +
 	"\x05acked\x18\x1a \x01(\x04R\x05ackedB\x06\n" +
 	"\x04body\"\x8f\x01\n" +
@@ -2563,7 +2741,7 @@ const file_parley_v1_signal_proto_rawDesc = "" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x10\n" +
 	"\x03ack\x18\x02 \x01(\x04R\x03ack\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\"\b\n" +
-	"\x06SeqAck\"\xc0\x01\n" +
+	"\x06SeqAck\"\xeb\x01\n" +
 	"\vJoinRequest\x12\x17\n" +
 	"\aroom_id\x18\x01 \x01(\tR\x06roomId\x12\x14\n" +
 	"\x05token\x18\x02 \x01(\tR\x05token\x12\x17\n" +
@@ -2572,7 +2750,8 @@ const file_parley_v1_signal_proto_rawDesc = "" +
 	"extra_info\x18\x04 \x01(\tR\textraInfo\x12\x1b\n" +
 	"\tsdp_offer\x18\x05 \x01(\tR\bsdpOffer\x12\x15\n" +
 	"\x06app_id\x18\x06 \x01(\tR\x05appId\x12\x16\n" +
-	"\x06rejoin\x18\a \x01(\bR\x06rejoin\"Y\n" +
+	"\x06rejoin\x18\a \x01(\bR\x06rejoin\x12)\n" +
+	"\x10presence_batches\x18\b \x01(\bR\x0fpresenceBatches\"Y\n" +
 	"\fJoinResponse\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x11R\x04code\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1d\n" +
@@ -2599,7 +2778,14 @@ const file_parley_v1_signal_proto_rawDesc = "" +
 	"\bUserLeft\x12\x17\n" +
 	"\aroom_id\x18\x01 \x01(\tR\x06roomId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\x05R\x06reason\"R\n" +
+	"\x06reason\x18\x03 \x01(\x05R\x06reason\"X\n" +
+	"\bPresence\x12\x17\n" +
+	"\aroom_id\x18\x01 \x01(\tR\x06roomId\x123\n" +
+	"\achanges\x18\x02 \x03(\v2\x19.parley.v1.PresenceChangeR\achanges\"r\n" +
+	"\x0ePresenceChange\x12+\n" +
+	"\x06joined\x18\x01 \x01(\v2\x11.parley.v1.MemberH\x00R\x06joined\x12)\n" +
+	"\x04left\x18\x02 \x01(\v2\x13.parley.v1.UserLeftH\x00R\x04leftB\b\n" +
+	"\x06change\"R\n" +
 	"\vRoomRemoved\x12\x17\n" +
 	"\aroom_id\x18\x01 \x01(\tR\x06roomId\x12\x12\n" +
 	"\x04code\x18\x02 \x01(\x11R\x04code\x12\x16\n" +
@@ -2664,7 +2850,7 @@ func file_parley_v1_signal_proto_rawDescGZIP() []byte {
 	return file_parley_v1_signal_proto_rawDescData
 }
 
-var file_parley_v1_signal_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_parley_v1_signal_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_parley_v1_signal_proto_goTypes = []any{
 	(*ClientFrame)(nil),          // 0: parley.v1.ClientFrame
 	(*ServerFrame)(nil),          // 1: parley.v1.ServerFrame
@@ -2680,67 +2866,73 @@ var file_parley_v1_signal_proto_goTypes = []any{
 	(*RoomJoined)(nil),           // 11: parley.v1.RoomJoined
 	(*UserJoined)(nil),           // 12: parley.v1.UserJoined
 	(*UserLeft)(nil),             // 13: parley.v1.UserLeft
-	(*RoomRemoved)(nil),          // 14: parley.v1.RoomRemoved
-	(*GoAway)(nil),               // 15: parley.v1.GoAway
-	(*LoginRequest)(nil),         // 16: parley.v1.LoginRequest
-	(*LoginResponse)(nil),        // 17: parley.v1.LoginResponse
-	(*LogoutRequest)(nil),        // 18: parley.v1.LogoutRequest
-	(*LogoutResponse)(nil),       // 19: parley.v1.LogoutResponse
-	(*LoggedOut)(nil),            // 20: parley.v1.LoggedOut
-	(*PeerStatusRequest)(nil),    // 21: parley.v1.PeerStatusRequest
-	(*PeerStatusResponse)(nil),   // 22: parley.v1.PeerStatusResponse
-	(*OutsideMessage)(nil),       // 23: parley.v1.OutsideMessage
-	(*ServerParamsRequest)(nil),  // 24: parley.v1.ServerParamsRequest
-	(*ServerParamsResponse)(nil), // 25: parley.v1.ServerParamsResponse
-	(*ServerMessage)(nil),        // 26: parley.v1.ServerMessage
-	(*ServerMessageResult)(nil),  // 27: parley.v1.ServerMessageResult
-	(*UpdateTokenRequest)(nil),   // 28: parley.v1.UpdateTokenRequest
-	(*UpdateTokenResponse)(nil),  // 29: parley.v1.UpdateTokenResponse
-	(*TokenWillExpire)(nil),      // 30: parley.v1.TokenWillExpire
-	(*Ack)(nil),                  // 31: parley.v1.Ack
-	(*Result)(nil),               // 32: parley.v1.Result
+	(*Presence)(nil),             // 14: parley.v1.Presence
+	(*PresenceChange)(nil),       // 15: parley.v1.PresenceChange
+	(*RoomRemoved)(nil),          // 16: parley.v1.RoomRemoved
+	(*GoAway)(nil),               // 17: parley.v1.GoAway
+	(*LoginRequest)(nil),         // 18: parley.v1.LoginRequest
+	(*LoginResponse)(nil),        // 19: parley.v1.LoginResponse
+	(*LogoutRequest)(nil),        // 20: parley.v1.LogoutRequest
+	(*LogoutResponse)(nil),       // 21: parley.v1.LogoutResponse
+	(*LoggedOut)(nil),            // 22: parley.v1.LoggedOut
+	(*PeerStatusRequest)(nil),    // 23: parley.v1.PeerStatusRequest
+	(*PeerStatusResponse)(nil),   // 24: parley.v1.PeerStatusResponse
+	(*OutsideMessage)(nil),       // 25: parley.v1.OutsideMessage
+	(*ServerParamsRequest)(nil),  // 26: parley.v1.ServerParamsRequest
+	(*ServerParamsResponse)(nil), // 27: parley.v1.ServerParamsResponse
+	(*ServerMessage)(nil),        // 28: parley.v1.ServerMessage
+	(*ServerMessageResult)(nil),  // 29: parley.v1.ServerMessageResult
+	(*UpdateTokenRequest)(nil),   // 30: parley.v1.UpdateTokenRequest
+	(*UpdateTokenResponse)(nil),  // 31: parley.v1.UpdateTokenResponse
+	(*TokenWillExpire)(nil),      // 32: parley.v1.TokenWillExpire
+	(*Ack)(nil),                  // 33: parley.v1.Ack
+	(*Result)(nil),               // 34: parley.v1.Result
 }
 var file_parley_v1_signal_proto_depIdxs = []int32{
 	6,  // 0: parley.v1.ClientFrame.join:type_name -> parley.v1.JoinRequest
 	8,  // 1: parley.v1.ClientFrame.leave:type_name -> parley.v1.LeaveRequest
-	16, // 2: parley.v1.ClientFrame.login:type_name -> parley.v1.LoginRequest
-	18, // 3: parley.v1.ClientFrame.logout:type_name -> parley.v1.LogoutRequest
-	21, // 4: parley.v1.ClientFrame.peer_status:type_name -> parley.v1.PeerStatusRequest
-	23, // 5: parley.v1.ClientFrame.send:type_name -> parley.v1.OutsideMessage
-	31, // 6: parley.v1.ClientFrame.ack:type_name -> parley.v1.Ack
-	24, // 7: parley.v1.ClientFrame.server_params:type_name -> parley.v1.ServerParamsRequest
-	26, // 8: parley.v1.ClientFrame.server_message:type_name -> parley.v1.ServerMessage
+	18, // 2: parley.v1.ClientFrame.login:type_name -> parley.v1.LoginRequest
+	20, // 3: parley.v1.ClientFrame.logout:type_name -> parley.v1.LogoutRequest
+	23, // 4: parley.v1.ClientFrame.peer_status:type_name -> parley.v1.PeerStatusRequest
+	25, // 5: parley.v1.ClientFrame.send:type_name -> parley.v1.OutsideMessage
+	33, // 6: parley.v1.ClientFrame.ack:type_name -> parley.v1.Ack
+	26, // 7: parley.v1.ClientFrame.server_params:type_name -> parley.v1.ServerParamsRequest
+	28, // 8: parley.v1.ClientFrame.server_message:type_name -> parley.v1.ServerMessage
 	3,  // 9: parley.v1.ClientFrame.resume:type_name -> parley.v1.ResumeRequest
 	5,  // 10: parley.v1.ClientFrame.ack_only:type_name -> parley.v1.SeqAck
-	28, // 11: parley.v1.ClientFrame.update_token:type_name -> parley.v1.UpdateTokenRequest
+	30, // 11: parley.v1.ClientFrame.update_token:type_name -> parley.v1.UpdateTokenRequest
 	2,  // 12: parley.v1.ServerFrame.welcome:type_name -> parley.v1.Welcome
 	7,  // 13: parley.v1.ServerFrame.join:type_name -> parley.v1.JoinResponse
 	9,  // 14: parley.v1.ServerFrame.leave:type_name -> parley.v1.LeaveResponse
 	11, // 15: parley.v1.ServerFrame.room_joined:type_name -> parley.v1.RoomJoined
 	12, // 16: parley.v1.ServerFrame.user_joined:type_name -> parley.v1.UserJoined
 	13, // 17: parley.v1.ServerFrame.user_left:type_name -> parley.v1.UserLeft
-	14, // 18: parley.v1.ServerFrame.room_removed:type_name -> parley.v1.RoomRemoved
-	15, // 19: parley.v1.ServerFrame.go_away:type_name -> parley.v1.GoAway
-	17, // 20: parley.v1.ServerFrame.login:type_name -> parley.v1.LoginResponse
-	19, // 21: parley.v1.ServerFrame.logout:type_name -> parley.v1.LogoutResponse
-	22, // 22: parley.v1.ServerFrame.peer_status:type_name -> parley.v1.PeerStatusResponse
-	25, // 23: parley.v1.ServerFrame.server_params:type_name -> parley.v1.ServerParamsResponse
-	20, // 24: parley.v1.ServerFrame.logged_out:type_name -> parley.v1.LoggedOut
-	23, // 25: parley.v1.ServerFrame.message:type_name -> parley.v1.OutsideMessage
-	31, // 26: parley.v1.ServerFrame.ack:type_name -> parley.v1.Ack
-	32, // 27: parley.v1.ServerFrame.result:type_name -> parley.v1.Result
-	27, // 28: parley.v1.ServerFrame.server_result:type_name -> parley.v1.ServerMessageResult
+	16, // 18: parley.v1.ServerFrame.room_removed:type_name -> parley.v1.RoomRemoved
+	17, // 19: parley.v1.ServerFrame.go_away:type_name -> parley.v1.GoAway
+	19, // 20: parley.v1.ServerFrame.login:type_name -> parley.v1.LoginResponse
+	21, // 21: parley.v1.ServerFrame.logout:type_name -> parley.v1.LogoutResponse
+	24, // 22: parley.v1.ServerFrame.peer_status:type_name -> parley.v1.PeerStatusResponse
+	27, // 23: parley.v1.ServerFrame.server_params:type_name -> parley.v1.ServerParamsResponse
+	22, // 24: parley.v1.ServerFrame.logged_out:type_name -> parley.v1.LoggedOut
+	25, // 25: parley.v1.ServerFrame.message:type_name -> parley.v1.OutsideMessage
+	33, // 26: parley.v1.ServerFrame.ack:type_name -> parley.v1.Ack
+	34, // 27: parley.v1.ServerFrame.result:type_name -> parley.v1.Result
+	29, // 28: parley.v1.ServerFrame.server_result:type_name -> parley.v1.ServerMessageResult
 	4,  // 29: parley.v1.ServerFrame.resume:type_name -> parley.v1.ResumeResponse
 	5,  // 30: parley.v1.ServerFrame.ack_only:type_name -> parley.v1.SeqAck
-	29, // 31: parley.v1.ServerFrame.update_token:type_name -> parley.v1.UpdateTokenResponse
-	30, // 32: parley.v1.ServerFrame.token_will_expire:type_name -> parley.v1.TokenWillExpire
-	10, // 33: parley.v1.RoomJoined.members:type_name -> parley.v1.Member
-	10, // 34: parley.v1.UserJoined.member:type_name -> parley.v1.Member
-	35, // [35:35] is the sub-list for method output_type
-	35, // [35:35] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	31, // 31: parley.v1.ServerFrame.update_token:type_name -> parley.v1.UpdateTokenResponse
+	32, // 32: parley.v1.ServerFrame.token_will_expire:type_name -> parley.v1.TokenWillExpire
+	14, // 33: parley.v1.ServerFrame.presence:type_name -> parley.v1.Presence
+	10, // 34: parley.v1.RoomJoined.members:type_name -> parley.v1.Member
+	10, // 35: parley.v1.UserJoined.member:type_name -> parley.v1.Member
+	15, // 36: parley.v1.Presence.changes:type_name -> parley.v1.PresenceChange
+	10, // 37: parley.v1.PresenceChange.joined:type_name -> parley.v1.Member
+	13, // 38: parley.v1.PresenceChange.left:type_name -> parley.v1.UserLeft
+	39, // [39:39] is the sub-list for method output_type
+	39, // [39:39] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_parley_v1_signal_proto_init() }
@@ -2785,6 +2977,11 @@ func file_parley_v1_signal_proto_init() {
 		(*ServerFrame_AckOnly)(nil),
 		(*ServerFrame_UpdateToken)(nil),
 		(*ServerFrame_TokenWillExpire)(nil),
+		(*ServerFrame_Presence)(nil),
+	}
+	file_parley_v1_signal_proto_msgTypes[15].OneofWrappers = []any{
+		(*PresenceChange_Joined)(nil),
+		(*PresenceChange_Left)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2792,7 +2989,7 @@ func file_parley_v1_signal_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_parley_v1_signal_proto_rawDesc), len(file_parley_v1_signal_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   31,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
