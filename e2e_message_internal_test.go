@@ -161,3 +161,8 @@ func AwaitingAcks(r *Room) map[string]int {
 	}
 	return out
 }
+
+// WithPacketVersion1 makes the Engine a version 1 peer on the data
+// channels: its joins say it takes no batches, it sends none, and a batch
+// that reaches it anyway is dropped, as a v1 SDK would (it finds no body).
+func WithPacketVersion1() Option { return func(o *options) { o.packetVersion = 1 } }

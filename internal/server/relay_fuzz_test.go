@@ -244,3 +244,46 @@ func TestRelayBatch(t *testing.T) {
 		t.Fatalf("malformed batches reached b: %v", got)
 	}
 }
+
+// TestBroadcastAckStopsAtServer: a receiver's ack of broadcasts settles
+// the server's copy and goes no further. The sender gets exactly one
+// packet per broadcast, its result; a reliable user message's ack still
+// reaches its sender.
+func TestBroadcastAckStopsAtServer(t *testing.T) {
+	rig := newRelayRig(t, Config{})
+	for id := int64(1); id <= 3; id++ {
+		b, _ := proto.Marshal(&pb.Packet{Body: &pb.Packet_Message{Message: &pb.Message{MsgId: id, Broadcast: true, Payload: []byte("all")}}})
+		rig.feed(rig.a, transport.ChannelReliable, b)
+	}
+	if got := rig.packets(t, rig.b); len(got) != 3 {
+		t.Fatalf("b got %d packets, want the 3 broadcasts", len(got))
+	}
+	if got := rig.packets(t, rig.a); len(got) != 3 {
+		t.Fatalf("a got %d packets, want 3 results", len(got))
+	}
+	if n := rig.b.retain.size; n == 0 {
+		t.Fatal("the server keeps no copy of the broadcasts for b")
+	}
+	ack, _ := proto.Marshal(&pb.Packet{Body: &pb.Packet_Ack{Ack: &pb.Ack{Peer: "a", UpTo: 3}}})
+	rig.feed(rig.b, transport.ChannelReliable, ack)
+	if got := rig.packets(t, rig.a); len(got) != 0 {
+		t.Fatalf("b's ack of broadcasts reached the sender: %v", got)
+	}
+	rig.b.retain.mu.Lock()
+	left := len(rig.b.retain.q)
+	rig.b.retain.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("the ack left %d broadcasts retained for b", left)
+	}
+
+	// A reliable user message: its ack is the sender's Success.
+	msg, _ := proto.Marshal(&pb.Packet{Body: &pb.Packet_Message{Message: &pb.Message{MsgId: 4, To: "b", Payload: []byte("one")}}})
+	rig.feed(rig.a, transport.ChannelReliable, msg)
+	rig.packets(t, rig.b)
+	ack, _ = proto.Marshal(&pb.Packet{Body: &pb.Packet_Ack{Ack: &pb.Ack{Peer: "a", UpTo: 4}}})
+	rig.feed(rig.b, transport.ChannelReliable, ack)
+	got := rig.packets(t, rig.a)
+	if len(got) != 1 || got[0].GetAck().GetPeer() != "b" || got[0].GetAck().GetUpTo() != 4 {
+		t.Fatalf("a got %v, want b's ack up to 4", got)
+	}
+}
