@@ -46,16 +46,16 @@ type attempt struct {
 	active   chan struct{} // closed when the server has the member active (the last RoomJoined page)
 	live     chan struct{} // closed once state 0 is queued: received messages wait for it
 
-	token    string                                       // guarded by Room.mu
-	pc       *webrtc.PeerConnection                       // guarded by Room.mu
-	chans    transport.Channels                           // guarded by Room.mu
+	token    string                                   // guarded by Room.mu
+	pc       *webrtc.PeerConnection                   // guarded by Room.mu
+	chans    transport.Channels                       // guarded by Room.mu
 	writers  [transport.NumChannels]*transport.Writer // guarded by Room.mu
 	batch    bool                                     // guarded by Room.mu; both ends take batches (JoinResponse.packet_version)
-	joined   bool                                         // guarded by Room.mu; state 0 queued
-	joinedAt time.Time                                    // guarded by Room.mu
-	members  map[string]UserInfo                          // guarded by Room.mu; the other members, as told by the server
-	pending  []func()                                     // guarded by Room.mu; membership events that arrived before state 0
-	pages    []*pb.Member                                 // guarded by Room.mu; the RoomJoined pages so far, until the last
+	joined   bool                                     // guarded by Room.mu; state 0 queued
+	joinedAt time.Time                                // guarded by Room.mu
+	members  map[string]UserInfo                      // guarded by Room.mu; the other members, as told by the server
+	pending  []func()                                 // guarded by Room.mu; membership events that arrived before state 0
+	pages    []*pb.Member                             // guarded by Room.mu; the RoomJoined pages so far, until the last
 
 	msgState // its own locks: see msgState
 

@@ -21,9 +21,9 @@ type fakeDC struct {
 	low    func()
 }
 
-func (d *fakeDC) BufferedAmount() uint64             { return d.queued.Load() }
+func (d *fakeDC) BufferedAmount() uint64               { return d.queued.Load() }
 func (d *fakeDC) SetBufferedAmountLowThreshold(uint64) {}
-func (d *fakeDC) OnBufferedAmountLow(f func())       { d.low = f }
+func (d *fakeDC) OnBufferedAmountLow(f func())         { d.low = f }
 
 // drain empties the queue and runs the callback, on a goroutine of its own
 // as an SCTP read loop would.
