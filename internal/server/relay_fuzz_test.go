@@ -287,3 +287,45 @@ func TestBroadcastAckStopsAtServer(t *testing.T) {
 		t.Fatalf("a got %v, want b's ack up to 4", got)
 	}
 }
+
+// FuzzBatchScan: the relay's batch scanner agrees with protobuf. Whatever
+// protobuf decodes as a batch (entries and no body), eachBatched finds as
+// one, with the same entries in the same order; and it never panics nor
+// hands out bytes outside its input.
+func FuzzBatchScan(f *testing.F) {
+	f.Add(batchOf(
+		&pb.Packet{Body: &pb.Packet_Message{Message: &pb.Message{MsgId: 1, To: "b", Payload: []byte("x")}}},
+		&pb.Packet{Body: &pb.Packet_Ack{Ack: &pb.Ack{Peer: "b", UpTo: 2}}},
+	))
+	f.Add([]byte{0x22, 0x00})
+	f.Add([]byte{0x22, 0x02, 0x0a, 0x00, 0x12, 0x00})
+	f.Add([]byte{0x20, 0x01})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var entries [][]byte
+		batched, err := eachBatched(b, func(e []byte) {
+			if len(e) > len(b) {
+				t.Fatal("an entry longer than its batch")
+			}
+			entries = append(entries, e)
+		})
+		if err != nil && len(entries) > 0 {
+			t.Fatal("entries handed out from a malformed batch")
+		}
+		var p pb.Packet
+		if proto.Unmarshal(b, &p) != nil || len(p.Batch) == 0 || p.Body != nil {
+			return
+		}
+		if !batched || err != nil {
+			t.Fatalf("protobuf decodes a batch of %d; eachBatched says batched %v, %v", len(p.Batch), batched, err)
+		}
+		if len(entries) != len(p.Batch) {
+			t.Fatalf("%d entries, protobuf %d", len(entries), len(p.Batch))
+		}
+		for i, e := range entries {
+			var q pb.Packet
+			if err := proto.Unmarshal(e, &q); err != nil || !proto.Equal(&q, p.Batch[i]) {
+				t.Fatalf("entry %d differs from protobuf's", i)
+			}
+		}
+	})
+}
