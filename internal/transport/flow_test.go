@@ -112,9 +112,12 @@ func TestWriterCoalescesWhileWriting(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- w.Write(context.Background(), packetN(0)) }()
 	<-rw.inside // packet 0 is being written
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
 	for i := 1; i <= 10; i++ {
-		if err := w.Write(context.Background(), packetN(i)); err != nil {
-			t.Fatal(err)
+		if err := w.Write(ctx, packetN(i)); err != nil {
+			close(release)
+			t.Fatalf("Write %d waited for the write in progress (%v); want it queued", i, err)
 		}
 	}
 	if n := len(rw.messages()); n != 1 {
