@@ -226,8 +226,8 @@ func (h *benchHandler) waitN(b *testing.B, n int) {
 // channels; the benchmarks use the reliable one. Side 0 sends; side 1
 // counts what arrives, or echoes it back to side 0, which counts echoes.
 type rawPair struct {
-	w      *transport.FlowWriter // side 0's reliable channel
-	back   *transport.FlowWriter // side 1's reliable channel
+	w      *transport.Writer // side 0's reliable channel
+	back   *transport.Writer // side 1's reliable channel
 	echoes atomic.Bool
 	got    chan struct{}
 }
@@ -240,8 +240,8 @@ func newRawPair(b *testing.B) *rawPair {
 	}
 	rel := transport.ChannelReliable
 	p := &rawPair{
-		w:    transport.NewFlowWriter(dcs[0][rel], chans[0][rel]),
-		back: transport.NewFlowWriter(dcs[1][rel], chans[1][rel]),
+		w:    transport.NewFlowWriter(dcs[0][rel], chans[0][rel], false),
+		back: transport.NewFlowWriter(dcs[1][rel], chans[1][rel], false),
 		got:  make(chan struct{}, 1<<16),
 	}
 	go func() {

@@ -31,30 +31,62 @@ func (g *AckGate) Drop(drop bool) { g.drop.Store(drop) }
 func (g *AckGate) Dropped() int64 { return g.dropped.Load() }
 
 // ackGateChannel is the reliable channel of a join, seen through an
-// AckGate: writes of Ack packets are swallowed while the gate drops them;
-// everything else passes. The channel's reader is not involved: the join
-// reads from the channel it was opened with, and the SDK's sends go
-// through the join's writers, which hold that channel too.
+// AckGate: Ack packets written, alone or in a batch, are swallowed while
+// the gate drops them; everything else passes. The channel's reader is not
+// involved: the join reads from the channel it was opened with.
 type ackGateChannel struct {
 	datachannel.ReadWriteCloser
 	g *AckGate
 }
 
 func (c ackGateChannel) Write(b []byte) (int, error) {
-	if c.g.drop.Load() {
-		var p pb.Packet
-		if err := proto.Unmarshal(b, &p); err == nil && p.GetAck() != nil {
+	if !c.g.drop.Load() {
+		return c.ReadWriteCloser.Write(b)
+	}
+	var p pb.Packet
+	if err := proto.Unmarshal(b, &p); err != nil {
+		return c.ReadWriteCloser.Write(b)
+	}
+	if p.GetAck() != nil {
+		c.g.dropped.Add(1)
+		return len(b), nil
+	}
+	if len(p.Batch) == 0 {
+		return c.ReadWriteCloser.Write(b)
+	}
+	var kept []byte
+	for _, q := range p.Batch {
+		if q.GetAck() != nil {
 			c.g.dropped.Add(1)
-			return len(b), nil
+			continue
+		}
+		e, err := proto.Marshal(q)
+		if err != nil {
+			panic(err)
+		}
+		kept = transport.AppendEntry(kept, e)
+	}
+	if kept != nil {
+		if _, err := c.ReadWriteCloser.Write(kept); err != nil {
+			return 0, err
 		}
 	}
-	return c.ReadWriteCloser.Write(b)
+	return len(b), nil
 }
 
+// idleQueue is a data channel whose SCTP queue reads empty: the gated
+// writer coalesces only what comes while it writes.
+type idleQueue struct{}
+
+func (idleQueue) BufferedAmount() uint64               { return 0 }
+func (idleQueue) SetBufferedAmountLowThreshold(uint64) {}
+func (idleQueue) OnBufferedAmountLow(func())           {}
+
 // GateAcks puts an AckGate, dropping, in front of the reliable channel of
-// r's current join, which must be joined. The receiver still accepts and
-// hands every message to its handler; only the acknowledgements, which
-// the SDK sends from a timer by writing to that channel, are withheld.
+// r's current join, which must be joined: the join's reliable writer,
+// which its acks and sends go through, is replaced by one that writes
+// through the gate. The receiver still accepts and hands every message to
+// its handler; only the acknowledgements are withheld.
 func GateAcks(r *Room) (*AckGate, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -64,7 +96,8 @@ func GateAcks(r *Room) (*AckGate, error) {
 	}
 	g := &AckGate{}
 	g.Drop(true)
-	a.chans[transport.ChannelReliable] = ackGateChannel{a.chans[transport.ChannelReliable], g}
+	rel := transport.ChannelReliable
+	a.writers[rel] = transport.NewFlowWriter(idleQueue{}, ackGateChannel{a.chans[rel], g}, a.batch)
 	return g, nil
 }
 
@@ -128,3 +161,8 @@ func AwaitingAcks(r *Room) map[string]int {
 	}
 	return out
 }
+
+// WithPacketVersion1 makes the Engine a version 1 peer on the data
+// channels: its joins say it takes no batches, it sends none, and a batch
+// that reaches it anyway is dropped, as a v1 SDK would (it finds no body).
+func WithPacketVersion1() Option { return func(o *options) { o.packetVersion = 1 } }

@@ -1319,3 +1319,83 @@ func TestMessageSharedOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestMessageV1PeerGetsNoBatches: a v1 peer (its join says it takes no
+// batches) in a room with v2 peers. Two v2 senders at once, and bursts
+// that queue up at the server, make the relay coalesce; whatever reaches
+// the v1 peer must still be plain packets (a batch would be lost on it),
+// and what it sends, plain, is relayed as usual.
+func TestMessageV1PeerGetsNoBatches(t *testing.T) {
+	const n = 300
+	srv := parleytest.NewServer(t)
+	old := newPeer(t, srv, "v1", "old", parley.WithPacketVersion1())
+	bob := newPeer(t, srv, "v1", "bob")
+	carol := newPeer(t, srv, "v1", "carol")
+	joinAll(t, old, bob, carol)
+
+	payload := func(who string, i int) []byte {
+		return append([]byte(who+strconv.Itoa(i)+" "), make([]byte, 1000)...)
+	}
+	var wg sync.WaitGroup
+	ids := map[*peer][]int64{}
+	var mu sync.Mutex
+	for _, s := range []*peer{bob, carol} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []int64
+			for i := range n {
+				if i%3 == 2 {
+					mine = append(mine, s.room.SendRoomBinaryMessage(payload(s.user, i)))
+				} else {
+					mine = append(mine, s.room.SendUserBinaryMessage("old", payload(s.user, i), reliableOrdered))
+				}
+			}
+			mu.Lock()
+			ids[s] = mine
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	next := map[string]int{}
+	for _, m := range old.rec.NextMessages(t, 2*n) {
+		want := payload(m.From, next[m.From])
+		require.Equal(t, want, m.Payload, "from %s, message %d", m.From, next[m.From])
+		next[m.From]++
+	}
+	for _, s := range []*peer{bob, carol} {
+		results := s.rec.WaitResults(t, ids[s]...)
+		for i, id := range ids[s] {
+			if i%3 == 2 {
+				require.Equal(t, roomResult(id, parley.RoomMessageSendResultSuccess), results[id])
+			} else {
+				require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), results[id])
+			}
+		}
+	}
+
+	// The v1 peer sends: plain packets, relayed as ever.
+	var sent []int64
+	for i := range n {
+		sent = append(sent, old.room.SendUserBinaryMessage("bob", payload("old", i), reliableOrdered))
+	}
+	var bobGot []parleytest.Message
+	for _, m := range bob.rec.NextMessages(t, n+n/3) { // carol's broadcasts too
+		if m.From == "old" {
+			bobGot = append(bobGot, m)
+		}
+	}
+	for len(bobGot) < n {
+		m := bob.rec.NextMessage(t)
+		if m.From == "old" {
+			bobGot = append(bobGot, m)
+		}
+	}
+	for i, m := range bobGot {
+		require.Equal(t, payload("old", i), m.Payload)
+	}
+	results := old.rec.WaitResults(t, sent...)
+	for _, id := range sent {
+		require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), results[id])
+	}
+}

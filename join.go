@@ -46,15 +46,16 @@ type attempt struct {
 	active   chan struct{} // closed when the server has the member active (the last RoomJoined page)
 	live     chan struct{} // closed once state 0 is queued: received messages wait for it
 
-	token    string                                       // guarded by Room.mu
-	pc       *webrtc.PeerConnection                       // guarded by Room.mu
-	chans    transport.Channels                           // guarded by Room.mu
-	writers  [transport.NumChannels]*transport.FlowWriter // guarded by Room.mu
-	joined   bool                                         // guarded by Room.mu; state 0 queued
-	joinedAt time.Time                                    // guarded by Room.mu
-	members  map[string]UserInfo                          // guarded by Room.mu; the other members, as told by the server
-	pending  []func()                                     // guarded by Room.mu; membership events that arrived before state 0
-	pages    []*pb.Member                                 // guarded by Room.mu; the RoomJoined pages so far, until the last
+	token    string                                   // guarded by Room.mu
+	pc       *webrtc.PeerConnection                   // guarded by Room.mu
+	chans    transport.Channels                       // guarded by Room.mu
+	writers  [transport.NumChannels]*transport.Writer // guarded by Room.mu
+	batch    bool                                     // guarded by Room.mu; both ends take batches (JoinResponse.packet_version)
+	joined   bool                                     // guarded by Room.mu; state 0 queued
+	joinedAt time.Time                                // guarded by Room.mu
+	members  map[string]UserInfo                      // guarded by Room.mu; the other members, as told by the server
+	pending  []func()                                 // guarded by Room.mu; membership events that arrived before state 0
+	pages    []*pb.Member                             // guarded by Room.mu; the RoomJoined pages so far, until the last
 
 	msgState // its own locks: see msgState
 
@@ -221,7 +222,7 @@ func (r *Room) connect(ctx context.Context, a *attempt) (int, error) {
 		r.mu.Lock()
 		a.chans = ch
 		for i := range ch {
-			a.writers[i] = transport.NewFlowWriter(dcs[i], ch[i])
+			a.writers[i] = transport.NewFlowWriter(dcs[i], ch[i], a.batch)
 		}
 		r.mu.Unlock()
 		a.readChannels(ch)
@@ -262,6 +263,8 @@ func (r *Room) connect(ctx context.Context, a *attempt) (int, error) {
 		Rejoin:    a.joinType == JoinTypeReconnected,
 
 		PresenceBatches: true,
+		// A client that says 1 gets no batches and sends none.
+		PacketVersion: r.e.opts.packetVersion,
 	}}})
 	if err != nil {
 		return fail(fmt.Errorf("join request: %w", err))
@@ -279,6 +282,7 @@ func (r *Room) connect(ctx context.Context, a *attempt) (int, error) {
 	// member of the same user.
 	r.mu.Lock()
 	current := r.att == a
+	a.batch = jr.PacketVersion >= packetVersionBatch && r.e.opts.packetVersion >= packetVersionBatch
 	r.mu.Unlock()
 	if !current {
 		return 0, nil

@@ -200,6 +200,29 @@ func (a *attempt) onPacket(ch int, b []byte) {
 		e.log.Debug("malformed packet dropped", zap.String("room", a.roomID), zap.Error(err))
 		return
 	}
+	if len(p.Batch) == 0 {
+		a.onOne(ch, &p)
+		return
+	}
+	if p.Body != nil || e.opts.packetVersion < packetVersionBatch {
+		// A batch with a body is malformed; a v1 Engine (tests) takes
+		// none, as a v1 SDK would find nothing in it.
+		e.log.Debug("malformed batch dropped", zap.String("room", a.roomID))
+		return
+	}
+	for _, q := range p.Batch {
+		a.onOne(ch, q)
+	}
+}
+
+// onOne handles one packet that is not a batch; one that holds a batch
+// too is malformed and dropped.
+func (a *attempt) onOne(ch int, p *pb.Packet) {
+	e := a.r.e
+	if len(p.Batch) > 0 {
+		e.log.Debug("malformed packet dropped: a batch in a batch", zap.String("room", a.roomID))
+		return
+	}
 	switch body := p.Body.(type) {
 	case *pb.Packet_Message:
 		// The handler hears of the room's messages after its state 0:
@@ -320,16 +343,30 @@ type msgState struct {
 	stats   counters
 }
 
-// flushAcks sends the acks the attempt owes on its reliable channel.
+// flushAcks sends the acks the attempt owes on its reliable channel: all
+// of them in one batch when the server takes batches.
 func (a *attempt) flushAcks(upTo map[string]int64) {
 	a.r.mu.Lock()
-	ch := a.chans[transport.ChannelReliable]
+	w, batch := a.writers[transport.ChannelReliable], a.batch
 	a.r.mu.Unlock()
+	if w == nil {
+		return
+	}
+	var b []byte
 	for peer, id := range upTo {
-		b := signal.MustMarshal(&pb.Packet{Body: &pb.Packet_Ack{Ack: &pb.Ack{Peer: peer, UpTo: id}}})
-		if _, err := ch.Write(b); err != nil {
+		p := signal.MustMarshal(&pb.Packet{Body: &pb.Packet_Ack{Ack: &pb.Ack{Peer: peer, UpTo: id}}})
+		if batch && len(upTo) > 1 {
+			b = transport.AppendEntry(b, p)
+			continue
+		}
+		if err := w.Write(a.ctx, p); err != nil {
 			a.r.e.log.Debug("send ack", zap.String("room", a.roomID), zap.Error(err))
 			return
+		}
+	}
+	if b != nil {
+		if err := w.Write(a.ctx, b); err != nil {
+			a.r.e.log.Debug("send acks", zap.String("room", a.roomID), zap.Error(err))
 		}
 	}
 }
@@ -348,3 +385,9 @@ func (c *counters) received(n int) {
 	c.receivedMessages.Add(1)
 	c.receivedBytes.Add(int64(n))
 }
+
+// packetVersionBatch is the data-channel packet version with batches
+// (Packet.batch, packet.proto): the SDK takes them and says so in its
+// JoinRequest, and sends them when the server's JoinResponse says it
+// takes them too.
+const packetVersionBatch = 2

@@ -34,6 +34,21 @@ func FuzzClientPacket(f *testing.F) {
 		f.Add(uint8(0), b)
 	}
 	f.Add(uint8(1), []byte{0x0a, 0x80})
+	// Batches (version 2): packets in order; one with a body too; a batch
+	// in a batch.
+	var batch []byte
+	for _, p := range []*pb.Packet{
+		{Body: &pb.Packet_Message{Message: &pb.Message{MsgId: 6, From: "b", Payload: []byte("one")}}},
+		{Body: &pb.Packet_Ack{Ack: &pb.Ack{Peer: "b", UpTo: 3}}},
+		{Body: &pb.Packet_Result{Result: &pb.Result{MsgId: 5, Code: 200}}},
+	} {
+		b, _ := proto.Marshal(p)
+		batch = transport.AppendEntry(batch, b)
+	}
+	f.Add(uint8(0), batch)
+	ack, _ := proto.Marshal(&pb.Packet{Body: &pb.Packet_Ack{Ack: &pb.Ack{Peer: "b", UpTo: 3}}})
+	f.Add(uint8(0), append(ack, batch...))
+	f.Add(uint8(0), transport.AppendEntry(nil, batch))
 	e, err := NewEngine(EngineConfig{AppID: "012345678901234567890123", ServerURL: "ws://127.0.0.1:1/rtc"}, nil)
 	if err != nil {
 		f.Fatal(err)
@@ -48,8 +63,10 @@ func FuzzClientPacket(f *testing.F) {
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	a.owed = acks.Batcher{Delay: ackDelay, Flush: a.flushAcks}
 	f.Cleanup(a.cancel)
+	a.batch = true
 	for i := range a.chans {
 		a.chans[i] = discardRW{}
+		a.writers[i] = transport.NewFlowWriter(idleQueue{}, discardRW{}, true)
 	}
 	f.Fuzz(func(t *testing.T, ch uint8, b []byte) {
 		a.onPacket(int(ch)%transport.NumChannels, b)

@@ -2,7 +2,11 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"sync"
+
+	"github.com/pion/webrtc/v4"
 
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
@@ -27,9 +31,36 @@ const (
 )
 
 // onPacket handles one packet from the member's channel ch, found at
-// buf[off:end] with free space around it (see stamp). A packet that does
-// not decode is dropped and counted; it never reaches anyone.
+// buf[off:end] with free space around it (see stamp): a batch (version 2)
+// packet by packet, in order. A packet that does not decode is dropped and
+// counted; it never reaches anyone.
 func (m *member) onPacket(ch int, buf []byte, off, end int) {
+	batched, err := eachBatched(buf[off:end], func(p []byte) {
+		// Stamping re-frames a message in place, which would overwrite
+		// the next entry: each entry gets a buffer with room around it.
+		s := scratch.Get().(*[]byte)
+		n := copy((*s)[readHeadroom:], p)
+		m.onOne(ch, *s, readHeadroom, readHeadroom+n)
+		scratch.Put(s)
+	})
+	switch {
+	case err != nil:
+		m.room.srv.metrics.badPackets.Inc()
+		m.log.Debug("malformed batch dropped", zap.Int("channel", ch))
+	case !batched:
+		m.onOne(ch, buf, off, end)
+	}
+}
+
+// scratch holds buffers for the entries of a batch: readHeadroom, the
+// largest packet and readTailroom.
+var scratch = sync.Pool{New: func() any {
+	b := make([]byte, readHeadroom+transport.MaxSCTPMessage+readTailroom)
+	return &b
+}}
+
+// onOne handles one packet, not a batch, found at buf[off:end].
+func (m *member) onOne(ch int, buf []byte, off, end int) {
 	srv := m.room.srv
 	field, bodyOff, bodyEnd, err := scanPacket(buf, off, end)
 	if err != nil {
@@ -164,7 +195,7 @@ func (m *member) result(msgID int64, code int32) {
 func (m *member) deliver(ch int, b []byte) bool {
 	m.room.mu.Lock()
 	active := m.state == stateActive
-	dc, w := m.dcs[ch], m.chans[ch]
+	dc, w := m.dcs[ch], m.ws[ch]
 	m.room.mu.Unlock()
 	if !active {
 		return false
@@ -176,13 +207,35 @@ func (m *member) deliver(ch int, b []byte) bool {
 	if ch == transport.ChannelReliable {
 		m.wmu.Lock() // after any replay in progress
 		defer m.wmu.Unlock()
-		w = m.chans[ch] // a reopen may have replaced it meanwhile
+		w = m.ws[ch] // a reopen may have replaced it meanwhile
 	}
-	if _, err := w.Write(b); err != nil {
+	if err := w.Write(context.Background(), b); err != nil {
 		m.log.Debug("write to member", zap.Int("channel", ch), zap.Error(err))
 		return false
 	}
 	return true
+}
+
+// newWriters returns the writers of m's channels: they coalesce what is
+// queued for one channel into one data-channel message, batches if m's
+// client takes them. They never wait for SCTP (deliver and
+// deliverReliable bound each member's queue).
+func (m *member) newWriters(dcs [transport.NumChannels]*webrtc.DataChannel, chans transport.Channels) [transport.NumChannels]*transport.Writer {
+	var ws [transport.NumChannels]*transport.Writer
+	for i := range ws {
+		ws[i] = transport.NewWriter(dcs[i], chans[i], m.batch.Load(), false)
+	}
+	return ws
+}
+
+// closeWriters drops what m's current writers hold: their channels are
+// being replaced. Called with room.mu and wmu held.
+func (m *member) closeWriters() {
+	for _, w := range m.ws {
+		if w != nil {
+			w.Close()
+		}
+	}
 }
 
 // slowConsumer drops m: its reliable backlog passed MemberQueue. A
@@ -250,7 +303,7 @@ func (m *member) deliverReliable(e retained) bool {
 		return true // kept: its sender learns NoReceiver when m is removed
 	}
 	if state == stateActive {
-		if _, err := m.chans[transport.ChannelReliable].Write(e.b); err != nil {
+		if err := m.ws[transport.ChannelReliable].Write(context.Background(), e.b); err != nil {
 			m.log.Debug("write to member", zap.Error(err))
 		}
 	}

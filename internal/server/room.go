@@ -67,6 +67,9 @@ type member struct {
 	// for the reliable channel once the member is active.
 	dcs   [transport.NumChannels]*webrtc.DataChannel
 	chans transport.Channels
+	ws    [transport.NumChannels]*transport.Writer // chans' writers, which coalesce (see wire.go)
+
+	batch atomic.Bool // the client takes batches (JoinRequest.packet_version)
 
 	state memberState // guarded by room.mu
 	seq   uint64      // activation order; guarded by room.mu
@@ -210,10 +213,12 @@ func (m *member) reopened(pc *webrtc.PeerConnection, dcs [transport.NumChannels]
 		m.grace = nil
 	}
 	m.wmu.Lock()
-	m.dcs, m.chans = dcs, chans
+	m.closeWriters()
+	m.dcs, m.chans, m.ws = dcs, chans, m.newWriters(dcs, chans)
 	was := m.state
 	m.state = stateActive
-	m.retain.each(func(e retained) { _, _ = chans[transport.ChannelReliable].Write(e.b) })
+	w := m.ws[transport.ChannelReliable]
+	m.retain.each(func(e retained) { _ = w.Write(context.Background(), e.b) })
 	m.wmu.Unlock()
 	if was == stateSuspended {
 		r.srv.metrics.members.Inc()
@@ -264,7 +269,7 @@ func (m *member) opened(_ *webrtc.PeerConnection, dcs [transport.NumChannels]*we
 		}
 		return
 	}
-	m.dcs, m.chans = dcs, chans
+	m.dcs, m.chans, m.ws = dcs, chans, m.newWriters(dcs, chans)
 	m.room.mu.Unlock()
 	m.readChannels(chans)
 	m.room.activate(m)

@@ -335,6 +335,7 @@ func (ss *session) handleJoin(reqID uint64, j *pb.JoinRequest) {
 			ss.refuse(reqID, &joinError{codeJoinRoom, joinFailed, "a join of this room is still in progress", ""})
 			return
 		}
+		m.batch.Store(j.PacketVersion >= packetVersionBatch)
 		ss.rejoin(reqID, m, j.SdpOffer)
 		return
 	case ss.members[j.RoomId] != nil:
@@ -347,6 +348,7 @@ func (ss *session) handleJoin(reqID uint64, j *pb.JoinRequest) {
 	r := ss.srv.room(j.AppId, j.RoomId)
 	m := newMember(r, ss, j.UserId, j.ExtraInfo)
 	m.batches = j.PresenceBatches
+	m.batch.Store(j.PacketVersion >= packetVersionBatch)
 	if t, err := token.Parse(j.Token); err == nil {
 		m.expireAt = t.ExpireAt // timed once the member is active
 	}
@@ -362,7 +364,7 @@ func (ss *session) handleJoin(reqID uint64, j *pb.JoinRequest) {
 		return
 	}
 	ss.srv.metrics.joins.WithLabelValues(joinOK).Inc()
-	ss.send(reqID, &pb.ServerFrame{Body: &pb.ServerFrame_Join{Join: &pb.JoinResponse{SdpAnswer: answer}}})
+	ss.send(reqID, &pb.ServerFrame{Body: &pb.ServerFrame_Join{Join: &pb.JoinResponse{SdpAnswer: answer, PacketVersion: packetVersionBatch}}})
 }
 
 // rejoin gives a member that lost its PeerConnection a new one (see
@@ -377,7 +379,7 @@ func (ss *session) rejoin(reqID uint64, m *member, offer string) {
 		return
 	}
 	ss.srv.metrics.joins.WithLabelValues(joinOK).Inc()
-	ss.send(reqID, &pb.ServerFrame{Body: &pb.ServerFrame_Join{Join: &pb.JoinResponse{SdpAnswer: answer}}})
+	ss.send(reqID, &pb.ServerFrame{Body: &pb.ServerFrame_Join{Join: &pb.JoinResponse{SdpAnswer: answer, PacketVersion: packetVersionBatch}}})
 }
 
 func (ss *session) handleLeave(reqID uint64, l *pb.LeaveRequest) {

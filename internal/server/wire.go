@@ -5,6 +5,8 @@ import (
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/parleyhq/parley/internal/transport"
 )
 
 // The relay reads the routing fields of a Message where they lie in the
@@ -57,6 +59,9 @@ func scanPacket(buf []byte, off, end int) (field protowire.Number, bodyOff, body
 			return 0, 0, 0, errWire
 		}
 		b, pos = b[n:], pos+n
+		if num == transport.FieldPacketBatch {
+			return 0, 0, 0, errWire // a batch has no place in a packet scanned here
+		}
 		if typ == protowire.BytesType && num >= fieldPacketMessage && num <= fieldPacketResult {
 			v, n := protowire.ConsumeBytes(b)
 			if n < 0 {
@@ -76,6 +81,58 @@ func scanPacket(buf []byte, off, end int) (field protowire.Number, bodyOff, body
 		return 0, 0, 0, errWire
 	}
 	return field, bodyOff, bodyEnd, nil
+}
+
+// packetVersionBatch is the packet version that has batches (Packet.batch):
+// the server takes them from every client and sends them to a client that
+// says it takes them.
+const packetVersionBatch = 2
+
+// eachBatched calls f with each packet of the batch p, in order, and
+// reports whether p is a batch. A batch holds nothing but its entries
+// (packet.proto): one with a body too, or an entry of the wrong wire type,
+// is malformed, and then f is not called at all. An entry is checked
+// when it is handled (onOne), so a bad entry costs only itself.
+func eachBatched(p []byte, f func([]byte)) (bool, error) {
+	batched, body := false, false
+	for b := p; len(b) > 0; {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return false, errWire
+		}
+		b = b[n:]
+		switch {
+		case num == transport.FieldPacketBatch && typ != protowire.BytesType:
+			return false, errWire
+		case num == transport.FieldPacketBatch:
+			batched = true
+		case num >= fieldPacketMessage && num <= fieldPacketResult:
+			body = true
+		}
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return false, errWire
+		}
+		b = b[n:]
+	}
+	switch {
+	case !batched:
+		return false, nil
+	case body:
+		return true, errWire
+	}
+	for b := p; len(b) > 0; { // well-formed: checked above
+		num, typ, n := protowire.ConsumeTag(b)
+		b = b[n:]
+		if num == transport.FieldPacketBatch {
+			v, n := protowire.ConsumeBytes(b)
+			f(v)
+			b = b[n:]
+			continue
+		}
+		b = b[protowire.ConsumeFieldValue(num, typ, b):]
+	}
+	return true, nil
 }
 
 // scanMessage reads the routing fields of the Message in buf[off:end].

@@ -1060,8 +1060,12 @@ type JoinRequest struct {
 	// room's joins and leaves in batches (Presence), not one UserJoined or
 	// UserLeft frame per change. A client that does not set it gets those.
 	PresenceBatches bool `protobuf:"varint,8,opt,name=presence_batches,json=presenceBatches,proto3" json:"presence_batches,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The data-channel packet version the client takes: 2 if it takes
+	// batches (Packet.batch), 0 or 1 if not. The server sends batches only
+	// to a client that says 2.
+	PacketVersion uint32 `protobuf:"varint,9,opt,name=packet_version,json=packetVersion,proto3" json:"packet_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *JoinRequest) Reset() {
@@ -1150,6 +1154,13 @@ func (x *JoinRequest) GetPresenceBatches() bool {
 	return false
 }
 
+func (x *JoinRequest) GetPacketVersion() uint32 {
+	if x != nil {
+		return x.PacketVersion
+	}
+	return 0
+}
+
 // JoinResponse answers JoinRequest. code 0 means the server accepted the
 // join and answered the offer; the member becomes active (RoomJoined) once
 // the data channels are open.
@@ -1164,7 +1175,11 @@ type JoinResponse struct {
 	// Human-readable reason for a non-zero code.
 	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
 	// SDP answer (complete, with candidates) when code is 0.
-	SdpAnswer     string `protobuf:"bytes,3,opt,name=sdp_answer,json=sdpAnswer,proto3" json:"sdp_answer,omitempty"`
+	SdpAnswer string `protobuf:"bytes,3,opt,name=sdp_answer,json=sdpAnswer,proto3" json:"sdp_answer,omitempty"`
+	// The data-channel packet version the server takes: 2 if it takes
+	// batches (Packet.batch). The client sends batches only to a server
+	// that says 2.
+	PacketVersion uint32 `protobuf:"varint,4,opt,name=packet_version,json=packetVersion,proto3" json:"packet_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1218,6 +1233,13 @@ func (x *JoinResponse) GetSdpAnswer() string {
 		return x.SdpAnswer
 	}
 	return ""
+}
+
+func (x *JoinResponse) GetPacketVersion() uint32 {
+	if x != nil {
+		return x.PacketVersion
+	}
+	return 0
 }
 
 // LeaveRequest leaves a room. The others see UserLeft with the reason
@@ -2741,7 +2763,7 @@ const file_parley_v1_signal_proto_rawDesc = "" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x10\n" +
 	"\x03ack\x18\x02 \x01(\x04R\x03ack\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\"\b\n" +
-	"\x06SeqAck\"\xeb\x01\n" +
+	"\x06SeqAck\"\x92\x02\n" +
 	"\vJoinRequest\x12\x17\n" +
 	"\aroom_id\x18\x01 \x01(\tR\x06roomId\x12\x14\n" +
 	"\x05token\x18\x02 \x01(\tR\x05token\x12\x17\n" +
@@ -2751,12 +2773,14 @@ const file_parley_v1_signal_proto_rawDesc = "" +
 	"\tsdp_offer\x18\x05 \x01(\tR\bsdpOffer\x12\x15\n" +
 	"\x06app_id\x18\x06 \x01(\tR\x05appId\x12\x16\n" +
 	"\x06rejoin\x18\a \x01(\bR\x06rejoin\x12)\n" +
-	"\x10presence_batches\x18\b \x01(\bR\x0fpresenceBatches\"Y\n" +
+	"\x10presence_batches\x18\b \x01(\bR\x0fpresenceBatches\x12%\n" +
+	"\x0epacket_version\x18\t \x01(\rR\rpacketVersion\"\x80\x01\n" +
 	"\fJoinResponse\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x11R\x04code\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1d\n" +
 	"\n" +
-	"sdp_answer\x18\x03 \x01(\tR\tsdpAnswer\"?\n" +
+	"sdp_answer\x18\x03 \x01(\tR\tsdpAnswer\x12%\n" +
+	"\x0epacket_version\x18\x04 \x01(\rR\rpacketVersion\"?\n" +
 	"\fLeaveRequest\x12\x17\n" +
 	"\aroom_id\x18\x01 \x01(\tR\x06roomId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\x05R\x06reason\"(\n" +
