@@ -545,6 +545,22 @@ func TestServeMetricsListen(t *testing.T) {
 	require.NoError(t, err)
 }
 
+// TestServePprofListen: --pprof-listen serves Go's profiler on its own
+// address, and the listen address does not.
+func TestServePprofListen(t *testing.T) {
+	r := serveInProcess(t, "--listen", "127.0.0.1:0", "--udp-port", "0", "--pprof-listen", "127.0.0.1:0",
+		"--app-id", testAppID, "--app-key", testAppKey)
+	m := regexp.MustCompile(`, pprof at (http://127\.0\.0\.1:\d+/debug/pprof/)$`).FindStringSubmatch(r.line)
+	require.NotNil(t, m, "stdout names the pprof address: %q", r.line)
+	code, body := get(t, m[1]+"goroutine?debug=1")
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, body, "goroutine profile:")
+	code, _ = get(t, r.base+"/debug/pprof/")
+	require.Equal(t, http.StatusNotFound, code)
+	_, err := r.stop(t)
+	require.NoError(t, err)
+}
+
 func TestServeListenError(t *testing.T) {
 	// Bind a port, then ask Main to bind it too.
 	r := serveInProcess(t, "--listen", "127.0.0.1:0", "--udp-port", "0")

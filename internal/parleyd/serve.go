@@ -2,9 +2,14 @@ package parleyd
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -15,6 +20,7 @@ import (
 // serveOptions are the flags of serve.
 type serveOptions struct {
 	listen, metricsListen, appID, appKey, config, logLevel string
+	pprofListen                                            string
 	udpPort                                                int
 }
 
@@ -24,6 +30,7 @@ func serveFlags(output io.Writer) (*flag.FlagSet, *serveOptions) {
 	fs.SetOutput(output)
 	fs.StringVar(&o.listen, "listen", DefaultListen, "TCP `host:port` of /rtc, /healthz and /metrics; UDP binds the same host")
 	fs.StringVar(&o.metricsListen, "metrics-listen", "", "TCP `host:port` to serve /metrics on instead of the listen address, e.g. 127.0.0.1:9090")
+	fs.StringVar(&o.pprofListen, "pprof-listen", "", "TCP `host:port` to serve Go's profiler (/debug/pprof/) on, e.g. 127.0.0.1:6060; off by default: keep it on a loopback or private address")
 	fs.IntVar(&o.udpPort, "udp-port", DefaultUDPPort, "UDP `port` of all WebRTC traffic (0: any free port)")
 	fs.StringVar(&o.appID, "app-id", "", "AppID (24 characters) to accept; replaces the file's apps")
 	fs.StringVar(&o.appKey, "app-key", "", "AppKey that tokens of --app-id are signed with")
@@ -93,6 +100,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	fs, o := serveFlags(io.Discard)
+	_ = fs.Parse(args) // serveConfig has parsed them without error
 	log, err := newLogger(zapcore.AddSync(stderr), cfg.LogLevel)
 	if err != nil {
 		return err
@@ -116,14 +125,30 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := srv.Start(); err != nil {
 		return err
 	}
+	var prof net.Addr
+	if o.pprofListen != "" {
+		var hs *http.Server
+		if hs, prof, err = servePprof(o.pprofListen); err != nil {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.shutdownTimeout())
+			defer cancel()
+			return errors.Join(fmt.Errorf("pprof listen: %w", err), srv.Shutdown(sctx))
+		}
+		defer hs.Close()
+	}
 	// Written once the sockets are bound, so that the URL has the real
 	// port when --listen asks for port 0; scripts and tests read it.
 	if dev {
 		printDevBanner(stdout, srv, cfg.MetricsListen != "")
+		if prof != nil {
+			fmt.Fprintf(stdout, "  pprof http://%s/debug/pprof/\n\n", prof)
+		}
 	} else {
 		fmt.Fprintf(stdout, "parleyd serving %s, WebRTC on UDP %s", srv.URL(), srv.UDPAddr())
 		if cfg.MetricsListen != "" {
 			fmt.Fprintf(stdout, ", metrics at http://%s/metrics", srv.MetricsAddr())
+		}
+		if prof != nil {
+			fmt.Fprintf(stdout, ", pprof at http://%s/debug/pprof/", prof)
 		}
 		fmt.Fprintln(stdout)
 	}
@@ -137,6 +162,26 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// servePprof serves Go's profiler on its own listener at addr, apart from
+// the public listen address: profiles show the server's internals, so an
+// operator puts it where only they reach it. It runs until the returned
+// server is closed.
+func servePprof(addr string) (*http.Server, net.Addr, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go hs.Serve(ln) //nolint:errcheck // ends with Close
+	return hs, ln.Addr(), nil
 }
 
 func printDevBanner(w io.Writer, srv *server.Server, metrics bool) {
