@@ -122,3 +122,25 @@ func TestPionWarningLevels(t *testing.T) {
 		}
 	}
 }
+
+// TestPionDebugFollowsLevel: pion's trace, debug and info logs reach a
+// logger that takes Debug, as Debug, and nothing of them reaches one that
+// does not.
+func TestPionDebugFollowsLevel(t *testing.T) {
+	for _, level := range []zapcore.Level{zapcore.DebugLevel, zapcore.InfoLevel} {
+		core, logs := observer.New(level)
+		l := transport.NewLogger(zap.New(core), "sctp")
+		l.Trace("t")
+		l.Tracef("t%d", 1)
+		l.Debug("d")
+		l.Debugf("d%d", 1)
+		l.Info("i")
+		l.Infof("i%d", 1)
+		want := 0
+		if level == zapcore.DebugLevel {
+			want = 6
+		}
+		require.Equal(t, want, logs.FilterLevelExact(zapcore.DebugLevel).Len(), "at %v", level)
+		require.Equal(t, want, logs.Len(), "at %v", level)
+	}
+}
