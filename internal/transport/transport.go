@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/pion/ice/v4"
-	"github.com/pion/interceptor"
 	"github.com/pion/transport/v5"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
@@ -66,8 +65,7 @@ type Net = transport.Net
 // NewAPI returns a pion API with Parley's settings: detached data channels
 // (the reader goroutine paces SCTP, which is how back-pressure reaches the
 // sender), a raised SCTP message size, SocketBuffer-sized UDP buffers, no
-// pion logging unless asked for, the ICE policy of o, and no media (no
-// codecs, no interceptors).
+// pion logging unless asked for, and the ICE policy of o.
 func NewAPI(o Options) *webrtc.API {
 	var se webrtc.SettingEngine
 	se.LoggerFactory = newLoggerFactory(o.Logger)
@@ -94,12 +92,7 @@ func NewAPI(o Options) *webrtc.API {
 	if o.ICEDisconnectedTimeout != 0 || o.ICEFailedTimeout != 0 || o.ICEKeepalive != 0 {
 		se.SetICETimeouts(o.ICEDisconnectedTimeout, o.ICEFailedTimeout, o.ICEKeepalive)
 	}
-	// Data channels only: no codecs and no interceptors. pion's defaults
-	// (NACK, RTCP reports, TWCC, stats) cost every PeerConnection heap
-	// and goroutines for media it never carries.
-	return webrtc.NewAPI(webrtc.WithSettingEngine(se),
-		webrtc.WithMediaEngine(&webrtc.MediaEngine{}),
-		webrtc.WithInterceptorRegistry(&interceptor.Registry{}))
+	return webrtc.NewAPI(webrtc.WithSettingEngine(se))
 }
 
 // Configuration returns the PeerConnection configuration for the given STUN
