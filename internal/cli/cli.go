@@ -12,10 +12,9 @@ import (
 	"io"
 	"runtime"
 	"runtime/debug"
-	"strings"
-	"time"
 
 	"github.com/parleyhq/parley/internal/bench"
+	"github.com/parleyhq/parley/internal/flagusage"
 )
 
 // ErrUsage is wrapped by the errors of a command line that cannot run: an
@@ -120,7 +119,7 @@ func benchFlags(cfg *bench.Config, output io.Writer) *flag.FlagSet {
 	fs := bench.Flags(cfg, output)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: parley bench [flags]\n\n%s\n\nFlags:\n", benchDoc)
-		printFlags(fs.Output(), fs)
+		flagusage.Print(fs.Output(), fs, 28)
 	}
 	return fs
 }
@@ -160,42 +159,6 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(stderr, "parley: bench interrupted in the", s.Phase, "phase")
 	}
 	return err
-}
-
-// printFlags prints fs's flags GNU-style (--name), as the documentation
-// spells them; the flag package accepts both - and --.
-func printFlags(w io.Writer, fs *flag.FlagSet) {
-	fs.VisitAll(func(f *flag.Flag) {
-		typ, usage := flag.UnquoteUsage(f)
-		line := "  --" + f.Name
-		if typ != "" {
-			line += " " + typ
-		}
-		if def := defValue(f); def != "" {
-			usage += " (default " + def + ")"
-		}
-		fmt.Fprintf(w, "%-28s %s\n", line, usage)
-	})
-}
-
-// defValue is f's default for the usage text: none for empty strings and
-// false, durations without their zero units ("5s", "1m", not "1m0s").
-func defValue(f *flag.Flag) string {
-	def := f.DefValue
-	if def == "false" {
-		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
-			return ""
-		}
-	}
-	if d, err := time.ParseDuration(def); err == nil && d != 0 && strings.HasSuffix(def, "0s") {
-		if strings.HasSuffix(def, "m0s") {
-			def = strings.TrimSuffix(def, "0s")
-		}
-		if strings.HasSuffix(def, "h0m") {
-			def = strings.TrimSuffix(def, "0m")
-		}
-	}
-	return def
 }
 
 func version() string {

@@ -12,8 +12,8 @@ import (
 	"io"
 	"runtime"
 	"runtime/debug"
-	"strings"
-	"time"
+
+	"github.com/parleyhq/parley/internal/flagusage"
 )
 
 // ErrUsage is wrapped by the errors of a command line that cannot run: an
@@ -99,54 +99,18 @@ with fixed, printed credentials, which "parleyd token" uses by default.
 `)
 	fs, _ := serveFlags(w)
 	fmt.Fprintln(w, "Flags of serve:")
-	printFlags(w, fs)
+	flagusage.Print(w, fs, 24)
 	fs, _ = tokenFlags(w)
 	fmt.Fprintln(w, "\nFlags of token:")
-	printFlags(w, fs)
+	flagusage.Print(w, fs, 24)
 }
 
 // usageFunc is a flag set's Usage: a synopsis, then its flags.
 func usageFunc(fs *flag.FlagSet, synopsis, doc string) func() {
 	return func() {
 		fmt.Fprintf(fs.Output(), "Usage: %s\n\n%s\n\nFlags:\n", synopsis, doc)
-		printFlags(fs.Output(), fs)
+		flagusage.Print(fs.Output(), fs, 24)
 	}
-}
-
-// printFlags prints fs's flags GNU-style (--name), as the documentation
-// spells them; the flag package accepts both - and --.
-func printFlags(w io.Writer, fs *flag.FlagSet) {
-	fs.VisitAll(func(f *flag.Flag) {
-		typ, usage := flag.UnquoteUsage(f)
-		line := "  --" + f.Name
-		if typ != "" {
-			line += " " + typ
-		}
-		if def := defValue(f); def != "" {
-			usage += " (default " + def + ")"
-		}
-		fmt.Fprintf(w, "%-24s %s\n", line, usage)
-	})
-}
-
-// defValue is f's default for the usage text: none for empty strings and
-// false, durations without their zero units ("24h", not "24h0m0s").
-func defValue(f *flag.Flag) string {
-	def := f.DefValue
-	if def == "false" {
-		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
-			return ""
-		}
-	}
-	if d, err := time.ParseDuration(def); err == nil && strings.HasSuffix(def, "0s") && d != 0 {
-		if strings.HasSuffix(def, "m0s") {
-			def = strings.TrimSuffix(def, "0s")
-		}
-		if strings.HasSuffix(def, "h0m") {
-			def = strings.TrimSuffix(def, "0m")
-		}
-	}
-	return def
 }
 
 // parse parses args with fs; a bad flag or a positional argument is a
