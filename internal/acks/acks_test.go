@@ -34,6 +34,9 @@ func TestBookSettlesPrefixes(t *testing.T) {
 // checked at exact points of the Batcher's delay, not raced against a
 // timer.
 func TestBatcherSendsOneCumulativeAckPerPeer(t *testing.T) {
+	// In synctest's bubble time.Sleep waits for nothing real: it moves the
+	// bubble's fake clock once every goroutine in it is blocked, so each
+	// sleep below puts the clock at an exact point of the delay.
 	synctest.Test(t, func(t *testing.T) {
 		const delay = 10 * time.Millisecond
 		var (

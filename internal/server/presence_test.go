@@ -31,7 +31,11 @@ func addActive(r *room, m *member) {
 // waitIdle waits until r's presence and fan-out workers have nothing left
 // to do; with tb nil, it panics if they do not stop in time.
 func waitIdle(tb testing.TB, r *room) {
+	// The workers signal nobody when they stop, so the condition is
+	// polled, on a ticker, until the deadline.
 	deadline := time.Now().Add(waitTimeout)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
 	for {
 		r.mu.Lock()
 		busy := r.pres.running
@@ -48,7 +52,7 @@ func waitIdle(tb testing.TB, r *room) {
 			}
 			tb.Fatalf("room %s still busy after %v", r.id, waitTimeout)
 		}
-		time.Sleep(time.Millisecond)
+		<-tick.C
 	}
 }
 
