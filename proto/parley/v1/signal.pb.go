@@ -52,6 +52,7 @@ type ClientFrame struct {
 	//	*ClientFrame_Resume
 	//	*ClientFrame_AckOnly
 	//	*ClientFrame_UpdateToken
+	//	*ClientFrame_Transport
 	Body isClientFrame_Body `protobuf_oneof:"body"`
 	// This frame's number in the client's sequence: 1, 2, 3, ... over the
 	// whole session, across connections. 0 for ResumeRequest and SeqAck,
@@ -217,6 +218,15 @@ func (x *ClientFrame) GetUpdateToken() *UpdateTokenRequest {
 	return nil
 }
 
+func (x *ClientFrame) GetTransport() *TransportRequest {
+	if x != nil {
+		if x, ok := x.Body.(*ClientFrame_Transport); ok {
+			return x.Transport
+		}
+	}
+	return nil
+}
+
 func (x *ClientFrame) GetSeq() uint64 {
 	if x != nil {
 		return x.Seq
@@ -300,6 +310,14 @@ type ClientFrame_UpdateToken struct {
 	UpdateToken *UpdateTokenRequest `protobuf:"bytes,13,opt,name=update_token,json=updateToken,proto3,oneof"`
 }
 
+type ClientFrame_Transport struct {
+	// Set up (or replace) the session's PeerConnection, shared by all its
+	// rooms; answered by TransportResponse. Only once a join or login has
+	// been accepted on the session (send it right behind the first
+	// JoinRequest).
+	Transport *TransportRequest `protobuf:"bytes,14,opt,name=transport,proto3,oneof"`
+}
+
 func (*ClientFrame_Join) isClientFrame_Body() {}
 
 func (*ClientFrame_Leave) isClientFrame_Body() {}
@@ -323,6 +341,8 @@ func (*ClientFrame_Resume) isClientFrame_Body() {}
 func (*ClientFrame_AckOnly) isClientFrame_Body() {}
 
 func (*ClientFrame_UpdateToken) isClientFrame_Body() {}
+
+func (*ClientFrame_Transport) isClientFrame_Body() {}
 
 // ServerFrame is every frame the server sends.
 type ServerFrame struct {
@@ -356,6 +376,7 @@ type ServerFrame struct {
 	//	*ServerFrame_UpdateToken
 	//	*ServerFrame_TokenWillExpire
 	//	*ServerFrame_Presence
+	//	*ServerFrame_Transport
 	Body isServerFrame_Body `protobuf_oneof:"body"`
 	// This frame's number in the server's sequence for the session (see
 	// ClientFrame.seq); 0 for Welcome, GoAway, ResumeResponse and SeqAck.
@@ -608,6 +629,15 @@ func (x *ServerFrame) GetPresence() *Presence {
 	return nil
 }
 
+func (x *ServerFrame) GetTransport() *TransportResponse {
+	if x != nil {
+		if x, ok := x.Body.(*ServerFrame_Transport); ok {
+			return x.Transport
+		}
+	}
+	return nil
+}
+
 func (x *ServerFrame) GetSeq() uint64 {
 	if x != nil {
 		return x.Seq
@@ -741,6 +771,11 @@ type ServerFrame_Presence struct {
 	Presence *Presence `protobuf:"bytes,23,opt,name=presence,proto3,oneof"`
 }
 
+type ServerFrame_Transport struct {
+	// Answer to TransportRequest.
+	Transport *TransportResponse `protobuf:"bytes,24,opt,name=transport,proto3,oneof"`
+}
+
 func (*ServerFrame_Welcome) isServerFrame_Body() {}
 
 func (*ServerFrame_Join) isServerFrame_Body() {}
@@ -784,6 +819,8 @@ func (*ServerFrame_UpdateToken) isServerFrame_Body() {}
 func (*ServerFrame_TokenWillExpire) isServerFrame_Body() {}
 
 func (*ServerFrame_Presence) isServerFrame_Body() {}
+
+func (*ServerFrame_Transport) isServerFrame_Body() {}
 
 // Welcome opens every connection.
 type Welcome struct {
@@ -1045,25 +1082,32 @@ type JoinRequest struct {
 	UserId string `protobuf:"bytes,3,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	// Handed to the other members in UserJoined; at most 200 bytes.
 	ExtraInfo string `protobuf:"bytes,4,opt,name=extra_info,json=extraInfo,proto3" json:"extra_info,omitempty"`
-	// SDP offer of the client's PeerConnection for this room.
+	// Version 2 and earlier: the SDP offer of a PeerConnection for this room.
+	// No longer served: a join with an offer is refused (-1001). The room
+	// travels on the session's PeerConnection (TransportRequest).
 	SdpOffer string `protobuf:"bytes,5,opt,name=sdp_offer,json=sdpOffer,proto3" json:"sdp_offer,omitempty"`
 	// The AppID the client was created for (EngineConfig.AppID); the token
 	// must be signed for it.
 	AppId string `protobuf:"bytes,6,opt,name=app_id,json=appId,proto3" json:"app_id,omitempty"`
-	// The client lost this room's PeerConnection and joins again on the same
-	// session: if the server still holds the member (within the grace
-	// period), the new PeerConnection replaces the old one, the others are
-	// told nothing, and the reliable messages the member had not
-	// acknowledged are delivered again.
+	// The client lost the room's transport (the session's PeerConnection
+	// failed, and it has sent a new TransportRequest) and joins again on the
+	// same session: if the server still holds the member (within the grace
+	// period), it goes on on the new PeerConnection, the others are told
+	// nothing, and the reliable messages the member had not acknowledged are
+	// delivered again.
 	Rejoin bool `protobuf:"varint,7,opt,name=rejoin,proto3" json:"rejoin,omitempty"`
 	// The client understands Presence frames: the server tells it of the
 	// room's joins and leaves in batches (Presence), not one UserJoined or
 	// UserLeft frame per change. A client that does not set it gets those.
 	PresenceBatches bool `protobuf:"varint,8,opt,name=presence_batches,json=presenceBatches,proto3" json:"presence_batches,omitempty"`
-	// The data-channel packet version the client takes: 2 if it takes
-	// batches (Packet.batch), 0 or 1 if not. The server sends batches only
-	// to a client that says 2.
+	// The data-channel packet version the client speaks: 3 (rooms on the
+	// session's PeerConnection, Packet.room, batches). A join with less is
+	// refused (-1001).
 	PacketVersion uint32 `protobuf:"varint,9,opt,name=packet_version,json=packetVersion,proto3" json:"packet_version,omitempty"`
+	// The client's handle for this room: the Packet.room of every packet of
+	// the room, both ways. Not 0, and not the handle of another room of the
+	// session (else -1001); a rejoin keeps the room's handle.
+	Room          uint32 `protobuf:"varint,10,opt,name=room,proto3" json:"room,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1161,9 +1205,151 @@ func (x *JoinRequest) GetPacketVersion() uint32 {
 	return 0
 }
 
+func (x *JoinRequest) GetRoom() uint32 {
+	if x != nil {
+		return x.Room
+	}
+	return 0
+}
+
+// TransportRequest sets up the session's one PeerConnection, which carries
+// all its rooms, or replaces it after it failed. Its three data channels
+// are negotiated out of band (stream 0 reliable-ordered "parley-reliable",
+// 1 "parley-unreliable-ordered" and 2 "parley-unreliable-unordered", both
+// maxRetransmits 0). Members of the session's rooms become active once its
+// channels are open; members on a replaced PeerConnection wait (for the
+// grace period) for the client's rejoin of their room.
+type TransportRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// SDP offer of the client's PeerConnection.
+	SdpOffer string `protobuf:"bytes,1,opt,name=sdp_offer,json=sdpOffer,proto3" json:"sdp_offer,omitempty"`
+	// The data-channel packet version the client speaks: 3.
+	PacketVersion uint32 `protobuf:"varint,2,opt,name=packet_version,json=packetVersion,proto3" json:"packet_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransportRequest) Reset() {
+	*x = TransportRequest{}
+	mi := &file_parley_v1_signal_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransportRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransportRequest) ProtoMessage() {}
+
+func (x *TransportRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_signal_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransportRequest.ProtoReflect.Descriptor instead.
+func (*TransportRequest) Descriptor() ([]byte, []int) {
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *TransportRequest) GetSdpOffer() string {
+	if x != nil {
+		return x.SdpOffer
+	}
+	return ""
+}
+
+func (x *TransportRequest) GetPacketVersion() uint32 {
+	if x != nil {
+		return x.PacketVersion
+	}
+	return 0
+}
+
+// TransportResponse answers TransportRequest.
+type TransportResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 0, or -1001: the session has no accepted join or login yet, the
+	// packet version is not 3, or the offer is bad (reason says which).
+	Code int32 `protobuf:"zigzag32,1,opt,name=code,proto3" json:"code,omitempty"`
+	// Human-readable reason for a non-zero code.
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// SDP answer (complete, with candidates) when code is 0.
+	SdpAnswer string `protobuf:"bytes,3,opt,name=sdp_answer,json=sdpAnswer,proto3" json:"sdp_answer,omitempty"`
+	// The data-channel packet version the server speaks: 3.
+	PacketVersion uint32 `protobuf:"varint,4,opt,name=packet_version,json=packetVersion,proto3" json:"packet_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransportResponse) Reset() {
+	*x = TransportResponse{}
+	mi := &file_parley_v1_signal_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransportResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransportResponse) ProtoMessage() {}
+
+func (x *TransportResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_v1_signal_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransportResponse.ProtoReflect.Descriptor instead.
+func (*TransportResponse) Descriptor() ([]byte, []int) {
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *TransportResponse) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *TransportResponse) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *TransportResponse) GetSdpAnswer() string {
+	if x != nil {
+		return x.SdpAnswer
+	}
+	return ""
+}
+
+func (x *TransportResponse) GetPacketVersion() uint32 {
+	if x != nil {
+		return x.PacketVersion
+	}
+	return 0
+}
+
 // JoinResponse answers JoinRequest. code 0 means the server accepted the
-// join and answered the offer; the member becomes active (RoomJoined) once
-// the data channels are open.
+// join; the member becomes active (RoomJoined) once the session's
+// PeerConnection is open (TransportRequest).
 type JoinResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// 0, or a room error code: -1000 invalid token (malformed, unknown or
@@ -1174,11 +1360,9 @@ type JoinResponse struct {
 	Code int32 `protobuf:"zigzag32,1,opt,name=code,proto3" json:"code,omitempty"`
 	// Human-readable reason for a non-zero code.
 	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
-	// SDP answer (complete, with candidates) when code is 0.
+	// Version 2 and earlier: the SDP answer. Empty now.
 	SdpAnswer string `protobuf:"bytes,3,opt,name=sdp_answer,json=sdpAnswer,proto3" json:"sdp_answer,omitempty"`
-	// The data-channel packet version the server takes: 2 if it takes
-	// batches (Packet.batch). The client sends batches only to a server
-	// that says 2.
+	// The data-channel packet version the server speaks: 3.
 	PacketVersion uint32 `protobuf:"varint,4,opt,name=packet_version,json=packetVersion,proto3" json:"packet_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1186,7 +1370,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_parley_v1_signal_proto_msgTypes[7]
+	mi := &file_parley_v1_signal_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1198,7 +1382,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[7]
+	mi := &file_parley_v1_signal_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1211,7 +1395,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{7}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *JoinResponse) GetCode() int32 {
@@ -1258,7 +1442,7 @@ type LeaveRequest struct {
 
 func (x *LeaveRequest) Reset() {
 	*x = LeaveRequest{}
-	mi := &file_parley_v1_signal_proto_msgTypes[8]
+	mi := &file_parley_v1_signal_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1270,7 +1454,7 @@ func (x *LeaveRequest) String() string {
 func (*LeaveRequest) ProtoMessage() {}
 
 func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[8]
+	mi := &file_parley_v1_signal_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1283,7 +1467,7 @@ func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveRequest.ProtoReflect.Descriptor instead.
 func (*LeaveRequest) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{8}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *LeaveRequest) GetRoomId() string {
@@ -1312,7 +1496,7 @@ type LeaveResponse struct {
 
 func (x *LeaveResponse) Reset() {
 	*x = LeaveResponse{}
-	mi := &file_parley_v1_signal_proto_msgTypes[9]
+	mi := &file_parley_v1_signal_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1324,7 +1508,7 @@ func (x *LeaveResponse) String() string {
 func (*LeaveResponse) ProtoMessage() {}
 
 func (x *LeaveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[9]
+	mi := &file_parley_v1_signal_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1337,7 +1521,7 @@ func (x *LeaveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveResponse.ProtoReflect.Descriptor instead.
 func (*LeaveResponse) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{9}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *LeaveResponse) GetRoomId() string {
@@ -1360,7 +1544,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_parley_v1_signal_proto_msgTypes[10]
+	mi := &file_parley_v1_signal_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1372,7 +1556,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[10]
+	mi := &file_parley_v1_signal_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1385,7 +1569,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{10}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Member) GetUserId() string {
@@ -1422,7 +1606,7 @@ type RoomJoined struct {
 
 func (x *RoomJoined) Reset() {
 	*x = RoomJoined{}
-	mi := &file_parley_v1_signal_proto_msgTypes[11]
+	mi := &file_parley_v1_signal_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1434,7 +1618,7 @@ func (x *RoomJoined) String() string {
 func (*RoomJoined) ProtoMessage() {}
 
 func (x *RoomJoined) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[11]
+	mi := &file_parley_v1_signal_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1447,7 +1631,7 @@ func (x *RoomJoined) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoomJoined.ProtoReflect.Descriptor instead.
 func (*RoomJoined) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{11}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RoomJoined) GetRoomId() string {
@@ -1484,7 +1668,7 @@ type UserJoined struct {
 
 func (x *UserJoined) Reset() {
 	*x = UserJoined{}
-	mi := &file_parley_v1_signal_proto_msgTypes[12]
+	mi := &file_parley_v1_signal_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1496,7 +1680,7 @@ func (x *UserJoined) String() string {
 func (*UserJoined) ProtoMessage() {}
 
 func (x *UserJoined) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[12]
+	mi := &file_parley_v1_signal_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1509,7 +1693,7 @@ func (x *UserJoined) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserJoined.ProtoReflect.Descriptor instead.
 func (*UserJoined) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{12}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UserJoined) GetRoomId() string {
@@ -1542,7 +1726,7 @@ type UserLeft struct {
 
 func (x *UserLeft) Reset() {
 	*x = UserLeft{}
-	mi := &file_parley_v1_signal_proto_msgTypes[13]
+	mi := &file_parley_v1_signal_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1554,7 +1738,7 @@ func (x *UserLeft) String() string {
 func (*UserLeft) ProtoMessage() {}
 
 func (x *UserLeft) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[13]
+	mi := &file_parley_v1_signal_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1567,7 +1751,7 @@ func (x *UserLeft) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserLeft.ProtoReflect.Descriptor instead.
 func (*UserLeft) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{13}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UserLeft) GetRoomId() string {
@@ -1610,7 +1794,7 @@ type Presence struct {
 
 func (x *Presence) Reset() {
 	*x = Presence{}
-	mi := &file_parley_v1_signal_proto_msgTypes[14]
+	mi := &file_parley_v1_signal_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1622,7 +1806,7 @@ func (x *Presence) String() string {
 func (*Presence) ProtoMessage() {}
 
 func (x *Presence) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[14]
+	mi := &file_parley_v1_signal_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1635,7 +1819,7 @@ func (x *Presence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Presence.ProtoReflect.Descriptor instead.
 func (*Presence) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{14}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Presence) GetRoomId() string {
@@ -1666,7 +1850,7 @@ type PresenceChange struct {
 
 func (x *PresenceChange) Reset() {
 	*x = PresenceChange{}
-	mi := &file_parley_v1_signal_proto_msgTypes[15]
+	mi := &file_parley_v1_signal_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1678,7 +1862,7 @@ func (x *PresenceChange) String() string {
 func (*PresenceChange) ProtoMessage() {}
 
 func (x *PresenceChange) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[15]
+	mi := &file_parley_v1_signal_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1691,7 +1875,7 @@ func (x *PresenceChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PresenceChange.ProtoReflect.Descriptor instead.
 func (*PresenceChange) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{15}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PresenceChange) GetChange() isPresenceChange_Change {
@@ -1756,7 +1940,7 @@ type RoomRemoved struct {
 
 func (x *RoomRemoved) Reset() {
 	*x = RoomRemoved{}
-	mi := &file_parley_v1_signal_proto_msgTypes[16]
+	mi := &file_parley_v1_signal_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1768,7 +1952,7 @@ func (x *RoomRemoved) String() string {
 func (*RoomRemoved) ProtoMessage() {}
 
 func (x *RoomRemoved) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[16]
+	mi := &file_parley_v1_signal_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1781,7 +1965,7 @@ func (x *RoomRemoved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoomRemoved.ProtoReflect.Descriptor instead.
 func (*RoomRemoved) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{16}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RoomRemoved) GetRoomId() string {
@@ -1816,7 +2000,7 @@ type GoAway struct {
 
 func (x *GoAway) Reset() {
 	*x = GoAway{}
-	mi := &file_parley_v1_signal_proto_msgTypes[17]
+	mi := &file_parley_v1_signal_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1828,7 +2012,7 @@ func (x *GoAway) String() string {
 func (*GoAway) ProtoMessage() {}
 
 func (x *GoAway) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[17]
+	mi := &file_parley_v1_signal_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1841,7 +2025,7 @@ func (x *GoAway) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GoAway.ProtoReflect.Descriptor instead.
 func (*GoAway) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{17}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GoAway) GetReason() string {
@@ -1868,7 +2052,7 @@ type LoginRequest struct {
 
 func (x *LoginRequest) Reset() {
 	*x = LoginRequest{}
-	mi := &file_parley_v1_signal_proto_msgTypes[18]
+	mi := &file_parley_v1_signal_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1880,7 +2064,7 @@ func (x *LoginRequest) String() string {
 func (*LoginRequest) ProtoMessage() {}
 
 func (x *LoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[18]
+	mi := &file_parley_v1_signal_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1893,7 +2077,7 @@ func (x *LoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginRequest.ProtoReflect.Descriptor instead.
 func (*LoginRequest) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{18}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *LoginRequest) GetAppId() string {
@@ -1933,7 +2117,7 @@ type LoginResponse struct {
 
 func (x *LoginResponse) Reset() {
 	*x = LoginResponse{}
-	mi := &file_parley_v1_signal_proto_msgTypes[19]
+	mi := &file_parley_v1_signal_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1945,7 +2129,7 @@ func (x *LoginResponse) String() string {
 func (*LoginResponse) ProtoMessage() {}
 
 func (x *LoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[19]
+	mi := &file_parley_v1_signal_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1958,7 +2142,7 @@ func (x *LoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginResponse.ProtoReflect.Descriptor instead.
 func (*LoginResponse) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{19}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *LoginResponse) GetCode() int32 {
@@ -1984,7 +2168,7 @@ type LogoutRequest struct {
 
 func (x *LogoutRequest) Reset() {
 	*x = LogoutRequest{}
-	mi := &file_parley_v1_signal_proto_msgTypes[20]
+	mi := &file_parley_v1_signal_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1996,7 +2180,7 @@ func (x *LogoutRequest) String() string {
 func (*LogoutRequest) ProtoMessage() {}
 
 func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[20]
+	mi := &file_parley_v1_signal_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2009,7 +2193,7 @@ func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutRequest.ProtoReflect.Descriptor instead.
 func (*LogoutRequest) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{20}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{22}
 }
 
 // LogoutResponse answers LogoutRequest.
@@ -2021,7 +2205,7 @@ type LogoutResponse struct {
 
 func (x *LogoutResponse) Reset() {
 	*x = LogoutResponse{}
-	mi := &file_parley_v1_signal_proto_msgTypes[21]
+	mi := &file_parley_v1_signal_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2033,7 +2217,7 @@ func (x *LogoutResponse) String() string {
 func (*LogoutResponse) ProtoMessage() {}
 
 func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[21]
+	mi := &file_parley_v1_signal_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2046,7 +2230,7 @@ func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutResponse.ProtoReflect.Descriptor instead.
 func (*LogoutResponse) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{21}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{23}
 }
 
 // LoggedOut tells a connection its login ended.
@@ -2060,7 +2244,7 @@ type LoggedOut struct {
 
 func (x *LoggedOut) Reset() {
 	*x = LoggedOut{}
-	mi := &file_parley_v1_signal_proto_msgTypes[22]
+	mi := &file_parley_v1_signal_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2072,7 +2256,7 @@ func (x *LoggedOut) String() string {
 func (*LoggedOut) ProtoMessage() {}
 
 func (x *LoggedOut) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[22]
+	mi := &file_parley_v1_signal_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2085,7 +2269,7 @@ func (x *LoggedOut) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoggedOut.ProtoReflect.Descriptor instead.
 func (*LoggedOut) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{22}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *LoggedOut) GetReason() int32 {
@@ -2106,7 +2290,7 @@ type PeerStatusRequest struct {
 
 func (x *PeerStatusRequest) Reset() {
 	*x = PeerStatusRequest{}
-	mi := &file_parley_v1_signal_proto_msgTypes[23]
+	mi := &file_parley_v1_signal_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2118,7 +2302,7 @@ func (x *PeerStatusRequest) String() string {
 func (*PeerStatusRequest) ProtoMessage() {}
 
 func (x *PeerStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[23]
+	mi := &file_parley_v1_signal_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2131,7 +2315,7 @@ func (x *PeerStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerStatusRequest.ProtoReflect.Descriptor instead.
 func (*PeerStatusRequest) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{23}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PeerStatusRequest) GetUserId() string {
@@ -2155,7 +2339,7 @@ type PeerStatusResponse struct {
 
 func (x *PeerStatusResponse) Reset() {
 	*x = PeerStatusResponse{}
-	mi := &file_parley_v1_signal_proto_msgTypes[24]
+	mi := &file_parley_v1_signal_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2167,7 +2351,7 @@ func (x *PeerStatusResponse) String() string {
 func (*PeerStatusResponse) ProtoMessage() {}
 
 func (x *PeerStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[24]
+	mi := &file_parley_v1_signal_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2180,7 +2364,7 @@ func (x *PeerStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerStatusResponse.ProtoReflect.Descriptor instead.
 func (*PeerStatusResponse) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{24}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PeerStatusResponse) GetUserId() string {
@@ -2220,7 +2404,7 @@ type OutsideMessage struct {
 
 func (x *OutsideMessage) Reset() {
 	*x = OutsideMessage{}
-	mi := &file_parley_v1_signal_proto_msgTypes[25]
+	mi := &file_parley_v1_signal_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2232,7 +2416,7 @@ func (x *OutsideMessage) String() string {
 func (*OutsideMessage) ProtoMessage() {}
 
 func (x *OutsideMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[25]
+	mi := &file_parley_v1_signal_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2245,7 +2429,7 @@ func (x *OutsideMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutsideMessage.ProtoReflect.Descriptor instead.
 func (*OutsideMessage) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{25}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *OutsideMessage) GetMsgId() int64 {
@@ -2304,7 +2488,7 @@ type ServerParamsRequest struct {
 
 func (x *ServerParamsRequest) Reset() {
 	*x = ServerParamsRequest{}
-	mi := &file_parley_v1_signal_proto_msgTypes[26]
+	mi := &file_parley_v1_signal_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2316,7 +2500,7 @@ func (x *ServerParamsRequest) String() string {
 func (*ServerParamsRequest) ProtoMessage() {}
 
 func (x *ServerParamsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[26]
+	mi := &file_parley_v1_signal_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2329,7 +2513,7 @@ func (x *ServerParamsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerParamsRequest.ProtoReflect.Descriptor instead.
 func (*ServerParamsRequest) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{26}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ServerParamsRequest) GetSignature() string {
@@ -2360,7 +2544,7 @@ type ServerParamsResponse struct {
 
 func (x *ServerParamsResponse) Reset() {
 	*x = ServerParamsResponse{}
-	mi := &file_parley_v1_signal_proto_msgTypes[27]
+	mi := &file_parley_v1_signal_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2372,7 +2556,7 @@ func (x *ServerParamsResponse) String() string {
 func (*ServerParamsResponse) ProtoMessage() {}
 
 func (x *ServerParamsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[27]
+	mi := &file_parley_v1_signal_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2385,7 +2569,7 @@ func (x *ServerParamsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerParamsResponse.ProtoReflect.Descriptor instead.
 func (*ServerParamsResponse) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{27}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ServerParamsResponse) GetCode() int32 {
@@ -2417,7 +2601,7 @@ type ServerMessage struct {
 
 func (x *ServerMessage) Reset() {
 	*x = ServerMessage{}
-	mi := &file_parley_v1_signal_proto_msgTypes[28]
+	mi := &file_parley_v1_signal_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2429,7 +2613,7 @@ func (x *ServerMessage) String() string {
 func (*ServerMessage) ProtoMessage() {}
 
 func (x *ServerMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[28]
+	mi := &file_parley_v1_signal_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2442,7 +2626,7 @@ func (x *ServerMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerMessage.ProtoReflect.Descriptor instead.
 func (*ServerMessage) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{28}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ServerMessage) GetMsgId() int64 {
@@ -2483,7 +2667,7 @@ type ServerMessageResult struct {
 
 func (x *ServerMessageResult) Reset() {
 	*x = ServerMessageResult{}
-	mi := &file_parley_v1_signal_proto_msgTypes[29]
+	mi := &file_parley_v1_signal_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2495,7 +2679,7 @@ func (x *ServerMessageResult) String() string {
 func (*ServerMessageResult) ProtoMessage() {}
 
 func (x *ServerMessageResult) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[29]
+	mi := &file_parley_v1_signal_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2508,7 +2692,7 @@ func (x *ServerMessageResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerMessageResult.ProtoReflect.Descriptor instead.
 func (*ServerMessageResult) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{29}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ServerMessageResult) GetMsgId() int64 {
@@ -2546,7 +2730,7 @@ type UpdateTokenRequest struct {
 
 func (x *UpdateTokenRequest) Reset() {
 	*x = UpdateTokenRequest{}
-	mi := &file_parley_v1_signal_proto_msgTypes[30]
+	mi := &file_parley_v1_signal_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2558,7 +2742,7 @@ func (x *UpdateTokenRequest) String() string {
 func (*UpdateTokenRequest) ProtoMessage() {}
 
 func (x *UpdateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[30]
+	mi := &file_parley_v1_signal_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2571,7 +2755,7 @@ func (x *UpdateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateTokenRequest.ProtoReflect.Descriptor instead.
 func (*UpdateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{30}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *UpdateTokenRequest) GetRoomId() string {
@@ -2601,7 +2785,7 @@ type UpdateTokenResponse struct {
 
 func (x *UpdateTokenResponse) Reset() {
 	*x = UpdateTokenResponse{}
-	mi := &file_parley_v1_signal_proto_msgTypes[31]
+	mi := &file_parley_v1_signal_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2613,7 +2797,7 @@ func (x *UpdateTokenResponse) String() string {
 func (*UpdateTokenResponse) ProtoMessage() {}
 
 func (x *UpdateTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[31]
+	mi := &file_parley_v1_signal_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2626,7 +2810,7 @@ func (x *UpdateTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateTokenResponse.ProtoReflect.Descriptor instead.
 func (*UpdateTokenResponse) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{31}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *UpdateTokenResponse) GetCode() int32 {
@@ -2654,7 +2838,7 @@ type TokenWillExpire struct {
 
 func (x *TokenWillExpire) Reset() {
 	*x = TokenWillExpire{}
-	mi := &file_parley_v1_signal_proto_msgTypes[32]
+	mi := &file_parley_v1_signal_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2666,7 +2850,7 @@ func (x *TokenWillExpire) String() string {
 func (*TokenWillExpire) ProtoMessage() {}
 
 func (x *TokenWillExpire) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_v1_signal_proto_msgTypes[32]
+	mi := &file_parley_v1_signal_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2679,7 +2863,7 @@ func (x *TokenWillExpire) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenWillExpire.ProtoReflect.Descriptor instead.
 func (*TokenWillExpire) Descriptor() ([]byte, []int) {
-	return file_parley_v1_signal_proto_rawDescGZIP(), []int{32}
+	return file_parley_v1_signal_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *TokenWillExpire) GetRoomId() string {
@@ -2693,7 +2877,7 @@ var File_parley_v1_signal_proto protoreflect.FileDescriptor
 
 const file_parley_v1_signal_proto_rawDesc = "" +
 	"\n" +
-	"\x16parley/v1/signal.proto\x12\tparley.v1\x1a\x16parley/v1/packet.proto\"\xe8\x05\n" +
+	"\x16parley/v1/signal.proto\x12\tparley.v1\x1a\x16parley/v1/packet.proto\"\xa5\x06\n" +
 	"\vClientFrame\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\x04R\trequestId\x12,\n" +
@@ -2710,10 +2894,11 @@ const file_parley_v1_signal_proto_rawDesc = "" +
 	" \x01(\v2\x18.parley.v1.ServerMessageH\x00R\rserverMessage\x122\n" +
 	"\x06resume\x18\v \x01(\v2\x18.parley.v1.ResumeRequestH\x00R\x06resume\x12.\n" +
 	"\back_only\x18\f \x01(\v2\x11.parley.v1.SeqAckH\x00R\aackOnly\x12B\n" +
-	"\fupdate_token\x18\r \x01(\v2\x1d.parley.v1.UpdateTokenRequestH\x00R\vupdateToken\x12\x10\n" +
+	"\fupdate_token\x18\r \x01(\v2\x1d.parley.v1.UpdateTokenRequestH\x00R\vupdateToken\x12;\n" +
+	"\ttransport\x18\x0e \x01(\v2\x1b.parley.v1.TransportRequestH\x00R\ttransport\x12\x10\n" +
 	"\x03seq\x18\x0f \x01(\x04R\x03seq\x12\x14\n" +
 	"\x05acked\x18\x10 \x01(\x04R\x05ackedB\x06\n" +
-	"\x04body\"\x9e\n" +
+	"\x04body\"\xdc\n" +
 	"\n" +
 	"\vServerFrame\x12\x1d\n" +
 	"\n" +
@@ -2744,7 +2929,8 @@ const file_parley_v1_signal_proto_rawDesc = "" +
 	"\back_only\x18\x14 \x01(\v2\x11.parley.v1.SeqAckH\x00R\aackOnly\x12C\n" +
 	"\fupdate_token\x18\x15 \x01(\v2\x1e.parley.v1.UpdateTokenResponseH\x00R\vupdateToken\x12H\n" +
 	"\x11token_will_expire\x18\x16 \x01(\v2\x1a.parley.v1.TokenWillExpireH\x00R\x0ftokenWillExpire\x121\n" +
-	"\bpresence\x18\x17 \x01(\v2\x13.parley.v1.PresenceH\x00R\bpresence\x12\x10\n" +
+	"\bpresence\x18\x17 \x01(\v2\x13.parley.v1.PresenceH\x00R\bpresence\x12<\n" +
+	"\ttransport\x18\x18 \x01(\v2\x1c.parley.v1.TransportResponseH\x00R\ttransport\x12\x10\n" +
 	"\x03seq\x18\x19 \x01(\x04R\x03seq\x12\x14\n" +
 	"\x05acked\x18\x1a \x01(\x04R\x05ackedB\x06\n" +
 	"\x04body\"\x8f\x01\n" +
@@ -2763,7 +2949,7 @@ const file_parley_v1_signal_proto_rawDesc = "" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x10\n" +
 	"\x03ack\x18\x02 \x01(\x04R\x03ack\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\"\b\n" +
-	"\x06SeqAck\"\x92\x02\n" +
+	"\x06SeqAck\"\xa6\x02\n" +
 	"\vJoinRequest\x12\x17\n" +
 	"\aroom_id\x18\x01 \x01(\tR\x06roomId\x12\x14\n" +
 	"\x05token\x18\x02 \x01(\tR\x05token\x12\x17\n" +
@@ -2774,7 +2960,18 @@ const file_parley_v1_signal_proto_rawDesc = "" +
 	"\x06app_id\x18\x06 \x01(\tR\x05appId\x12\x16\n" +
 	"\x06rejoin\x18\a \x01(\bR\x06rejoin\x12)\n" +
 	"\x10presence_batches\x18\b \x01(\bR\x0fpresenceBatches\x12%\n" +
-	"\x0epacket_version\x18\t \x01(\rR\rpacketVersion\"\x80\x01\n" +
+	"\x0epacket_version\x18\t \x01(\rR\rpacketVersion\x12\x12\n" +
+	"\x04room\x18\n" +
+	" \x01(\rR\x04room\"V\n" +
+	"\x10TransportRequest\x12\x1b\n" +
+	"\tsdp_offer\x18\x01 \x01(\tR\bsdpOffer\x12%\n" +
+	"\x0epacket_version\x18\x02 \x01(\rR\rpacketVersion\"\x85\x01\n" +
+	"\x11TransportResponse\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\x11R\x04code\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1d\n" +
+	"\n" +
+	"sdp_answer\x18\x03 \x01(\tR\tsdpAnswer\x12%\n" +
+	"\x0epacket_version\x18\x04 \x01(\rR\rpacketVersion\"\x80\x01\n" +
 	"\fJoinResponse\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x11R\x04code\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1d\n" +
@@ -2874,7 +3071,7 @@ func file_parley_v1_signal_proto_rawDescGZIP() []byte {
 	return file_parley_v1_signal_proto_rawDescData
 }
 
-var file_parley_v1_signal_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_parley_v1_signal_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_parley_v1_signal_proto_goTypes = []any{
 	(*ClientFrame)(nil),          // 0: parley.v1.ClientFrame
 	(*ServerFrame)(nil),          // 1: parley.v1.ServerFrame
@@ -2883,80 +3080,84 @@ var file_parley_v1_signal_proto_goTypes = []any{
 	(*ResumeResponse)(nil),       // 4: parley.v1.ResumeResponse
 	(*SeqAck)(nil),               // 5: parley.v1.SeqAck
 	(*JoinRequest)(nil),          // 6: parley.v1.JoinRequest
-	(*JoinResponse)(nil),         // 7: parley.v1.JoinResponse
-	(*LeaveRequest)(nil),         // 8: parley.v1.LeaveRequest
-	(*LeaveResponse)(nil),        // 9: parley.v1.LeaveResponse
-	(*Member)(nil),               // 10: parley.v1.Member
-	(*RoomJoined)(nil),           // 11: parley.v1.RoomJoined
-	(*UserJoined)(nil),           // 12: parley.v1.UserJoined
-	(*UserLeft)(nil),             // 13: parley.v1.UserLeft
-	(*Presence)(nil),             // 14: parley.v1.Presence
-	(*PresenceChange)(nil),       // 15: parley.v1.PresenceChange
-	(*RoomRemoved)(nil),          // 16: parley.v1.RoomRemoved
-	(*GoAway)(nil),               // 17: parley.v1.GoAway
-	(*LoginRequest)(nil),         // 18: parley.v1.LoginRequest
-	(*LoginResponse)(nil),        // 19: parley.v1.LoginResponse
-	(*LogoutRequest)(nil),        // 20: parley.v1.LogoutRequest
-	(*LogoutResponse)(nil),       // 21: parley.v1.LogoutResponse
-	(*LoggedOut)(nil),            // 22: parley.v1.LoggedOut
-	(*PeerStatusRequest)(nil),    // 23: parley.v1.PeerStatusRequest
-	(*PeerStatusResponse)(nil),   // 24: parley.v1.PeerStatusResponse
-	(*OutsideMessage)(nil),       // 25: parley.v1.OutsideMessage
-	(*ServerParamsRequest)(nil),  // 26: parley.v1.ServerParamsRequest
-	(*ServerParamsResponse)(nil), // 27: parley.v1.ServerParamsResponse
-	(*ServerMessage)(nil),        // 28: parley.v1.ServerMessage
-	(*ServerMessageResult)(nil),  // 29: parley.v1.ServerMessageResult
-	(*UpdateTokenRequest)(nil),   // 30: parley.v1.UpdateTokenRequest
-	(*UpdateTokenResponse)(nil),  // 31: parley.v1.UpdateTokenResponse
-	(*TokenWillExpire)(nil),      // 32: parley.v1.TokenWillExpire
-	(*Ack)(nil),                  // 33: parley.v1.Ack
-	(*Result)(nil),               // 34: parley.v1.Result
+	(*TransportRequest)(nil),     // 7: parley.v1.TransportRequest
+	(*TransportResponse)(nil),    // 8: parley.v1.TransportResponse
+	(*JoinResponse)(nil),         // 9: parley.v1.JoinResponse
+	(*LeaveRequest)(nil),         // 10: parley.v1.LeaveRequest
+	(*LeaveResponse)(nil),        // 11: parley.v1.LeaveResponse
+	(*Member)(nil),               // 12: parley.v1.Member
+	(*RoomJoined)(nil),           // 13: parley.v1.RoomJoined
+	(*UserJoined)(nil),           // 14: parley.v1.UserJoined
+	(*UserLeft)(nil),             // 15: parley.v1.UserLeft
+	(*Presence)(nil),             // 16: parley.v1.Presence
+	(*PresenceChange)(nil),       // 17: parley.v1.PresenceChange
+	(*RoomRemoved)(nil),          // 18: parley.v1.RoomRemoved
+	(*GoAway)(nil),               // 19: parley.v1.GoAway
+	(*LoginRequest)(nil),         // 20: parley.v1.LoginRequest
+	(*LoginResponse)(nil),        // 21: parley.v1.LoginResponse
+	(*LogoutRequest)(nil),        // 22: parley.v1.LogoutRequest
+	(*LogoutResponse)(nil),       // 23: parley.v1.LogoutResponse
+	(*LoggedOut)(nil),            // 24: parley.v1.LoggedOut
+	(*PeerStatusRequest)(nil),    // 25: parley.v1.PeerStatusRequest
+	(*PeerStatusResponse)(nil),   // 26: parley.v1.PeerStatusResponse
+	(*OutsideMessage)(nil),       // 27: parley.v1.OutsideMessage
+	(*ServerParamsRequest)(nil),  // 28: parley.v1.ServerParamsRequest
+	(*ServerParamsResponse)(nil), // 29: parley.v1.ServerParamsResponse
+	(*ServerMessage)(nil),        // 30: parley.v1.ServerMessage
+	(*ServerMessageResult)(nil),  // 31: parley.v1.ServerMessageResult
+	(*UpdateTokenRequest)(nil),   // 32: parley.v1.UpdateTokenRequest
+	(*UpdateTokenResponse)(nil),  // 33: parley.v1.UpdateTokenResponse
+	(*TokenWillExpire)(nil),      // 34: parley.v1.TokenWillExpire
+	(*Ack)(nil),                  // 35: parley.v1.Ack
+	(*Result)(nil),               // 36: parley.v1.Result
 }
 var file_parley_v1_signal_proto_depIdxs = []int32{
 	6,  // 0: parley.v1.ClientFrame.join:type_name -> parley.v1.JoinRequest
-	8,  // 1: parley.v1.ClientFrame.leave:type_name -> parley.v1.LeaveRequest
-	18, // 2: parley.v1.ClientFrame.login:type_name -> parley.v1.LoginRequest
-	20, // 3: parley.v1.ClientFrame.logout:type_name -> parley.v1.LogoutRequest
-	23, // 4: parley.v1.ClientFrame.peer_status:type_name -> parley.v1.PeerStatusRequest
-	25, // 5: parley.v1.ClientFrame.send:type_name -> parley.v1.OutsideMessage
-	33, // 6: parley.v1.ClientFrame.ack:type_name -> parley.v1.Ack
-	26, // 7: parley.v1.ClientFrame.server_params:type_name -> parley.v1.ServerParamsRequest
-	28, // 8: parley.v1.ClientFrame.server_message:type_name -> parley.v1.ServerMessage
+	10, // 1: parley.v1.ClientFrame.leave:type_name -> parley.v1.LeaveRequest
+	20, // 2: parley.v1.ClientFrame.login:type_name -> parley.v1.LoginRequest
+	22, // 3: parley.v1.ClientFrame.logout:type_name -> parley.v1.LogoutRequest
+	25, // 4: parley.v1.ClientFrame.peer_status:type_name -> parley.v1.PeerStatusRequest
+	27, // 5: parley.v1.ClientFrame.send:type_name -> parley.v1.OutsideMessage
+	35, // 6: parley.v1.ClientFrame.ack:type_name -> parley.v1.Ack
+	28, // 7: parley.v1.ClientFrame.server_params:type_name -> parley.v1.ServerParamsRequest
+	30, // 8: parley.v1.ClientFrame.server_message:type_name -> parley.v1.ServerMessage
 	3,  // 9: parley.v1.ClientFrame.resume:type_name -> parley.v1.ResumeRequest
 	5,  // 10: parley.v1.ClientFrame.ack_only:type_name -> parley.v1.SeqAck
-	30, // 11: parley.v1.ClientFrame.update_token:type_name -> parley.v1.UpdateTokenRequest
-	2,  // 12: parley.v1.ServerFrame.welcome:type_name -> parley.v1.Welcome
-	7,  // 13: parley.v1.ServerFrame.join:type_name -> parley.v1.JoinResponse
-	9,  // 14: parley.v1.ServerFrame.leave:type_name -> parley.v1.LeaveResponse
-	11, // 15: parley.v1.ServerFrame.room_joined:type_name -> parley.v1.RoomJoined
-	12, // 16: parley.v1.ServerFrame.user_joined:type_name -> parley.v1.UserJoined
-	13, // 17: parley.v1.ServerFrame.user_left:type_name -> parley.v1.UserLeft
-	16, // 18: parley.v1.ServerFrame.room_removed:type_name -> parley.v1.RoomRemoved
-	17, // 19: parley.v1.ServerFrame.go_away:type_name -> parley.v1.GoAway
-	19, // 20: parley.v1.ServerFrame.login:type_name -> parley.v1.LoginResponse
-	21, // 21: parley.v1.ServerFrame.logout:type_name -> parley.v1.LogoutResponse
-	24, // 22: parley.v1.ServerFrame.peer_status:type_name -> parley.v1.PeerStatusResponse
-	27, // 23: parley.v1.ServerFrame.server_params:type_name -> parley.v1.ServerParamsResponse
-	22, // 24: parley.v1.ServerFrame.logged_out:type_name -> parley.v1.LoggedOut
-	25, // 25: parley.v1.ServerFrame.message:type_name -> parley.v1.OutsideMessage
-	33, // 26: parley.v1.ServerFrame.ack:type_name -> parley.v1.Ack
-	34, // 27: parley.v1.ServerFrame.result:type_name -> parley.v1.Result
-	29, // 28: parley.v1.ServerFrame.server_result:type_name -> parley.v1.ServerMessageResult
-	4,  // 29: parley.v1.ServerFrame.resume:type_name -> parley.v1.ResumeResponse
-	5,  // 30: parley.v1.ServerFrame.ack_only:type_name -> parley.v1.SeqAck
-	31, // 31: parley.v1.ServerFrame.update_token:type_name -> parley.v1.UpdateTokenResponse
-	32, // 32: parley.v1.ServerFrame.token_will_expire:type_name -> parley.v1.TokenWillExpire
-	14, // 33: parley.v1.ServerFrame.presence:type_name -> parley.v1.Presence
-	10, // 34: parley.v1.RoomJoined.members:type_name -> parley.v1.Member
-	10, // 35: parley.v1.UserJoined.member:type_name -> parley.v1.Member
-	15, // 36: parley.v1.Presence.changes:type_name -> parley.v1.PresenceChange
-	10, // 37: parley.v1.PresenceChange.joined:type_name -> parley.v1.Member
-	13, // 38: parley.v1.PresenceChange.left:type_name -> parley.v1.UserLeft
-	39, // [39:39] is the sub-list for method output_type
-	39, // [39:39] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	32, // 11: parley.v1.ClientFrame.update_token:type_name -> parley.v1.UpdateTokenRequest
+	7,  // 12: parley.v1.ClientFrame.transport:type_name -> parley.v1.TransportRequest
+	2,  // 13: parley.v1.ServerFrame.welcome:type_name -> parley.v1.Welcome
+	9,  // 14: parley.v1.ServerFrame.join:type_name -> parley.v1.JoinResponse
+	11, // 15: parley.v1.ServerFrame.leave:type_name -> parley.v1.LeaveResponse
+	13, // 16: parley.v1.ServerFrame.room_joined:type_name -> parley.v1.RoomJoined
+	14, // 17: parley.v1.ServerFrame.user_joined:type_name -> parley.v1.UserJoined
+	15, // 18: parley.v1.ServerFrame.user_left:type_name -> parley.v1.UserLeft
+	18, // 19: parley.v1.ServerFrame.room_removed:type_name -> parley.v1.RoomRemoved
+	19, // 20: parley.v1.ServerFrame.go_away:type_name -> parley.v1.GoAway
+	21, // 21: parley.v1.ServerFrame.login:type_name -> parley.v1.LoginResponse
+	23, // 22: parley.v1.ServerFrame.logout:type_name -> parley.v1.LogoutResponse
+	26, // 23: parley.v1.ServerFrame.peer_status:type_name -> parley.v1.PeerStatusResponse
+	29, // 24: parley.v1.ServerFrame.server_params:type_name -> parley.v1.ServerParamsResponse
+	24, // 25: parley.v1.ServerFrame.logged_out:type_name -> parley.v1.LoggedOut
+	27, // 26: parley.v1.ServerFrame.message:type_name -> parley.v1.OutsideMessage
+	35, // 27: parley.v1.ServerFrame.ack:type_name -> parley.v1.Ack
+	36, // 28: parley.v1.ServerFrame.result:type_name -> parley.v1.Result
+	31, // 29: parley.v1.ServerFrame.server_result:type_name -> parley.v1.ServerMessageResult
+	4,  // 30: parley.v1.ServerFrame.resume:type_name -> parley.v1.ResumeResponse
+	5,  // 31: parley.v1.ServerFrame.ack_only:type_name -> parley.v1.SeqAck
+	33, // 32: parley.v1.ServerFrame.update_token:type_name -> parley.v1.UpdateTokenResponse
+	34, // 33: parley.v1.ServerFrame.token_will_expire:type_name -> parley.v1.TokenWillExpire
+	16, // 34: parley.v1.ServerFrame.presence:type_name -> parley.v1.Presence
+	8,  // 35: parley.v1.ServerFrame.transport:type_name -> parley.v1.TransportResponse
+	12, // 36: parley.v1.RoomJoined.members:type_name -> parley.v1.Member
+	12, // 37: parley.v1.UserJoined.member:type_name -> parley.v1.Member
+	17, // 38: parley.v1.Presence.changes:type_name -> parley.v1.PresenceChange
+	12, // 39: parley.v1.PresenceChange.joined:type_name -> parley.v1.Member
+	15, // 40: parley.v1.PresenceChange.left:type_name -> parley.v1.UserLeft
+	41, // [41:41] is the sub-list for method output_type
+	41, // [41:41] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_parley_v1_signal_proto_init() }
@@ -2978,6 +3179,7 @@ func file_parley_v1_signal_proto_init() {
 		(*ClientFrame_Resume)(nil),
 		(*ClientFrame_AckOnly)(nil),
 		(*ClientFrame_UpdateToken)(nil),
+		(*ClientFrame_Transport)(nil),
 	}
 	file_parley_v1_signal_proto_msgTypes[1].OneofWrappers = []any{
 		(*ServerFrame_Welcome)(nil),
@@ -3002,8 +3204,9 @@ func file_parley_v1_signal_proto_init() {
 		(*ServerFrame_UpdateToken)(nil),
 		(*ServerFrame_TokenWillExpire)(nil),
 		(*ServerFrame_Presence)(nil),
+		(*ServerFrame_Transport)(nil),
 	}
-	file_parley_v1_signal_proto_msgTypes[15].OneofWrappers = []any{
+	file_parley_v1_signal_proto_msgTypes[17].OneofWrappers = []any{
 		(*PresenceChange_Joined)(nil),
 		(*PresenceChange_Left)(nil),
 	}
@@ -3013,7 +3216,7 @@ func file_parley_v1_signal_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_parley_v1_signal_proto_rawDesc), len(file_parley_v1_signal_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   33,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
