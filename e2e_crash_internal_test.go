@@ -10,13 +10,14 @@ import (
 // export_test.go idiom): they kill a member's network without a leave
 // request, as a crash or a broken link would.
 
-// CrashRoomTransport closes the PeerConnection of r's current join
-// directly, as if the room's transport had died.
+// CrashRoomTransport closes the PeerConnection r's current join travels
+// on directly, as if it had died: the Engine's one PeerConnection, so
+// every room of r's Engine loses it.
 func CrashRoomTransport(r *Room) error {
 	r.mu.Lock()
 	var pc *webrtc.PeerConnection
-	if r.att != nil {
-		pc = r.att.pc
+	if r.att != nil && r.att.rtc != nil {
+		pc = r.att.rtc.pc
 	}
 	r.mu.Unlock()
 	if pc == nil {

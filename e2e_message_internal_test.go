@@ -82,22 +82,26 @@ func (idleQueue) BufferedAmount() uint64               { return 0 }
 func (idleQueue) SetBufferedAmountLowThreshold(uint64) {}
 func (idleQueue) OnBufferedAmountLow(func())           {}
 
-// GateAcks puts an AckGate, dropping, in front of the reliable channel of
-// r's current join, which must be joined: the join's reliable writer,
-// which its acks and sends go through, is replaced by one that writes
-// through the gate. The receiver still accepts and hands every message to
-// its handler; only the acknowledgements are withheld.
+// GateAcks puts an AckGate, dropping, in front of the reliable channel r's
+// current join travels on, which must be joined: the reliable writer of
+// the Engine's PeerConnection, which the acks and sends of every room of
+// r's Engine go through, is replaced by one that writes through the gate.
+// The receiver still accepts and hands every message to its handler; only
+// the acknowledgements are withheld.
 func GateAcks(r *Room) (*AckGate, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	a := r.att
-	if a == nil || !a.joined || a.chans[transport.ChannelReliable] == nil {
+	if a == nil || !a.joined || a.rtc == nil {
 		return nil, errors.New("room is not joined")
 	}
 	g := &AckGate{}
 	g.Drop(true)
+	x := a.rtc
 	rel := transport.ChannelReliable
-	a.writers[rel] = transport.NewFlowWriter(idleQueue{}, ackGateChannel{a.chans[rel], g}, a.batch)
+	ws := *x.ws.Load()
+	ws[rel] = transport.NewFlowWriter(idleQueue{}, ackGateChannel{x.chans[rel], g})
+	x.ws.Store(&ws)
 	return g, nil
 }
 
@@ -132,9 +136,9 @@ func SendForgedMessage(r *Room, to, from string, broadcast bool, payload []byte)
 		a.unacked.Expect(to, id)
 	}
 	r.mu.Lock()
-	w := a.writers[transport.ChannelReliable]
+	w := a.rtc.writer(transport.ChannelReliable)
 	r.mu.Unlock()
-	if err := w.Write(a.ctx, b); err != nil {
+	if err := w.Write(a.ctx, r.handle, b); err != nil {
 		r.e.resolve(id, int(UserMessageSendResultNoConnection))
 	}
 	return id
@@ -161,8 +165,3 @@ func AwaitingAcks(r *Room) map[string]int {
 	}
 	return out
 }
-
-// WithPacketVersion1 makes the Engine a version 1 peer on the data
-// channels: its joins say it takes no batches, it sends none, and a batch
-// that reaches it anyway is dropped, as a v1 SDK would (it finds no body).
-func WithPacketVersion1() Option { return func(o *options) { o.packetVersion = 1 } }

@@ -79,6 +79,11 @@ type Engine struct {
 	dialing   *dial            // guarded by mu; a connect in progress, or nil
 	connected bool             // guarded by mu; has been connected once (for Reconnecting)
 	wg        sync.WaitGroup   // Add guarded by mu; joins, leaves and teardowns in flight
+	pr        *rtc             // guarded by mu; the PeerConnection of the rooms, or the last one (see rtcFor)
+	sessGen   uint64           // guarded by mu; counts server sessions: a lost one ends its rtc
+
+	handles    sync.Map      // Room.handle → *Room: where the rtc's readers send each packet
+	lastHandle atomic.Uint32 // the last Room.handle given out
 
 	lmu       sync.Mutex // taken before mu, never under it
 	lg        login      // guarded by lmu
@@ -138,6 +143,7 @@ func (e *Engine) CreateRoom(roomID string, h RoomEventHandler) (*Room, error) {
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
+		e.handles.Delete(r.handle)
 		return nil, ErrEngineClosed
 	}
 	old := e.rooms[roomID]
@@ -213,6 +219,12 @@ func (e *Engine) Close() error {
 		if err := a.end(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	e.mu.Lock()
+	x := e.pr
+	e.mu.Unlock()
+	if x != nil {
+		x.fail(ErrEngineClosed, true)
 	}
 	if sig != nil {
 		sig.Close()
@@ -372,6 +384,7 @@ func (e *Engine) signalClosed(c *signal.Client, err error) {
 	if closed {
 		return
 	}
+	e.endSession() // the server's side of the rtc is gone with the session
 	if errors.Is(err, signal.ErrNothingToResume) {
 		e.emit(func(h EngineEventHandler) { h.OnConnectionStateChanged(ConnectionStateDisconnected) })
 		return
@@ -449,6 +462,7 @@ func (e *Engine) onSignalState(s signal.ClientState) {
 // starts work.
 func (e *Engine) onSessionLost() {
 	e.log.Info("session lost: rejoining rooms and logging in again")
+	e.endSession()
 	e.mu.Lock()
 	rooms := make([]*Room, 0, len(e.rooms))
 	for _, r := range e.rooms {
@@ -476,6 +490,28 @@ func (e *Engine) onSessionLost() {
 		}
 		e.startLoginLocked(e.lg.token)
 	}
+}
+
+// endSession ends the rtc of the server session that is gone: its rooms
+// rejoin (or are lost) by themselves, on a new one.
+func (e *Engine) endSession() {
+	e.mu.Lock()
+	e.sessGen++
+	x := e.pr
+	e.pr = nil
+	e.mu.Unlock()
+	if x != nil {
+		x.fail(errors.New("session lost"), true)
+	}
+}
+
+// roomOf returns the Room whose handle packets name, or nil.
+func (e *Engine) roomOf(handle uint32) *Room {
+	r, ok := e.handles.Load(handle)
+	if !ok {
+		return nil
+	}
+	return r.(*Room)
 }
 
 // onSignal routes a server event to its room; it runs on the signaling

@@ -10,20 +10,18 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
 
 	"github.com/parleyhq/parley/internal/acks"
 	"github.com/parleyhq/parley/internal/signal"
-	"github.com/parleyhq/parley/internal/transport"
 	pb "github.com/parleyhq/parley/proto/parley/v1"
 )
 
 // The join state machine of a Room. An attempt is one join, from JoinRoom
 // (or a rejoin) until it is left, fails or is lost. join runs it: connect
-// gets the signaling connection, builds the PeerConnection, sends the join
-// request and waits for the data channels and the server's RoomJoined,
-// then reports state 0. A refusal or a timeout ends it through lost, with
+// gets the signaling connection and the Engine's PeerConnection (rtc.go),
+// sends the join request and waits for the data channels and the server's
+// RoomJoined, then reports state 0. A refusal or a timeout ends it through lost, with
 // its code. A room that has reported state 0 and loses its transport or
 // its session comes back by itself: rejoin replaces the attempt with a new
 // one (JoinTypeReconnected) that takes over its kept sends, and retries
@@ -42,20 +40,17 @@ type attempt struct {
 	started  time.Time
 	ctx      context.Context // cancelled when the attempt ends (or is replaced)
 	cancel   context.CancelFunc
-	opened   chan struct{} // closed when the data channels are open
 	active   chan struct{} // closed when the server has the member active (the last RoomJoined page)
-	live     chan struct{} // closed once state 0 is queued: received messages wait for it
 
-	token    string                                   // guarded by Room.mu
-	pc       *webrtc.PeerConnection                   // guarded by Room.mu
-	chans    transport.Channels                       // guarded by Room.mu
-	writers  [transport.NumChannels]*transport.Writer // guarded by Room.mu
-	batch    bool                                     // guarded by Room.mu; both ends take batches (JoinResponse.packet_version)
-	joined   bool                                     // guarded by Room.mu; state 0 queued
-	joinedAt time.Time                                // guarded by Room.mu
-	members  map[string]UserInfo                      // guarded by Room.mu; the other members, as told by the server
-	pending  []func()                                 // guarded by Room.mu; membership events that arrived before state 0
-	pages    []*pb.Member                             // guarded by Room.mu; the RoomJoined pages so far, until the last
+	token    string              // guarded by Room.mu
+	rtc      *rtc                // guarded by Room.mu; the Engine's PeerConnection the join uses, once it is open
+	joined   bool                // guarded by Room.mu; state 0 queued
+	joinedAt time.Time           // guarded by Room.mu
+	members  map[string]UserInfo // guarded by Room.mu; the other members, as told by the server
+	pending  []func()            // guarded by Room.mu; membership events that arrived before state 0
+	pages    []*pb.Member        // guarded by Room.mu; the RoomJoined pages so far, until the last
+
+	early early // messages that arrived before state 0
 
 	msgState // its own locks: see msgState
 
@@ -71,9 +66,7 @@ func (r *Room) newAttempt(token string, user UserInfo, jt JoinType) *attempt {
 		user:     user,
 		joinType: jt,
 		started:  time.Now(),
-		opened:   make(chan struct{}),
 		active:   make(chan struct{}),
-		live:     make(chan struct{}),
 		members:  make(map[string]UserInfo),
 	}
 	a.ctx, a.cancel = context.WithCancel(r.e.ctx)
@@ -193,79 +186,43 @@ func (r *Room) join(a *attempt, prev chan struct{}) {
 	r.lost(a, code, err.Error())
 }
 
-// connect does the work of a join: signaling, PeerConnection, offer and
-// answer, then waits for the channels and the server. It returns the room
-// state code and the reason when the join fails.
+// connect does the work of a join: signaling, the Engine's PeerConnection,
+// the join request, then waits for the data channels and the server. It
+// returns the room state code and the reason when the join fails.
 func (r *Room) connect(ctx context.Context, a *attempt) (int, error) {
 	fail := func(err error) (int, error) { return int(ErrorCodeJoinRoom), err }
 	sig, err := r.e.signal(ctx)
 	if err != nil {
 		return fail(fmt.Errorf("connect: %w", err))
 	}
-	pc, err := r.e.api.NewPeerConnection(transport.Configuration(r.e.opts.iceServers))
+	x, err := r.e.rtcFor(sig)
 	if err != nil {
 		return fail(err)
 	}
-	r.mu.Lock()
-	if r.att != a {
-		r.mu.Unlock()
-		_ = pc.Close()
-		return 0, nil
-	}
-	a.pc = pc
-	r.mu.Unlock()
-	dcs, err := transport.CreateChannels(pc)
-	if err != nil {
-		return fail(err)
-	}
-	transport.OnOpen(dcs, func(ch transport.Channels) {
-		r.mu.Lock()
-		a.chans = ch
-		for i := range ch {
-			a.writers[i] = transport.NewFlowWriter(dcs[i], ch[i], a.batch)
+	if x.early {
+		// A new PeerConnection after a failed one: the server must have
+		// it before this join, so that it puts the member on it.
+		if err := x.waitSent(ctx); err != nil {
+			return fail(fmt.Errorf("room transport: %w", err))
 		}
-		r.mu.Unlock()
-		a.readChannels(ch)
-		close(a.opened)
-	}, func(err error) {
-		r.lost(a, int(ErrorCodeJoinRoom), err.Error())
-	})
-	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
-		if st != webrtc.PeerConnectionStateFailed && st != webrtc.PeerConnectionStateClosed {
-			return
-		}
-		r.mu.Lock()
-		joined := a.joined
-		r.mu.Unlock()
-		if joined { // a room that worked comes back by itself
-			r.rejoin(a, "room transport "+st.String())
-			return
-		}
-		r.lost(a, int(ErrorCodeJoinRoom), "room transport "+st.String())
-	})
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		return fail(err)
 	}
-	if err := pc.SetLocalDescription(offer); err != nil {
-		return fail(err)
-	}
-	if err := transport.WaitGathered(ctx, pc); err != nil {
-		return fail(err)
-	}
-	resp, err := sig.Request(ctx, &pb.ClientFrame{Body: &pb.ClientFrame_Join{Join: &pb.JoinRequest{
+	wait, err := sig.Start(&pb.ClientFrame{Body: &pb.ClientFrame_Join{Join: &pb.JoinRequest{
 		RoomId:    r.id,
 		Token:     a.token,
 		UserId:    a.user.UserID,
 		ExtraInfo: a.user.ExtraInfo,
-		SdpOffer:  pc.LocalDescription().SDP,
 		AppId:     r.e.cfg.AppID,
 		Rejoin:    a.joinType == JoinTypeReconnected,
+		Room:      r.handle,
 
 		PresenceBatches: true,
-		// A client that says 1 gets no batches and sends none.
-		PacketVersion: r.e.opts.packetVersion,
+		PacketVersion:   packetVersion,
 	}}})
+	if err != nil {
+		return fail(fmt.Errorf("join request: %w", err))
+	}
+	x.letGo() // the first join of a session goes before the TransportRequest
+	resp, err := wait(ctx)
 	if err != nil {
 		return fail(fmt.Errorf("join request: %w", err))
 	}
@@ -282,27 +239,29 @@ func (r *Room) connect(ctx context.Context, a *attempt) (int, error) {
 	// member of the same user.
 	r.mu.Lock()
 	current := r.att == a
-	a.batch = jr.PacketVersion >= packetVersionBatch && r.e.opts.packetVersion >= packetVersionBatch
 	r.mu.Unlock()
 	if !current {
 		return 0, nil
 	}
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: jr.SdpAnswer}); err != nil {
-		return fail(fmt.Errorf("bad SDP answer: %w", err))
+	if err := x.waitOpen(ctx); err != nil {
+		return fail(fmt.Errorf("room transport: %w", err))
 	}
-	for _, ready := range []chan struct{}{a.opened, a.active} {
-		select {
-		case <-ready:
-		case <-ctx.Done():
-			return fail(fmt.Errorf("waiting for the room: %w", ctx.Err()))
-		}
+	r.mu.Lock()
+	a.rtc = x
+	r.mu.Unlock()
+	select {
+	case <-a.active:
+	case <-x.done:
+		return fail(fmt.Errorf("room transport: %w", x.err))
+	case <-ctx.Done():
+		return fail(fmt.Errorf("waiting for the room: %w", ctx.Err()))
 	}
 	a.sendMu.Lock() // the sends kept across the rejoin go first
 	defer a.sendMu.Unlock()
 	a.resend(ctx)
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.att != a {
+		r.mu.Unlock()
 		return 0, nil
 	}
 	a.joined = true
@@ -313,7 +272,13 @@ func (r *Room) connect(ctx context.Context, a *attempt) (int, error) {
 		f()
 	}
 	a.pending = nil
-	close(a.live)
+	r.mu.Unlock()
+	if x.ended() {
+		// The transport failed before the room was joined on it, so its
+		// failure found nothing to rejoin: the room rejoins now.
+		r.rejoin(a, "room transport "+x.err.Error())
+	}
+	a.goLive() // the messages that came before state 0, then the rest
 	return 0, nil
 }
 
@@ -464,8 +429,9 @@ func (r *Room) lost(a *attempt, code int, reason string) {
 	}
 }
 
-// end cancels the attempt, releases its user ID and closes its transport;
-// it runs once and returns the transport's close error.
+// end cancels the attempt, releases its user ID and drops what it has
+// queued on the Engine's transport; it runs once. The error is always nil
+// now that the transport is the Engine's.
 func (a *attempt) end() error {
 	a.endOnce.Do(func() {
 		a.cancel() // releases a send waiting on flow control
@@ -473,11 +439,12 @@ func (a *attempt) end() error {
 		a.r.e.failPending(a) // every send registered on a, none after
 		a.sendMu.Unlock()
 		a.r.e.releaseUser()
+		a.early.drop()
 		a.r.mu.Lock()
-		pc := a.pc
+		x := a.rtc
 		a.r.mu.Unlock()
-		if pc != nil {
-			a.endErr = pc.Close()
+		if x != nil {
+			x.forget(a.r.handle) // what is queued for the room goes nowhere now
 		}
 	})
 	return a.endErr

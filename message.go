@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/parleyhq/parley/internal/acks"
 	"github.com/parleyhq/parley/internal/ids"
@@ -118,7 +117,7 @@ func (r *Room) sendOn(a *attempt, ch int, m roomMessage) (int64, bool) {
 	e := r.e
 	a.sendMu.Lock()
 	r.mu.Lock()
-	current, live, w := r.att == a, a.joined, a.writers[ch]
+	current, live, x := r.att == a, a.joined, a.rtc
 	r.mu.Unlock()
 	if !current {
 		a.sendMu.Unlock()
@@ -158,7 +157,7 @@ func (r *Room) sendOn(a *attempt, ch int, m roomMessage) (int64, bool) {
 	if ps.book != nil {
 		ps.book.Expect(m.to, id)
 	}
-	if err := w.Write(a.ctx, b); err != nil {
+	if err := x.writer(ch).Write(a.ctx, r.handle, b); err != nil {
 		e.log.Debug("send", zap.String("room", r.id), zap.Error(err))
 		if reliable {
 			// The transport has failed, or the attempt is ending; the room
@@ -179,57 +178,19 @@ func (r *Room) sendOn(a *attempt, ch int, m roomMessage) (int64, bool) {
 	return id, true
 }
 
-// readChannels reads the attempt's data channels until they close.
-func (a *attempt) readChannels(chans transport.Channels) {
-	for i, ch := range chans {
-		a.r.e.goTracked(func() {
-			if err := transport.ReadLoop(ch, func(b []byte) { a.onPacket(i, b) }); err != nil {
-				a.r.e.log.Debug("data channel read ended", zap.String("room", a.roomID), zap.Int("channel", i), zap.Error(err))
-			}
-		})
-	}
-}
-
-// onPacket handles one packet from the server; it runs on the channel's
-// read goroutine and waits when the callback queue is full, which stops
-// the reading and so back-pressures the sender through SCTP.
-func (a *attempt) onPacket(ch int, b []byte) {
-	e := a.r.e
-	var p pb.Packet
-	if err := proto.Unmarshal(b, &p); err != nil {
-		e.log.Debug("malformed packet dropped", zap.String("room", a.roomID), zap.Error(err))
-		return
-	}
-	if len(p.Batch) == 0 {
-		a.onOne(ch, &p)
-		return
-	}
-	if p.Body != nil || e.opts.packetVersion < packetVersionBatch {
-		// A batch with a body is malformed; a v1 Engine (tests) takes
-		// none, as a v1 SDK would find nothing in it.
-		e.log.Debug("malformed batch dropped", zap.String("room", a.roomID))
-		return
-	}
-	for _, q := range p.Batch {
-		a.onOne(ch, q)
-	}
-}
-
-// onOne handles one packet that is not a batch; one that holds a batch
-// too is malformed and dropped.
+// onOne handles one packet of the room, not a batch; it runs on the
+// channel's read goroutine and waits when the callback queue is full,
+// which stops the reading and so back-pressures the sender through SCTP.
 func (a *attempt) onOne(ch int, p *pb.Packet) {
 	e := a.r.e
-	if len(p.Batch) > 0 {
-		e.log.Debug("malformed packet dropped: a batch in a batch", zap.String("room", a.roomID))
-		return
-	}
 	switch body := p.Body.(type) {
 	case *pb.Packet_Message:
 		// The handler hears of the room's messages after its state 0:
 		// the server may forward a member's message before this join's
-		// last RoomJoined has arrived.
-		if !a.waitLive() {
-			return // never joined: not delivered, so not acknowledged
+		// last RoomJoined has arrived. Those wait in a.early, not on the
+		// reader, which the Engine's other rooms share.
+		if a.early.hold(ch, body.Message) {
+			return
 		}
 		a.receive(ch, body.Message)
 	case *pb.Packet_Ack:
@@ -241,18 +202,95 @@ func (a *attempt) onOne(ch int, p *pb.Packet) {
 	}
 }
 
-// waitLive waits until a's state 0 is queued; false if a ended first.
-func (a *attempt) waitLive() bool {
-	select {
-	case <-a.live:
-		return true
-	default:
+// early holds the messages of a join that arrive before its state 0, in
+// order, until the join goes live (goLive) or ends (drop). Past maxEarly
+// bytes the reader waits for it instead, as it waits for a full callback
+// queue.
+type early struct {
+	mu      sync.Mutex
+	live    bool          // guarded by mu; messages go straight to the handler
+	dead    bool          // guarded by mu; the join ended first: nothing is kept
+	queue   []earlyMsg    // guarded by mu
+	bytes   int           // guarded by mu; the payload bytes in queue
+	changed chan struct{} // guarded by mu; closed and replaced when the state or the queue changes
+}
+
+type earlyMsg struct {
+	ch int
+	m  *pb.Message
+}
+
+// maxEarly bounds the bytes one join holds before its state 0.
+const maxEarly = 4 << 20
+
+// hold keeps m, which came on channel ch, for goLive and reports true, or
+// reports false when the join is live (the caller delivers m now). A
+// message of a join that ended is dropped (true): never delivered, so
+// never acknowledged.
+func (q *early) hold(ch int, m *pb.Message) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for {
+		switch {
+		case q.live:
+			return false
+		case q.dead:
+			return true
+		case q.bytes == 0 || q.bytes+len(m.Payload) <= maxEarly:
+			q.queue = append(q.queue, earlyMsg{ch, m})
+			q.bytes += len(m.Payload)
+			return true
+		}
+		changed := q.wakeChan()
+		q.mu.Unlock()
+		<-changed
+		q.mu.Lock()
 	}
-	select {
-	case <-a.live:
-		return true
-	case <-a.ctx.Done():
-		return false
+}
+
+// wakeChan returns the channel closed at the next change.
+func (q *early) wakeChan() chan struct{} {
+	if q.changed == nil {
+		q.changed = make(chan struct{})
+	}
+	return q.changed
+}
+
+func (q *early) wakeLocked() {
+	if q.changed != nil {
+		close(q.changed)
+		q.changed = nil
+	}
+}
+
+// drop ends q: what it holds is dropped, and so is whatever comes later.
+func (q *early) drop() {
+	q.mu.Lock()
+	q.dead = true
+	q.queue, q.bytes = nil, 0
+	q.wakeLocked()
+	q.mu.Unlock()
+}
+
+// goLive delivers, in order, the messages that came before state 0, and
+// those that come while it does, then lets the reader deliver the rest.
+func (a *attempt) goLive() {
+	q := &a.early
+	for {
+		q.mu.Lock()
+		batch := q.queue
+		q.queue, q.bytes = nil, 0
+		if len(batch) == 0 || q.dead {
+			q.live = !q.dead
+			q.wakeLocked()
+			q.mu.Unlock()
+			return
+		}
+		q.wakeLocked()
+		q.mu.Unlock()
+		for _, em := range batch {
+			a.receive(em.ch, em.m)
+		}
 	}
 }
 
@@ -320,13 +358,13 @@ func (r *Room) seenBefore(from string, instance uint64, id int64) bool {
 func (a *attempt) resend(ctx context.Context) {
 	e := a.r.e
 	a.r.mu.Lock()
-	writers := a.writers
+	x := a.rtc
 	a.r.mu.Unlock()
 	for _, k := range e.out.resendable(a) {
 		if k.ps.book != nil {
 			k.ps.book.Expect(k.ps.to, k.id)
 		}
-		if err := writers[k.ps.ch].Write(ctx, k.ps.packet); err != nil {
+		if err := x.writer(k.ps.ch).Write(ctx, a.r.handle, k.ps.packet); err != nil {
 			// Kept: the next rejoin sends it, or a's end fails it.
 			e.log.Debug("resend", zap.String("room", a.roomID), zap.Error(err))
 			e.out.keep(k.id, k.ps.packet, true)
@@ -343,30 +381,21 @@ type msgState struct {
 	stats   counters
 }
 
-// flushAcks sends the acks the attempt owes on its reliable channel: all
-// of them in one batch when the server takes batches.
+// flushAcks sends the acks the attempt owes on its reliable channel; the
+// writer coalesces them with whatever else is going out.
 func (a *attempt) flushAcks(upTo map[string]int64) {
 	a.r.mu.Lock()
-	w, batch := a.writers[transport.ChannelReliable], a.batch
+	x := a.rtc
 	a.r.mu.Unlock()
-	if w == nil {
+	if x == nil {
 		return
 	}
-	var b []byte
+	w := x.writer(transport.ChannelReliable)
 	for peer, id := range upTo {
 		p := signal.MustMarshal(&pb.Packet{Body: &pb.Packet_Ack{Ack: &pb.Ack{Peer: peer, UpTo: id}}})
-		if batch && len(upTo) > 1 {
-			b = transport.AppendEntry(b, p)
-			continue
-		}
-		if err := w.Write(a.ctx, p); err != nil {
+		if err := w.Write(a.ctx, a.r.handle, p); err != nil {
 			a.r.e.log.Debug("send ack", zap.String("room", a.roomID), zap.Error(err))
 			return
-		}
-	}
-	if b != nil {
-		if err := w.Write(a.ctx, b); err != nil {
-			a.r.e.log.Debug("send acks", zap.String("room", a.roomID), zap.Error(err))
 		}
 	}
 }
@@ -385,9 +414,3 @@ func (c *counters) received(n int) {
 	c.receivedMessages.Add(1)
 	c.receivedBytes.Add(int64(n))
 }
-
-// packetVersionBatch is the data-channel packet version with batches
-// (Packet.batch, packet.proto): the SDK takes them and says so in its
-// JoinRequest, and sends them when the server's JoinResponse says it
-// takes them too.
-const packetVersionBatch = 2

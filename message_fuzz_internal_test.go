@@ -20,8 +20,8 @@ func (discardRW) ReadDataChannel([]byte) (int, bool, error)      { select {} }
 func (discardRW) WriteDataChannel(b []byte, _ bool) (int, error) { return len(b), nil }
 func (discardRW) Close() error                                   { return nil }
 
-// FuzzClientPacket feeds arbitrary bytes to a joined room's packet handler,
-// as if they came from the server. It must never panic; messages reach the
+// FuzzClientPacket feeds arbitrary bytes to the Engine's packet handler, as
+// if they came from the server, with one room joined (handle 1). It must never panic; messages reach the
 // handler and acks and results for unknown IDs are ignored.
 func FuzzClientPacket(f *testing.F) {
 	for _, p := range []*pb.Packet{
@@ -30,6 +30,7 @@ func FuzzClientPacket(f *testing.F) {
 		{Body: &pb.Packet_Ack{Ack: &pb.Ack{Peer: "b", UpTo: 3}}},
 		{Body: &pb.Packet_Result{Result: &pb.Result{MsgId: 5, Code: 3}}},
 	} {
+		p.Room = 1
 		b, _ := proto.Marshal(p)
 		f.Add(uint8(0), b)
 	}
@@ -41,7 +42,11 @@ func FuzzClientPacket(f *testing.F) {
 		{Body: &pb.Packet_Message{Message: &pb.Message{MsgId: 6, From: "b", Payload: []byte("one")}}},
 		{Body: &pb.Packet_Ack{Ack: &pb.Ack{Peer: "b", UpTo: 3}}},
 		{Body: &pb.Packet_Result{Result: &pb.Result{MsgId: 5, Code: 200}}},
+		{Room: 2, Body: &pb.Packet_Message{Message: &pb.Message{MsgId: 1, From: "c", Payload: []byte("no such room")}}},
 	} {
+		if p.Room == 0 {
+			p.Room = 1
+		}
 		b, _ := proto.Marshal(p)
 		batch = transport.AppendEntry(batch, b)
 	}
@@ -58,17 +63,23 @@ func FuzzClientPacket(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	a := &attempt{r: r, roomID: "r", joined: true, members: map[string]UserInfo{}, live: make(chan struct{})}
-	close(a.live) // state 0 is out: messages are delivered
+	if r.handle != 1 {
+		f.Fatalf("the Engine's first room has handle %d, want 1", r.handle)
+	}
+	x := &rtc{e: e}
+	var ws [transport.NumChannels]*transport.Writer
+	for i := range ws {
+		x.chans[i] = discardRW{}
+		ws[i] = transport.NewFlowWriter(idleQueue{}, discardRW{})
+	}
+	x.ws.Store(&ws)
+	a := &attempt{r: r, roomID: "r", joined: true, members: map[string]UserInfo{}, rtc: x}
+	a.early.live = true // state 0 is out: messages are delivered
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	a.owed = acks.Batcher{Delay: ackDelay, Flush: a.flushAcks}
 	f.Cleanup(a.cancel)
-	a.batch = true
-	for i := range a.chans {
-		a.chans[i] = discardRW{}
-		a.writers[i] = transport.NewFlowWriter(idleQueue{}, discardRW{}, true)
-	}
+	r.att = a
 	f.Fuzz(func(t *testing.T, ch uint8, b []byte) {
-		a.onPacket(int(ch)%transport.NumChannels, b)
+		x.onPacket(int(ch)%transport.NumChannels, b)
 	})
 }

@@ -18,7 +18,6 @@ type options struct {
 	loopbackOnly   bool
 	messageTimeout time.Duration
 	joinTimeout    time.Duration // a join's try, JoinRoom or rejoin, to state 0; tests shorten it
-	packetVersion  uint32        // the data-channel packet version it says it takes; tests say 1
 }
 
 // defaultMessageTimeout is WithMessageTimeout's default.
@@ -26,7 +25,7 @@ const defaultMessageTimeout = 10 * time.Second
 
 // newOptions applies opts over the defaults.
 func newOptions(opts []Option) options {
-	o := options{messageTimeout: defaultMessageTimeout, joinTimeout: defaultJoinTimeout, packetVersion: packetVersionBatch}
+	o := options{messageTimeout: defaultMessageTimeout, joinTimeout: defaultJoinTimeout}
 	for _, opt := range opts {
 		opt(&o)
 	}

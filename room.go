@@ -21,6 +21,7 @@ import (
 type Room struct {
 	e        *Engine
 	id       string
+	handle   uint32       // names the room in packets (JoinRequest.room); unique in the Engine
 	handler  atomic.Value // handlerBox
 	silenced atomic.Bool  // set by Close: no further event is queued
 
@@ -38,8 +39,9 @@ type Room struct {
 type handlerBox struct{ h RoomEventHandler }
 
 func newRoom(e *Engine, id string, h RoomEventHandler) *Room {
-	r := &Room{e: e, id: id}
+	r := &Room{e: e, id: id, handle: e.lastHandle.Add(1)}
 	r.SetRoomEventHandler(h)
+	e.handles.Store(r.handle, r)
 	return r
 }
 
@@ -233,6 +235,7 @@ func (r *Room) Close() error {
 		delete(r.e.rooms, r.id)
 	}
 	r.e.mu.Unlock()
+	r.e.handles.Delete(r.handle)
 	if a != nil {
 		r.e.failPending(a)
 	}

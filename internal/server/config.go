@@ -1,5 +1,5 @@
 // Package server is the relay server: sessions over signaling WebSockets,
-// rooms of members each with one PeerConnection, and the relay between
+// rooms of members, one PeerConnection per session for all its rooms, and the relay between
 // their data channels. The public package server wraps it; parleyd and
 // parleytest run it.
 package server

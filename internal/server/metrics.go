@@ -15,9 +15,12 @@ type metrics struct {
 	sessions prometheus.Gauge
 	rooms    prometheus.Gauge
 	members  prometheus.Gauge
-	joins    *prometheus.CounterVec // by result
-	closes   *prometheus.CounterVec // connections closed by the server, by reason
-	resumes  *prometheus.CounterVec // resume requests by result
+	// transports counts the sessions' PeerConnections: one per client
+	// with a room, whatever its number of rooms.
+	transports prometheus.Gauge
+	joins      *prometheus.CounterVec // by result
+	closes     *prometheus.CounterVec // connections closed by the server, by reason
+	resumes    *prometheus.CounterVec // resume requests by result
 
 	relayed       *prometheus.CounterVec // messages by kind and outcome
 	messagesIn    *prometheus.CounterVec // messages that arrived, by kind
@@ -25,6 +28,7 @@ type metrics struct {
 	results       *prometheus.CounterVec // results sent to senders, by code
 	latency       *prometheus.HistogramVec
 	badPackets    prometheus.Counter
+	strayPackets  prometheus.Counter // well-formed, for a room the session is not in
 	dropped       prometheus.Counter
 	slowConsumers prometheus.Counter
 }
@@ -50,6 +54,9 @@ func newMetrics() *metrics {
 		members: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "parley_members", Help: "Active room members (data channels open).",
 		}),
+		transports: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "parley_transports", Help: "Sessions' PeerConnections set up now: one per client in a room, shared by all its rooms.",
+		}),
 		joins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parley_joins_total", Help: "Join requests by result.",
 		}, []string{"result"}),
@@ -65,6 +72,9 @@ func newMetrics() *metrics {
 	}, []string{"result"})
 	m.badPackets = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "parley_bad_packets_total", Help: "Data-channel packets dropped because they did not decode.",
+	})
+	m.strayPackets = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "parley_stray_packets_total", Help: "Data-channel packets dropped because their session is not in the room they name (one just left, or never joined).",
 	})
 	m.dropped = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "parley_unreliable_dropped_total", Help: "Unreliable messages dropped because the receiver's queue was full.",
@@ -99,8 +109,8 @@ func newMetrics() *metrics {
 			m.latency.WithLabelValues(k)
 		}
 	}
-	m.reg.MustRegister(m.sessions, m.rooms, m.members, m.joins, m.closes,
-		m.relayed, m.badPackets, m.dropped, m.slowConsumers, m.resumes,
+	m.reg.MustRegister(m.sessions, m.rooms, m.members, m.transports, m.joins, m.closes,
+		m.relayed, m.badPackets, m.strayPackets, m.dropped, m.slowConsumers, m.resumes,
 		m.messagesIn, m.bytesIn, m.results, m.latency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

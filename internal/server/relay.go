@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/pion/webrtc/v4"
-
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
@@ -30,28 +28,6 @@ const (
 	resultRoomSuccess     = 200
 )
 
-// onPacket handles one packet from the member's channel ch, found at
-// buf[off:end] with free space around it (see stamp): a batch (version 2)
-// packet by packet, in order. A packet that does not decode is dropped and
-// counted; it never reaches anyone.
-func (m *member) onPacket(ch int, buf []byte, off, end int) {
-	batched, err := eachBatched(buf[off:end], func(p []byte) {
-		// Stamping re-frames a message in place, which would overwrite
-		// the next entry: each entry gets a buffer with room around it.
-		s := scratch.Get().(*[]byte)
-		n := copy((*s)[readHeadroom:], p)
-		m.onOne(ch, *s, readHeadroom, readHeadroom+n)
-		scratch.Put(s)
-	})
-	switch {
-	case err != nil:
-		m.room.srv.metrics.badPackets.Inc()
-		m.log.Debug("malformed batch dropped", zap.Int("channel", ch))
-	case !batched:
-		m.onOne(ch, buf, off, end)
-	}
-}
-
 // scratch holds buffers for the entries of a batch: readHeadroom, the
 // largest packet and readTailroom.
 var scratch = sync.Pool{New: func() any {
@@ -59,18 +35,13 @@ var scratch = sync.Pool{New: func() any {
 	return &b
 }}
 
-// onOne handles one packet, not a batch, found at buf[off:end].
-func (m *member) onOne(ch int, buf []byte, off, end int) {
+// onBody handles the body of packet p from m's client, read from channel
+// ch into buf (with free space around it, see stamp).
+func (m *member) onBody(ch int, buf []byte, p wirePacket) {
 	srv := m.room.srv
-	field, bodyOff, bodyEnd, err := scanPacket(buf, off, end)
-	if err != nil {
-		srv.metrics.badPackets.Inc()
-		m.log.Debug("malformed packet dropped", zap.Int("channel", ch))
-		return
-	}
-	switch field {
+	switch p.field {
 	case fieldPacketMessage:
-		msg, err := scanMessage(buf, bodyOff, bodyEnd)
+		msg, err := scanMessage(buf, p.bodyOff, p.bodyEnd)
 		if err != nil {
 			srv.metrics.badPackets.Inc()
 			m.log.Debug("malformed message dropped", zap.Int("channel", ch))
@@ -79,7 +50,7 @@ func (m *member) onOne(ch int, buf []byte, off, end int) {
 		m.relayInOrder(ch, buf, msg)
 	case fieldPacketAck:
 		var ack pb.Ack
-		if err := proto.Unmarshal(buf[bodyOff:bodyEnd], &ack); err != nil {
+		if err := proto.Unmarshal(buf[p.bodyOff:p.bodyEnd], &ack); err != nil {
 			srv.metrics.badPackets.Inc()
 			return
 		}
@@ -134,7 +105,7 @@ func (m *member) relay(ch int, buf []byte, msg wireMessage) {
 	b := stamp(buf, msg, m.from)
 	if ch == transport.ChannelReliable {
 		// Success comes from the receiver's ack; until then the message is
-		// kept, to deliver again on the receiver's next PeerConnection. It
+		// kept, to deliver again on the receiver's next transport. It
 		// is in m's outbox before the receiver can see it (and ack it).
 		if !m.out.add(to.userID, msg.id, &to.retain) {
 			return // m is gone
@@ -186,56 +157,36 @@ func (m *member) result(msgID int64, code int32) {
 
 // deliver writes b to m's channel ch (an unreliable message, an ack or a
 // result). It reports false when b was not written: m is not active, or
-// its channel holds over Config.MemberQueue bytes and b is dropped (the
-// mode allows it; the sender of a message learns NoRelayPath).
+// its room's queue on the channel holds over Config.MemberQueue bytes and
+// b is dropped (the mode allows it; the sender of a message learns
+// NoRelayPath).
 //
-// m's channels are read under room.mu, which a reopen (reopened) holds to
-// replace them; the reliable channel's under wmu too, which orders the
+// m's transport is read under room.mu, which a reopen (reopened) holds to
+// replace it; the reliable channel's under wmu too, which orders the
 // write after the replay of a reopen.
 func (m *member) deliver(ch int, b []byte) bool {
 	m.room.mu.Lock()
 	active := m.state == stateActive
-	dc, w := m.dcs[ch], m.ws[ch]
+	x := m.rtc
 	m.room.mu.Unlock()
-	if !active {
+	if !active || x == nil {
 		return false
 	}
-	if dc.BufferedAmount() > uint64(m.room.srv.cfg.MemberQueue) {
+	w := x.ws[ch]
+	if w.Queued(m.handle) > m.room.srv.cfg.MemberQueue {
 		m.room.srv.metrics.dropped.Inc()
 		return false
 	}
 	if ch == transport.ChannelReliable {
 		m.wmu.Lock() // after any replay in progress
 		defer m.wmu.Unlock()
-		w = m.ws[ch] // a reopen may have replaced it meanwhile
+		w = m.rtc.ws[ch] // a reopen may have replaced it meanwhile
 	}
-	if err := w.Write(context.Background(), b); err != nil {
+	if err := w.Write(context.Background(), m.handle, b); err != nil {
 		m.log.Debug("write to member", zap.Int("channel", ch), zap.Error(err))
 		return false
 	}
 	return true
-}
-
-// newWriters returns the writers of m's channels: they coalesce what is
-// queued for one channel into one data-channel message, batches if m's
-// client takes them. They never wait for SCTP (deliver and
-// deliverReliable bound each member's queue).
-func (m *member) newWriters(dcs [transport.NumChannels]*webrtc.DataChannel, chans transport.Channels) [transport.NumChannels]*transport.Writer {
-	var ws [transport.NumChannels]*transport.Writer
-	for i := range ws {
-		ws[i] = transport.NewWriter(dcs[i], chans[i], m.batch.Load(), false)
-	}
-	return ws
-}
-
-// closeWriters drops what m's current writers hold: their channels are
-// being replaced. Called with room.mu and wmu held.
-func (m *member) closeWriters() {
-	for _, w := range m.ws {
-		if w != nil {
-			w.Close()
-		}
-	}
 }
 
 // slowConsumer drops m: its reliable backlog passed MemberQueue. A
@@ -254,10 +205,6 @@ func (m *member) slowConsumer() {
 		m.log.Info("slow consumer disconnected", zap.Int("backlog", m.room.srv.cfg.MemberQueue))
 		m.room.srv.metrics.slowConsumers.Inc()
 		srv := m.room.srv
-		// Told first, and its PeerConnection left for it to close, so the
-		// client reports it rather than rejoining as if its transport had
-		// failed.
-		m.evicted.Store(true)
 		m.sess.send(0, &pb.ServerFrame{Body: &pb.ServerFrame_RoomRemoved{RoomRemoved: &pb.RoomRemoved{
 			RoomId: m.room.id, Code: codeKickedOut,
 			Reason: fmt.Sprintf("slow consumer: over %d bytes queued", srv.cfg.MemberQueue),
@@ -280,7 +227,7 @@ func (m *member) failUnacked() {
 
 // deliverReliable keeps e (its cost is its size) until m acknowledges it
 // and writes it to m's reliable channel, unless m is suspended: then it
-// waits for m's next PeerConnection. It reports false when m is gone, or
+// waits for m's next transport. It reports false when m is gone, or
 // when m's backlog passes MemberQueue: m is then dropped as a slow
 // consumer (see slowConsumer).
 func (m *member) deliverReliable(e retained) bool {
@@ -303,7 +250,7 @@ func (m *member) deliverReliable(e retained) bool {
 		return true // kept: its sender learns NoReceiver when m is removed
 	}
 	if state == stateActive {
-		if err := m.ws[transport.ChannelReliable].Write(context.Background(), e.b); err != nil {
+		if err := m.rtc.ws[transport.ChannelReliable].Write(context.Background(), m.handle, e.b); err != nil {
 			m.log.Debug("write to member", zap.Error(err))
 		}
 	}

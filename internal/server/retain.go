@@ -16,7 +16,7 @@ type retained struct {
 	sender string  // the sender's user ID, which the receiver's ack names
 	from   *outbox // the sender's outbox, for a user message; nil for a broadcast (nobody waits)
 	id     int64
-	b      []byte // a member's: the packet, to deliver again on its next PeerConnection
+	b      []byte // a member's: the packet, to deliver again on its next transport
 	cost   int    // what it counts in the backlog
 }
 

@@ -2,13 +2,11 @@ package server
 
 import (
 	"context"
-	"fmt"
 	"math"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -43,13 +41,14 @@ type roomKey struct{ app, id string }
 type memberState int
 
 const (
-	statePending   memberState = iota // PeerConnection being set up
-	stateActive                       // data channels open, known to the room
-	stateSuspended                    // its PeerConnection failed; the room still counts it, for GracePeriod
-	stateGone                         // removed; its PeerConnection is closed or closing
+	statePending   memberState = iota // waiting for the session's transport to open
+	stateActive                       // on an open transport, known to the room
+	stateSuspended                    // its transport failed; the room still counts it, for GracePeriod
+	stateGone                         // removed
 )
 
-// member is one session's presence in one room, with its PeerConnection.
+// member is one session's presence in one room. Its packets travel on the
+// session's transport (rtc), under the handle the client chose for the room.
 type member struct {
 	room      *room
 	sess      *session
@@ -57,19 +56,16 @@ type member struct {
 	extraInfo string
 	pbInfo    *pb.Member // userID and extraInfo, as the others are told; read-only
 	batches   bool       // the client takes Presence frames; read-only once in the room
+	handle    uint32     // the client's name of the room in packets (JoinRequest.room); read-only
 	log       *zap.Logger
 
-	pc        *webrtc.PeerConnection
 	joinTimer *time.Timer // guarded by room.mu
 
-	// The open channels: set before the member is active, and replaced by
-	// a reopen under both room.mu and wmu; guarded by room.mu, or by wmu
-	// for the reliable channel once the member is active.
-	dcs   [transport.NumChannels]*webrtc.DataChannel
-	chans transport.Channels
-	ws    [transport.NumChannels]*transport.Writer // chans' writers, which coalesce (see wire.go)
-
-	batch atomic.Bool // the client takes batches (JoinRequest.packet_version)
+	// The session's transport the member is on: set before the member is
+	// active, and replaced by a reopen under both room.mu and wmu; guarded
+	// by room.mu, or by wmu for the reliable channel once the member is
+	// active.
+	rtc *rtc
 
 	state memberState // guarded by room.mu
 	seq   uint64      // activation order; guarded by room.mu
@@ -92,16 +88,13 @@ type member struct {
 	expireAt   uint32        // the token's expiry, unix seconds; 0 never; guarded by room.mu
 	tokenStops []func() bool // the token's warning and expiry timers; guarded by room.mu
 
-	// evicted marks a member the server removed and told why (RoomRemoved):
-	// its PeerConnection is left for the client to close (closeAfterClient).
-	evicted atomic.Bool
-
 	finishOnce sync.Once
 }
 
-func newMember(r *room, ss *session, userID, extraInfo string) *member {
+func newMember(r *room, ss *session, userID, extraInfo string, handle uint32) *member {
 	m := &member{
 		room:      r,
+		handle:    handle,
 		sess:      ss,
 		userID:    userID,
 		extraInfo: extraInfo,
@@ -114,98 +107,23 @@ func newMember(r *room, ss *session, userID, extraInfo string) *member {
 	return m
 }
 
-// start builds the member's PeerConnection from the client's offer and
-// returns the complete answer. The member becomes active when its data
-// channels open.
-func (m *member) start(ctx context.Context, offer string) (string, error) {
-	answer, err := m.connect(ctx, offer, m.opened)
-	if err != nil {
-		return "", err
-	}
+// start times the member's join: it must become active (its session's
+// transport open) within Config.JoinTimeout.
+func (m *member) start() {
 	m.room.mu.Lock()
 	m.joinTimer = time.AfterFunc(m.room.srv.cfg.JoinTimeout, m.joinExpired)
 	m.room.mu.Unlock()
-	return answer, nil
 }
 
-// restart replaces the PeerConnection of a member that lost it (rejoin):
-// once the new one is open the member is active again, the messages it
-// had not acknowledged are delivered again, and the rest of the room is
-// told nothing.
-func (m *member) restart(ctx context.Context, offer string) (string, error) {
-	return m.connect(ctx, offer, m.reopened)
-}
-
-// connect builds a PeerConnection for m from offer, with open to run when
-// its channels are open, and returns the answer.
-func (m *member) connect(ctx context.Context, offer string, open func(*webrtc.PeerConnection, [transport.NumChannels]*webrtc.DataChannel, transport.Channels)) (string, error) {
-	srv := m.room.srv
-	pc, err := srv.api.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		return "", fmt.Errorf("new peer connection: %w", err)
-	}
-	m.room.mu.Lock()
-	old := m.pc
-	m.pc = pc // so that finish closes it, whatever happens next
-	m.room.mu.Unlock()
-	if old != nil {
-		_ = old.Close() // its failure was seen already, or is being replaced
-	}
-	dcs, err := transport.CreateChannels(pc)
-	if err != nil {
-		return "", err
-	}
-	transport.OnOpen(dcs, func(ch transport.Channels) { open(pc, dcs, ch) }, func(err error) {
-		m.log.Warn("data channels failed", zap.Error(err))
-		m.room.remove(m, reasonDropped, true)
-	})
-	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
-		if st == webrtc.PeerConnectionStateFailed || st == webrtc.PeerConnectionStateClosed {
-			m.room.suspend(m, pc)
-		}
-	})
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
-		return "", fmt.Errorf("bad SDP offer: %w", err)
-	}
-	answer, err := pc.CreateAnswer(nil)
-	if err != nil {
-		return "", fmt.Errorf("create answer: %w", err)
-	}
-	if err := pc.SetLocalDescription(answer); err != nil {
-		return "", fmt.Errorf("set local description: %w", err)
-	}
-	if err := transport.WaitGathered(ctx, pc); err != nil {
-		return "", err
-	}
-	return pc.LocalDescription().SDP, nil
-}
-
-// readChannels starts a read loop on each of chans.
-func (m *member) readChannels(chans transport.Channels) {
-	srv := m.room.srv
-	srv.wg.Add(len(chans))
-	for i, ch := range chans {
-		go func() {
-			defer srv.wg.Done()
-			err := transport.ReadLoopRoom(ch, readHeadroom, readTailroom, func(buf []byte, off, end int) {
-				m.onPacket(i, buf, off, end)
-			})
-			if err != nil {
-				m.log.Debug("data channel read ended", zap.Int("channel", i), zap.Error(err))
-			}
-		}()
-	}
-}
-
-// reopened runs when a restarted member's new channels are open.
-func (m *member) reopened(pc *webrtc.PeerConnection, dcs [transport.NumChannels]*webrtc.DataChannel, chans transport.Channels) {
+// reopened puts a member whose client rejoined its room on the open
+// transport x: the messages it had not acknowledged go again, its client
+// gets the member list (to reconcile its own with), and the rest of the
+// room is told nothing.
+func (m *member) reopened(x *rtc) {
 	r := m.room
 	r.mu.Lock()
-	if m.pc != pc || m.state == stateGone {
+	if m.state == stateGone || m.state == statePending {
 		r.mu.Unlock()
-		for _, ch := range chans {
-			_ = ch.Close()
-		}
 		return
 	}
 	if m.grace != nil {
@@ -213,34 +131,35 @@ func (m *member) reopened(pc *webrtc.PeerConnection, dcs [transport.NumChannels]
 		m.grace = nil
 	}
 	m.wmu.Lock()
-	m.closeWriters()
-	m.dcs, m.chans, m.ws = dcs, chans, m.newWriters(dcs, chans)
+	if m.rtc != nil && m.rtc != x {
+		for _, w := range m.rtc.ws {
+			if w != nil {
+				w.Forget(m.handle)
+			}
+		}
+	}
+	m.rtc = x
 	was := m.state
 	m.state = stateActive
-	w := m.ws[transport.ChannelReliable]
-	m.retain.each(func(e retained) { _ = w.Write(context.Background(), e.b) })
+	w := x.ws[transport.ChannelReliable]
+	m.retain.each(func(e retained) { _ = w.Write(context.Background(), m.handle, e.b) })
 	m.wmu.Unlock()
 	if was == stateSuspended {
 		r.srv.metrics.members.Inc()
 	}
 	r.listLocked(m) // the list again, as of now: the client reconciles its own with it
 	r.mu.Unlock()
-	m.readChannels(chans)
-	m.log.Info("member back on a new PeerConnection")
+	m.log.Info("member back on a new transport")
 }
 
-// suspend keeps a member whose PeerConnection failed for the grace period:
+// suspend keeps a member whose transport x failed for the grace period:
 // the room still counts it and keeps its reliable messages; a rejoin on
-// its session brings it back unnoticed (restart), else it is dropped.
-func (r *room) suspend(m *member, pc *webrtc.PeerConnection) {
+// its session brings it back unnoticed (reopened), else it is dropped.
+// Members on another transport are left alone.
+func (r *room) suspend(m *member, x *rtc) {
 	r.mu.Lock()
-	switch {
-	case m.pc != pc || m.state == stateGone || m.state == stateSuspended:
+	if m.rtc != x || m.state != stateActive {
 		r.mu.Unlock()
-		return
-	case m.state == statePending:
-		r.mu.Unlock()
-		r.remove(m, reasonDropped, true)
 		return
 	}
 	m.state = stateSuspended
@@ -255,23 +174,19 @@ func (r *room) suspend(m *member, pc *webrtc.PeerConnection) {
 		}
 	})
 	r.mu.Unlock()
-	m.log.Info("member's PeerConnection lost; kept for a rejoin")
+	m.log.Info("member's transport lost; kept for a rejoin")
 }
 
-// opened runs when all three data channels are open: the member starts
-// reading them and becomes active.
-func (m *member) opened(_ *webrtc.PeerConnection, dcs [transport.NumChannels]*webrtc.DataChannel, chans transport.Channels) {
+// opened puts a pending member on the open transport x: it becomes
+// active.
+func (m *member) opened(x *rtc) {
 	m.room.mu.Lock()
 	if m.state != statePending {
 		m.room.mu.Unlock()
-		for _, ch := range chans {
-			_ = ch.Close()
-		}
 		return
 	}
-	m.dcs, m.chans, m.ws = dcs, chans, m.newWriters(dcs, chans)
+	m.rtc = x
 	m.room.mu.Unlock()
-	m.readChannels(chans)
 	m.room.activate(m)
 }
 
@@ -282,61 +197,11 @@ func (m *member) joinExpired() {
 	if !pending {
 		return
 	}
-	m.log.Info("join timed out: data channels did not open", zap.Duration("timeout", m.room.srv.cfg.JoinTimeout))
+	m.log.Info("join timed out: the session's transport did not open", zap.Duration("timeout", m.room.srv.cfg.JoinTimeout))
 	m.sess.send(0, &pb.ServerFrame{Body: &pb.ServerFrame_RoomRemoved{RoomRemoved: &pb.RoomRemoved{
-		RoomId: m.room.id, Code: codeJoinRoom, Reason: "data channels did not open in time",
+		RoomId: m.room.id, Code: codeJoinRoom, Reason: "the session's transport did not open in time",
 	}}})
 	m.room.remove(m, reasonDropped, false)
-}
-
-// evictLinger is how long the PeerConnection of an evicted member waits
-// for the client to close it.
-const evictLinger = 5 * time.Second
-
-// closeAfterClient closes pc, an evicted member's, once the client has
-// closed it (the SDK does on reading RoomRemoved), after evictLinger, or
-// at shutdown, whichever comes first. Closing it at once would race the
-// removal's reason: the transport's end can reach the client before the
-// signaling frame that explains it, and look like a network failure the
-// SDK should repair by rejoining.
-func (s *Server) closeAfterClient(pc *webrtc.PeerConnection, log *zap.Logger) {
-	s.mu.Lock()
-	closing := s.closing
-	if !closing {
-		s.wg.Add(1) // before Shutdown can Wait: it sets closing under s.mu first
-	}
-	s.mu.Unlock()
-	closeIt := func() {
-		if err := pc.Close(); err != nil {
-			log.Debug("close peer connection", zap.Error(err))
-		}
-	}
-	if closing {
-		closeIt()
-		return
-	}
-	ended := make(chan struct{})
-	var once sync.Once
-	over := func(st webrtc.PeerConnectionState) {
-		if st == webrtc.PeerConnectionStateClosed || st == webrtc.PeerConnectionStateFailed || st == webrtc.PeerConnectionStateDisconnected {
-			once.Do(func() { close(ended) })
-		}
-	}
-	pc.OnConnectionStateChange(over)
-	over(pc.ConnectionState()) // the client may have been quicker
-	go func() {
-		defer s.wg.Done()
-		t := time.NewTimer(evictLinger)
-		defer t.Stop()
-		select {
-		case <-ended:
-			log.Debug("evicted member's PeerConnection closed by the client")
-		case <-t.C:
-			log.Info("evicted member's PeerConnection not closed by the client; closing it", zap.Duration("after", evictLinger))
-		case <-s.ctx.Done():
-		}
-		closeIt()
-	}()
 }
 
 // finish releases what the member holds; it runs once, outside room.mu.
@@ -347,15 +212,14 @@ func (m *member) finish() {
 			m.joinTimer.Stop()
 		}
 		m.stopTokenLocked()
+		x := m.rtc
 		m.room.mu.Unlock()
 		m.sess.forget(m)
-		switch {
-		case m.pc == nil:
-		case m.evicted.Load():
-			m.room.srv.closeAfterClient(m.pc, m.log)
-		default:
-			if err := m.pc.Close(); err != nil {
-				m.log.Debug("close peer connection", zap.Error(err))
+		if x != nil {
+			for _, w := range x.ws { // what is queued for the room goes nowhere now
+				if w != nil {
+					w.Forget(m.handle)
+				}
 			}
 		}
 		m.failUnacked()
@@ -421,7 +285,6 @@ func (r *room) activate(m *member) {
 		}
 		old.state = stateGone
 		delete(r.members, old.userID)
-		old.evicted.Store(true)
 		old.silence()
 		old.sess.send(0, &pb.ServerFrame{Body: &pb.ServerFrame_RoomRemoved{RoomRemoved: &pb.RoomRemoved{
 			RoomId: r.id, Code: codeDuplicateLogin, Reason: "the same user joined the room elsewhere",
@@ -518,7 +381,6 @@ func (m *member) tokenExpired() {
 		return
 	}
 	m.log.Info("token expired: member removed")
-	m.evicted.Store(true)
 	m.silence() // nothing of the room's after its removal
 	m.sess.send(0, &pb.ServerFrame{Body: &pb.ServerFrame_RoomRemoved{RoomRemoved: &pb.RoomRemoved{
 		RoomId: m.room.id, Code: codeTokenExpired, Reason: "token expired",

@@ -1,10 +1,10 @@
 package server
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,6 +59,9 @@ type session struct {
 	userID  string             // set by the first accepted join or login; one per session
 	quotaOf quotaKey           // whose quota the session holds while userID is set
 	members map[string]*member // by room ID, pending and active
+	handles map[uint32]*member // the same members, by the client's handle of their room (JoinRequest.room)
+	rtc     *rtc               // the session's transport, shared by its rooms; nil until the client sets it up, or after it failed
+	waiting []*member          // members waiting for rtc to open (see attachWhenOpen)
 	app     string             // the app of the login
 	login   string             // the logged-in user ID, "" if not logged in
 	params  *serverParams      // set by SetServerParams while logged in
@@ -185,6 +188,8 @@ func (ss *session) onFrame(f *pb.ClientFrame) error {
 		ss.handleServerMessage(body.ServerMessage)
 	case *pb.ClientFrame_UpdateToken:
 		ss.handleUpdateToken(f.RequestId, body.UpdateToken)
+	case *pb.ClientFrame_Transport:
+		ss.handleTransport(f.RequestId, body.Transport)
 	case *pb.ClientFrame_Resume:
 		return &signal.CloseError{Code: websocket.CloseProtocolError, Reason: "resume is only the first frame"}
 	}
@@ -256,10 +261,16 @@ func (ss *session) end(err error) {
 		members = append(members, m)
 	}
 	ss.members = nil
+	ss.handles = nil
+	ss.waiting = nil
 	app, login := ss.app, ss.login
+	x := ss.rtc
 	ss.mu.Unlock()
 	for _, m := range members {
 		m.room.remove(m, reasonDropped, true)
+	}
+	if x != nil {
+		x.fail("session ended")
 	}
 	if login != "" {
 		k := loginKey{app, login}
@@ -308,6 +319,12 @@ func (ss *session) handleJoin(reqID uint64, j *pb.JoinRequest) {
 		ss.refuse(reqID, je)
 		return
 	}
+	if j.SdpOffer != "" || j.PacketVersion < packetVersionRooms || j.Room == 0 {
+		// Version 2 and earlier had a PeerConnection per room.
+		ss.refuse(reqID, &joinError{codeJoinRoom, joinFailed,
+			fmt.Sprintf("packet version %d is not served: 3 needed (rooms on one transport per session, a room handle, no SDP in the join)", j.PacketVersion), ""})
+		return
+	}
 	if je := ss.srv.checkToken(j.Token, j.AppId, j.RoomId, j.UserId); je != nil {
 		ss.refuse(reqID, je)
 		return
@@ -322,7 +339,7 @@ func (ss *session) handleJoin(reqID uint64, j *pb.JoinRequest) {
 		ss.refuse(reqID, &joinError{codeUserIDDifferent, joinUserIDDiffers,
 			fmt.Sprintf("this connection is user %q, not %q", ss.userID, j.UserId), ""})
 		return
-	case j.Rejoin && ss.members[j.RoomId] != nil && ss.members[j.RoomId].userID == j.UserId:
+	case j.Rejoin && ss.members[j.RoomId] != nil && ss.members[j.RoomId].userID == j.UserId && ss.members[j.RoomId].handle == j.Room:
 		m := ss.members[j.RoomId]
 		ss.mu.Unlock()
 		m.room.mu.Lock()
@@ -335,51 +352,37 @@ func (ss *session) handleJoin(reqID uint64, j *pb.JoinRequest) {
 			ss.refuse(reqID, &joinError{codeJoinRoom, joinFailed, "a join of this room is still in progress", ""})
 			return
 		}
-		m.batch.Store(j.PacketVersion >= packetVersionBatch)
-		ss.rejoin(reqID, m, j.SdpOffer)
+		ss.srv.metrics.joins.WithLabelValues(joinOK).Inc()
+		ss.send(reqID, &pb.ServerFrame{Body: &pb.ServerFrame_Join{Join: &pb.JoinResponse{PacketVersion: packetVersionRooms}}})
+		ss.attachWhenOpen(m) // reopened once the transport is open
 		return
 	case ss.members[j.RoomId] != nil:
 		ss.mu.Unlock()
 		ss.refuse(reqID, &joinError{codeJoinRoom, joinFailed, "already in this room on this connection", ""})
 		return
+	case ss.handles[j.Room] != nil:
+		ss.mu.Unlock()
+		ss.refuse(reqID, &joinError{codeJoinRoom, joinFailed, fmt.Sprintf("room handle %d is another room's on this connection", j.Room), ""})
+		return
 	}
 	ss.claimUserLocked(j.AppId, j.UserId)
 	ss.markAuthedLocked()
 	r := ss.srv.room(j.AppId, j.RoomId)
-	m := newMember(r, ss, j.UserId, j.ExtraInfo)
+	m := newMember(r, ss, j.UserId, j.ExtraInfo, j.Room)
 	m.batches = j.PresenceBatches
-	m.batch.Store(j.PacketVersion >= packetVersionBatch)
 	if t, err := token.Parse(j.Token); err == nil {
 		m.expireAt = t.ExpireAt // timed once the member is active
 	}
 	ss.members[j.RoomId] = m
+	if ss.handles == nil {
+		ss.handles = make(map[uint32]*member)
+	}
+	ss.handles[j.Room] = m
 	ss.mu.Unlock()
-
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	answer, err := m.start(ctx, j.SdpOffer)
-	if err != nil {
-		r.remove(m, reasonDropped, false)
-		ss.refuse(reqID, &joinError{codeJoinRoom, joinFailed, err.Error(), ""})
-		return
-	}
+	m.start()
 	ss.srv.metrics.joins.WithLabelValues(joinOK).Inc()
-	ss.send(reqID, &pb.ServerFrame{Body: &pb.ServerFrame_Join{Join: &pb.JoinResponse{SdpAnswer: answer, PacketVersion: packetVersionBatch}}})
-}
-
-// rejoin gives a member that lost its PeerConnection a new one (see
-// member.restart).
-func (ss *session) rejoin(reqID uint64, m *member, offer string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	answer, err := m.restart(ctx, offer)
-	if err != nil {
-		m.room.remove(m, reasonDropped, true)
-		ss.refuse(reqID, &joinError{codeJoinRoom, joinFailed, err.Error(), ""})
-		return
-	}
-	ss.srv.metrics.joins.WithLabelValues(joinOK).Inc()
-	ss.send(reqID, &pb.ServerFrame{Body: &pb.ServerFrame_Join{Join: &pb.JoinResponse{SdpAnswer: answer, PacketVersion: packetVersionBatch}}})
+	ss.send(reqID, &pb.ServerFrame{Body: &pb.ServerFrame_Join{Join: &pb.JoinResponse{PacketVersion: packetVersionRooms}}})
+	ss.attachWhenOpen(m) // active once the transport is open
 }
 
 func (ss *session) handleLeave(reqID uint64, l *pb.LeaveRequest) {
@@ -435,6 +438,12 @@ func (ss *session) forget(m *member) {
 	ss.mu.Lock()
 	if ss.members[m.room.id] == m {
 		delete(ss.members, m.room.id)
+	}
+	if ss.handles[m.handle] == m {
+		delete(ss.handles, m.handle)
+	}
+	if i := slices.Index(ss.waiting, m); i >= 0 {
+		ss.waiting = slices.Delete(ss.waiting, i, i+1)
 	}
 	if len(ss.members) == 0 && ss.login == "" {
 		ss.dropUserLocked() // nothing holds the user ID: the next join may choose another

@@ -48,45 +48,60 @@ type wireMessage struct {
 	payloadLen int
 }
 
-// scanPacket finds the body of a Packet in buf[off:end]: which oneof field
-// it is and where its bytes lie. Like protobuf, the last body field wins.
-func scanPacket(buf []byte, off, end int) (field protowire.Number, bodyOff, bodyEnd int, err error) {
+// wirePacket is a Packet, not a batch, found in a packet buffer.
+type wirePacket struct {
+	field            protowire.Number // which body: fieldPacketMessage, Ack or Result
+	bodyOff, bodyEnd int              // the body's bytes are buf[bodyOff:bodyEnd]
+	room             uint32           // Packet.room: the client's handle of the room
+}
+
+// scanPacket finds the body and the room of a Packet in buf[off:end].
+// Like protobuf, the last body field wins, and the last room field. A
+// packet without a body, or without a room, is malformed.
+func scanPacket(buf []byte, off, end int) (wirePacket, error) {
+	var p wirePacket
 	b := buf[off:end]
 	pos := off
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
-			return 0, 0, 0, errWire
+			return p, errWire
 		}
 		b, pos = b[n:], pos+n
-		if num == transport.FieldPacketBatch {
-			return 0, 0, 0, errWire // a batch has no place in a packet scanned here
-		}
-		if typ == protowire.BytesType && num >= fieldPacketMessage && num <= fieldPacketResult {
+		switch {
+		case num == transport.FieldPacketBatch:
+			return p, errWire // a batch has no place in a packet scanned here
+		case num == transport.FieldPacketRoom:
+			if typ != protowire.VarintType {
+				return p, errWire
+			}
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return p, errWire
+			}
+			p.room = uint32(v)
+			b, pos = b[n:], pos+n
+			continue
+		case typ == protowire.BytesType && num >= fieldPacketMessage && num <= fieldPacketResult:
 			v, n := protowire.ConsumeBytes(b)
 			if n < 0 {
-				return 0, 0, 0, errWire
+				return p, errWire
 			}
-			field, bodyOff, bodyEnd = num, pos+n-len(v), pos+n
+			p.field, p.bodyOff, p.bodyEnd = num, pos+n-len(v), pos+n
 			b, pos = b[n:], pos+n
 			continue
 		}
 		n = protowire.ConsumeFieldValue(num, typ, b)
 		if n < 0 {
-			return 0, 0, 0, errWire
+			return p, errWire
 		}
 		b, pos = b[n:], pos+n
 	}
-	if field == 0 {
-		return 0, 0, 0, errWire
+	if p.field == 0 || p.room == 0 {
+		return p, errWire
 	}
-	return field, bodyOff, bodyEnd, nil
+	return p, nil
 }
-
-// packetVersionBatch is the packet version that has batches (Packet.batch):
-// the server takes them from every client and sends them to a client that
-// says it takes them.
-const packetVersionBatch = 2
 
 // eachBatched calls f with each packet of the batch p, in order, and
 // reports whether p is a batch. A batch holds nothing but its entries

@@ -1,0 +1,316 @@
+package parley
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/pion/webrtc/v4"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/parleyhq/parley/internal/signal"
+	"github.com/parleyhq/parley/internal/transport"
+	pb "github.com/parleyhq/parley/proto/parley/v1"
+)
+
+// An Engine has one PeerConnection to the server, its rtc, shared by all
+// its rooms: a bot in 1,000 rooms pays for one PeerConnection, three data
+// channels and three read loops. Each packet names its room by the Room's
+// handle (Room.handle, JoinRequest.room); the readers route each to its
+// Room, and the writers keep a queue per room (transport.Writer), so one
+// room's backlog does not hold up another's packets.
+//
+// The rtc belongs to the server session it was negotiated on. The first
+// join of a session goes before its TransportRequest (the server sets up a
+// PeerConnection only for a session with an accepted join or login); after
+// the rtc failed, its replacement's TransportRequest goes before the
+// rejoins, so the server has moved off the dead one when they arrive. A
+// failed rtc makes every room on it rejoin (JoinTypeReconnected) on the
+// next one; a lost session (onSessionLost) ends it quietly, since its
+// rooms rejoin anyway.
+
+// rtc is the Engine's PeerConnection to the server.
+type rtc struct {
+	e     *Engine
+	sig   *signal.Client
+	gen   uint64 // the session it belongs to (Engine.sessGen)
+	early bool   // its TransportRequest goes before the joins that use it (a rebuild)
+	pc    *webrtc.PeerConnection
+
+	// Set before open is closed, then read-only (tests swap ws).
+	chans transport.Channels
+	ws    atomic.Pointer[[transport.NumChannels]*transport.Writer]
+
+	kick     chan struct{} // closed when its TransportRequest may go (after the first join, or at once if early)
+	kickOnce sync.Once
+	sent     chan struct{} // closed once its TransportRequest is queued, or it failed first
+	open     chan struct{} // closed when the data channels are open
+	done     chan struct{} // closed when it has failed or was closed
+	failOnce sync.Once
+	err      error // why it ended; written before done is closed
+	accepted bool  // the server answered its TransportRequest with 0; guarded by Engine.mu
+}
+
+// rtcFor returns the Engine's rtc for the signaling session of sig,
+// starting a new one when there is none, or the last one ended.
+func (e *Engine) rtcFor(sig *signal.Client) (*rtc, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil, ErrEngineClosed
+	}
+	cur := e.pr
+	if cur != nil && cur.sig == sig && cur.gen == e.sessGen && !cur.ended() {
+		return cur, nil
+	}
+	x := &rtc{
+		e:     e,
+		sig:   sig,
+		gen:   e.sessGen,
+		early: cur != nil && cur.sig == sig && cur.gen == e.sessGen && cur.accepted,
+		kick:  make(chan struct{}),
+		sent:  make(chan struct{}),
+		open:  make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	if x.early {
+		x.letGo()
+	}
+	e.pr = x
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		if err := x.build(); err != nil {
+			x.fail(err, false)
+		}
+	}()
+	return x, nil
+}
+
+// letGo lets x's TransportRequest go.
+func (x *rtc) letGo() { x.kickOnce.Do(func() { close(x.kick) }) }
+
+// ended reports whether x has failed or was closed.
+func (x *rtc) ended() bool {
+	select {
+	case <-x.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// build makes the PeerConnection and its offer, sends the TransportRequest
+// when it may go, and applies the server's answer.
+func (x *rtc) build() error {
+	e := x.e
+	ctx, cancel := context.WithTimeout(e.ctx, e.opts.joinTimeout)
+	defer cancel()
+	pc, err := e.api.NewPeerConnection(transport.Configuration(e.opts.iceServers))
+	if err != nil {
+		return err
+	}
+	x.pc = pc
+	dcs, err := transport.CreateChannels(pc)
+	if err != nil {
+		return err
+	}
+	transport.OnOpen(dcs, func(ch transport.Channels) {
+		var ws [transport.NumChannels]*transport.Writer
+		for i := range ch {
+			ws[i] = transport.NewFlowWriter(dcs[i], ch[i])
+		}
+		x.chans = ch
+		x.ws.Store(&ws)
+		close(x.open)
+		x.read(ch)
+	}, func(err error) { x.fail(err, false) })
+	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		if st == webrtc.PeerConnectionStateFailed || st == webrtc.PeerConnectionStateClosed {
+			x.fail(errors.New("room transport "+st.String()), false)
+		}
+	})
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		return err
+	}
+	if err := pc.SetLocalDescription(offer); err != nil {
+		return err
+	}
+	if err := transport.WaitGathered(ctx, pc); err != nil {
+		return err
+	}
+	select {
+	case <-x.kick:
+	case <-x.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("transport: %w", ctx.Err())
+	}
+	wait, err := x.sig.Start(&pb.ClientFrame{Body: &pb.ClientFrame_Transport{Transport: &pb.TransportRequest{
+		SdpOffer: pc.LocalDescription().SDP, PacketVersion: packetVersion,
+	}}})
+	close(x.sent)
+	if err != nil {
+		return fmt.Errorf("transport request: %w", err)
+	}
+	resp, err := wait(ctx)
+	if err != nil {
+		return fmt.Errorf("transport request: %w", err)
+	}
+	tr := resp.GetTransport()
+	switch {
+	case tr == nil:
+		return errors.New("transport request: answered with something else")
+	case tr.Code != 0:
+		return fmt.Errorf("transport refused: %s", tr.Reason)
+	}
+	e.mu.Lock()
+	x.accepted = true
+	e.mu.Unlock()
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: tr.SdpAnswer}); err != nil {
+		return fmt.Errorf("bad SDP answer: %w", err)
+	}
+	return nil
+}
+
+// writer is the writer of channel ch; x must be open.
+func (x *rtc) writer(ch int) *transport.Writer { return x.ws.Load()[ch] }
+
+// forget drops what x holds queued for the room with handle.
+func (x *rtc) forget(handle uint32) {
+	if ws := x.ws.Load(); ws != nil {
+		for _, w := range ws {
+			w.Forget(handle)
+		}
+	}
+}
+
+// waitSent waits until x's TransportRequest is queued (or x ended).
+func (x *rtc) waitSent(ctx context.Context) error {
+	select {
+	case <-x.sent:
+		return nil
+	case <-x.done:
+		return x.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// waitOpen waits until x's data channels are open.
+func (x *rtc) waitOpen(ctx context.Context) error {
+	select {
+	case <-x.open:
+		return nil
+	case <-x.done:
+		return x.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// fail ends x with err: its PeerConnection closes, and unless quiet, every
+// room that was joined on it rejoins on a new one. Rooms still joining on
+// it see it end (waitOpen) and fail their try. It runs once.
+func (x *rtc) fail(err error, quiet bool) {
+	x.failOnce.Do(func() {
+		e := x.e
+		x.err = err
+		// Engine.pr keeps pointing at x: its successor learns from it
+		// whether the session is authenticated (early).
+		e.mu.Lock()
+		rooms := make([]*Room, 0, len(e.rooms))
+		for _, r := range e.rooms {
+			rooms = append(rooms, r)
+		}
+		e.mu.Unlock()
+		close(x.done)
+		select {
+		case <-x.sent:
+		default:
+			close(x.sent)
+		}
+		if ws := x.ws.Load(); ws != nil {
+			for _, w := range ws {
+				w.Close()
+			}
+		}
+		if x.pc != nil {
+			_ = x.pc.Close()
+		}
+		if quiet {
+			return
+		}
+		e.log.Info("room transport ended", zap.Error(err))
+		for _, r := range rooms {
+			r.mu.Lock()
+			a := r.att
+			on := a != nil && a.rtc == x && a.joined
+			r.mu.Unlock()
+			if on { // a room that worked comes back by itself
+				r.rejoin(a, err.Error())
+			}
+		}
+	})
+}
+
+// read reads x's data channels until they close.
+func (x *rtc) read(chans transport.Channels) {
+	for i, ch := range chans {
+		x.e.goTracked(func() {
+			if err := transport.ReadLoop(ch, func(b []byte) { x.onPacket(i, b) }); err != nil {
+				x.e.log.Debug("data channel read ended", zap.Int("channel", i), zap.Error(err))
+			}
+		})
+	}
+}
+
+// onPacket hands one data-channel message from the server, a packet or a
+// batch of them, to the rooms it names; it runs on the channel's read
+// goroutine.
+func (x *rtc) onPacket(ch int, b []byte) {
+	e := x.e
+	var p pb.Packet
+	if err := proto.Unmarshal(b, &p); err != nil {
+		e.log.Debug("malformed packet dropped", zap.Error(err))
+		return
+	}
+	if len(p.Batch) == 0 {
+		x.onOne(ch, &p)
+		return
+	}
+	if p.Body != nil {
+		e.log.Debug("malformed batch dropped: it has a body too")
+		return
+	}
+	for _, q := range p.Batch {
+		x.onOne(ch, q)
+	}
+}
+
+// onOne hands one packet, not a batch, to its room's current join.
+func (x *rtc) onOne(ch int, p *pb.Packet) {
+	if len(p.Batch) > 0 {
+		x.e.log.Debug("malformed packet dropped: a batch in a batch")
+		return
+	}
+	r := x.e.roomOf(p.Room)
+	if r == nil {
+		return // a room closed meanwhile
+	}
+	r.mu.Lock()
+	a := r.att
+	r.mu.Unlock()
+	if a == nil {
+		return // left meanwhile
+	}
+	a.onOne(ch, p)
+}
+
+// packetVersion is the data-channel packet version the SDK speaks: rooms
+// on one PeerConnection (Packet.room), batches.
+const packetVersion = 3
