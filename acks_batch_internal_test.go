@@ -25,48 +25,42 @@ func (r *recordWrites) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// TestAcksDueAtOnceInOnePacket: the acks an attempt owes to several
-// senders at once go out as one data-channel message, a batch, when the
-// server takes batches; one packet per sender when it does not.
+// TestAcksDueAtOnceInOnePacket: the acks a join owes to several senders
+// at once go out as one data-channel message, a batch, each entry naming
+// the room, even on an idle channel.
 func TestAcksDueAtOnceInOnePacket(t *testing.T) {
 	upTo := map[string]int64{"alice": 7, "bob": 3, "carol": 12}
-	for _, batch := range []bool{true, false} {
-		rec := &recordWrites{}
-		r := &Room{id: "r"}
-		r.e = &Engine{}
-		a := &attempt{r: r, roomID: "r", batch: batch}
-		a.ctx, a.cancel = context.WithCancel(context.Background())
-		a.writers[transport.ChannelReliable] = transport.NewFlowWriter(idleQueue{}, rec, batch)
-		a.flushAcks(upTo)
-		a.cancel()
+	rec := &recordWrites{}
+	r := &Room{id: "r", handle: 9}
+	r.e = &Engine{}
+	x := &rtc{}
+	ws := [transport.NumChannels]*transport.Writer{}
+	for i := range ws {
+		ws[i] = transport.NewFlowWriter(idleQueue{}, rec)
+	}
+	x.ws.Store(&ws)
+	a := &attempt{r: r, roomID: "r", rtc: x}
+	a.ctx, a.cancel = context.WithCancel(context.Background())
+	a.flushAcks(upTo)
+	a.cancel()
 
-		want := 1
-		if !batch {
-			want = len(upTo)
+	if len(rec.b) != 1 {
+		t.Fatalf("%d data-channel messages for %d acks, want 1", len(rec.b), len(upTo))
+	}
+	var p pb.Packet
+	if err := proto.Unmarshal(rec.b[0], &p); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	for _, q := range p.Batch {
+		if q.Room != r.handle {
+			t.Fatalf("an ack of room %d, want %d", q.Room, r.handle)
 		}
-		if len(rec.b) != want {
-			t.Fatalf("batch %v: %d data-channel messages for %d acks, want %d", batch, len(rec.b), len(upTo), want)
-		}
-		got := map[string]int64{}
-		for _, m := range rec.b {
-			var p pb.Packet
-			if err := proto.Unmarshal(m, &p); err != nil {
-				t.Fatal(err)
-			}
-			ps := p.Batch
-			if len(ps) == 0 {
-				ps = []*pb.Packet{&p}
-			} else if !batch {
-				t.Fatal("a batch to a server that takes none")
-			}
-			for _, q := range ps {
-				got[q.GetAck().GetPeer()] = q.GetAck().GetUpTo()
-			}
-		}
-		for peer, id := range upTo {
-			if got[peer] != id {
-				t.Fatalf("batch %v: acks %v, want %v", batch, got, upTo)
-			}
+		got[q.GetAck().GetPeer()] = q.GetAck().GetUpTo()
+	}
+	for peer, id := range upTo {
+		if got[peer] != id {
+			t.Fatalf("acks %v, want %v", got, upTo)
 		}
 	}
 }

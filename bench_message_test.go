@@ -3,6 +3,7 @@ package parley_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -226,10 +227,44 @@ func (h *benchHandler) waitN(b *testing.B, n int) {
 // channels; the benchmarks use the reliable one. Side 0 sends; side 1
 // counts what arrives, or echoes it back to side 0, which counts echoes.
 type rawPair struct {
-	w      *transport.Writer // side 0's reliable channel
-	back   *transport.Writer // side 1's reliable channel
+	w      *rawWriter // side 0's reliable channel
+	back   *rawWriter // side 1's reliable channel
 	echoes atomic.Bool
 	got    chan struct{}
+}
+
+// rawWriter is the baseline's writer: pion's data channel with the flow
+// control any sender needs (wait above transport.HighWater until the
+// queue drains to transport.LowWater), and nothing else: no coalescing,
+// no rooms.
+type rawWriter struct {
+	dc  *webrtc.DataChannel
+	rw  io.Writer
+	low chan struct{} // a token when the queue drained to LowWater
+}
+
+func newRawWriter(dc *webrtc.DataChannel, rw io.Writer) *rawWriter {
+	w := &rawWriter{dc: dc, rw: rw, low: make(chan struct{}, 1)}
+	dc.SetBufferedAmountLowThreshold(transport.LowWater)
+	dc.OnBufferedAmountLow(func() {
+		select {
+		case w.low <- struct{}{}:
+		default:
+		}
+	})
+	return w
+}
+
+func (w *rawWriter) Write(ctx context.Context, p []byte) error {
+	for w.dc.BufferedAmount() > transport.HighWater {
+		select {
+		case <-w.low:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	_, err := w.rw.Write(p)
+	return err
 }
 
 func newRawPair(b *testing.B) *rawPair {
@@ -240,8 +275,8 @@ func newRawPair(b *testing.B) *rawPair {
 	}
 	rel := transport.ChannelReliable
 	p := &rawPair{
-		w:    transport.NewFlowWriter(dcs[0][rel], chans[0][rel], false),
-		back: transport.NewFlowWriter(dcs[1][rel], chans[1][rel], false),
+		w:    newRawWriter(dcs[0][rel], chans[0][rel]),
+		back: newRawWriter(dcs[1][rel], chans[1][rel]),
 		got:  make(chan struct{}, 1<<16),
 	}
 	go func() {

@@ -390,15 +390,18 @@ func TestOneUserIDPerEngine(t *testing.T) {
 		requireJoined(t, obs.rec, alice)
 	}
 
-	// One PeerConnection per room: losing room2's leaves the others joined.
+	// One PeerConnection for the Engine: when it dies, every room comes
+	// back on the next one, and the observers hear nothing of it.
 	obs := joined(t, srv, "room1", "obs-room1", "")
 	requireJoined(t, obs.rec, alice)
 	requireJoined(t, recs["room1"], obs.info)
 	require.NoError(t, parley.CrashRoomTransport(rooms["room2"]))
-	sc = requireState(t, recs["room2"], 0) // the SDK rebuilt it
-	require.Equal(t, parley.JoinTypeReconnected, sc.Info.JoinType)
-	// obs-room2 was there all along: no event about it, and the room
-	// still counts it.
+	for _, id := range []string{"room1", "room2", "room3"} {
+		sc = requireState(t, recs[id], 0) // the SDK rebuilt it
+		require.Equal(t, parley.JoinTypeReconnected, sc.Info.JoinType, id)
+	}
+	// The observers were there all along: no event about them, and the
+	// rooms still count them.
 	for _, id := range []string{"room1", "room2", "room3"} {
 		require.NoError(t, rooms[id].LeaveRoom())
 		require.Equal(t, 2, requireLeft(t, recs[id]).UserCount, "room %s still joined", id)

@@ -36,8 +36,8 @@ func FuzzRoomPresence(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	a := &attempt{r: r, roomID: "r", joined: true, members: map[string]UserInfo{}, active: make(chan struct{}), live: make(chan struct{})}
-	close(a.live)
+	a := &attempt{r: r, roomID: "r", joined: true, members: map[string]UserInfo{}, active: make(chan struct{})}
+	a.early.live = true
 	r.mu.Lock()
 	r.att = a
 	r.mu.Unlock()

@@ -33,10 +33,10 @@ func TestFanoutOffReaderKeepsSenderOrder(t *testing.T) {
 			} else {
 				msg.To = "b"
 			}
-			b, _ := proto.Marshal(&pb.Packet{Body: &pb.Packet_Message{Message: msg}})
+			b, _ := proto.Marshal(&pb.Packet{Room: rig.a.handle, Body: &pb.Packet_Message{Message: msg}})
 			buf := make([]byte, readHeadroom+len(b)+readTailroom)
 			copy(buf[readHeadroom:], b)
-			rig.a.onPacket(transport.ChannelReliable, buf, readHeadroom, readHeadroom+len(b))
+			rig.a.rtc.onPacket(transport.ChannelReliable, buf, readHeadroom, readHeadroom+len(b))
 		}
 	}()
 	select {

@@ -105,7 +105,7 @@ func TestUnauthenticatedMemory(t *testing.T) {
 	s := startLimited(t, Config{MaxConnsPerAddress: 2 * n, MaxUnauthenticated: 2 * n, AuthTimeout: 5 * time.Minute})
 	join, err := proto.Marshal(&pb.ClientFrame{RequestId: 1, Seq: 1, Body: &pb.ClientFrame_Join{Join: &pb.JoinRequest{
 		AppId: "012345678901234567890123", RoomId: "room1", UserId: "alice", Token: "garbage",
-		SdpOffer: string(bytes.Repeat([]byte("o"), 2000)),
+		ExtraInfo: string(bytes.Repeat([]byte("o"), 200)), Room: 1, PacketVersion: packetVersionRooms,
 	}}})
 	require.NoError(t, err)
 

@@ -18,9 +18,9 @@ import (
 )
 
 // peer is a raw client of a test server: a signaling connection whose
-// frames a goroutine reads into a channel, and, in rooms, real pion
-// PeerConnections on loopback. Frames are sent unsequenced (seq 0), so
-// the server never waits for them in order.
+// frames a goroutine reads into a channel, and, once in a room, a real
+// pion PeerConnection on loopback that carries all its rooms. Frames are
+// sent unsequenced (seq 0), so the server never waits for them in order.
 type peer struct {
 	t      *testing.T
 	s      *Server
@@ -30,6 +30,11 @@ type peer struct {
 	wmu    sync.Mutex // one writer at a time on ws
 	reqID  atomic.Uint64
 	api    *webrtc.API
+
+	// Used by the test's goroutine only.
+	pc      *webrtc.PeerConnection // the transport of its rooms; nil before the first join
+	chans   transport.Channels
+	handles map[string]uint32 // room handles: the first room joined is 1 (packet's default)
 }
 
 // newPeer dials s and starts reading its frames; all closed in t.Cleanup.
@@ -114,10 +119,68 @@ func (p *peer) login(user string) {
 	require.Equal(p.t, int32(loginOK), f.GetLogin().Code, f.GetLogin().Reason)
 }
 
-// join joins room as user (or rejoins it, on this connection) on a new
-// PeerConnection and returns it and its open channels once the join is
-// complete: the last RoomJoined page has come.
+// join joins room as user and returns the peer's PeerConnection and its
+// open channels once the join is complete: the last RoomJoined page has
+// come. The first join sets the transport up after its JoinRequest, as
+// the SDK does; later joins use it. A rejoin (on this connection) first
+// replaces the transport, as the SDK does after its transport failed.
 func (p *peer) join(room, user string, rejoin bool) (*webrtc.PeerConnection, transport.Channels) {
+	p.t.Helper()
+	if p.handles == nil {
+		p.handles = make(map[string]uint32)
+	}
+	h, ok := p.handles[room]
+	if !ok {
+		h = uint32(len(p.handles) + 1)
+		p.handles[room] = h
+	}
+	var opened <-chan transport.Channels
+	var tid uint64
+	if rejoin {
+		opened, tid = p.offerTransport()
+	}
+	id := p.reqID.Add(1)
+	p.send(&pb.ClientFrame{RequestId: id, Body: &pb.ClientFrame_Join{Join: &pb.JoinRequest{
+		AppId: testAppID, RoomId: room, UserId: user, Token: validToken(p.t, room, user),
+		Rejoin: rejoin, Room: h, PacketVersion: packetVersionRooms,
+	}}})
+	if p.pc == nil {
+		opened, tid = p.offerTransport()
+	}
+	// Both answers, in the order they come (next drops what it skips).
+	var jr *pb.JoinResponse
+	var tr *pb.TransportResponse
+	for jr == nil || (opened != nil && tr == nil) {
+		f := p.next(func(f *pb.ServerFrame) bool {
+			return (f.RequestId == id && f.GetJoin() != nil) || (f.RequestId == tid && f.GetTransport() != nil)
+		})
+		if f.GetJoin() != nil {
+			jr = f.GetJoin()
+		} else {
+			tr = f.GetTransport()
+		}
+	}
+	require.Zero(p.t, jr.Code, jr.Reason)
+	if opened != nil {
+		require.Zero(p.t, tr.Code, tr.Reason)
+		require.NoError(p.t, p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: tr.SdpAnswer}))
+		select {
+		case p.chans = <-opened:
+		case <-time.After(waitTimeout):
+			p.t.Fatal("data channels did not open")
+		}
+	}
+	p.next(func(f *pb.ServerFrame) bool {
+		rj := f.GetRoomJoined()
+		return rj != nil && rj.RoomId == room && !rj.More
+	})
+	return p.pc, p.chans
+}
+
+// offerTransport makes the peer a new PeerConnection (the old one, if
+// any, stays open until t's cleanup, as a dead one would) and sends its
+// TransportRequest; the channels come on the returned channel once open.
+func (p *peer) offerTransport() (<-chan transport.Channels, uint64) {
 	p.t.Helper()
 	pc, err := p.api.NewPeerConnection(webrtc.Configuration{})
 	require.NoError(p.t, err)
@@ -132,25 +195,29 @@ func (p *peer) join(room, user string, rejoin bool) (*webrtc.PeerConnection, tra
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
 	require.NoError(p.t, transport.WaitGathered(ctx, pc))
+	p.pc = pc
 	id := p.reqID.Add(1)
-	p.send(&pb.ClientFrame{RequestId: id, Body: &pb.ClientFrame_Join{Join: &pb.JoinRequest{
-		AppId: testAppID, RoomId: room, UserId: user, Token: validToken(p.t, room, user),
-		SdpOffer: pc.LocalDescription().SDP, Rejoin: rejoin,
+	p.send(&pb.ClientFrame{RequestId: id, Body: &pb.ClientFrame_Transport{Transport: &pb.TransportRequest{
+		SdpOffer: pc.LocalDescription().SDP, PacketVersion: packetVersionRooms,
 	}}})
-	f := p.next(func(f *pb.ServerFrame) bool { return f.RequestId == id && f.GetJoin() != nil })
-	require.Zero(p.t, f.GetJoin().Code, f.GetJoin().Reason)
-	require.NoError(p.t, pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: f.GetJoin().SdpAnswer}))
-	var chans transport.Channels
-	select {
-	case chans = <-opened:
-	case <-ctx.Done():
-		p.t.Fatal("data channels did not open")
+	return opened, id
+}
+
+// eachPacket calls f with the packet in b, or with each entry of the
+// batch in b; false if b does not decode.
+func eachPacket(b []byte, f func(*pb.Packet)) bool {
+	var p pb.Packet
+	if proto.Unmarshal(b, &p) != nil {
+		return false
 	}
-	p.next(func(f *pb.ServerFrame) bool {
-		rj := f.GetRoomJoined()
-		return rj != nil && rj.RoomId == room && !rj.More
-	})
-	return pc, chans
+	if len(p.Batch) == 0 {
+		f(&p)
+		return true
+	}
+	for _, q := range p.Batch {
+		f(q)
+	}
+	return true
 }
 
 // packets reads rw, a data channel of pc, into a channel of packets, until
@@ -162,15 +229,15 @@ func packets(t *testing.T, pc *webrtc.PeerConnection, rw datachannel.ReadWriteCl
 	go func() {
 		defer close(done)
 		_ = transport.ReadLoop(rw, func(b []byte) {
-			var p pb.Packet
-			if proto.Unmarshal(b, &p) != nil {
+			ok := eachPacket(b, func(p *pb.Packet) {
+				select {
+				case out <- p:
+				default:
+					t.Error("packet buffer full")
+				}
+			})
+			if !ok {
 				t.Error("a packet that does not decode")
-				return
-			}
-			select {
-			case out <- &p:
-			default:
-				t.Error("packet buffer full")
 			}
 		})
 	}()
@@ -198,9 +265,13 @@ func nextPacket(t *testing.T, in <-chan *pb.Packet, match func(*pb.Packet) bool)
 	}
 }
 
-// packet encodes a data channel packet.
+// packet encodes a data channel packet, of room handle 1 (the peer's
+// first room) unless it names another.
 func packet(t *testing.T, p *pb.Packet) []byte {
 	t.Helper()
+	if p.Room == 0 && len(p.Batch) == 0 {
+		p.Room = 1
+	}
 	b, err := proto.Marshal(p)
 	require.NoError(t, err)
 	return b

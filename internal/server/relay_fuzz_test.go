@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/pion/datachannel"
-	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
@@ -48,44 +47,48 @@ func newRelayRig(tb testing.TB, cfg Config) *relayRig {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	api := transport.NewAPI(transport.Options{LoopbackOnly: true})
 	r := &room{srv: srv, id: "r", members: make(map[string]*member), quota: perSecond(cfg.Quotas.RoomBroadcastsPerSecond)}
 	rig := &relayRig{srv: srv, outs: make(map[*member][transport.NumChannels]*captureRW)}
 	for _, user := range []string{"a", "b"} {
-		ss := &session{srv: srv, id: user, log: zap.NewNop(), members: make(map[string]*member)}
+		ss := &session{srv: srv, id: user, log: zap.NewNop(), members: make(map[string]*member), handles: make(map[uint32]*member)}
 		ss.quota.Store(newUserQuota(cfg.Quotas))
-		m := newMember(r, ss, user, "")
-		pc, err := api.NewPeerConnection(webrtc.Configuration{})
-		if err != nil {
-			tb.Fatal(err)
-		}
-		tb.Cleanup(func() { _ = pc.Close() })
-		if m.dcs, err = transport.CreateChannels(pc); err != nil {
-			tb.Fatal(err)
-		}
+		m := newMember(r, ss, user, "", 1)
+		x := &rtc{sess: ss, log: zap.NewNop(), open: make(chan struct{})}
+		close(x.open)
 		var outs [transport.NumChannels]*captureRW
 		for i := range outs {
 			outs[i] = &captureRW{}
-			m.chans[i] = outs[i]
+			x.chans[i] = outs[i]
+			x.ws[i] = transport.NewWriter(idleDC{}, outs[i], false)
 		}
-		m.batch.Store(true)
-		m.ws = m.newWriters(m.dcs, m.chans)
+		ss.rtc = x
+		m.rtc = x
 		m.state = stateActive
 		addActive(r, m)
 		r.refs++
 		ss.members[r.id] = m
+		ss.handles[m.handle] = m
 		rig.outs[m] = outs
 	}
 	rig.a, rig.b = r.members["a"], r.members["b"]
 	return rig
 }
 
-// feed hands b to m's relay as the read loop does: in a buffer with free
-// space around it.
+// idleDC is a data channel whose SCTP queue reads empty.
+type idleDC struct{}
+
+func (idleDC) BufferedAmount() uint64               { return 0 }
+func (idleDC) SetBufferedAmountLowThreshold(uint64) {}
+func (idleDC) OnBufferedAmountLow(func())           {}
+
+// feed hands b, with room handle 1 appended (the last room field wins; a
+// batch's is ignored), to the transport of m as its read loop does: in a
+// buffer with free space around it.
 func (rig *relayRig) feed(m *member, ch int, b []byte) {
+	b = transport.AppendRoom(bytes.Clone(b), m.handle)
 	buf := make([]byte, readHeadroom+len(b)+readTailroom)
 	copy(buf[readHeadroom:], b)
-	m.onPacket(ch, buf, readHeadroom, readHeadroom+len(b))
+	m.rtc.onPacket(ch, buf, readHeadroom, readHeadroom+len(b))
 	waitIdle(nil, m.room) // a broadcast is relayed on the room's fan-out worker
 }
 
@@ -200,11 +203,15 @@ func TestStampMatchesProto(t *testing.T) {
 	}
 }
 
-// batchOf encodes ps as one batch packet, as a Writer does.
+// batchOf encodes ps as one batch packet, as a Writer does: each entry of
+// room handle 1 unless it names another.
 func batchOf(ps ...*pb.Packet) []byte {
 	var b []byte
 	for _, p := range ps {
 		e, _ := proto.Marshal(p)
+		if p.Room == 0 {
+			e = transport.AppendRoom(e, 1)
+		}
 		b = transport.AppendEntry(b, e)
 	}
 	return b

@@ -7,19 +7,25 @@ import (
 
 	"github.com/pion/webrtc/v4"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/parleyhq/parley/internal/transport"
 	pb "github.com/parleyhq/parley/proto/parley/v1"
 )
 
-// TestReopenDuringTraffic: a member rejoins on new PeerConnections, again
-// and again, while another member's messages to it flow, so the relay
-// reads the member's channels while a reopen replaces them (run it with
-// -race). Every send gets its result, and the member gets messages on its
-// last PeerConnection.
+// TestReopenDuringTraffic: a member's session replaces its transport and
+// rejoins, again and again, while another member's messages to it flow,
+// so the relay writes to the member while a reopen replaces its transport
+// (run it with -race). Every send gets its result, and the member gets
+// messages on its last PeerConnection.
 func TestReopenDuringTraffic(t *testing.T) {
-	s := startServer(t)
+	s, logs := startObserved(t, Config{})
+	defer func() {
+		if t.Failed() {
+			for _, e := range logs.All() {
+				t.Log(e.Message, e.ContextMap())
+			}
+		}
+	}()
 	a, b := newPeer(t, s), newPeer(t, s)
 	aPC, aCh := a.join("race", "a", false)
 	b.join("race", "b", false)
@@ -39,10 +45,11 @@ func TestReopenDuringTraffic(t *testing.T) {
 	go func() {
 		defer readers.Done()
 		_ = transport.ReadLoop(aCh[transport.ChannelReliable], func(buf []byte) {
-			var p pb.Packet
-			if proto.Unmarshal(buf, &p) == nil && p.GetResult() != nil {
-				results <- p.GetResult()
-			}
+			eachPacket(buf, func(p *pb.Packet) {
+				if p.GetResult() != nil {
+					results <- p.GetResult()
+				}
+			})
 		})
 	}()
 
@@ -98,10 +105,11 @@ func TestReopenDuringTraffic(t *testing.T) {
 	go func() {
 		defer readers.Done()
 		_ = transport.ReadLoop(last[transport.ChannelReliable], func(buf []byte) {
-			var p pb.Packet
-			if proto.Unmarshal(buf, &p) == nil && p.GetMessage() != nil {
-				got <- p.GetMessage()
-			}
+			eachPacket(buf, func(p *pb.Packet) {
+				if p.GetMessage() != nil {
+					got <- p.GetMessage()
+				}
+			})
 		})
 	}()
 	_, err := aCh[transport.ChannelReliable].Write(packet(t, &pb.Packet{Body: &pb.Packet_Message{Message: &pb.Message{

@@ -56,7 +56,7 @@ func (cs *captureSession) decoded(t *testing.T) (sizes []int, frames []*pb.Serve
 // pendingMember adds a member of ss to r as handleJoin does, ready for
 // activate.
 func pendingMember(r *room, ss *session, user, extra string) *member {
-	m := newMember(r, ss, user, extra)
+	m := newMember(r, ss, user, extra, 1)
 	m.joinTimer = time.AfterFunc(time.Hour, func() {})
 	ss.members[r.id] = m
 	r.srv.mu.Lock()

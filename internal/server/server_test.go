@@ -109,20 +109,22 @@ func TestJoinRefused(t *testing.T) {
 		name           string
 		room, user     string
 		extra, token   string // token "" means a valid one for room and user
+		v2             bool   // a version 2 join: an SDP offer, no room handle
 		code           int32
 		result, reason string // metric label, a word of the reason
 	}{
-		{"empty user ID", "room1", "", "", "", codeJoinRoom, joinInvalidID, "user ID"},
-		{"user ID with a space", "room1", "a b", "", "", codeJoinRoom, joinInvalidID, "user ID"},
-		{"user ID *", "room1", "*", "", "", codeJoinRoom, joinInvalidID, "user ID"},
-		{"user ID of 129 bytes", "room1", long, "", "", codeJoinRoom, joinInvalidID, "user ID"},
-		{"extra info of 201 bytes", "room1", "alice", strings.Repeat("i", 201), "", codeJoinRoom, joinInvalidID, "extra info"},
-		{"empty room ID", "", "alice", "", "", codeRoomIDIllegal, joinInvalidID, "room ID"},
-		{"room ID with a space", "room 1", "alice", "", "", codeRoomIDIllegal, joinInvalidID, "room ID"},
-		{"room ID *", "*", "alice", "", "", codeRoomIDIllegal, joinInvalidID, "room ID"},
-		{"room ID of 129 bytes", long, "alice", "", "", codeRoomIDIllegal, joinInvalidID, "room ID"},
-		{"room and user ID illegal", "room 1", "a b", "", "", codeRoomIDIllegal, joinInvalidID, "room ID"},
-		{"garbage token", "room1", "alice", "", "garbage", codeInvalidToken, joinInvalidToken, "token"},
+		{"empty user ID", "room1", "", "", "", false, codeJoinRoom, joinInvalidID, "user ID"},
+		{"user ID with a space", "room1", "a b", "", "", false, codeJoinRoom, joinInvalidID, "user ID"},
+		{"user ID *", "room1", "*", "", "", false, codeJoinRoom, joinInvalidID, "user ID"},
+		{"user ID of 129 bytes", "room1", long, "", "", false, codeJoinRoom, joinInvalidID, "user ID"},
+		{"extra info of 201 bytes", "room1", "alice", strings.Repeat("i", 201), "", false, codeJoinRoom, joinInvalidID, "extra info"},
+		{"empty room ID", "", "alice", "", "", false, codeRoomIDIllegal, joinInvalidID, "room ID"},
+		{"room ID with a space", "room 1", "alice", "", "", false, codeRoomIDIllegal, joinInvalidID, "room ID"},
+		{"room ID *", "*", "alice", "", "", false, codeRoomIDIllegal, joinInvalidID, "room ID"},
+		{"room ID of 129 bytes", long, "alice", "", "", false, codeRoomIDIllegal, joinInvalidID, "room ID"},
+		{"room and user ID illegal", "room 1", "a b", "", "", false, codeRoomIDIllegal, joinInvalidID, "room ID"},
+		{"garbage token", "room1", "alice", "", "garbage", false, codeInvalidToken, joinInvalidToken, "token"},
+		{"version 2: a PeerConnection per room", "room1", "alice", "", "", true, codeJoinRoom, joinFailed, "packet version 2 is not served"},
 	}
 	s := startServer(t)
 	for i, c := range cases {
@@ -134,9 +136,11 @@ func TestJoinRefused(t *testing.T) {
 				tok = validToken(t, c.room, c.user)
 			}
 			reqID := uint64(100 + i)
-			write(t, ws, &pb.ClientFrame{RequestId: reqID, Body: &pb.ClientFrame_Join{Join: &pb.JoinRequest{
-				RoomId: c.room, UserId: c.user, ExtraInfo: c.extra, Token: tok,
-			}}})
+			j := &pb.JoinRequest{AppId: testAppID, RoomId: c.room, UserId: c.user, ExtraInfo: c.extra, Token: tok, Room: 1, PacketVersion: packetVersionRooms}
+			if c.v2 {
+				j.Room, j.PacketVersion, j.SdpOffer = 0, 2, "v=0"
+			}
+			write(t, ws, &pb.ClientFrame{RequestId: reqID, Body: &pb.ClientFrame_Join{Join: j}})
 			f := read(t, ws)
 			require.Equal(t, reqID, f.RequestId)
 			jr := f.GetJoin()

@@ -319,14 +319,14 @@ func (ss *session) handleJoin(reqID uint64, j *pb.JoinRequest) {
 		ss.refuse(reqID, je)
 		return
 	}
+	if je := ss.srv.checkToken(j.Token, j.AppId, j.RoomId, j.UserId); je != nil {
+		ss.refuse(reqID, je)
+		return
+	}
 	if j.SdpOffer != "" || j.PacketVersion < packetVersionRooms || j.Room == 0 {
 		// Version 2 and earlier had a PeerConnection per room.
 		ss.refuse(reqID, &joinError{codeJoinRoom, joinFailed,
 			fmt.Sprintf("packet version %d is not served: 3 needed (rooms on one transport per session, a room handle, no SDP in the join)", j.PacketVersion), ""})
-		return
-	}
-	if je := ss.srv.checkToken(j.Token, j.AppId, j.RoomId, j.UserId); je != nil {
-		ss.refuse(reqID, je)
 		return
 	}
 	ss.mu.Lock()
