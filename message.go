@@ -381,8 +381,8 @@ type msgState struct {
 	stats   counters
 }
 
-// flushAcks sends the acks the attempt owes on its reliable channel; the
-// writer coalesces them with whatever else is going out.
+// flushAcks sends the acks the attempt owes on its reliable channel, as
+// one batch when there are several.
 func (a *attempt) flushAcks(upTo map[string]int64) {
 	a.r.mu.Lock()
 	x := a.rtc
@@ -390,13 +390,12 @@ func (a *attempt) flushAcks(upTo map[string]int64) {
 	if x == nil {
 		return
 	}
-	w := x.writer(transport.ChannelReliable)
+	ps := make([][]byte, 0, len(upTo))
 	for peer, id := range upTo {
-		p := signal.MustMarshal(&pb.Packet{Body: &pb.Packet_Ack{Ack: &pb.Ack{Peer: peer, UpTo: id}}})
-		if err := w.Write(a.ctx, a.r.handle, p); err != nil {
-			a.r.e.log.Debug("send ack", zap.String("room", a.roomID), zap.Error(err))
-			return
-		}
+		ps = append(ps, signal.MustMarshal(&pb.Packet{Body: &pb.Packet_Ack{Ack: &pb.Ack{Peer: peer, UpTo: id}}}))
+	}
+	if err := x.writer(transport.ChannelReliable).WriteAll(a.ctx, a.r.handle, ps...); err != nil {
+		a.r.e.log.Debug("send acks", zap.String("room", a.roomID), zap.Error(err))
 	}
 }
 

@@ -46,7 +46,8 @@ type rtc struct {
 
 	kick     chan struct{} // closed when its TransportRequest may go (after the first join, or at once if early)
 	kickOnce sync.Once
-	sent     chan struct{} // closed once its TransportRequest is queued, or it failed first
+	sent     chan struct{} // closed once its TransportRequest is queued, or it failed first (markSent)
+	sentOnce sync.Once
 	open     chan struct{} // closed when the data channels are open
 	done     chan struct{} // closed when it has failed or was closed
 	failOnce sync.Once
@@ -89,6 +90,9 @@ func (e *Engine) rtcFor(sig *signal.Client) (*rtc, error) {
 	}()
 	return x, nil
 }
+
+// markSent releases the joins that wait for x's TransportRequest.
+func (x *rtc) markSent() { x.sentOnce.Do(func() { close(x.sent) }) }
 
 // letGo lets x's TransportRequest go.
 func (x *rtc) letGo() { x.kickOnce.Do(func() { close(x.kick) }) }
@@ -153,7 +157,7 @@ func (x *rtc) build() error {
 	wait, err := x.sig.Start(&pb.ClientFrame{Body: &pb.ClientFrame_Transport{Transport: &pb.TransportRequest{
 		SdpOffer: pc.LocalDescription().SDP, PacketVersion: packetVersion,
 	}}})
-	close(x.sent)
+	x.markSent()
 	if err != nil {
 		return fmt.Errorf("transport request: %w", err)
 	}
@@ -229,11 +233,7 @@ func (x *rtc) fail(err error, quiet bool) {
 		}
 		e.mu.Unlock()
 		close(x.done)
-		select {
-		case <-x.sent:
-		default:
-			close(x.sent)
-		}
+		x.markSent()
 		if ws := x.ws.Load(); ws != nil {
 			for _, w := range ws {
 				w.Close()

@@ -1,7 +1,9 @@
-// Package transport builds the pion side of a room: the WebRTC API with
-// Parley's settings, the three pre-negotiated data channels, and the
-// loopback-only ICE policy. The client and the server share it, so both ends
-// agree on channel IDs, modes and message sizes by construction.
+// Package transport builds the pion side of Parley's one PeerConnection
+// per client and server session, which carries all the client's rooms: the
+// WebRTC API with Parley's settings, the three pre-negotiated data
+// channels, the loopback-only ICE policy, and the Writer that keeps a
+// queue per room on each channel. The client and the server share it, so
+// both ends agree on channel IDs, modes and message sizes by construction.
 package transport
 
 import (
@@ -18,7 +20,7 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
-// The data channels of a room, by SCTP stream ID. The index is also the
+// The data channels, by SCTP stream ID. The index is also the
 // MessageConfig value that selects the channel.
 const (
 	ChannelReliable            = 0 // ordered, retransmitted: reliable messages, broadcasts
@@ -105,7 +107,7 @@ func Configuration(iceServers []string) webrtc.Configuration {
 	return cfg
 }
 
-// CreateChannels creates the room's three pre-negotiated data channels on
+// CreateChannels creates the three pre-negotiated data channels on
 // pc. Both ends call it before the offer/answer exchange, so no DCEP round
 // trip is needed and no data can arrive on a stream nobody listens to.
 func CreateChannels(pc *webrtc.PeerConnection) ([NumChannels]*webrtc.DataChannel, error) {

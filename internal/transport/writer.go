@@ -156,6 +156,46 @@ func (w *Writer) Write(ctx context.Context, room uint32, p []byte) error {
 	return err
 }
 
+// WriteAll writes the encoded packets ps for room, in order, as Write
+// would one after the other, except that on an idle channel they go
+// together, as one batch, rather than one data-channel message each: the
+// acks a receiver owes several senders at once cost one message.
+func (w *Writer) WriteAll(ctx context.Context, room uint32, ps ...[]byte) error {
+	w.mu.Lock()
+	for {
+		if w.closed {
+			w.mu.Unlock()
+			return ErrWriterClosed
+		}
+		q := w.queues[room]
+		if !w.flow || q == nil || q.bytes <= HighWater {
+			break
+		}
+		if q.wait == nil {
+			q.wait = make(chan struct{})
+		}
+		wait := q.wait
+		w.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		w.mu.Lock()
+	}
+	for _, p := range ps {
+		w.pushLocked(room, p)
+	}
+	if w.writing || w.dc.BufferedAmount() > LowWater {
+		w.mu.Unlock()
+		return nil // the write in progress, or the drain, sends them
+	}
+	w.writing = true
+	w.mu.Unlock()
+	w.flush(nil)
+	return nil
+}
+
 // Queued is the bytes of room's packets held by the Writer and not yet
 // handed to the data channel: the packets as encoded, room field
 // included, batch framing not.

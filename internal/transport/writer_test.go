@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
@@ -661,4 +662,26 @@ func BenchmarkWriterQueued(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestWriterWriteAllIsOneMessage: packets written together go as one
+// batch on an idle channel, in order, where Write would send each alone;
+// behind a full queue they wait in their room's order like any other.
+func TestWriterWriteAllIsOneMessage(t *testing.T) {
+	dc, rw := &fakeDC{}, &recordRW{}
+	w := NewWriter(dc, rw, true)
+	require.NoError(t, w.WriteAll(context.Background(), 3, packet(1, 8), packet(2, 8), packet(3, 8)))
+	all, per := unpack(t, rw.messages())
+	require.Len(t, per, 1, "one data-channel message")
+	require.Equal(t, []sent{{3, 1}, {3, 2}, {3, 3}}, all)
+
+	dc.full()
+	require.NoError(t, w.Write(context.Background(), 3, packet(4, 8)))
+	require.NoError(t, w.WriteAll(context.Background(), 3, packet(5, 8), packet(6, 8)))
+	require.Len(t, rw.messages(), 1, "nothing goes while SCTP is full")
+	require.Equal(t, 3*len(AppendRoom(packet(4, 8), 3)), w.Queued(3))
+	dc.drain()
+	rw.waitFor(t, func(msgs [][]byte) bool { return len(msgs) == 2 })
+	all, _ = unpack(t, rw.messages())
+	require.Equal(t, []sent{{3, 1}, {3, 2}, {3, 3}, {3, 4}, {3, 5}, {3, 6}}, all)
 }
