@@ -15,11 +15,15 @@ import (
 // every room of r's Engine loses it.
 func CrashRoomTransport(r *Room) error {
 	r.mu.Lock()
-	var pc *webrtc.PeerConnection
-	if r.att != nil && r.att.rtc != nil {
-		pc = r.att.rtc.pc
+	var x *rtc
+	if r.att != nil {
+		x = r.att.rtc
 	}
 	r.mu.Unlock()
+	var pc *webrtc.PeerConnection
+	if x != nil {
+		pc = x.peerConn()
+	}
 	if pc == nil {
 		return errors.New("room has no PeerConnection")
 	}

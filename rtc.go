@@ -38,7 +38,7 @@ type rtc struct {
 	sig   *signal.Client
 	gen   uint64 // the session it belongs to (Engine.sessGen)
 	early bool   // its TransportRequest goes before the joins that use it (a rebuild)
-	pc    *webrtc.PeerConnection
+	pc    *webrtc.PeerConnection // guarded by Engine.mu; set once by build
 
 	// Set before open is closed, then read-only (tests swap ws).
 	chans transport.Channels
@@ -117,7 +117,12 @@ func (x *rtc) build() error {
 	if err != nil {
 		return err
 	}
+	e.mu.Lock()
 	x.pc = pc
+	e.mu.Unlock()
+	if x.ended() { // failed meanwhile, before it could close pc
+		return pc.Close()
+	}
 	dcs, err := transport.CreateChannels(pc)
 	if err != nil {
 		return err
@@ -181,6 +186,13 @@ func (x *rtc) build() error {
 	return nil
 }
 
+// peerConn is x's PeerConnection, nil until build has made it.
+func (x *rtc) peerConn() *webrtc.PeerConnection {
+	x.e.mu.Lock()
+	defer x.e.mu.Unlock()
+	return x.pc
+}
+
 // writer is the writer of channel ch; x must be open.
 func (x *rtc) writer(ch int) *transport.Writer { return x.ws.Load()[ch] }
 
@@ -231,16 +243,17 @@ func (x *rtc) fail(err error, quiet bool) {
 		for _, r := range e.rooms {
 			rooms = append(rooms, r)
 		}
+		pc := x.pc
+		close(x.done) // under e.mu: build, which sets pc under it, sees one or the other
 		e.mu.Unlock()
-		close(x.done)
 		x.markSent()
 		if ws := x.ws.Load(); ws != nil {
 			for _, w := range ws {
 				w.Close()
 			}
 		}
-		if x.pc != nil {
-			_ = x.pc.Close()
+		if pc != nil {
+			_ = pc.Close()
 		}
 		if quiet {
 			return

@@ -11,7 +11,7 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// Channels is the three detached data channels of an open room transport.
+// Channels is the three detached data channels of an open transport.
 type Channels [NumChannels]datachannel.ReadWriteCloser
 
 // OnOpen calls ready once all of dcs are open, with their detached ends, or
