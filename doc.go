@@ -1,7 +1,8 @@
 // Package parley is a native Go real-time messaging SDK with the ByteRTC
 // (Volcengine RTC) messaging API. It talks to the Parley relay server
-// (package server, or the parleyd binary) over one signaling WebSocket and,
-// per room, one WebRTC PeerConnection with three data channels.
+// (package server, or the parleyd binary) over one signaling WebSocket and
+// one WebRTC PeerConnection with three data channels, which carries all
+// the Engine's rooms.
 //
 // Start here:
 //

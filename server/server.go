@@ -51,8 +51,9 @@ type Config struct {
 	// AuthTimeout closes a connection that has not joined a room in time.
 	// Default: 10s.
 	AuthTimeout time.Duration
-	// JoinTimeout removes a member whose data channels have not opened in
-	// time after its join was answered. Default: 15s.
+	// JoinTimeout removes a member whose session's transport (its one
+	// PeerConnection) has not opened in time after its join was answered.
+	// Default: 15s.
 	JoinTimeout time.Duration
 	// PingInterval is how often the server pings each signaling connection;
 	// a connection silent for three intervals is closed. Default: 10s.

@@ -52,10 +52,10 @@ func newMetrics() *metrics {
 			Name: "parley_rooms", Help: "Rooms with at least one member or pending join.",
 		}),
 		members: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "parley_members", Help: "Active room members (data channels open).",
+			Name: "parley_members", Help: "Active room members (on an open transport).",
 		}),
 		transports: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "parley_transports", Help: "Sessions' PeerConnections set up now: one per client in a room, shared by all its rooms.",
+			Name: "parley_transports", Help: "Sessions' PeerConnections set up now: one per client that set one up (for its first room), shared by all its rooms, kept until its session ends.",
 		}),
 		joins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parley_joins_total", Help: "Join requests by result.",

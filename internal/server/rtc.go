@@ -42,7 +42,8 @@ type rtc struct {
 	ws    [transport.NumChannels]*transport.Writer // per-room queues, coalescing (see transport.Writer)
 
 	open     chan struct{} // closed when the data channels are open
-	counted  bool          // in the transports gauge; written before ss.rtc points at x, read in fail
+	counted  bool          // guarded by sess.mu; in the transports gauge
+	ended    bool          // guarded by sess.mu; fail has begun: it is never installed
 	failOnce sync.Once
 }
 
@@ -72,12 +73,7 @@ func (ss *session) handleTransport(reqID uint64, t *pb.TransportRequest) {
 		answer(codeJoinRoom, fmt.Sprintf("packet version %d is not served: 3 needed", t.PacketVersion), "")
 		return
 	}
-	old := ss.rtc
-	ss.rtc = nil
 	ss.mu.Unlock()
-	if old != nil {
-		old.fail("replaced by a new transport")
-	}
 	x := &rtc{sess: ss, log: ss.log, open: make(chan struct{})}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -89,15 +85,22 @@ func (ss *session) handleTransport(reqID uint64, t *pb.TransportRequest) {
 		return
 	}
 	ss.mu.Lock()
-	if ss.ended {
+	if ss.ended || x.ended {
 		ss.mu.Unlock()
 		x.fail("session ended")
+		answer(codeJoinRoom, "the transport failed as it was set up", "")
 		return
 	}
+	old := ss.rtc
 	x.counted = true
 	ss.srv.metrics.transports.Inc()
 	ss.rtc = x
 	ss.mu.Unlock()
+	if old != nil {
+		// Its members wait, suspended, for their rooms' rejoins, which
+		// put them on x.
+		old.fail("replaced by a new transport")
+	}
 	answer(0, "", sdp)
 }
 
@@ -199,6 +202,7 @@ func (x *rtc) fail(why string) {
 	x.failOnce.Do(func() {
 		ss := x.sess
 		ss.mu.Lock()
+		x.ended = true
 		if ss.rtc == x {
 			ss.rtc = nil
 		}
@@ -295,9 +299,17 @@ func (x *rtc) onOne(ch int, buf []byte, off, end int) {
 		return
 	}
 	m := x.sess.memberOf(p.room)
+	if m != nil {
+		m.room.mu.Lock()
+		if m.rtc != x || m.state != stateActive {
+			m = nil
+		}
+		m.room.mu.Unlock()
+	}
 	if m == nil {
-		// A room just left (its packets were in flight), or one the
-		// client never joined.
+		// A room just left (its packets were in flight), one the client
+		// never joined, or one whose member is not active on x (still
+		// joining, or waiting for its rejoin).
 		srv.metrics.strayPackets.Inc()
 		return
 	}

@@ -323,10 +323,14 @@ func (ss *session) handleJoin(reqID uint64, j *pb.JoinRequest) {
 		ss.refuse(reqID, je)
 		return
 	}
-	if j.SdpOffer != "" || j.PacketVersion < packetVersionRooms || j.Room == 0 {
+	switch {
+	case j.SdpOffer != "" || j.PacketVersion < packetVersionRooms:
 		// Version 2 and earlier had a PeerConnection per room.
 		ss.refuse(reqID, &joinError{codeJoinRoom, joinFailed,
 			fmt.Sprintf("packet version %d is not served: 3 needed (rooms on one transport per session, a room handle, no SDP in the join)", j.PacketVersion), ""})
+		return
+	case j.Room == 0:
+		ss.refuse(reqID, &joinError{codeJoinRoom, joinFailed, "room handle 0: a join names its room with a handle of 1 or more", ""})
 		return
 	}
 	ss.mu.Lock()
