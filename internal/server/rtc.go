@@ -301,10 +301,11 @@ func (x *rtc) onOne(ch int, buf []byte, off, end int) {
 	m := x.sess.memberOf(p.room)
 	if m != nil {
 		m.room.mu.Lock()
-		if m.rtc != x || m.state != stateActive {
+		on := m.rtc == x && m.state == stateActive
+		m.room.mu.Unlock()
+		if !on {
 			m = nil
 		}
-		m.room.mu.Unlock()
 	}
 	if m == nil {
 		// A room just left (its packets were in flight), one the client
