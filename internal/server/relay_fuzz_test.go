@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/pion/datachannel"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
@@ -336,4 +338,25 @@ func FuzzBatchScan(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestStrayPackets: a packet for a room the session is not in, or for a
+// member that is not active on the transport it came on (suspended, or
+// waiting for its rejoin), is dropped and counted, and reaches nobody.
+func TestStrayPackets(t *testing.T) {
+	rig := newRelayRig(t, Config{})
+	stray := func() float64 { return testutil.ToFloat64(rig.srv.metrics.strayPackets) }
+	msg, _ := proto.Marshal(&pb.Packet{Body: &pb.Packet_Message{Message: &pb.Message{MsgId: 1, To: "b", Payload: []byte("x")}}})
+
+	before := stray()
+	buf := transport.AppendRoom(bytes.Clone(msg), 7) // no room 7 in a's session
+	rig.a.rtc.onPacket(transport.ChannelReliable, append(append(make([]byte, readHeadroom), buf...), make([]byte, readTailroom)...), readHeadroom, readHeadroom+len(buf))
+	require.Equal(t, before+1, stray())
+
+	rig.a.room.mu.Lock()
+	rig.a.state = stateSuspended
+	rig.a.room.mu.Unlock()
+	rig.feed(rig.a, transport.ChannelReliable, msg)
+	require.Equal(t, before+2, stray())
+	require.Empty(t, rig.packets(t, rig.b), "a stray packet reached b")
 }
