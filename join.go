@@ -70,7 +70,7 @@ func (r *Room) newAttempt(token string, user UserInfo, jt JoinType) *attempt {
 		members:  make(map[string]UserInfo),
 	}
 	a.ctx, a.cancel = context.WithCancel(r.e.ctx)
-	a.owed = acks.Batcher{Delay: ackDelay, Flush: a.flushAcks}
+	a.owed = acks.Batcher{Delay: ackDelay, Lazy: broadcastAckDelay, LazyBytes: broadcastAckBytes, Flush: a.flushAcks}
 	return a
 }
 

@@ -23,6 +23,17 @@ const MaxMessageSize = 64 << 10
 // them: one cumulative ack per sender covers a burst.
 const ackDelay = 2 * time.Millisecond
 
+// A broadcast's ack settles only the server's copy (its sender's result
+// came when the server handed it on), so it may wait: up to
+// broadcastAckDelay, or until broadcastAckBytes of broadcasts are owed. A
+// member receiving a steady trickle of broadcasts then sends an ack a few
+// times a second, not one per broadcast; the server keeps each copy that
+// much longer, well inside its MemberQueue.
+const (
+	broadcastAckDelay = 500 * time.Millisecond
+	broadcastAckBytes = 256 << 10
+)
+
 // SendUserMessage sends a text message to userID in this room, ByteRTC's
 // sendUserMessage. It returns the message ID; the result comes in exactly
 // one OnUserMessageSendResult. For MessageConfigReliableOrdered, Success
@@ -301,7 +312,7 @@ func (a *attempt) receive(ch int, m *pb.Message) {
 	from, payload := m.From, m.Payload
 	reliable := ch == transport.ChannelReliable
 	if reliable && r.seenBefore(from, m.SenderInstance, m.MsgId) {
-		a.owed.Ack(from, m.MsgId) // delivered before a reconnect: ack again, deliver once
+		a.ack(m) // delivered before a reconnect: ack again, deliver once
 		return
 	}
 	var ev func(h RoomEventHandler)
@@ -320,8 +331,18 @@ func (a *attempt) receive(ch int, m *pb.Message) {
 	}
 	a.stats.received(len(payload))
 	if reliable {
-		a.owed.Ack(from, m.MsgId)
+		a.ack(m)
 	}
+}
+
+// ack owes the server an ack of m, a reliable message: soon for a user
+// message, whose sender waits for it, lazily for a broadcast.
+func (a *attempt) ack(m *pb.Message) {
+	if m.Broadcast {
+		a.owed.AckLazy(m.From, m.MsgId, len(m.Payload))
+		return
+	}
+	a.owed.Ack(m.From, m.MsgId)
 }
 
 // seenKey names a sending Engine.

@@ -76,37 +76,67 @@ func (b *Book) Drain() map[string][]int64 {
 // Batcher gathers the acks a receiver owes and sends one cumulative ack
 // per peer a moment after the first: a burst costs one ack, not one per
 // message.
+//
+// An ack that only settles what the server keeps (a broadcast's: its
+// sender's result does not wait for it) may wait longer, AckLazy: up to
+// Lazy, or until LazyBytes of such messages are owed, so that a member
+// receiving a steady trickle of broadcasts sends an ack now and then, not
+// one per broadcast. An urgent ack (Ack) brings the flush forward, and
+// every flush sends all that is owed.
 type Batcher struct {
-	Delay time.Duration               // how long to gather
-	Flush func(upTo map[string]int64) // sends the acks; runs on a timer goroutine
+	Delay     time.Duration               // how long an urgent ack waits
+	Lazy      time.Duration               // how long a lazy ack may wait; 0: Delay
+	LazyBytes int                         // lazy acks' message bytes that make the flush urgent; 0: no bound
+	Flush     func(upTo map[string]int64) // sends the acks; runs on a timer goroutine
 
 	mu    sync.Mutex
-	max   map[string]int64
-	armed bool
+	max   map[string]int64 // guarded by mu
+	bytes int              // guarded by mu; the lazily acked messages' bytes since the last flush
+	timer *time.Timer      // guarded by mu; the flush to come; nil if none
+	due   time.Time        // guarded by mu; when timer fires
 }
 
-// Ack records that message id from peer was accepted.
-func (b *Batcher) Ack(peer string, id int64) {
+// Ack records that message id from peer was accepted, and that the sender
+// waits for the ack.
+func (b *Batcher) Ack(peer string, id int64) { b.add(peer, id, b.Delay, 0) }
+
+// AckLazy records that message id from peer, of size bytes, was accepted,
+// and that nobody waits for the ack but the server's copy.
+func (b *Batcher) AckLazy(peer string, id int64, size int) {
+	lazy := b.Lazy
+	if lazy == 0 {
+		lazy = b.Delay
+	}
+	b.add(peer, id, lazy, size)
+}
+
+func (b *Batcher) add(peer string, id int64, delay time.Duration, size int) {
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	if b.max == nil {
 		b.max = make(map[string]int64)
 	}
 	if id > b.max[peer] {
 		b.max[peer] = id
 	}
-	arm := !b.armed
-	b.armed = true
-	b.mu.Unlock()
-	if arm {
-		time.AfterFunc(b.Delay, b.flush)
+	if b.bytes += size; b.LazyBytes > 0 && b.bytes > b.LazyBytes {
+		delay = b.Delay
 	}
+	due := time.Now().Add(delay)
+	switch {
+	case b.timer == nil:
+	case !due.Before(b.due):
+		return // the flush to come is soon enough
+	case !b.timer.Stop():
+		return // firing now: it takes this ack too
+	}
+	b.timer, b.due = time.AfterFunc(delay, b.flush), due
 }
 
 func (b *Batcher) flush() {
 	b.mu.Lock()
 	upTo := b.max
-	b.max = nil
-	b.armed = false
+	b.max, b.bytes, b.timer = nil, 0, nil
 	b.mu.Unlock()
 	if len(upTo) > 0 {
 		b.Flush(upTo)

@@ -82,3 +82,55 @@ func TestBatcherSendsOneCumulativeAckPerPeer(t *testing.T) {
 		require.Empty(t, taken(), "a flush with nothing acked")
 	})
 }
+
+// TestBatcherLazyAcks: a lazy ack waits for Lazy, not Delay; an urgent
+// one brings the flush forward for everything owed; lazily acked bytes
+// past LazyBytes make the flush urgent. In a synctest bubble, as above.
+func TestBatcherLazyAcks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const delay, lazy = 10 * time.Millisecond, 500 * time.Millisecond
+		var (
+			mu      sync.Mutex
+			flushes []map[string]int64 // guarded by mu
+		)
+		b := &Batcher{Delay: delay, Lazy: lazy, LazyBytes: 1000, Flush: func(m map[string]int64) {
+			mu.Lock()
+			flushes = append(flushes, m)
+			mu.Unlock()
+		}}
+		taken := func() []map[string]int64 {
+			synctest.Wait()
+			mu.Lock()
+			defer mu.Unlock()
+			f := flushes
+			flushes = nil
+			return f
+		}
+
+		b.AckLazy("a", 1, 10)
+		time.Sleep(lazy - time.Nanosecond)
+		require.Empty(t, taken(), "a lazy ack flushed before Lazy")
+		time.Sleep(time.Nanosecond)
+		require.Equal(t, []map[string]int64{{"a": 1}}, taken())
+
+		b.AckLazy("a", 2, 10)
+		time.Sleep(lazy / 2)
+		b.Ack("b", 3) // urgent: the flush comes a Delay after it, with a's too
+		time.Sleep(delay - time.Nanosecond)
+		require.Empty(t, taken())
+		time.Sleep(time.Nanosecond)
+		require.Equal(t, []map[string]int64{{"a": 2, "b": 3}}, taken())
+		time.Sleep(lazy)
+		require.Empty(t, taken(), "the lazy timer left nothing behind")
+
+		b.AckLazy("a", 4, 600)
+		b.AckLazy("a", 5, 600) // past LazyBytes: urgent
+		time.Sleep(delay)
+		require.Equal(t, []map[string]int64{{"a": 5}}, taken())
+		b.AckLazy("a", 6, 600) // the byte count starts again after a flush
+		time.Sleep(delay)
+		require.Empty(t, taken())
+		time.Sleep(lazy)
+		require.Equal(t, []map[string]int64{{"a": 6}}, taken())
+	})
+}
