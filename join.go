@@ -191,6 +191,7 @@ func (r *Room) join(a *attempt, prev chan struct{}) {
 // returns the room state code and the reason when the join fails.
 func (r *Room) connect(ctx context.Context, a *attempt) (int, error) {
 	fail := func(err error) (int, error) { return int(ErrorCodeJoinRoom), err }
+	r.e.prepareRTC() // the offer is made while the signaling connects
 	sig, err := r.e.signal(ctx)
 	if err != nil {
 		return fail(fmt.Errorf("connect: %w", err))

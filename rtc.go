@@ -34,11 +34,16 @@ import (
 
 // rtc is the Engine's PeerConnection to the server.
 type rtc struct {
-	e     *Engine
-	sig   *signal.Client
-	gen   uint64 // the session it belongs to (Engine.sessGen)
-	early bool   // its TransportRequest goes before the joins that use it (a rebuild)
-	pc    *webrtc.PeerConnection // guarded by Engine.mu; set once by build
+	e *Engine
+
+	// Set by bindLocked under Engine.mu, before kick is closed; build reads
+	// them after kick.
+	sig   *signal.Client // nil until bound
+	gen   uint64         // the session it belongs to (Engine.sessGen)
+	early bool           // its TransportRequest goes before the joins that use it (a rebuild)
+	prev  *rtc           // guarded by Engine.mu; the rtc it replaces, until bound
+
+	pc *webrtc.PeerConnection // guarded by Engine.mu; set once by build
 
 	// Set before open is closed, then read-only (tests swap ws).
 	chans transport.Channels
@@ -55,8 +60,21 @@ type rtc struct {
 	accepted bool  // the server answered its TransportRequest with 0; guarded by Engine.mu
 }
 
-// rtcFor returns the Engine's rtc for the signaling session of sig,
-// starting a new one when there is none, or the last one ended.
+// prepareRTC starts building a PeerConnection when the Engine has none
+// that works, before the signaling connection is there: its offer is
+// made while the WebSocket connects. rtcFor binds it to the session.
+func (e *Engine) prepareRTC() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed || (e.pr != nil && !e.pr.ended()) {
+		return
+	}
+	e.pr = e.newRTCLocked()
+}
+
+// rtcFor returns the Engine's rtc for the signaling session of sig: the
+// current one, one prepared and not bound yet, or a new one when the last
+// ended or belongs to another session.
 func (e *Engine) rtcFor(sig *signal.Client) (*rtc, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -64,23 +82,31 @@ func (e *Engine) rtcFor(sig *signal.Client) (*rtc, error) {
 		return nil, ErrEngineClosed
 	}
 	cur := e.pr
-	if cur != nil && cur.sig == sig && cur.gen == e.sessGen && !cur.ended() {
+	switch {
+	case cur != nil && !cur.ended() && cur.sig == nil:
+		e.bindLocked(cur, sig)
+		return cur, nil
+	case cur != nil && !cur.ended() && cur.sig == sig && cur.gen == e.sessGen:
 		return cur, nil
 	}
-	x := &rtc{
-		e:     e,
-		sig:   sig,
-		gen:   e.sessGen,
-		early: cur != nil && cur.sig == sig && cur.gen == e.sessGen && cur.accepted,
-		kick:  make(chan struct{}),
-		sent:  make(chan struct{}),
-		open:  make(chan struct{}),
-		done:  make(chan struct{}),
-	}
-	if x.early {
-		x.letGo()
-	}
+	x := e.newRTCLocked()
+	e.bindLocked(x, sig)
 	e.pr = x
+	return x, nil
+}
+
+// newRTCLocked makes an rtc, not bound to a session yet, and starts
+// building its PeerConnection. The rtc it replaces (Engine.pr) tells the
+// binding whether the session is authenticated.
+func (e *Engine) newRTCLocked() *rtc {
+	x := &rtc{
+		e:    e,
+		prev: e.pr,
+		kick: make(chan struct{}),
+		sent: make(chan struct{}),
+		open: make(chan struct{}),
+		done: make(chan struct{}),
+	}
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
@@ -88,7 +114,20 @@ func (e *Engine) rtcFor(sig *signal.Client) (*rtc, error) {
 			x.fail(err, false)
 		}
 	}()
-	return x, nil
+	return x
+}
+
+// bindLocked makes x the rtc of sig's current session. A replacement of
+// an rtc the server accepted on the same session is early: its
+// TransportRequest goes at once, before the rejoins.
+func (e *Engine) bindLocked(x *rtc, sig *signal.Client) {
+	prev := x.prev
+	x.prev = nil
+	x.sig, x.gen = sig, e.sessGen
+	x.early = prev != nil && prev.sig == sig && prev.gen == e.sessGen && prev.accepted
+	if x.early {
+		x.letGo()
+	}
 }
 
 // markSent releases the joins that wait for x's TransportRequest.

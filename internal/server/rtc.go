@@ -108,7 +108,11 @@ func (ss *session) handleTransport(reqID uint64, t *pb.TransportRequest) {
 // answer. The channels open later, once the client has the answer.
 func (x *rtc) connect(ctx context.Context, offer string) (string, error) {
 	srv := x.sess.srv
-	pc, err := srv.api.NewPeerConnection(webrtc.Configuration{})
+	cert, err := srv.certs.current()
+	if err != nil {
+		return "", err
+	}
+	pc, err := srv.api.NewPeerConnection(webrtc.Configuration{Certificates: []webrtc.Certificate{cert}})
 	if err != nil {
 		return "", fmt.Errorf("new peer connection: %w", err)
 	}

@@ -30,12 +30,13 @@ type Server struct {
 	metrics  *metrics
 	upgrader websocket.Upgrader
 
-	api  *webrtc.API
-	udp  net.PacketConn // the ICE UDP socket: the host's, or Config.ICENet's
-	mux  ice.UDPMux
-	ln   net.Listener
-	http *http.Server
-	url  string
+	api   *webrtc.API
+	certs certs          // the DTLS certificate of every PeerConnection
+	udp   net.PacketConn // the ICE UDP socket: the host's, or Config.ICENet's
+	mux   ice.UDPMux
+	ln    net.Listener
+	http  *http.Server
+	url   string
 
 	metricsLn   net.Listener // Config.MetricsListen's; nil: /metrics is on ln
 	metricsHTTP *http.Server
