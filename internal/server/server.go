@@ -159,6 +159,7 @@ func (s *Server) Start() error {
 		LoopbackOnly: loopback,
 		UDPMux:       s.mux,
 		Net:          s.cfg.ICENet,
+		DataOnly:     true,
 	})
 	s.url = "ws://" + ln.Addr().String() + "/rtc"
 

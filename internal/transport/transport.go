@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
 	"github.com/pion/transport/v5"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
@@ -52,6 +53,11 @@ type Options struct {
 	// ICEDisconnectedTimeout, ICEFailedTimeout and ICEKeepalive override
 	// pion's ICE timers when non-zero.
 	ICEDisconnectedTimeout, ICEFailedTimeout, ICEKeepalive time.Duration
+	// DataOnly leaves out pion's media machinery (codecs, and the NACK,
+	// RTCP report, TWCC and stats interceptors), which a PeerConnection
+	// that carries only data channels never uses but pays for in goroutines
+	// and timers.
+	DataOnly bool
 	// Net, when set, is the network ICE runs on instead of the host's:
 	// tests pass a pion vnet to put loss or delay between the ends. Its
 	// addresses are not the host's loopback, so LoopbackOnly's interface
@@ -93,6 +99,11 @@ func NewAPI(o Options) *webrtc.API {
 	}
 	if o.ICEDisconnectedTimeout != 0 || o.ICEFailedTimeout != 0 || o.ICEKeepalive != 0 {
 		se.SetICETimeouts(o.ICEDisconnectedTimeout, o.ICEFailedTimeout, o.ICEKeepalive)
+	}
+	if o.DataOnly {
+		return webrtc.NewAPI(webrtc.WithSettingEngine(se),
+			webrtc.WithMediaEngine(&webrtc.MediaEngine{}),
+			webrtc.WithInterceptorRegistry(&interceptor.Registry{}))
 	}
 	return webrtc.NewAPI(webrtc.WithSettingEngine(se))
 }
