@@ -60,6 +60,9 @@ var routine = []routineWarning{
 	{scope: "ice", prefix: "Failed to read from candidate", contains: []string{"closed pipe"}},
 	// SCTP writes its last packets (ABORT, SHUTDOWN) after DTLS closed.
 	{scope: "sctp", prefix: "[", contains: []string{"failed to write packets on netConn", "conn is closed"}},
+	// The same when the server's DTLS connection was closed under it (the
+	// session's PeerConnection closes as its session ends).
+	{scope: "sctp", prefix: "[", contains: []string{"failed to write packets on netConn", "use of closed network connection"}},
 }
 
 // isRoutine reports whether msg, a warning of scope, is a routine one.

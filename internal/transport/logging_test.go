@@ -108,6 +108,7 @@ func TestPionWarningLevels(t *testing.T) {
 		{"ice", "Failed to read from candidate udp4 host 127.0.0.1:7882: io: read/write on closed pipe", zapcore.DebugLevel},
 		{"ice", "Failed to read from candidate udp4 host 127.0.0.1:7882: connection refused", zapcore.WarnLevel},
 		{"sctp", "[0xc000123] failed to write packets on netConn: dtls fatal: conn is closed", zapcore.DebugLevel},
+		{"sctp", "[0xc000123] failed to write packets on netConn: dtls fatal: use of closed network connection", zapcore.DebugLevel},
 		{"sctp", "[0xc000123] failed to write packets on netConn: sendmsg: no buffer space available", zapcore.WarnLevel},
 		{"dtls", "Failed to ping without candidate pairs. Connection is not possible yet.", zapcore.WarnLevel}, // another scope
 	} {
