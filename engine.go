@@ -103,11 +103,15 @@ func NewEngine(cfg EngineConfig, h EngineEventHandler, opts ...Option) (*Engine,
 	if len(cfg.AppID) != 24 {
 		return nil, invalidArg("AppID %q is %d characters, want 24", cfg.AppID, len(cfg.AppID))
 	}
-	u, err := url.Parse(cfg.ServerURL)
-	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
+	if !isSignalURL(cfg.ServerURL) {
 		return nil, invalidArg("ServerURL %q is not a ws:// or wss:// URL", cfg.ServerURL)
 	}
 	o := newOptions(opts)
+	for _, s := range o.serverURLs {
+		if !isSignalURL(s) {
+			return nil, invalidArg("WithServerURLs: %q is not a ws:// or wss:// URL", s)
+		}
+	}
 	if h == nil {
 		h = NopEngineEventHandler{}
 	}
@@ -129,6 +133,12 @@ func NewEngine(cfg EngineConfig, h EngineEventHandler, opts ...Option) (*Engine,
 	e.instance = rand.Uint64() | 1 // never 0, which means "unnamed"
 	e.lg.owed = acks.Batcher{Delay: ackDelay, Flush: e.flushLoginAcks}
 	return e, nil
+}
+
+// isSignalURL reports whether s is a ws:// or wss:// URL with a host.
+func isSignalURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "ws" || u.Scheme == "wss") && u.Host != ""
 }
 
 // CreateRoom returns the Room for roomID, ByteRTC's createRTCRoom. It does
@@ -322,6 +332,7 @@ func (e *Engine) connect(d *dial, again bool) {
 	var dialed atomic.Pointer[signal.Client]
 	c, err := signal.Dial(ctx, signal.ClientConfig{
 		URL:           e.cfg.ServerURL,
+		Fallbacks:     e.opts.serverURLs,
 		OnEvent:       e.onSignal,
 		OnState:       e.onSignalState,
 		OnSessionLost: e.onSessionLost,

@@ -18,6 +18,7 @@ type options struct {
 	loopbackOnly   bool
 	messageTimeout time.Duration
 	joinTimeout    time.Duration // a join's try, JoinRoom or rejoin, to state 0; tests shorten it
+	serverURLs     []string      // more nodes to move to (WithServerURLs)
 }
 
 // defaultMessageTimeout is WithMessageTimeout's default.
@@ -48,6 +49,18 @@ func WithICEServers(urls ...string) Option {
 // candidates, no mDNS. For tests and single-host setups.
 // Default: off (every interface's host candidates).
 func WithLoopbackOnly() Option { return func(o *options) { o.loopbackOnly = true } }
+
+// WithServerURLs gives the Engine more signaling URLs of the same service,
+// other nodes of a cluster, beside EngineConfig.ServerURL: when a connect
+// or a reconnect to its node fails, the Engine tries the next, round
+// robin. On a node that does not have its session, it starts a new one:
+// its rooms join again (JoinTypeReconnected) and its login logs in again,
+// by themselves, as after any session loss. Each URL must be ws:// or
+// wss://, or NewEngine returns ErrInvalidArgument.
+// Default: EngineConfig.ServerURL only.
+func WithServerURLs(urls ...string) Option {
+	return func(o *options) { o.serverURLs = append(o.serverURLs, urls...) }
+}
 
 // WithMessageTimeout sets how long a send may wait for its result before
 // it reports Timeout. Zero or negative keeps the default.

@@ -34,8 +34,13 @@ var ErrSessionLost = errors.New("signal: session lost")
 
 // ClientConfig configures a Client.
 type ClientConfig struct {
-	URL  string
-	Conn Config
+	URL string
+	// Fallbacks are more URLs of the same service (nodes of one cluster):
+	// a dial that fails moves the Client to the next, round robin, URL
+	// first. A refusal for good (401, 403, 404) stops the Client only
+	// once every URL has refused in a row.
+	Fallbacks []string
+	Conn      Config
 	// OnEvent gets each event frame (request ID 0) once, in order, on a
 	// read goroutine; it must not block.
 	OnEvent func(*pb.ServerFrame)
@@ -75,6 +80,7 @@ type Client struct {
 	done   chan struct{}
 
 	mu        sync.Mutex
+	urlAt     int // guarded by mu; the URL dialled now: 0 is URL, then the Fallbacks
 	out       *Stream
 	conn      *Conn // the current connection; nil while reconnecting
 	sessionID string
@@ -99,13 +105,47 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 	}
 	c := &Client{cfg: cfg, done: make(chan struct{}), pending: make(map[uint64]chan *pb.ServerFrame), out: NewStream(maxClientReplay)}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	conn, err := c.connect(ctx, false)
+	var (
+		conn *Conn
+		err  error
+	)
+	for range c.urls() { // each URL once, until one answers
+		if conn, err = c.connect(ctx, false); err == nil || ctx.Err() != nil {
+			break
+		}
+	}
 	if err != nil {
 		c.cancel()
 		return nil, err
 	}
 	go c.run(conn)
 	return c, nil
+}
+
+// urls is how many URLs the Client may dial.
+func (c *Client) urls() int { return 1 + len(c.cfg.Fallbacks) }
+
+// url is the URL to dial now.
+func (c *Client) url() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.urlAt == 0 {
+		return c.cfg.URL
+	}
+	return c.cfg.Fallbacks[c.urlAt-1]
+}
+
+// failedURL moves the Client to the next URL after a failed dial of u.
+func (c *Client) failedURL(u string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cur := c.cfg.URL
+	if c.urlAt > 0 {
+		cur = c.cfg.Fallbacks[c.urlAt-1]
+	}
+	if cur == u { // not moved on by another dial meanwhile
+		c.urlAt = (c.urlAt + 1) % c.urls()
+	}
 }
 
 // errPermanent marks a dial error that retrying cannot fix.
@@ -125,17 +165,19 @@ func IsRefused(err error) bool {
 // session; it returns once the connection carries a session.
 func (c *Client) connect(ctx context.Context, resume bool) (*Conn, error) {
 	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 16 << 10, WriteBufferSize: 16 << 10}
-	ws, resp, err := d.DialContext(ctx, c.cfg.URL, http.Header{})
+	u := c.url()
+	ws, resp, err := d.DialContext(ctx, u, http.Header{})
 	if err != nil {
+		c.failedURL(u)
 		if resp != nil {
-			err = fmt.Errorf("signal: dial %s: %w (HTTP %s)", c.cfg.URL, err, resp.Status)
+			err = fmt.Errorf("signal: dial %s: %w (HTTP %s)", u, err, resp.Status)
 			switch resp.StatusCode {
 			case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
 				return nil, errPermanent{err}
 			}
 			return nil, err
 		}
-		return nil, fmt.Errorf("signal: dial %s: %w", c.cfg.URL, err)
+		return nil, fmt.Errorf("signal: dial %s: %w", u, err)
 	}
 	h := &handshake{c: c, resume: resume, ready: make(chan error, 1), started: make(chan struct{})}
 	conn := Start(ws, c.cfg.Conn, h.onFrame, nil)
@@ -371,6 +413,7 @@ func (c *Client) reconnect() (*Conn, error) {
 	start := time.Now()
 	wait := c.cfg.BackoffMin
 	lost := false
+	refused := 0 // refusals for good in a row, one per URL at most
 	for {
 		ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
 		conn, err := c.connect(ctx, true)
@@ -380,7 +423,11 @@ func (c *Client) reconnect() (*Conn, error) {
 		}
 		var perm errPermanent
 		if errors.As(err, &perm) {
-			return nil, err
+			if refused++; refused >= c.urls() {
+				return nil, err
+			}
+		} else {
+			refused = 0
 		}
 		if c.ctx.Err() != nil {
 			return nil, c.ctx.Err()
