@@ -1927,7 +1927,7 @@ type RoomRemoved struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The room.
 	RoomId string `protobuf:"bytes,1,opt,name=room_id,json=roomId,proto3" json:"room_id,omitempty"`
-	// Room error code: -1001 the data channels did not open in time after
+	// Room error code: -1001 the session's transport did not open in time after
 	// the join was answered, -1004 the same user joined the room elsewhere,
 	// -1006 removed as a slow consumer (its reliable backlog overflowed),
 	// -1009 its token expired.
