@@ -24,6 +24,21 @@ func TestServerRestart(t *testing.T) {
 	})
 }
 
+// TestServerKill: the server crashes (Kill: no GoAway, no close frame,
+// its state lost) and a new one starts on the same ports. The Engines see
+// their connection drop and reconnect, nobody was told anybody left, and
+// they come back as after a restart: their sessions are unknown to the
+// new server, so they join their rooms and log in again by themselves.
+func TestServerKill(t *testing.T) {
+	first, _ := startServerAt(t, "127.0.0.1:0", 0)
+	addr, udp := first.Addr().String(), first.UDPAddr().(*net.UDPAddr).Port
+	restartScenario(t, first.URL(), func() {
+		require.NoError(t, first.Kill())
+	}, func() {
+		startServerAt(t, addr, udp)
+	})
+}
+
 // restartScenario runs two Engines, each in room1 and logged in, on the
 // server at url; stops it with stop and, once both know, starts it again
 // with restart; and checks that both come back by themselves, and that
@@ -47,6 +62,10 @@ func restartScenario(t *testing.T, url string, stop, restart func()) {
 	stop()
 	for _, p := range peers {
 		p.eng.WaitState(t, parley.ConnectionStateReconnecting)
+		// A server that stops, gracefully or not, removes its members
+		// silently: what it sent before the connection ended is recorded
+		// by now, and it holds no leave.
+		requireNone[parleytest.UserLeave](t, p.rec, p.info.UserID+" while the server is down")
 	}
 	restart()
 

@@ -10,6 +10,10 @@
 //	room, _ := e.CreateRoom("room1", rec)
 //	room.JoinRoom(srv.Token("room1", "alice"), parley.UserInfo{UserID: "alice"}, parley.RoomConfig{})
 //	joined := rec.NextRoomState(t) // state 0, or an ErrorCode
+//
+// Server.Kill crashes a server (nobody is told anything). NewCluster starts
+// the nodes of a cluster on an embedded NATS server, for code that spans
+// nodes.
 package parleytest
 
 import (
@@ -63,12 +67,21 @@ func WithConfig(f func(*server.Config)) ServerOption {
 // start and stops it in tb.Cleanup.
 func NewServer(tb testing.TB, opts ...ServerOption) *Server {
 	tb.Helper()
-	appID := randomHex(12) // 24 characters
-	appKey := randomHex(16)
+	appID, appKey := newApp()
 	cfg := server.Config{Apps: map[string]string{appID: appKey}}
 	for _, o := range opts {
 		o(&cfg)
 	}
+	return startServer(tb, cfg, appID, appKey)
+}
+
+// newApp is a random AppID (24 characters) and key.
+func newApp() (id, key string) { return randomHex(12), randomHex(16) }
+
+// startServer starts a server of cfg on loopback ephemeral ports, stopped
+// in tb.Cleanup; appID and appKey are the app its tokens are minted for.
+func startServer(tb testing.TB, cfg server.Config, appID, appKey string) *Server {
+	tb.Helper()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.UDPPort = 0
 	cfg.LoopbackOnly = true
@@ -101,13 +114,19 @@ func (s *Server) TokenExpiring(roomID, userID string, expire time.Time) string {
 }
 
 func (s *Server) mint(roomID, userID string, expire time.Time) string {
-	t := token.New(s.AppID, s.AppKey, roomID, userID)
+	return mint(s.tb, s.AppID, s.AppKey, roomID, userID, expire)
+}
+
+// mint is a token of app appID for userID in roomID, with publish and
+// subscribe privileges, valid until expire.
+func mint(tb testing.TB, appID, appKey, roomID, userID string, expire time.Time) string {
+	t := token.New(appID, appKey, roomID, userID)
 	t.ExpireTime(expire)
 	t.AddPrivilege(token.PrivPublishStream, expire)
 	t.AddPrivilege(token.PrivSubscribeStream, expire)
 	raw, err := t.Serialize()
 	if err != nil {
-		s.tb.Fatalf("parleytest: token: %v", err)
+		tb.Fatalf("parleytest: token: %v", err)
 	}
 	return raw
 }
@@ -115,13 +134,27 @@ func (s *Server) mint(roomID, userID string, expire time.Time) string {
 // Server is the running server, for tests that need its addresses.
 func (s *Server) Server() *server.Server { return s.srv }
 
-// Close shuts the server down and waits for it; later calls do nothing.
+// Close shuts the server down gracefully and waits for it: its clients
+// are told it is going away (GoAway). Later calls, and Kill after it, do
+// nothing.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := s.srv.Shutdown(ctx); err != nil {
 			s.tb.Errorf("parleytest: shutdown: %v", err)
+		}
+	})
+}
+
+// Kill stops the server as a crash would (server.Server.Kill): every
+// connection is cut, nobody is told anything, all its state is lost. It
+// returns once the server's goroutines have ended. Later calls, and Close
+// after it, do nothing.
+func (s *Server) Kill() {
+	s.closeOnce.Do(func() {
+		if err := s.srv.Kill(); err != nil {
+			s.tb.Errorf("parleytest: kill: %v", err)
 		}
 	})
 }

@@ -116,6 +116,19 @@ type Config struct {
 	// told (OnTokenWillExpire); at expiry without UpdateToken it is removed
 	// (-1009) and the others see it leave (Dropped). Default: 30s.
 	TokenWarning time.Duration
+
+	// NATS joins the node to a cluster: the URL of the NATS server the
+	// nodes share, e.g. "nats://127.0.0.1:4222", or several of one NATS
+	// cluster, comma-separated. The node names itself to NATS as
+	// "parleyd <NodeID>" and reconnects for as long as it runs: a node
+	// that cannot reach NATS, at Start or later, keeps serving its local
+	// members, and /healthz says "degraded" until NATS is back (the
+	// metric parley_nats_connected is 0 meanwhile). Default: "", a single
+	// node that needs no NATS.
+	NATS string
+	// NodeID names the node in the cluster: 1 to 64 characters of a-z A-Z
+	// 0-9 _ -, unique among the nodes. Default: a random ID.
+	NodeID string
 }
 
 // Clock tells the time and runs functions later; the server's token
@@ -176,6 +189,9 @@ func New(cfg Config) (*Server, error) {
 		MaxFramesPerSecond: cfg.MaxFramesPerSecond,
 		GracePeriod:        cfg.GracePeriod,
 		TokenWarning:       cfg.TokenWarning,
+
+		NATS:   cfg.NATS,
+		NodeID: cfg.NodeID,
 	}
 	if cfg.Clock != nil {
 		c.Clock = cfg.Clock
@@ -211,3 +227,13 @@ func (s *Server) UDPAddr() net.Addr { return s.s.UDPAddr() }
 // is back (their rooms rejoin and their logins log in again), or to
 // another at the same address.
 func (s *Server) Shutdown(ctx context.Context) error { return s.s.Shutdown(ctx) }
+
+// Kill stops the server as a crash would, for tests: every connection is
+// cut at once, with no GoAway, no close frame and no DTLS or SCTP goodbye;
+// nobody, client or other node of the cluster, is told that anyone left;
+// every session, room and login is dropped. Clients see their connection
+// drop and reconnect, and a server started on the same address later
+// knows none of their sessions, as after a crash. It returns once all the
+// server's goroutines have ended. Kill after Shutdown or Kill does
+// nothing.
+func (s *Server) Kill() error { return s.s.Kill() }

@@ -73,6 +73,12 @@ type Config struct {
 	MemberQueueBytes int `yaml:"member_queue_bytes"`
 
 	Quotas Quotas `yaml:"quotas"`
+
+	// NATS joins the server to a cluster (server.Config.NATS): a NATS
+	// URL, or several comma-separated. Empty: a single node.
+	NATS string `yaml:"nats"`
+	// NodeID names the node in its cluster; empty: a random ID.
+	NodeID string `yaml:"node_id"`
 }
 
 // App is one application the server accepts tokens of.
@@ -245,6 +251,9 @@ func (c Config) serverConfig(log *zap.Logger) server.Config {
 		GracePeriod:        time.Duration(c.GracePeriod),
 		TokenWarning:       time.Duration(c.TokenWarning),
 		Quotas:             server.Quotas(c.Quotas),
+
+		NATS:   c.NATS,
+		NodeID: c.NodeID,
 	}
 }
 

@@ -7,12 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,6 +22,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -131,7 +134,7 @@ func TestHelpAndVersion(t *testing.T) {
 			require.NoError(t, Main(t.Context(), args, &stdout, &stderr))
 			for _, want := range []string{
 				"parleyd serve", "parleyd token", "parleyd version", "parleyd help",
-				"--listen", "--udp-port", "--app-id", "--app-key", "--config", "--log-level",
+				"--listen", "--udp-port", "--app-id", "--app-key", "--config", "--log-level", "--nats", "--node-id",
 				"--room", "--user", "--login", "--expire", "(default 24h)", "(default 127.0.0.1:7880)",
 			} {
 				require.Contains(t, stdout.String(), want)
@@ -194,6 +197,8 @@ quotas:
   broadcasts_per_second: 65
   server_messages_per_second: 20
   room_broadcasts_per_second: 100
+nats: nats://127.0.0.1:4222,nats://127.0.0.1:4223
+node_id: node-a
 `)
 	wantFull := Config{
 		Listen:   "127.0.0.1:9000",
@@ -207,6 +212,8 @@ quotas:
 		PingInterval:  Duration(500 * time.Millisecond),
 		DrainTimeout:  Duration(time.Minute),
 		Quotas:        Quotas{100, 65, 20, 100},
+		NATS:          "nats://127.0.0.1:4222,nats://127.0.0.1:4223",
+		NodeID:        "node-a",
 	}
 
 	t.Run("no flags: development server", func(t *testing.T) {
@@ -221,11 +228,15 @@ quotas:
 	})
 	t.Run("flags only", func(t *testing.T) {
 		cfg, dev, err := serveConfig([]string{"--listen", "127.0.0.1:1", "--udp-port", "2",
-			"--app-id", testAppID, "--app-key", testAppKey, "--log-level", "warn", "--metrics-listen", "127.0.0.1:3"}, io.Discard)
+			"--app-id", testAppID, "--app-key", testAppKey, "--log-level", "warn", "--metrics-listen", "127.0.0.1:3",
+			"--nats", "nats://127.0.0.1:4", "--node-id", "n5"}, io.Discard)
 		require.NoError(t, err)
 		require.False(t, dev)
 		require.Equal(t, Config{Listen: "127.0.0.1:1", UDPPort: 2, LogLevel: "warn", Apps: []App{{testAppID, testAppKey}},
-			MetricsListen: "127.0.0.1:3"}, cfg)
+			MetricsListen: "127.0.0.1:3", NATS: "nats://127.0.0.1:4", NodeID: "n5"}, cfg)
+		sc := cfg.serverConfig(nil)
+		require.Equal(t, "nats://127.0.0.1:4", sc.NATS)
+		require.Equal(t, "n5", sc.NodeID)
 	})
 	t.Run("valid file", func(t *testing.T) {
 		cfg, dev, err := serveConfig([]string{"--config", full}, io.Discard)
@@ -236,12 +247,15 @@ quotas:
 	})
 	t.Run("flags override file", func(t *testing.T) {
 		cfg, _, err := serveConfig([]string{"--config", full, "--listen", "127.0.0.1:0",
-			"--app-id", "flagappflagappflagapp123", "--app-key", "flag-key", "--log-level", "error"}, io.Discard)
+			"--app-id", "flagappflagappflagapp123", "--app-key", "flag-key", "--log-level", "error",
+			"--nats", "nats://127.0.0.1:9", "--node-id", "flag-node"}, io.Discard)
 		require.NoError(t, err)
 		want := wantFull
 		want.Listen = "127.0.0.1:0"
 		want.Apps = []App{{"flagappflagappflagapp123", "flag-key"}}
 		want.LogLevel = "error"
+		want.NATS = "nats://127.0.0.1:9"
+		want.NodeID = "flag-node"
 		require.Equal(t, want, cfg, "flags given replace the file's values; the others stay")
 	})
 	t.Run("partial file keeps defaults", func(t *testing.T) {
@@ -277,6 +291,7 @@ quotas:
 		want       []string // in the error
 	}{
 		{name: "unknown key", file: "listen: 127.0.0.1:1\nlisten_port: 2\n", want: []string{"[2:1]", `unknown field "listen_port"`}},
+		{name: "nats not a string", file: "nats: [a, b]\n", want: []string{"[1:7]", "nats"}},
 		{name: "unknown nested key", file: "apps:\n  - id: " + testAppID + "\n    key: k\nquotas:\n  user_messages: 1\n", want: []string{"[5:3]", `unknown field "user_messages"`}},
 		{name: "duration without unit", file: "listen: 127.0.0.1:1\nauth_timeout: 10\n", want: []string{"[2:15]", `auth_timeout: time: missing unit in duration "10"`}},
 		{name: "bad duration", file: "join_timeout: soon\n", want: []string{"[1:15]", `join_timeout: time: invalid duration "soon"`}},
@@ -638,4 +653,55 @@ func TestBinary(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 0, cmd.ProcessState.ExitCode())
 	require.Contains(t, stderr.String(), `"msg":"shutting down"`)
+}
+
+// TestServeCluster: --nats makes the server a node of a cluster. One whose
+// NATS is not there yet serves all the same, says so in /healthz (200,
+// "degraded: ...") and in parley_nats_connected, and joins once NATS is
+// up; its logs name the node and never the NATS password. A bad --node-id
+// is refused.
+func TestServeCluster(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := ln.Addr().(*net.TCPAddr).Port
+	require.NoError(t, ln.Close()) // nothing listens there until NATS starts
+	r := serveInProcess(t, "--listen", "127.0.0.1:0", "--udp-port", "0", "--app-id", testAppID, "--app-key", testAppKey,
+		"--nats", "nats://parley:secret@127.0.0.1:"+strconv.Itoa(port), "--node-id", "node-7")
+	state := func() (health, gauge string) {
+		code, health := get(t, r.base+"/healthz")
+		require.Equal(t, http.StatusOK, code)
+		_, metrics := get(t, r.base+"/metrics")
+		gauge = regexp.MustCompile(`(?m)^parley_nats_connected .*$`).FindString(metrics)
+		return health, gauge
+	}
+	health, gauge := state()
+	require.True(t, strings.HasPrefix(health, "degraded: NATS "), health)
+	require.Equal(t, "parley_nats_connected 0", gauge)
+	require.NotContains(t, health, "secret")
+
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true,
+		Username: "parley", Password: "secret"})
+	require.NoError(t, err)
+	ns.Start()
+	t.Cleanup(func() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	})
+	require.True(t, ns.ReadyForConnections(waitLimit))
+	require.Eventually(t, func() bool {
+		health, gauge := state()
+		return health == "ok\n" && gauge == "parley_nats_connected 1"
+	}, waitLimit, 5*time.Millisecond, "in the cluster once NATS is up")
+
+	_, err = r.stop(t)
+	require.NoError(t, err)
+	logs := r.stderr.String()
+	requireJSONLogs(t, logs)
+	require.Contains(t, logs, `"node":"node-7"`)
+	require.Contains(t, logs, "NATS not reachable yet")
+	require.Contains(t, logs, `"msg":"NATS connected"`)
+	require.NotContains(t, logs, "secret")
+
+	err = Main(t.Context(), []string{"serve", "--listen", "127.0.0.1:0", "--udp-port", "0", "--node-id", "a.b"}, io.Discard, io.Discard)
+	require.ErrorContains(t, err, `node ID "a.b" has illegal character`)
 }

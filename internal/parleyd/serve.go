@@ -20,7 +20,7 @@ import (
 // serveOptions are the flags of serve.
 type serveOptions struct {
 	listen, metricsListen, appID, appKey, config, logLevel string
-	pprofListen                                            string
+	pprofListen, nats, nodeID                              string
 	udpPort                                                int
 }
 
@@ -36,11 +36,15 @@ func serveFlags(output io.Writer) (*flag.FlagSet, *serveOptions) {
 	fs.StringVar(&o.appKey, "app-key", "", "AppKey that tokens of --app-id are signed with")
 	fs.StringVar(&o.config, "config", "", "YAML configuration `file`, which flags override")
 	fs.StringVar(&o.logLevel, "log-level", DefaultLogLevel, "log `level`: debug, info, warn or error")
+	fs.StringVar(&o.nats, "nats", "", "join a cluster of nodes sharing the NATS server at `URL` (nats://host:4222; several comma-separated); without it, a single node that needs no NATS")
+	fs.StringVar(&o.nodeID, "node-id", "", "this node's `ID` in its cluster: a-z A-Z 0-9 _ -, at most 64 (default: random)")
 	fs.Usage = usageFunc(fs, "parleyd serve [flags]",
 		`Serves signaling at /rtc, /healthz and Prometheus /metrics on the listen
 address (or /metrics on --metrics-listen), and WebRTC on the UDP port. With neither --app-id nor --config it
 runs a development server with fixed, printed credentials, on a loopback
-address only. SIGINT or SIGTERM drains the server and exits 0.`)
+address only. With --nats it is one node of a cluster: it serves its own
+clients even while NATS is unreachable, and /healthz then says "degraded".
+SIGINT or SIGTERM drains the server and exits 0.`)
 	return fs, o
 }
 
@@ -73,6 +77,12 @@ func serveConfig(args []string, stderr io.Writer) (cfg Config, dev bool, err err
 	}
 	if set["log-level"] {
 		cfg.LogLevel = o.logLevel
+	}
+	if set["nats"] {
+		cfg.NATS = o.nats
+	}
+	if set["node-id"] {
+		cfg.NodeID = o.nodeID
 	}
 	if set["app-id"] {
 		cfg.Apps = []App{{ID: o.appID, Key: o.appKey}}

@@ -40,6 +40,9 @@ type Config struct {
 	GracePeriod        time.Duration
 	TokenWarning       time.Duration
 
+	NATS   string // cluster.go
+	NodeID string
+
 	// ICENet, when set, carries the WebRTC traffic instead of the host's
 	// network: Start opens the ICE UDP port on its first IPv4 address that
 	// is not loopback (Listen still binds the host's TCP). Tests in this
@@ -116,6 +119,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
+	}
+	if c.NodeID == "" {
+		c.NodeID = newID()
 	}
 	return c
 }

@@ -62,9 +62,12 @@ func (s *Server) startLink(ws *websocket.Conn, remote string, adm *admittedConn)
 	ss := s.newSession(lk.log)
 	s.mu.Lock()
 	if s.closing {
+		killed := s.killed
 		s.mu.Unlock()
-		msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down")
-		_ = ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+		if !killed { // a killed server says nothing
+			msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down")
+			_ = ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+		}
 		_ = ws.Close()
 		return
 	}
@@ -173,7 +176,9 @@ func (lk *link) resume(reqID uint64, r *pb.ResumeRequest) {
 		return
 	}
 	old.mu.Lock()
-	if old.ended {
+	// Once Shutdown or Kill has taken the sessions and their links, none
+	// moves to a link they would not find.
+	if old.ended || s.shuttingDown() {
 		old.mu.Unlock()
 		s.metrics.resumes.WithLabelValues("refused").Inc()
 		answer(&pb.ResumeResponse{Reason: "unknown or expired session"})

@@ -152,3 +152,16 @@ func kindOf(msg wireMessage) string {
 	}
 	return kindUser
 }
+
+// watchNATS adds parley_nats_connected, read from c at each scrape: only
+// a node of a cluster has it.
+func (m *metrics) watchNATS(c *cluster) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "parley_nats_connected", Help: "1 while the node is connected to NATS, and so to the other nodes of its cluster; 0 while it is not (it serves only its local members then).",
+	}, func() float64 {
+		if c.connected() {
+			return 1
+		}
+		return 0
+	}))
+}

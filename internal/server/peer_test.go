@@ -27,6 +27,7 @@ type peer struct {
 	ws     *websocket.Conn
 	frames chan *pb.ServerFrame
 	done   chan struct{}
+	err    error      // why the connection ended: set before done is closed
 	wmu    sync.Mutex // one writer at a time on ws
 	reqID  atomic.Uint64
 	api    *webrtc.API
@@ -52,6 +53,7 @@ func newPeer(t *testing.T, s *Server) *peer {
 		for {
 			_, b, err := p.ws.ReadMessage()
 			if err != nil {
+				p.err = err
 				return
 			}
 			var f pb.ServerFrame

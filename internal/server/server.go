@@ -45,12 +45,15 @@ type Server struct {
 	refusals chan struct{}  // one token per refusal being answered (refuseConn)
 	refusing sync.WaitGroup // the refusals being answered
 
+	cluster *cluster // the NATS connection of a node of a cluster; nil on a single node
+
 	mu       sync.Mutex
 	rooms    map[roomKey]*room
 	logins   map[loginKey]*session
 	sessions map[string]*session // by ID, attached or detached
-	closing  bool
-	served   chan struct{} // closed when the HTTP server has returned
+	closing  bool                // Shutdown or Kill has begun
+	killed   bool                // it was Kill
+	served   chan struct{}       // closed when the HTTP server has returned
 
 	admission admission
 
@@ -89,6 +92,15 @@ func New(cfg Config) (*Server, error) {
 	if cfg.UDPPort < 0 || cfg.UDPPort > 65535 {
 		return nil, fmt.Errorf("server: UDP port %d out of range", cfg.UDPPort)
 	}
+	if err := checkNodeID(cfg.NodeID); err != nil {
+		return nil, err
+	}
+	if cfg.NATS != "" {
+		if err := checkNATS(cfg.NATS); err != nil {
+			return nil, err
+		}
+		cfg.Logger = cfg.Logger.With(zap.String("node", cfg.NodeID))
+	}
 	s := &Server{
 		cfg:      cfg,
 		log:      cfg.Logger,
@@ -100,6 +112,10 @@ func New(cfg Config) (*Server, error) {
 		served:   make(chan struct{}),
 		timeouts: defaultHTTPTimeouts,
 		refusals: make(chan struct{}, maxRefusing),
+	}
+	if cfg.NATS != "" {
+		s.cluster = newCluster(cfg.NATS, cfg.NodeID, s.log)
+		s.metrics.watchNATS(s.cluster)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.client = &http.Client{
@@ -151,6 +167,16 @@ func (s *Server) Start() error {
 			return fmt.Errorf("server: metrics listen: %w", err)
 		}
 	}
+	if s.cluster != nil {
+		if err := s.cluster.connect(); err != nil {
+			ln.Close()
+			udp.Close()
+			if s.metricsLn != nil {
+				s.metricsLn.Close()
+			}
+			return err
+		}
+	}
 	s.ln, s.udp = ln, udp
 	s.mux = webrtc.NewICEUDPMux(transport.NewLogger(s.log, "ice"), udp)
 	loopback := s.cfg.LoopbackOnly || (ip != nil && ip.IsLoopback())
@@ -198,6 +224,9 @@ func (s *Server) Start() error {
 	fields := []zap.Field{zap.String("url", s.url), zap.String("udp", udp.LocalAddr().String())}
 	if s.metricsLn != nil {
 		fields = append(fields, zap.String("metrics", "http://"+s.metricsLn.Addr().String()+"/metrics"))
+	}
+	if s.cluster != nil {
+		fields = append(fields, zap.String("nats", redactURLs(s.cfg.NATS)))
 	}
 	s.log.Info("serving", fields...)
 	return nil
@@ -250,12 +279,23 @@ func (s *Server) MetricsAddr() net.Addr {
 // UDPAddr is the ICE UDP address, valid after Start.
 func (s *Server) UDPAddr() net.Addr { return s.udp.LocalAddr() }
 
+// serveHealth answers /healthz: "ok", or 503 "shutting down" once
+// Shutdown has begun. A node of a cluster that cannot reach NATS answers
+// 200 "degraded: <why>": it still serves its local members, and a NATS
+// outage must not take every node out of a load balancer at once; a
+// balancer that should prefer the nodes in the cluster matches the body.
 func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {
 	if s.shuttingDown() {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain")
+	if s.cluster != nil {
+		if why := s.cluster.health(); why != "" {
+			_, _ = w.Write([]byte("degraded: " + why + "\n"))
+			return
+		}
+	}
 	_, _ = w.Write([]byte("ok\n"))
 }
 
@@ -335,7 +375,91 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		<-s.served
 	}
 	s.refusing.Wait() // no more once Serve has returned; each ends within refuseTimeout
+	if s.cluster != nil {
+		// Last: whatever the sessions' ends published goes out first.
+		if err := s.cluster.drain(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	s.log.Info("stopped")
+	return errors.Join(errs...)
+}
+
+// errKilled ends the sessions of a killed server.
+var errKilled = errors.New("server killed")
+
+// Kill stops the server as a crash would, for tests of what the clients
+// and the other nodes of a cluster do then. Nobody is told anything: the
+// UDP socket closes first (no DTLS or SCTP goodbye reaches a client), then
+// the listeners, the NATS connection (its socket cut, nothing buffered
+// flushed, no reconnect) and every WebSocket (no close frame, no GoAway).
+// Only then do the sessions end, and their ends are silent: no leave, no
+// result, no ack goes out, to a client or to NATS. All the state is
+// dropped, every PeerConnection is closed, and Kill returns once every
+// goroutine of the server has ended. Clients see their connections drop
+// and reconnect; a server started on the same address later knows none of
+// their sessions. Kill after Shutdown or Kill does nothing.
+func (s *Server) Kill() error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closing, s.killed = true, true
+	sessions := make([]*session, 0, len(s.sessions))
+	for _, ss := range s.sessions {
+		sessions = append(sessions, ss)
+	}
+	s.mu.Unlock()
+
+	var errs []error
+	if s.mux != nil {
+		if err := s.mux.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close UDP mux: %w", err))
+		}
+	}
+	for _, h := range []*http.Server{s.http, s.metricsHTTP} {
+		if h != nil {
+			_ = h.Close() // the listeners and the plain HTTP connections; upgraded ones are below
+		}
+	}
+	if s.cluster != nil {
+		s.cluster.kill()
+	}
+	// Detached first, all of them, so that no session's end (in a link's
+	// onClose, once its socket is cut) reaches another client whose
+	// socket is not cut yet.
+	links := make([]*link, 0, len(sessions))
+	var detached []*session
+	for _, ss := range sessions {
+		ss.mu.Lock()
+		ss.out.Detach()
+		if ss.link != nil {
+			links = append(links, ss.link)
+		} else {
+			detached = append(detached, ss)
+		}
+		ss.mu.Unlock()
+	}
+	for _, lk := range links {
+		lk.conn.Abort() // its session ends in onClose
+	}
+	s.cancel()
+	for _, ss := range detached {
+		ss.end(errKilled)
+	}
+	drained := make(chan struct{})
+	go func() { s.wg.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(s.cfg.DrainTimeout):
+		errs = append(errs, fmt.Errorf("kill: sessions still running after %v", s.cfg.DrainTimeout))
+	}
+	if s.ln != nil {
+		<-s.served
+	}
+	s.refusing.Wait()
+	s.log.Info("killed")
 	return errors.Join(errs...)
 }
 

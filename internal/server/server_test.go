@@ -2,11 +2,13 @@ package server
 
 import (
 	"context"
+	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -202,4 +204,82 @@ func TestQuotaPerUser(t *testing.T) {
 	q, refs = held()
 	require.Nil(t, q, "forgotten once no session holds it")
 	require.Zero(t, refs)
+}
+
+// TestKill: Kill is a crash. Every connection is cut without a close
+// frame, nobody hears of anybody leaving or of a message that will never
+// be acknowledged, the sessions (connected or detached), rooms and logins
+// are gone, every PeerConnection is closed, and the ports are free again
+// when it returns.
+func TestKill(t *testing.T) {
+	s := startServer(t)
+	alice, bob := newPeer(t, s), newPeer(t, s)
+	alice.join("room1", "alice", false)
+	bob.join("room1", "bob", false)
+	alice.next(func(f *pb.ServerFrame) bool { return f.GetUserJoined().GetMember().GetUserId() == "bob" })
+	carol := newPeer(t, s)
+	carol.login("carol")
+	// An outside-room message carol never acknowledges: its sender would
+	// get NoReceiver if carol's login ended on a live server.
+	alice.login("alice")
+	alice.send(&pb.ClientFrame{Body: &pb.ClientFrame_Send{Send: &pb.OutsideMessage{To: "carol", MsgId: 1, Payload: []byte("hi"), Reliable: true}}})
+	carol.next(func(f *pb.ServerFrame) bool { return f.GetMessage() != nil })
+	// dave's connection is gone: his session waits for a resume.
+	dave := newPeer(t, s)
+	dave.login("dave")
+	require.NoError(t, dave.ws.UnderlyingConn().Close())
+	require.Eventually(t, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, ss := range s.sessions {
+			ss.mu.Lock()
+			detached := ss.login == "dave" && ss.link == nil
+			ss.mu.Unlock()
+			if detached {
+				return true
+			}
+		}
+		return false
+	}, waitTimeout, time.Millisecond, "dave's session detached")
+	tcp, udp := s.Addr().String(), s.UDPAddr().String()
+
+	require.NoError(t, s.Kill())
+	for name, p := range map[string]*peer{"alice": alice, "bob": bob, "carol": carol} {
+		select {
+		case <-p.done:
+		case <-time.After(waitTimeout):
+			t.Fatalf("%s's connection still open", name)
+		}
+		for f := range p.frames {
+			switch {
+			case f.GetGoAway() != nil, f.GetUserLeft() != nil, f.GetPresence() != nil,
+				f.GetLoggedOut() != nil, f.GetResult() != nil, f.GetRoomRemoved() != nil:
+				t.Errorf("%s was told %v", name, f)
+			}
+		}
+		require.True(t, websocket.IsCloseError(p.err, websocket.CloseAbnormalClosure), "%s: no close frame: %v", name, p.err)
+	}
+
+	s.mu.Lock()
+	require.Empty(t, s.sessions)
+	require.Empty(t, s.rooms)
+	require.Empty(t, s.logins)
+	s.mu.Unlock()
+	for name, g := range map[string]prometheus.Gauge{"sessions": s.metrics.sessions, "rooms": s.metrics.rooms,
+		"members": s.metrics.members, "transports": s.metrics.transports} {
+		var m dto.Metric
+		require.NoError(t, g.Write(&m))
+		require.Zero(t, m.GetGauge().GetValue(), name)
+	}
+	ln, err := net.Listen("tcp", tcp)
+	require.NoError(t, err, "the TCP port is free")
+	require.NoError(t, ln.Close())
+	uaddr, err := net.ResolveUDPAddr("udp4", udp)
+	require.NoError(t, err)
+	uc, err := net.ListenUDP("udp4", uaddr)
+	require.NoError(t, err, "the UDP port is free")
+	require.NoError(t, uc.Close())
+
+	require.NoError(t, s.Kill(), "a second Kill does nothing")
+	require.NoError(t, s.Shutdown(context.Background()), "nor does Shutdown after it")
 }
