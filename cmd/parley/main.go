@@ -22,8 +22,11 @@ func main() {
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "parley:", err)
-		if errors.Is(err, cli.ErrUsage) {
+		switch {
+		case errors.Is(err, cli.ErrUsage):
 			os.Exit(2)
+		case errors.Is(err, cli.ErrInterrupted):
+			os.Exit(130)
 		}
 		os.Exit(1)
 	}

@@ -22,6 +22,11 @@ import (
 // 1 for any other error.
 var ErrUsage = errors.New("usage")
 
+// ErrInterrupted reports a bench that a signal ended early: its summary
+// of what ran was written, and cmd/parley exits 130, as a shell reports an
+// interrupted command, so that scripts do not take it for a full run.
+var ErrInterrupted = errors.New("interrupted")
+
 // Main runs the parley command line args (without the program name),
 // writing results to stdout and progress and diagnostics to stderr.
 // "bench" runs until it is done or ctx is done; then it prints what ran.
@@ -109,7 +114,8 @@ too: on as many cores as the server, it may saturate first.
 On a terminal a progress line (phase, joins, messages/s, the last
 second's p50/p99, CPU) is updated every second; otherwise a plain line
 goes to stderr every 5 s (--quiet: none). SIGINT or SIGTERM stops the run
-and prints a summary of what ran; a second signal kills it. With a
+and prints a summary of what ran, then exits 130; a second signal kills
+it. With a
 loopback --url, ICE stays on loopback. The tool raises its descriptor
 limit (RLIMIT_NOFILE) to the hard limit when it needs more, and says so if
 it cannot.`
@@ -156,7 +162,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		err = s.WriteText(stdout)
 	}
 	if err == nil && s.Interrupted {
-		fmt.Fprintln(stderr, "parley: bench interrupted in the", s.Phase, "phase")
+		err = fmt.Errorf("bench %w in the %s phase", ErrInterrupted, s.Phase)
 	}
 	return err
 }

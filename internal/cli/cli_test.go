@@ -89,3 +89,19 @@ func TestBenchJSON(t *testing.T) {
 	assert.Contains(t, out, "parley bench: a bot in 2 rooms")
 	assert.Contains(t, out, "round trip")
 }
+
+// TestBenchInterrupted: a bench ended by a signal (its context cancelled)
+// still writes its summary, and reports ErrInterrupted, so that cmd/parley
+// exits non-zero rather than passing for a full run.
+func TestBenchInterrupted(t *testing.T) {
+	srv := parleytest.NewServer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var out, errb bytes.Buffer
+	err := Main(ctx, []string{"bench", "--url", srv.URL, "--app-id", srv.AppID, "--app-key", srv.AppKey,
+		"--members", "2", "--room-size", "2", "--warmup", "0s", "--duration", "10s", "--json"}, &out, &errb)
+	require.ErrorIs(t, err, ErrInterrupted, errb.String())
+	var s bench.Summary
+	require.NoError(t, json.Unmarshal(out.Bytes(), &s), out.String())
+	assert.True(t, s.Interrupted)
+}
