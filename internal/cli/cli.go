@@ -115,8 +115,7 @@ On a terminal a progress line (phase, joins, messages/s, the last
 second's p50/p99, CPU) is updated every second; otherwise a plain line
 goes to stderr every 5 s (--quiet: none). SIGINT or SIGTERM stops the run
 and prints a summary of what ran, then exits 130; a second signal kills
-it. With a
-loopback --url, ICE stays on loopback. The tool raises its descriptor
+it. With a loopback --url, ICE stays on loopback. The tool raises its descriptor
 limit (RLIMIT_NOFILE) to the hard limit when it needs more, and says so if
 it cannot.`
 
