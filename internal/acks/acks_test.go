@@ -39,25 +39,8 @@ func TestBatcherSendsOneCumulativeAckPerPeer(t *testing.T) {
 	// sleep below puts the clock at an exact point of the delay.
 	synctest.Test(t, func(t *testing.T) {
 		const delay = 10 * time.Millisecond
-		var (
-			mu      sync.Mutex
-			flushes []map[string]int64 // guarded by mu
-		)
-		b := &Batcher{Delay: delay, Flush: func(m map[string]int64) {
-			mu.Lock()
-			flushes = append(flushes, m)
-			mu.Unlock()
-		}}
-		// taken returns the flushes since the last call, once every timer
-		// due has fired and its Flush returned.
-		taken := func() []map[string]int64 {
-			synctest.Wait()
-			mu.Lock()
-			defer mu.Unlock()
-			f := flushes
-			flushes = nil
-			return f
-		}
+		b := &Batcher{Delay: delay}
+		taken := recordFlushes(b)
 
 		for _, id := range []int64{1, 5, 3} {
 			b.Ack("a", id)
@@ -89,23 +72,8 @@ func TestBatcherSendsOneCumulativeAckPerPeer(t *testing.T) {
 func TestBatcherLazyAcks(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const delay, lazy = 10 * time.Millisecond, 500 * time.Millisecond
-		var (
-			mu      sync.Mutex
-			flushes []map[string]int64 // guarded by mu
-		)
-		b := &Batcher{Delay: delay, Lazy: lazy, LazyBytes: 1000, Flush: func(m map[string]int64) {
-			mu.Lock()
-			flushes = append(flushes, m)
-			mu.Unlock()
-		}}
-		taken := func() []map[string]int64 {
-			synctest.Wait()
-			mu.Lock()
-			defer mu.Unlock()
-			f := flushes
-			flushes = nil
-			return f
-		}
+		b := &Batcher{Delay: delay, Lazy: lazy, LazyBytes: 1000}
+		taken := recordFlushes(b)
 
 		b.AckLazy("a", 1, 10)
 		time.Sleep(lazy - time.Nanosecond)
@@ -133,4 +101,27 @@ func TestBatcherLazyAcks(t *testing.T) {
 		time.Sleep(lazy)
 		require.Equal(t, []map[string]int64{{"a": 6}}, taken())
 	})
+}
+
+// recordFlushes makes b's Flush keep what it sends, and returns taken:
+// the flushes since its last call, once every timer due has fired and
+// its Flush returned (in a synctest bubble).
+func recordFlushes(b *Batcher) (taken func() []map[string]int64) {
+	var (
+		mu      sync.Mutex
+		flushes []map[string]int64 // guarded by mu
+	)
+	b.Flush = func(m map[string]int64) {
+		mu.Lock()
+		flushes = append(flushes, m)
+		mu.Unlock()
+	}
+	return func() []map[string]int64 {
+		synctest.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		f := flushes
+		flushes = nil
+		return f
+	}
 }

@@ -110,27 +110,8 @@ func NewFlowWriter(dc Buffered, rw io.Writer) *Writer {
 // write fails is lost with the transport, as anything SCTP still held
 // would be.
 func (w *Writer) Write(ctx context.Context, room uint32, p []byte) error {
-	w.mu.Lock()
-	for {
-		if w.closed {
-			w.mu.Unlock()
-			return ErrWriterClosed
-		}
-		q := w.queues[room]
-		if !w.flow || q == nil || q.bytes <= HighWater {
-			break
-		}
-		if q.wait == nil {
-			q.wait = make(chan struct{})
-		}
-		wait := q.wait
-		w.mu.Unlock()
-		select {
-		case <-wait:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		w.mu.Lock()
+	if err := w.lockRoom(ctx, room); err != nil {
+		return err
 	}
 	if w.writing || w.dc.BufferedAmount() > LowWater {
 		w.pushLocked(room, p)
@@ -156,11 +137,10 @@ func (w *Writer) Write(ctx context.Context, room uint32, p []byte) error {
 	return err
 }
 
-// WriteAll writes the encoded packets ps for room, in order, as Write
-// would one after the other, except that on an idle channel they go
-// together, as one batch, rather than one data-channel message each: the
-// acks a receiver owes several senders at once cost one message.
-func (w *Writer) WriteAll(ctx context.Context, room uint32, ps ...[]byte) error {
+// lockRoom takes w.mu once room may queue more: at once without flow
+// control, else once room's queue holds at most HighWater bytes. It
+// returns, without the lock, ErrWriterClosed after Close, or ctx's error.
+func (w *Writer) lockRoom(ctx context.Context, room uint32) error {
 	w.mu.Lock()
 	for {
 		if w.closed {
@@ -169,7 +149,7 @@ func (w *Writer) WriteAll(ctx context.Context, room uint32, ps ...[]byte) error 
 		}
 		q := w.queues[room]
 		if !w.flow || q == nil || q.bytes <= HighWater {
-			break
+			return nil
 		}
 		if q.wait == nil {
 			q.wait = make(chan struct{})
@@ -182,6 +162,16 @@ func (w *Writer) WriteAll(ctx context.Context, room uint32, ps ...[]byte) error 
 			return ctx.Err()
 		}
 		w.mu.Lock()
+	}
+}
+
+// WriteAll writes the encoded packets ps for room, in order, as Write
+// would one after the other, except that on an idle channel they go
+// together, as one batch, rather than one data-channel message each: the
+// acks a receiver owes several senders at once cost one message.
+func (w *Writer) WriteAll(ctx context.Context, room uint32, ps ...[]byte) error {
+	if err := w.lockRoom(ctx, room); err != nil {
+		return err
 	}
 	for _, p := range ps {
 		w.pushLocked(room, p)
