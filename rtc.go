@@ -99,9 +99,15 @@ func (e *Engine) rtcFor(sig *signal.Client) (*rtc, error) {
 // building its PeerConnection. The rtc it replaces (Engine.pr) tells the
 // binding whether the session is authenticated.
 func (e *Engine) newRTCLocked() *rtc {
+	prev := e.pr
+	if prev != nil && prev.sig == nil {
+		// Never bound (it ended while the signaling connected): what it
+		// replaced still tells whether the session is authenticated.
+		prev = prev.prev
+	}
 	x := &rtc{
 		e:    e,
-		prev: e.pr,
+		prev: prev,
 		kick: make(chan struct{}),
 		sent: make(chan struct{}),
 		open: make(chan struct{}),

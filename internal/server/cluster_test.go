@@ -38,21 +38,7 @@ func portOf(ns *natsserver.Server) int { return ns.Addr().(*net.TCPAddr).Port }
 // on the NATS server at nats, shut down in t.Cleanup.
 func startNode(t *testing.T, nats, node string) *Server {
 	t.Helper()
-	s, err := New(Config{
-		Listen:       "127.0.0.1:0",
-		Apps:         map[string]string{testAppID: testAppKey},
-		LoopbackOnly: true,
-		NATS:         nats,
-		NodeID:       node,
-	})
-	require.NoError(t, err)
-	require.NoError(t, s.Start())
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-		defer cancel()
-		require.NoError(t, s.Shutdown(ctx))
-	})
-	return s
+	return startWith(t, Config{NATS: nats, NodeID: node})
 }
 
 // health is s's /healthz: its status and body.

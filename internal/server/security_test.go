@@ -26,19 +26,8 @@ import (
 func startObserved(t *testing.T, cfg Config) (*Server, *observer.ObservedLogs) {
 	t.Helper()
 	core, logs := observer.New(zapcore.DebugLevel)
-	cfg.Listen = "127.0.0.1:0"
-	cfg.Apps = map[string]string{testAppID: testAppKey}
-	cfg.LoopbackOnly = true
 	cfg.Logger = zap.New(core)
-	s, err := New(cfg)
-	require.NoError(t, err)
-	require.NoError(t, s.Start())
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-		defer cancel()
-		require.NoError(t, s.Shutdown(ctx))
-	})
-	return s, logs
+	return startWith(t, cfg), logs
 }
 
 // tokenOf is a token of app signed with key for room and user, expiring

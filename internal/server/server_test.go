@@ -33,11 +33,17 @@ const (
 // startServer runs a loopback server with one app, shut down in t.Cleanup.
 func startServer(t *testing.T) *Server {
 	t.Helper()
-	s, err := New(Config{
-		Listen:       "127.0.0.1:0",
-		Apps:         map[string]string{testAppID: testAppKey},
-		LoopbackOnly: true,
-	})
+	return startWith(t, Config{})
+}
+
+// startWith runs a loopback server of cfg with the test app, shut down in
+// t.Cleanup.
+func startWith(t *testing.T, cfg Config) *Server {
+	t.Helper()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Apps = map[string]string{testAppID: testAppKey}
+	cfg.LoopbackOnly = true
+	s, err := New(cfg)
 	require.NoError(t, err)
 	require.NoError(t, s.Start())
 	t.Cleanup(func() {

@@ -167,15 +167,14 @@ func unpack(t *testing.T, msgs [][]byte) (all []sent, per [][]sent) {
 	t.Helper()
 	one := func(b []byte) sent {
 		t.Helper()
-		room, err := RoomOf(b)
-		if err != nil || room == 0 {
-			t.Fatalf("packet without a room (%d, %v)", room, err)
-		}
 		var p pb.Packet
 		if err := proto.Unmarshal(b, &p); err != nil || p.GetMessage() == nil || len(p.Batch) > 0 {
 			t.Fatalf("packet does not decode as a message (%v)", err)
 		}
-		return sent{room, int(p.GetMessage().GetMsgId())}
+		if p.Room == 0 {
+			t.Fatal("packet without a room")
+		}
+		return sent{p.Room, int(p.GetMessage().GetMsgId())}
 	}
 	for _, m := range msgs {
 		entries, batch := batchEntries(t, m)
