@@ -129,6 +129,10 @@ type Config struct {
 	// NodeID names the node in the cluster: 1 to 64 characters of a-z A-Z
 	// 0-9 _ -, unique among the nodes. Default: a random ID.
 	NodeID string
+	// NodeHeartbeat is how often a node of a cluster tells the others it is
+	// alive; a node silent for three of them is dead to the others (its
+	// members leave as Dropped). Default: 1 s.
+	NodeHeartbeat time.Duration
 }
 
 // Clock tells the time and runs functions later; the server's token
@@ -190,8 +194,9 @@ func New(cfg Config) (*Server, error) {
 		GracePeriod:        cfg.GracePeriod,
 		TokenWarning:       cfg.TokenWarning,
 
-		NATS:   cfg.NATS,
-		NodeID: cfg.NodeID,
+		NATS:          cfg.NATS,
+		NodeID:        cfg.NodeID,
+		NodeHeartbeat: cfg.NodeHeartbeat,
 	}
 	if cfg.Clock != nil {
 		c.Clock = cfg.Clock

@@ -13,6 +13,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+
+	clusterpb "github.com/parleyhq/parley/proto/parley/cluster/v1"
 )
 
 // A node with Config.NATS set is one node of a cluster: the nodes share a
@@ -76,10 +79,18 @@ type cluster struct {
 	urls   string      // Config.NATS
 	log    *zap.Logger // named "nats"
 	dialer *natsDialer
+	bad    func() // counts a message from NATS that does not decode
+	back   func() // runs when the connection is back after an outage (not at the first connect)
+	nodes  *nodes // the other nodes, as their heartbeats tell
 
 	// nc is set by connect, in Start, before anything else can use it,
 	// and never changes after.
 	nc *nats.Conn
+
+	// ver numbers the node's room changes for the others (RoomJoin.ver):
+	// it starts at the node's start time, so that a node restarted under
+	// its ID goes on above what it said before.
+	ver atomic.Uint64
 
 	closed  chan struct{} // closed by nats.go's closed handler, its last callback
 	leaving atomic.Bool   // we close it: a disconnect is not news
@@ -87,13 +98,15 @@ type cluster struct {
 
 // newCluster prepares the connection of node to urls; connect dials.
 func newCluster(urls, node string, log *zap.Logger) *cluster {
-	return &cluster{
+	c := &cluster{
 		node:   node,
 		urls:   urls,
 		log:    log.Named("nats"),
 		dialer: &natsDialer{d: net.Dialer{Timeout: natsDialTimeout}},
 		closed: make(chan struct{}),
 	}
+	c.ver.Store(uint64(time.Now().UnixNano()))
+	return c
 }
 
 // connect connects to NATS, or, if no NATS server answers now, returns at
@@ -102,6 +115,7 @@ func newCluster(urls, node string, log *zap.Logger) *cluster {
 func (c *cluster) connect() error {
 	nc, err := nats.Connect(c.urls,
 		nats.Name("parleyd "+c.node),
+		nats.NoEcho(), // a node never needs what it published itself
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(natsReconnectWait),
@@ -115,6 +129,9 @@ func (c *cluster) connect() error {
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			c.log.Info("NATS connected", zap.String("url", nc.ConnectedUrlRedacted()), zap.String("server", nc.ConnectedServerName()))
+			if c.back != nil {
+				c.back()
+			}
 		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if c.leaving.Load() {
@@ -155,6 +172,9 @@ func (c *cluster) connect() error {
 	}
 	return nil
 }
+
+// nextVer is the version of the node's next room change.
+func (c *cluster) nextVer() uint64 { return c.ver.Add(1) }
 
 // connected reports whether the node can reach the other nodes now.
 func (c *cluster) connected() bool {
@@ -267,6 +287,108 @@ func (d *natsDialer) kill() {
 	if d.conn != nil {
 		_ = d.conn.Close()
 	}
+}
+
+// errNoNATS is the error of a send while the node cannot reach NATS.
+var errNoNATS = errors.New("server: not connected to NATS")
+
+// errNoResponders is the error of a request nobody subscribes to.
+var errNoResponders = errors.New("server: no node answers")
+
+// send publishes env on subject, from this node. It fails with errNoNATS
+// while the node is not connected: nats.go would buffer it for a
+// reconnect, and a message late by an outage is worse than a result that
+// says it did not go (NoRelayPath).
+func (c *cluster) send(subject string, env *clusterpb.Envelope) error {
+	return c.sendReply(subject, "", env)
+}
+
+// sendReply is send with a reply subject (an answer to a request, or a
+// message whose answer goes to reply).
+func (c *cluster) sendReply(subject, reply string, env *clusterpb.Envelope) error {
+	if !c.connected() {
+		return errNoNATS
+	}
+	env.Node = c.node
+	b, err := proto.Marshal(env)
+	if err != nil {
+		return err
+	}
+	return c.nc.PublishMsg(&nats.Msg{Subject: subject, Reply: reply, Data: b})
+}
+
+// request sends env on subject and waits for the first answer, until ctx
+// ends. Nobody subscribed is errNoResponders at once.
+func (c *cluster) request(ctx context.Context, subject string, env *clusterpb.Envelope) (*clusterpb.Envelope, error) {
+	if !c.connected() {
+		return nil, errNoNATS
+	}
+	env.Node = c.node
+	b, err := proto.Marshal(env)
+	if err != nil {
+		return nil, err
+	}
+	msg, err := c.nc.RequestWithContext(ctx, subject, b)
+	if errors.Is(err, nats.ErrNoResponders) {
+		return nil, errNoResponders
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c.decode(msg)
+}
+
+// decode reads an Envelope from NATS; one that does not decode is counted
+// and dropped.
+func (c *cluster) decode(msg *nats.Msg) (*clusterpb.Envelope, error) {
+	env, err := decodeEnvelope(msg.Data)
+	if err != nil {
+		if c.bad != nil {
+			c.bad()
+		}
+		c.log.Debug("malformed message from NATS dropped", zap.String("subject", msg.Subject), zap.Error(err))
+		return nil, err
+	}
+	return env, nil
+}
+
+// decodeEnvelope decodes b; an envelope without a body, or without the
+// node that sent it, is an error.
+func decodeEnvelope(b []byte) (*clusterpb.Envelope, error) {
+	env := &clusterpb.Envelope{}
+	if err := proto.Unmarshal(b, env); err != nil {
+		return nil, err
+	}
+	if env.Body == nil {
+		return nil, errors.New("envelope without a body")
+	}
+	if checkNodeID(env.Node) != nil {
+		return nil, errors.New("envelope without a valid node")
+	}
+	return env, nil
+}
+
+// subscribe calls h, one message at a time in the order they came, with
+// every message on subject that decodes. A subscription holds what it has
+// not handled without limit: a message NATS dropped as the node's would be
+// lost without a result. It lives until unsubscribed or the connection
+// closes.
+func (c *cluster) subscribe(subject string, h func(env *clusterpb.Envelope, msg *nats.Msg)) (*nats.Subscription, error) {
+	sub, err := c.nc.Subscribe(subject, func(msg *nats.Msg) {
+		env, err := c.decode(msg)
+		if err != nil {
+			return
+		}
+		h(env, msg)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := sub.SetPendingLimits(-1, -1); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, err
+	}
+	return sub, nil
 }
 
 // appPrefix is the start of every subject of app's traffic:
@@ -384,3 +506,11 @@ func redactURL(raw string) string {
 	}
 	return u.Redacted()
 }
+
+// The subjects of the plan above.
+func roomSubject(app, room string) string { return appPrefix(app) + "room." + subjectToken(room) }
+func userSubject(app, user string) string { return appPrefix(app) + "user." + subjectToken(user) }
+func nodeSubject(app, node string) string { return appPrefix(app) + "node." + node }
+func syncSubject(app string) string       { return appPrefix(app) + "sync" }
+func heartbeatSubject(node string) string { return nodeRoot + node + ".hb" }
+func byeSubject(node string) string       { return nodeRoot + node + ".bye" }

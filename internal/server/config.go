@@ -40,8 +40,9 @@ type Config struct {
 	GracePeriod        time.Duration
 	TokenWarning       time.Duration
 
-	NATS   string // cluster.go
-	NodeID string
+	NATS          string // cluster.go
+	NodeID        string
+	NodeHeartbeat time.Duration // nodes.go
 
 	// ICENet, when set, carries the WebRTC traffic instead of the host's
 	// network: Start opens the ICE UDP port on its first IPv4 address that
@@ -74,6 +75,7 @@ const (
 	DefaultMaxUnauthenticated = 1024
 	DefaultMaxFramesPerSecond = 5000
 	DefaultGracePeriod        = 20 * time.Second
+	DefaultNodeHeartbeat      = time.Second
 	DefaultTokenWarning       = 30 * time.Second
 )
 
@@ -122,6 +124,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.NodeID == "" {
 		c.NodeID = newID()
+	}
+	if c.NodeHeartbeat <= 0 {
+		c.NodeHeartbeat = DefaultNodeHeartbeat
 	}
 	return c
 }

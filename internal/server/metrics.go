@@ -28,6 +28,7 @@ type metrics struct {
 	results       *prometheus.CounterVec // results sent to senders, by code
 	latency       *prometheus.HistogramVec
 	badPackets    prometheus.Counter
+	clusterBad    prometheus.Counter
 	strayPackets  prometheus.Counter // well-formed, for a room the session is not in
 	dropped       prometheus.Counter
 	slowConsumers prometheus.Counter
@@ -73,6 +74,9 @@ func newMetrics() *metrics {
 	m.badPackets = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "parley_bad_packets_total", Help: "Data-channel packets dropped because they did not decode.",
 	})
+	m.clusterBad = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "parley_cluster_bad_messages_total", Help: "Messages from other nodes (NATS) dropped because they did not decode or were out of bounds.",
+	})
 	m.strayPackets = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "parley_stray_packets_total", Help: "Data-channel packets dropped because their session is not in the room they name (one just left, or never joined).",
 	})
@@ -110,7 +114,7 @@ func newMetrics() *metrics {
 		}
 	}
 	m.reg.MustRegister(m.sessions, m.rooms, m.members, m.transports, m.joins, m.closes,
-		m.relayed, m.badPackets, m.strayPackets, m.dropped, m.slowConsumers, m.resumes,
+		m.relayed, m.badPackets, m.clusterBad, m.strayPackets, m.dropped, m.slowConsumers, m.resumes,
 		m.messagesIn, m.bytesIn, m.results, m.latency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -90,7 +90,9 @@ func (r *room) joinedLocked(m *member) {
 	m.joinVer = r.pres.ver
 	r.roster.list = append(r.roster.list, m)
 	r.pres.changes = append(r.pres.changes, change{ver: r.pres.ver, joined: m})
-	r.listLocked(m)
+	if m.node == "" { // a proxy's node lists the room to it
+		r.listLocked(m)
+	}
 }
 
 // listLocked has the worker send m the room's member list. Called with

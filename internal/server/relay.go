@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
@@ -83,7 +84,15 @@ func (m *member) relay(ch int, buf []byte, msg wireMessage) {
 				srv.metrics.handedOff(kindBroadcast, arrived)
 			}
 		}
-		srv.metrics.relayed.WithLabelValues("broadcast", "ok").Inc()
+		if !m.broadcastRemote(msg.id, b) {
+			// It went to the members here; those on other nodes are out
+			// of reach. RoomMessageSendResult has no NoRelayPath: the
+			// result is Success, as for the members here, and the metric
+			// (and docs/cluster.md) say what it means.
+			srv.metrics.relayed.WithLabelValues("broadcast", "local_only").Inc()
+		} else {
+			srv.metrics.relayed.WithLabelValues("broadcast", "ok").Inc()
+		}
 		m.result(msg.id, resultRoomSuccess)
 		return
 	}
@@ -103,6 +112,10 @@ func (m *member) relay(ch int, buf []byte, msg wireMessage) {
 		return
 	}
 	b := stamp(buf, msg, m.from)
+	if to.node != "" {
+		m.relayRemote(ch, to, msg.id, bytes.Clone(b), arrived)
+		return
+	}
 	if ch == transport.ChannelReliable {
 		// Success comes from the receiver's ack; until then the message is
 		// kept, to deliver again on the receiver's next transport. It
@@ -127,6 +140,33 @@ func (m *member) relay(ch int, buf []byte, msg wireMessage) {
 	srv.metrics.handedOff(kindUser, arrived)
 	srv.metrics.relayed.WithLabelValues("user", "ok").Inc()
 	m.result(msg.id, resultSuccess)
+}
+
+// relayRemote forwards m's user message b to proxy to, a member of
+// another node: a reliable one awaits its receiver's ack (Success), an
+// unreliable one succeeds once published. NATS out of reach, or a
+// receiver holding MemberQueue bytes already, is NoRelayPath.
+func (m *member) relayRemote(ch int, to *member, id int64, b []byte, arrived time.Time) {
+	srv := m.room.srv
+	if ch == transport.ChannelReliable {
+		if !m.out.add(to.userID, id, &to.retain) {
+			return // m is gone
+		}
+		if !to.deliverRemote(retained{sender: m.userID, from: m.out, id: id, b: b}) {
+			srv.metrics.relayed.WithLabelValues("user", "no_relay_path").Inc()
+			m.out.fail(to.userID, id, &to.retain, resultNoRelayPath)
+			return
+		}
+	} else {
+		if !to.sendUnreliable(ch, m.userID, id, b) {
+			srv.metrics.relayed.WithLabelValues("user", "no_relay_path").Inc()
+			m.result(id, resultNoRelayPath)
+			return
+		}
+		m.result(id, resultSuccess)
+	}
+	srv.metrics.handedOff(kindUser, arrived)
+	srv.metrics.relayed.WithLabelValues("user", "ok").Inc()
 }
 
 // relayAck settles what m acknowledged and passes the ack on to the
@@ -274,7 +314,7 @@ func (r *room) others(m *member) []*member {
 	r.mu.Unlock()
 	out := make([]*member, 0, len(snap))
 	for _, o := range snap {
-		if o != m && o.leftVer.Load() == 0 {
+		if o != m && o.node == "" && o.leftVer.Load() == 0 { // a proxy's node has the broadcast from the room's subject
 			out = append(out, o)
 		}
 	}

@@ -228,3 +228,30 @@ func (o *outbox) close() {
 	o.q, o.closed = nil, true
 	o.mu.Unlock()
 }
+
+// settleOne forgets sender's message id, which did not go after all.
+func (r *retention) settleOne(sender string, id int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, e := range r.q {
+		if e.sender == sender && e.id == id {
+			r.size -= e.cost
+			r.q = append(r.q[:i], r.q[i+1:]...)
+			return
+		}
+	}
+}
+
+// retarget notes that message id to user, delivered to receiver from,
+// now waits for receiver to's ack instead (a member that moved between
+// nodes took it over).
+func (o *outbox) retarget(user string, id int64, from, to *retention) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for i, e := range o.q[user] {
+		if e.id == id && e.to == from {
+			o.q[user][i].to = to
+			return
+		}
+	}
+}

@@ -33,6 +33,7 @@ type room struct {
 	roster  roster             // the members in join order, for snapshots; guarded by mu
 	pres    presence           // changes and joiners for the presence worker; guarded by mu
 	fan     fanout             // the broadcasts being fanned out, in order
+	remote  *remoteRoom        // its members on other nodes (remote.go); nil on a single node
 }
 
 // roomKey names a room: rooms are per app.
@@ -58,6 +59,15 @@ type member struct {
 	batches   bool       // the client takes Presence frames; read-only once in the room
 	handle    uint32     // the client's name of the room in packets (JoinRequest.room); read-only
 	log       *zap.Logger
+
+	// A proxy (remote.go) is a member of another node: node names it, and
+	// it has no session, handle or transport. For a local member node is
+	// "". joined is when the member became active (unix nanoseconds, on
+	// its node): of two members of one user ID, the later stays. Both are
+	// guarded by room.mu; a member's own are set once, a proxy's change
+	// when it moves.
+	node   string
+	joined int64
 
 	joinTimer *time.Timer // guarded by room.mu
 
@@ -272,33 +282,53 @@ func (r *room) sendMembersLocked(ss *session, list []*pb.Member) {
 // ID is removed (-1004 to it, Dropped to the rest), m learns who is there,
 // and the rest learn about m (from the presence worker: nothing here walks
 // the room).
+//
+// On a node of a cluster it first waits for the room's roster (remote.go),
+// and tells the other nodes; a proxy of the same user ID is replaced like
+// a member here, unless it is moving (its node left): m then takes over
+// what it holds, quietly.
 func (r *room) activate(m *member) {
+	if r.remote != nil {
+		r.remote.wait()
+	}
 	r.mu.Lock()
 	if m.state != statePending {
 		r.mu.Unlock()
 		return
 	}
+	m.joined = time.Now().UnixNano()
 	old := r.members[m.userID]
-	if old != nil {
-		if old.state == stateActive {
-			r.srv.metrics.members.Dec()
-		}
-		old.state = stateGone
-		delete(r.members, old.userID)
-		old.silence()
-		old.sess.send(0, &pb.ServerFrame{Body: &pb.ServerFrame_RoomRemoved{RoomRemoved: &pb.RoomRemoved{
-			RoomId: r.id, Code: codeDuplicateLogin, Reason: "the same user joined the room elsewhere",
-		}}})
-		r.leftLocked(old, reasonDropped, true)
+	var proxy *member // a moving proxy m takes over
+	switch {
+	case old == nil:
+	case old.node != "" && old.state == stateSuspended:
+		proxy, old = old, nil
+		r.takeOverLocked(proxy, m)
+	case old.node != "":
+		r.remote.removeProxyLocked(old, reasonDropped, resultNoReceiver)
+		old = nil
+	default:
+		r.replaceLocked(old)
 	}
 	r.seq++
 	m.seq = r.seq
 	m.state = stateActive
 	r.members[m.userID] = m
 	r.srv.metrics.members.Inc()
-	r.joinedLocked(m)
+	if proxy == nil {
+		r.joinedLocked(m)
+	} else {
+		r.listLocked(m) // the others knew it as the proxy: no news for them
+	}
+	r.announceJoinLocked(m)
 	m.joinTimer.Stop()
 	m.armTokenLocked(m.expireAt)
+	if proxy != nil { // what the proxy held, in order, before anything new
+		m.wmu.Lock()
+		w := m.rtc.ws[transport.ChannelReliable]
+		m.retain.each(func(e retained) { _ = w.Write(context.Background(), m.handle, e.b) })
+		m.wmu.Unlock()
+	}
 	r.mu.Unlock()
 	m.log.Debug("member active")
 	if old != nil {
@@ -331,6 +361,7 @@ func (r *room) remove(m *member, reason int32, notify bool) {
 			r.srv.metrics.members.Dec()
 		}
 		r.leftLocked(m, reason, notify)
+		r.announceLeaveLocked(m, reason)
 	}
 	r.mu.Unlock()
 	m.silence()

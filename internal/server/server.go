@@ -168,7 +168,11 @@ func (s *Server) Start() error {
 		}
 	}
 	if s.cluster != nil {
-		if err := s.cluster.connect(); err != nil {
+		err := s.cluster.connect()
+		if err == nil {
+			err = s.startCluster()
+		}
+		if err != nil {
 			ln.Close()
 			udp.Close()
 			if s.metricsLn != nil {
@@ -343,6 +347,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	s.cancel() // posts to app servers in flight end now
+	if s.cluster != nil && s.cluster.nodes != nil {
+		// Before the clients hear GoAway: the other nodes keep this
+		// node's members for them to come back elsewhere.
+		s.cluster.nodes.close(true)
+	}
 	for _, ss := range sessions {
 		ss.goAway("server shutting down")
 	}
@@ -424,6 +433,9 @@ func (s *Server) Kill() error {
 		}
 	}
 	if s.cluster != nil {
+		if s.cluster.nodes != nil {
+			s.cluster.nodes.close(false)
+		}
 		s.cluster.kill()
 	}
 	// Detached first, all of them, so that no session's end (in a link's
@@ -475,6 +487,10 @@ func (s *Server) room(app, id string) *room {
 		r = &room{srv: s, key: key, id: id, members: make(map[string]*member), quota: perSecond(s.cfg.Quotas.RoomBroadcastsPerSecond)}
 		s.rooms[key] = r
 		s.metrics.rooms.Inc()
+		if s.cluster != nil {
+			r.remote = newRemoteRoom(r, s.cluster)
+			r.remote.open()
+		}
 	}
 	r.refs++
 	return r
@@ -487,6 +503,9 @@ func (s *Server) release(r *room) {
 	if r.refs == 0 && s.rooms[r.key] == r {
 		delete(s.rooms, r.key)
 		s.metrics.rooms.Dec()
+		if r.remote != nil {
+			go r.remote.close() // takes r.mu, which is never taken under s.mu
+		}
 	}
 }
 

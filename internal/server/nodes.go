@@ -1,0 +1,192 @@
+package server
+
+import (
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
+
+	clusterpb "github.com/parleyhq/parley/proto/parley/cluster/v1"
+)
+
+// Node liveness. Every node publishes a Heartbeat on its own subject every
+// Config.NodeHeartbeat and listens to everyone's; a node not heard from
+// for nodeDeadAfter heartbeats is dead (crashed, or cut off from NATS):
+// the others drop its members (Dropped) and fail what was in flight to it.
+// A node that shuts down says Bye first: its members are moving, and the
+// others keep them for the grace period.
+//
+// A node that is itself cut off from NATS hears nobody: it declares nobody
+// dead while it is, and gives everyone a fresh nodeDeadAfter once it is
+// back.
+
+// nodeDeadAfter is how many heartbeat intervals of silence make a node
+// dead.
+const nodeDeadAfter = 3
+
+// nodes is what a node knows of the others.
+type nodes struct {
+	c        *cluster
+	interval time.Duration
+	started  int64 // this node's start, unix nanoseconds
+	grace    time.Duration
+	log      *zap.Logger
+
+	// down is told of a node that is gone: graceful for a Bye, else dead.
+	// Set before start.
+	down func(node string, graceful bool)
+
+	mu   sync.Mutex
+	seen map[string]*nodeSeen // by node ID; guarded by mu
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+type nodeSeen struct {
+	started  int64
+	last     time.Time
+	interval time.Duration
+}
+
+func newNodes(c *cluster, interval, grace time.Duration, log *zap.Logger) *nodes {
+	return &nodes{
+		c: c, interval: interval, grace: grace, log: log,
+		started: time.Now().UnixNano(),
+		seen:    make(map[string]*nodeSeen),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+}
+
+// start subscribes to the others' heartbeats and starts this node's.
+func (n *nodes) start() error {
+	if _, err := n.c.subscribe(nodeRoot+"*.*", n.onMessage); err != nil {
+		return err
+	}
+	go n.run()
+	return nil
+}
+
+// close stops the heartbeats; with bye, the others hear that this node
+// leaves gracefully.
+func (n *nodes) close(bye bool) {
+	select {
+	case <-n.stop:
+		return
+	default:
+	}
+	close(n.stop)
+	<-n.done
+	if bye {
+		_ = n.c.send(byeSubject(n.c.node), &clusterpb.Envelope{Body: &clusterpb.Envelope_Bye{Bye: &clusterpb.Bye{
+			GraceMs: uint32(n.grace / time.Millisecond),
+		}}})
+	}
+}
+
+func (n *nodes) run() {
+	defer close(n.done)
+	t := time.NewTicker(n.interval)
+	defer t.Stop()
+	n.beat()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+			n.beat()
+			n.check()
+		}
+	}
+}
+
+func (n *nodes) beat() {
+	_ = n.c.send(heartbeatSubject(n.c.node), &clusterpb.Envelope{Body: &clusterpb.Envelope_Heartbeat{Heartbeat: &clusterpb.Heartbeat{
+		IntervalMs: uint32(n.interval / time.Millisecond), Started: n.started,
+	}}})
+}
+
+// check declares the nodes silent for too long dead, unless this node is
+// the one cut off.
+func (n *nodes) check() {
+	if !n.c.connected() {
+		return
+	}
+	now := time.Now()
+	var dead []string
+	n.mu.Lock()
+	for id, s := range n.seen {
+		if now.Sub(s.last) > nodeDeadAfter*s.interval {
+			delete(n.seen, id)
+			dead = append(dead, id)
+		}
+	}
+	n.mu.Unlock()
+	for _, id := range dead {
+		n.log.Warn("node silent: its members are dropped", zap.String("peer", id))
+		n.down(id, false)
+	}
+}
+
+// reconnected gives every known node a fresh deadline: while this node was
+// cut off it heard nobody, and that says nothing of them.
+func (n *nodes) reconnected() {
+	now := time.Now()
+	n.mu.Lock()
+	for _, s := range n.seen {
+		s.last = now
+	}
+	n.mu.Unlock()
+}
+
+// alive reports whether node is known and alive.
+func (n *nodes) alive(node string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	_, ok := n.seen[node]
+	return ok
+}
+
+// count is the number of other nodes alive.
+func (n *nodes) count() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.seen)
+}
+
+func (n *nodes) onMessage(env *clusterpb.Envelope, _ *nats.Msg) {
+	if env.Node == n.c.node {
+		return
+	}
+	switch b := env.Body.(type) {
+	case *clusterpb.Envelope_Heartbeat:
+		iv := time.Duration(b.Heartbeat.IntervalMs) * time.Millisecond
+		if iv <= 0 {
+			iv = n.interval
+		}
+		n.mu.Lock()
+		s := n.seen[env.Node]
+		restarted := s != nil && s.started != b.Heartbeat.Started
+		if s == nil || restarted {
+			s = &nodeSeen{started: b.Heartbeat.Started}
+			n.seen[env.Node] = s
+		}
+		s.last, s.interval = time.Now(), iv
+		n.mu.Unlock()
+		if restarted {
+			// The node restarted under its ID: what the others held of its
+			// last run is gone with it.
+			n.log.Info("node restarted", zap.String("peer", env.Node))
+			n.down(env.Node, false)
+		}
+	case *clusterpb.Envelope_Bye:
+		n.mu.Lock()
+		_, known := n.seen[env.Node]
+		delete(n.seen, env.Node)
+		n.mu.Unlock()
+		n.log.Info("node leaving: its members are moving", zap.String("peer", env.Node), zap.Bool("known", known))
+		n.down(env.Node, true)
+	}
+}
