@@ -65,8 +65,52 @@ func (n *nodes) start() error {
 	if _, err := n.c.subscribe(nodeRoot+"*.*", n.onMessage); err != nil {
 		return err
 	}
+	n.hello()
 	go n.run()
 	return nil
+}
+
+// helloWait bounds how long a starting node waits for the others to
+// answer its first heartbeat.
+const helloWait = 200 * time.Millisecond
+
+// hello sends the node's first heartbeat with a reply subject, which the
+// others answer with theirs: a node that just started knows the cluster
+// before its first client comes, rather than a heartbeat later (a room's
+// roster sync asks the nodes it knows). A node that does not answer within
+// helloWait is learned from its next heartbeat.
+func (n *nodes) hello() {
+	if !n.c.connected() {
+		return
+	}
+	inbox := n.c.nc.NewRespInbox()
+	ch := make(chan *nats.Msg, 64)
+	sub, err := n.c.nc.ChanSubscribe(inbox, ch)
+	if err != nil {
+		return
+	}
+	defer sub.Unsubscribe()
+	if err := n.c.sendReply(heartbeatSubject(n.c.node), inbox, n.heartbeat()); err != nil {
+		return
+	}
+	t := time.NewTimer(helloWait)
+	defer t.Stop()
+	for {
+		select {
+		case msg := <-ch:
+			if env, err := n.c.decode(msg); err == nil {
+				n.onMessage(env, msg)
+			}
+		case <-t.C:
+			return
+		}
+	}
+}
+
+func (n *nodes) heartbeat() *clusterpb.Envelope {
+	return &clusterpb.Envelope{Body: &clusterpb.Envelope_Heartbeat{Heartbeat: &clusterpb.Heartbeat{
+		IntervalMs: uint32(n.interval / time.Millisecond), Started: n.started,
+	}}}
 }
 
 // close stops the heartbeats; with bye, the others hear that this node
@@ -90,7 +134,6 @@ func (n *nodes) run() {
 	defer close(n.done)
 	t := time.NewTicker(n.interval)
 	defer t.Stop()
-	n.beat()
 	for {
 		select {
 		case <-n.stop:
@@ -103,9 +146,7 @@ func (n *nodes) run() {
 }
 
 func (n *nodes) beat() {
-	_ = n.c.send(heartbeatSubject(n.c.node), &clusterpb.Envelope{Body: &clusterpb.Envelope_Heartbeat{Heartbeat: &clusterpb.Heartbeat{
-		IntervalMs: uint32(n.interval / time.Millisecond), Started: n.started,
-	}}})
+	_ = n.c.send(heartbeatSubject(n.c.node), n.heartbeat())
 }
 
 // check declares the nodes silent for too long dead, unless this node is
@@ -156,12 +197,15 @@ func (n *nodes) count() int {
 	return len(n.seen)
 }
 
-func (n *nodes) onMessage(env *clusterpb.Envelope, _ *nats.Msg) {
+func (n *nodes) onMessage(env *clusterpb.Envelope, msg *nats.Msg) {
 	if env.Node == n.c.node {
 		return
 	}
 	switch b := env.Body.(type) {
 	case *clusterpb.Envelope_Heartbeat:
+		if msg.Reply != "" { // a node saying hello
+			_ = n.c.sendReply(msg.Reply, "", n.heartbeat())
+		}
 		iv := time.Duration(b.Heartbeat.IntervalMs) * time.Millisecond
 		if iv <= 0 {
 			iv = n.interval

@@ -90,8 +90,10 @@ func (r *room) joinedLocked(m *member) {
 	m.joinVer = r.pres.ver
 	r.roster.list = append(r.roster.list, m)
 	r.pres.changes = append(r.pres.changes, change{ver: r.pres.ver, joined: m})
-	if m.node == "" { // a proxy's node lists the room to it
+	if m.node == "" {
 		r.listLocked(m)
+	} else {
+		r.kickLocked() // a proxy's node lists the room to it
 	}
 }
 

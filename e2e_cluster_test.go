@@ -1,0 +1,119 @@
+package parley_test
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/parleyhq/parley"
+	"github.com/parleyhq/parley/parleytest"
+)
+
+// Rooms across the nodes of a cluster (parleytest.NewCluster: nodes on one
+// embedded NATS server). Each peer's Engine talks to one node; what is
+// tested is that a room spread over nodes behaves as on one node.
+
+// TestClusterRoomAcrossNodes: three members of one room on three nodes
+// see each other join (the member list of a later joiner is the room's,
+// not its node's), exchange user messages in every mode, text and
+// binary, with their results (end-to-end Success for reliable ones), and
+// broadcasts; a user in no node of the room is NoReceiver; a leave
+// reaches the other nodes as Quit.
+func TestClusterRoomAcrossNodes(t *testing.T) {
+	c := parleytest.NewCluster(t, 3)
+	a := newPeer(t, c.Nodes[0], "room1", "alice")
+	b := newPeer(t, c.Nodes[1], "room1", "bob")
+	joinAll(t, a, b)
+	carol := newPeer(t, c.Nodes[2], "room1", "carol")
+	carol.join(t)
+	// The two members of the other nodes are carol's list.
+	got := []string{parleytest.NextOf[parleytest.UserJoined](t, carol.rec).User.UserID, parleytest.NextOf[parleytest.UserJoined](t, carol.rec).User.UserID}
+	require.ElementsMatch(t, []string{"alice", "bob"}, got)
+	a.rec.WaitUserJoined(t, "carol")
+	b.rec.WaitUserJoined(t, "carol")
+
+	big := bytes.Repeat([]byte{0xA5}, 65536)
+	for _, mode := range []parley.MessageConfig{reliableOrdered, unreliableOrdered, unreliableUnordered} {
+		id := a.room.SendUserMessage("bob", "hi "+mode.String(), mode)
+		require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), a.rec.WaitResult(t, id), mode.String())
+		require.Equal(t, roomMsg("alice", false, false, []byte("hi "+mode.String())), b.rec.NextMessage(t))
+		id = carol.room.SendUserBinaryMessage("alice", big, mode)
+		require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), carol.rec.WaitResult(t, id), mode.String())
+		require.Equal(t, roomMsg("carol", false, true, big), a.rec.NextMessage(t))
+	}
+
+	id := b.room.SendRoomMessage("to all")
+	require.Equal(t, roomResult(id, parley.RoomMessageSendResultSuccess), b.rec.WaitResult(t, id))
+	require.Equal(t, roomMsg("bob", true, false, []byte("to all")), a.rec.NextMessage(t))
+	require.Equal(t, roomMsg("bob", true, false, []byte("to all")), carol.rec.NextMessage(t))
+	id = a.room.SendRoomBinaryMessage([]byte{1, 2, 3})
+	require.Equal(t, roomResult(id, parley.RoomMessageSendResultSuccess), a.rec.WaitResult(t, id))
+	require.Equal(t, roomMsg("alice", true, true, []byte{1, 2, 3}), b.rec.NextMessage(t))
+	require.Equal(t, roomMsg("alice", true, true, []byte{1, 2, 3}), carol.rec.NextMessage(t))
+
+	id = a.room.SendUserMessage("nobody", "x", reliableOrdered)
+	require.Equal(t, userResult(id, parley.UserMessageSendResultNoReceiver), a.rec.WaitResult(t, id))
+
+	require.NoError(t, carol.room.LeaveRoom())
+	require.Equal(t, parleytest.UserLeave{UserID: "carol", Reason: parley.UserOfflineReasonQuit}, a.rec.WaitUserLeave(t, "carol"))
+	require.Equal(t, parleytest.UserLeave{UserID: "carol", Reason: parley.UserOfflineReasonQuit}, b.rec.WaitUserLeave(t, "carol"))
+	id = a.room.SendUserMessage("carol", "gone", reliableOrdered)
+	require.Equal(t, userResult(id, parley.UserMessageSendResultNoReceiver), a.rec.WaitResult(t, id))
+}
+
+// TestClusterOrderAcrossNodes: reliable messages from one member to
+// another on a different node arrive in order, each once, each with one
+// Success.
+func TestClusterOrderAcrossNodes(t *testing.T) {
+	c := parleytest.NewCluster(t, 2)
+	a := newPeer(t, c.Nodes[0], "room1", "alice")
+	b := newPeer(t, c.Nodes[1], "room1", "bob")
+	joinAll(t, a, b)
+	const n = 1000
+	ids := make([]int64, n)
+	for i := range n {
+		ids[i] = a.room.SendUserMessage("bob", string(rune('a'+i%26))+itoa(i), reliableOrdered)
+	}
+	results := a.rec.WaitResults(t, ids...)
+	for _, id := range ids {
+		require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), results[id], "message %d", id)
+	}
+	msgs := b.rec.NextMessages(t, n)
+	for i, m := range msgs {
+		require.Equal(t, string(rune('a'+i%26))+itoa(i), string(m.Payload), "message %d in order", i)
+	}
+	requireNoMsg(t, b.rec)
+}
+
+// TestClusterDuplicateMemberAcrossNodes: the same user joining the room
+// on a second node removes its first member (-1004); the others see it
+// leave as Dropped and join again.
+func TestClusterDuplicateMemberAcrossNodes(t *testing.T) {
+	c := parleytest.NewCluster(t, 2)
+	a := newPeer(t, c.Nodes[0], "room1", "alice")
+	b1 := newPeer(t, c.Nodes[0], "room1", "bob")
+	joinAll(t, a, b1)
+	b2 := newPeer(t, c.Nodes[1], "room1", "bob")
+	b2.join(t)
+	b2.rec.WaitUserJoined(t, "alice")
+	require.Equal(t, int(parley.ErrorCodeDuplicateLogin), b1.rec.NextRoomState(t).State, "the first member is removed")
+	require.Equal(t, parleytest.UserLeave{UserID: "bob", Reason: parley.UserOfflineReasonDropped}, a.rec.WaitUserLeave(t, "bob"))
+	a.rec.WaitUserJoined(t, "bob")
+	id := a.room.SendUserMessage("bob", "which bob", reliableOrdered)
+	require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), a.rec.WaitResult(t, id))
+	require.Equal(t, roomMsg("alice", false, false, []byte("which bob")), b2.rec.NextMessage(t))
+}
+
+func itoa(i int) string {
+	var b [20]byte
+	n := len(b)
+	for {
+		n--
+		b[n] = byte('0' + i%10)
+		i /= 10
+		if i == 0 {
+			return string(b[n:])
+		}
+	}
+}
