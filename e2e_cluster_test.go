@@ -2,7 +2,12 @@ package parley_test
 
 import (
 	"bytes"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -116,4 +121,126 @@ func itoa(i int) string {
 			return string(b[n:])
 		}
 	}
+}
+
+// TestClusterNodeDrain: 10,000 reliable messages from a member on one
+// node to a member on another, while the receiver's node shuts down
+// gracefully and the receiver moves to a third node (WithServerURLs): all
+// arrive, in order, each once, and each send has one result, Success. The
+// receiver's room is back with JoinTypeReconnected; the sender's room
+// hears nothing of the move.
+func TestClusterNodeDrain(t *testing.T) {
+	c := parleytest.NewCluster(t, 3)
+	a := newPeer(t, c.Nodes[0], "room1", "alice")
+	b := newPeerAt(t, c.Nodes[1], parley.EngineConfig{AppID: c.AppID, ServerURL: c.Nodes[1].URL}, "room1",
+		parley.UserInfo{UserID: "bob"}, parley.WithServerURLs(c.Nodes[2].URL))
+	joinAll(t, a, b)
+
+	const n = 10000
+	payload := func(i int) string { return "m" + itoa(i) }
+	received := make(chan string, n+1000)
+	third := make(chan struct{}) // bob has a third of them
+	var count atomic.Int32
+	b.rec.SetHook(onMessage(func(m parleytest.Message) {
+		received <- string(m.Payload)
+		if count.Add(1) == n/3 {
+			close(third)
+		}
+	}))
+	ids := make([]int64, 0, n)
+	closed := make(chan struct{})
+	for i := range n {
+		if i == n/2 {
+			<-third // the drain starts mid-stream, with messages in flight
+			go func() { defer close(closed); c.Nodes[1].Close() }() // GoAway to bob, who moves to node 3
+		}
+		ids = append(ids, a.room.SendUserMessage("bob", payload(i), reliableOrdered))
+	}
+	results := a.rec.WaitResults(t, ids...)
+	for _, id := range ids {
+		require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), results[id])
+	}
+	for i := range n {
+		select {
+		case got := <-received:
+			require.Equal(t, payload(i), got, "message %d: in order, once", i)
+		case <-time.After(waitTimeout):
+			t.Fatalf("message %d not received", i)
+		}
+	}
+	requireRejoined(t, b.rec)
+	<-closed
+	requireNone[parleytest.UserLeave](t, a.rec, "alice hears nothing of bob's move")
+	select {
+	case extra := <-received:
+		t.Fatalf("a message delivered twice: %q", extra)
+	default:
+	}
+}
+
+// TestClusterNodeCrash: a node killed with a member on it is noticed by
+// the others within three heartbeats: the member leaves as Dropped, and a
+// reliable message sent to it meanwhile gets one result, NoRelayPath (or
+// NoReceiver had the loss been noticed before it), never Success. The
+// member's Engine moves to another node and the room goes on.
+func TestClusterNodeCrash(t *testing.T) {
+	c := parleytest.NewCluster(t, 3)
+	a := newPeer(t, c.Nodes[0], "room1", "alice")
+	b := newPeerAt(t, c.Nodes[1], parley.EngineConfig{AppID: c.AppID, ServerURL: c.Nodes[1].URL}, "room1",
+		parley.UserInfo{UserID: "bob"}, parley.WithServerURLs(c.Nodes[2].URL))
+	joinAll(t, a, b)
+
+	killed := time.Now()
+	c.Nodes[1].Kill()
+	id := a.room.SendUserMessage("bob", "lost?", reliableOrdered)
+	res := a.rec.WaitResult(t, id)
+	require.Contains(t, []int{int(parley.UserMessageSendResultNoRelayPath), int(parley.UserMessageSendResultNoReceiver)}, res.Code)
+	require.Equal(t, parleytest.UserLeave{UserID: "bob", Reason: parley.UserOfflineReasonDropped}, a.rec.WaitUserLeave(t, "bob"))
+	t.Logf("crash noticed after %v", time.Since(killed).Round(time.Millisecond))
+
+	requireRejoined(t, b.rec)
+	a.rec.WaitUserJoined(t, "bob")
+	id = a.room.SendUserMessage("bob", "again", reliableOrdered)
+	require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), a.rec.WaitResult(t, id))
+	require.Equal(t, "again", string(b.rec.NextMessage(t).Payload))
+}
+
+// TestClusterNATSOutage: with NATS gone, each node serves its own
+// members, says "degraded" in /healthz, and a send to a member on another
+// node is NoRelayPath; once NATS is back, the room goes on.
+func TestClusterNATSOutage(t *testing.T) {
+	c := parleytest.NewCluster(t, 2)
+	a := newPeer(t, c.Nodes[0], "room1", "alice")
+	a2 := newPeer(t, c.Nodes[0], "room1", "amy")
+	b := newPeer(t, c.Nodes[1], "room1", "bob")
+	joinAll(t, a, a2, b)
+
+	c.StopNATS()
+	require.Eventually(t, func() bool { return strings.HasPrefix(health(t, c.Nodes[0]), "degraded") }, waitTimeout, 20*time.Millisecond)
+	for _, mode := range []parley.MessageConfig{reliableOrdered, unreliableOrdered} {
+		id := a.room.SendUserMessage("bob", "cut off", mode)
+		require.Equal(t, userResult(id, parley.UserMessageSendResultNoRelayPath), a.rec.WaitResult(t, id))
+	}
+	id := a.room.SendUserMessage("amy", "local", reliableOrdered)
+	require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), a.rec.WaitResult(t, id))
+	require.Equal(t, "local", string(a2.rec.NextMessage(t).Payload))
+
+	c.StartNATS()
+	require.Eventually(t, func() bool { return health(t, c.Nodes[0]) == "ok\n" && health(t, c.Nodes[1]) == "ok\n" }, waitTimeout, 20*time.Millisecond)
+	id = a.room.SendUserMessage("bob", "back", reliableOrdered)
+	require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), a.rec.WaitResult(t, id))
+	require.Equal(t, "back", string(b.rec.NextMessage(t).Payload))
+	requireNone[parleytest.UserLeave](t, a.rec, "nobody left: the outage was NATS's, not a node's")
+}
+
+// health is the body of node's /healthz.
+func health(t *testing.T, node *parleytest.Server) string {
+	t.Helper()
+	u := strings.Replace(strings.TrimSuffix(node.URL, "/rtc"), "ws://", "http://", 1) + "/healthz"
+	resp, err := http.Get(u)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return string(b)
 }

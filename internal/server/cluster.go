@@ -92,8 +92,10 @@ type cluster struct {
 	// its ID goes on above what it said before.
 	ver atomic.Uint64
 
-	closed  chan struct{} // closed by nats.go's closed handler, its last callback
-	leaving atomic.Bool   // we close it: a disconnect is not news
+	quit    chan struct{}  // closed as the node leaves (drain or kill): background work ends
+	bg      sync.WaitGroup // background work: room syncs, re-announcements
+	closed  chan struct{}  // closed by nats.go's closed handler, its last callback
+	leaving atomic.Bool    // we close it: a disconnect is not news
 }
 
 // newCluster prepares the connection of node to urls; connect dials.
@@ -104,6 +106,7 @@ func newCluster(urls, node string, log *zap.Logger) *cluster {
 		log:    log.Named("nats"),
 		dialer: &natsDialer{d: net.Dialer{Timeout: natsDialTimeout}},
 		closed: make(chan struct{}),
+		quit:   make(chan struct{}),
 	}
 	c.ver.Store(uint64(time.Now().UnixNano()))
 	return c
@@ -173,6 +176,26 @@ func (c *cluster) connect() error {
 	return nil
 }
 
+// goBackground runs f on a goroutine of its own, which the node's leaving
+// waits for; f should end soon once quit is closed.
+func (c *cluster) goBackground(f func()) {
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		f()
+	}()
+}
+
+// stopBackground ends the background work and waits for it.
+func (c *cluster) stopBackground() {
+	select {
+	case <-c.quit:
+	default:
+		close(c.quit)
+	}
+	c.bg.Wait()
+}
+
 // nextVer is the version of the node's next room change.
 func (c *cluster) nextVer() uint64 { return c.ver.Add(1) }
 
@@ -206,6 +229,7 @@ func (c *cluster) drain(ctx context.Context) error {
 		return nil
 	}
 	c.leaving.Store(true)
+	c.stopBackground()
 	err := c.nc.Drain()
 	if errors.Is(err, nats.ErrConnectionReconnecting) || errors.Is(err, nats.ErrConnectionClosed) {
 		err = nil // nothing to drain: Drain has closed it
@@ -230,6 +254,7 @@ func (c *cluster) kill() {
 		return
 	}
 	c.leaving.Store(true)
+	c.stopBackground()
 	c.dialer.kill()
 	c.nc.Close()
 	c.waitClosed()
@@ -341,6 +366,9 @@ func (c *cluster) request(ctx context.Context, subject string, env *clusterpb.En
 // decode reads an Envelope from NATS; one that does not decode is counted
 // and dropped.
 func (c *cluster) decode(msg *nats.Msg) (*clusterpb.Envelope, error) {
+	if len(msg.Data) == 0 && msg.Header.Get("Status") != "" {
+		return nil, errNoResponders // NATS's answer to a request nobody took
+	}
 	env, err := decodeEnvelope(msg.Data)
 	if err != nil {
 		if c.bad != nil {

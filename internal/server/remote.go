@@ -50,12 +50,12 @@ type remoteRoom struct {
 	readyOnce sync.Once
 
 	// Guarded by r.mu.
-	vers    map[string]uint64   // by node: the version of its last change applied
-	syncing bool                // a sync runs: the room's events wait in held
+	vers    map[string]uint64     // by node: the version of its last change applied
+	syncing bool                  // a sync runs: the room's events wait in held
 	held    []*clusterpb.Envelope // events that came during a sync
-	proxies int                 // proxies in r.members
-	outs    map[outKey]*outbox  // the outboxes of remote senders of reliable messages to members here
-	gone    bool                // the room was released: no more syncs, no more events
+	proxies int                   // proxies in r.members
+	outs    map[outKey]*outbox    // the outboxes of remote senders of reliable messages to members here
+	gone    bool                  // the room was released: no more syncs, no more events
 }
 
 // outKey names a remote sender of reliable user messages: its node and
@@ -69,7 +69,7 @@ func newRemoteRoom(r *room, c *cluster) *remoteRoom {
 // open subscribes to the room's subject and syncs its roster, in the
 // background: the room's members activate once it is done (wait).
 func (x *remoteRoom) open() {
-	go func() {
+	x.c.goBackground(func() {
 		defer x.readyOnce.Do(func() { close(x.ready) })
 		sub, err := x.c.subscribe(roomSubject(x.r.key.app, x.r.id), x.onRoomMessage)
 		if err != nil {
@@ -85,7 +85,7 @@ func (x *remoteRoom) open() {
 			return
 		}
 		x.sync()
-	}()
+	})
 }
 
 // wait waits for the room's first roster (or syncTimeout).
@@ -93,6 +93,7 @@ func (x *remoteRoom) wait() {
 	select {
 	case <-x.ready:
 	case <-time.After(syncTimeout + time.Second):
+	case <-x.c.quit:
 	}
 }
 
@@ -120,6 +121,7 @@ func (x *remoteRoom) sync() {
 	r.mu.Unlock()
 	rosters := x.c.gather(r.key.app, &clusterpb.Envelope{Body: &clusterpb.Envelope_Sync{Sync: &clusterpb.RoomSync{Room: r.id}}})
 	r.mu.Lock()
+	r.srv.log.Debug("room synced", zap.String("room", r.id), zap.Int("nodes", len(rosters)), zap.Int("held", len(x.held)))
 	for node, env := range rosters {
 		ro := env.GetRoster()
 		if ro == nil {
@@ -507,8 +509,8 @@ func (r *room) announceLeaveLocked(m *member, reason int32) {
 // rosterLocked is r's local members, for a RoomRoster.
 func (r *room) rosterLocked() *clusterpb.RoomRoster {
 	ro := &clusterpb.RoomRoster{Room: r.id, Ver: r.remote.c.nextVer()}
-	for _, m := range r.members {
-		if m.node == "" && (m.state == stateActive || m.state == stateSuspended) {
+	for _, m := range r.roster.list { // in join order, as a member list is
+		if m.node == "" && m.leftVer.Load() == 0 && (m.state == stateActive || m.state == stateSuspended) {
 			ro.Members = append(ro.Members, &clusterpb.Member{UserId: m.userID, ExtraInfo: m.extraInfo, Joined: m.joined})
 		}
 	}
@@ -547,6 +549,8 @@ func (c *cluster) gather(app string, env *clusterpb.Envelope) map[string]*cluste
 			}
 		case <-t.C:
 			c.log.Info("room sync: not every node answered", zap.Int("want", want), zap.Int("got", len(out)))
+			return out
+		case <-c.quit:
 			return out
 		}
 	}
@@ -688,7 +692,7 @@ func (s *Server) natsBack() {
 		rooms = append(rooms, r)
 	}
 	s.mu.Unlock()
-	go func() {
+	s.cluster.goBackground(func() {
 		for _, r := range rooms {
 			if r.remote == nil {
 				continue
@@ -703,7 +707,7 @@ func (s *Server) natsBack() {
 			r.remote.sync()
 		}
 		s.loginsBack()
-	}()
+	})
 }
 
 // startCluster starts what a node of a cluster runs besides its NATS

@@ -504,7 +504,7 @@ func (s *Server) release(r *room) {
 		delete(s.rooms, r.key)
 		s.metrics.rooms.Dec()
 		if r.remote != nil {
-			go r.remote.close() // takes r.mu, which is never taken under s.mu
+			s.cluster.goBackground(r.remote.close) // takes r.mu, which is never taken under s.mu
 		}
 	}
 }
