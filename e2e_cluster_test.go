@@ -151,7 +151,7 @@ func TestClusterNodeDrain(t *testing.T) {
 	closed := make(chan struct{})
 	for i := range n {
 		if i == n/2 {
-			<-third // the drain starts mid-stream, with messages in flight
+			<-third                                                 // the drain starts mid-stream, with messages in flight
 			go func() { defer close(closed); c.Nodes[1].Close() }() // GoAway to bob, who moves to node 3
 		}
 		ids = append(ids, a.room.SendUserMessage("bob", payload(i), reliableOrdered))
