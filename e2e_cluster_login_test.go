@@ -110,11 +110,15 @@ func TestClusterOutsideReceiverNodeKilled(t *testing.T) {
 			c.Nodes[1].Kill()
 		}
 	}
-	for id, r := range a.sentBatch(t, ids) {
+	results := a.sentBatch(t, ids)
+	counts := map[parley.UserMessageSendResult]int{}
+	for id, r := range results {
+		counts[r]++
 		require.Contains(t, []parley.UserMessageSendResult{
 			parley.UserMessageSendResultSuccess, parley.UserMessageSendResultNoReceiver, parley.UserMessageSendResultNoRelayPath,
 		}, r, "message %d", id)
 	}
+	t.Logf("sent around the crash: %v", counts)
 
 	id = a.e.SendUserMessageOutsideRoom("bob", "after", parley.MessageConfigReliableOrdered)
 	r := a.sent(t, id)

@@ -149,7 +149,7 @@ func (l *clusterLogins) loggedIn(ss *session, k loginKey, in *retention) {
 		return
 	}
 	if old := l.held[ss]; old != nil && old.sub != nil {
-		_ = old.sub.Unsubscribe()
+		_ = old.sub.Drain()
 	}
 	sub, err := l.c.subscribe(userSubject(k.app, k.user), func(env *clusterpb.Envelope, msg *nats.Msg) { l.onUser(h, env, msg) })
 	if err != nil {
@@ -175,7 +175,10 @@ func (l *clusterLogins) loggedOut(ss *session, in *retention) {
 	delete(l.held, ss)
 	l.mu.Unlock()
 	if h.sub != nil {
-		_ = h.sub.Unsubscribe()
+		// Drained, not dropped: what is already on its way is answered
+		// (NoReceiver, Offline), so its senders need not wait for the
+		// timeout.
+		_ = h.sub.Drain()
 	}
 }
 

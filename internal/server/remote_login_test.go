@@ -307,3 +307,32 @@ func TestClusterOutsideTimeout(t *testing.T) {
 	require.Empty(t, s.clusterLogins.pending)
 	s.clusterLogins.mu.Unlock()
 }
+
+// TestClusterLoginsBack: logins made on two nodes of one user while NATS
+// is down are both served; once it is back, the earlier one is logged
+// out. A reliable message whose ack could not come meanwhile fails
+// NoRelayPath.
+func TestClusterLoginsBack(t *testing.T) {
+	ns := startNATS(t, -1)
+	port := portOf(ns)
+	n1 := startWith(t, Config{NATS: natsURL(port), NodeID: "n1"})
+	n2 := startWith(t, Config{NATS: natsURL(port), NodeID: "n2"})
+	a, b := loginAt(t, n1, "a"), loginAt(t, n2, "b")
+	a.outsideSend("b", 1)
+	b.received("a", 1) // not acknowledged before the outage
+
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	waitCluster(t, n1, false)
+	waitCluster(t, n2, false)
+	first := loginAt(t, n1, "u")
+	second := loginAt(t, n2, "u") // later: it stays
+	b.outsideAck("a", 1)          // lost: n2 cannot reach n1
+
+	startNATS(t, port)
+	first.loggedOutDuplicate()
+	a.requireResult(1, resultNoRelayPath)
+	require.Equal(t, int32(statusOnline), second.status("u"))
+	require.Equal(t, int32(statusOnline), a.status("u"))
+	require.Nil(t, n1.loggedIn(loginKey{testAppID, "u"}))
+}
