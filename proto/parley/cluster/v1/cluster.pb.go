@@ -1045,8 +1045,10 @@ func (x *Outside) GetMessage() []byte {
 }
 
 // OutsideReply answers an Outside: code is the result for an unreliable
-// message (0 Success, 3 NoReceiver); for a reliable one 0 means "handed to
-// the receiver", and Success comes later with an OutsideAck.
+// message (0 Success, 3 NoReceiver, 4 NoRelayPath: the login holds too many
+// unacknowledged messages); for a reliable one 0 means "handed to the
+// receiver", and Success comes later with an OutsideAck (or another result
+// with an OutsideResult).
 type OutsideReply struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Code          int32                  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
