@@ -134,15 +134,20 @@ func (ss *session) handleLogin(reqID uint64, l *pb.LoginRequest) {
 	}
 	ss.claimUserLocked(l.AppId, l.UserId)
 	ss.login, ss.app = l.UserId, l.AppId
-	ss.inbox.Store(&retention{user: l.UserId}) // before register makes the login visible
+	in := &retention{user: l.UserId}
+	ss.inbox.Store(in) // before register makes the login visible
 	ss.outbox.Store(ss.newOutbox())
 	ss.markAuthedLocked()
 	ss.mu.Unlock()
 	// The login becomes visible and its answer is queued in one step of
 	// the session's send order: a status query that sees it comes after
-	// the answer, and so does any message sent to the user.
+	// the answer, and so does any message sent to the user. In a cluster,
+	// the other nodes find it before the answer goes out too.
 	ss.sendMu.Lock()
 	old := ss.srv.register(loginKey{l.AppId, l.UserId}, ss)
+	if ss.srv.cluster != nil {
+		ss.srv.clusterLogins.loggedIn(ss, loginKey{l.AppId, l.UserId}, in)
+	}
 	ss.frameResultLocked(reqID, &pb.LoginResponse{Code: loginOK})
 	ss.sendMu.Unlock()
 	if old != nil {
@@ -179,6 +184,9 @@ func (ss *session) endLogin(k loginKey) {
 		}
 	}
 	ss.mu.Unlock()
+	if in != nil && ss.srv.cluster != nil {
+		ss.srv.clusterLogins.loggedOut(ss, in)
+	}
 	if out != nil {
 		out.close()
 	}
@@ -205,7 +213,12 @@ func (ss *session) handlePeerStatus(reqID uint64, p *pb.PeerStatusRequest) {
 	if ids.Check("user ID", echoed) != nil {
 		echoed = "" // nobody has it: the answer does not echo what it cannot be
 	}
-	if peer := ss.srv.loggedIn(loginKey{app, p.UserId}); user != "" && peer != nil {
+	peer := ss.srv.loggedIn(loginKey{app, p.UserId})
+	if user != "" && peer == nil && echoed != "" && ss.srv.cluster != nil {
+		ss.srv.clusterLogins.status(ss, reqID, app, p.UserId) // answers when the cluster has
+		return
+	}
+	if user != "" && peer != nil {
 		status = statusOnline
 		peer.mu.Lock()
 		if peer.link == nil {
@@ -236,6 +249,10 @@ func (ss *session) handleSend(m *pb.OutsideMessage) {
 		return
 	}
 	to := ss.srv.loggedIn(loginKey{app, m.To})
+	if to == nil && ss.srv.cluster != nil {
+		ss.srv.clusterLogins.send(ss, app, user, m, arrived) // logged in elsewhere, perhaps
+		return
+	}
 	if to == nil {
 		result(resultNoReceiver)
 		return

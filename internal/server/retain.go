@@ -203,6 +203,24 @@ func (o *outbox) acked(user string, to *retention, upTo int64) {
 func (o *outbox) fail(user string, id int64, to *retention, code int32) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.removeLocked(user, id, to) {
+		o.result(id, code)
+	}
+}
+
+// forget takes message id to user, delivered to receiver to, out of the
+// outbox without a result: it did not go after all, and the sender is
+// told otherwise (a node that could not hand it over says so in its
+// answer).
+func (o *outbox) forget(user string, id int64, to *retention) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.removeLocked(user, id, to)
+}
+
+// removeLocked takes message id to user, delivered to to, out of the
+// outbox and reports whether it was there.
+func (o *outbox) removeLocked(user string, id int64, to *retention) bool {
 	q := o.q[user]
 	for i, e := range q {
 		if e.id == id && e.to == to {
@@ -216,10 +234,10 @@ func (o *outbox) fail(user string, id int64, to *retention, code int32) {
 			} else {
 				o.q[user] = q
 			}
-			o.result(id, code)
-			return
+			return true
 		}
 	}
+	return false
 }
 
 // close forgets everything: the sender is gone.
@@ -242,6 +260,21 @@ func (r *retention) settleOne(sender string, id int64) {
 	}
 }
 
+// take forgets message id of sender, sent from outbox from (any outbox if
+// from is nil), and returns it.
+func (r *retention) take(sender string, from *outbox, id int64) (retained, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, e := range r.q {
+		if e.sender == sender && e.id == id && (from == nil || e.from == from) {
+			r.size -= e.cost
+			r.q = append(r.q[:i], r.q[i+1:]...)
+			return e, true
+		}
+	}
+	return retained{}, false
+}
+
 // retarget notes that message id to user, delivered to receiver from,
 // now waits for receiver to's ack instead (a member that moved between
 // nodes took it over).
@@ -254,4 +287,11 @@ func (o *outbox) retarget(user string, id int64, from, to *retention) {
 			return
 		}
 	}
+}
+
+// empty reports whether the retention holds nothing.
+func (r *retention) empty() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.q) == 0
 }

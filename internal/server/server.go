@@ -45,7 +45,8 @@ type Server struct {
 	refusals chan struct{}  // one token per refusal being answered (refuseConn)
 	refusing sync.WaitGroup // the refusals being answered
 
-	cluster *cluster // the NATS connection of a node of a cluster; nil on a single node
+	cluster       *cluster       // the NATS connection of a node of a cluster; nil on a single node
+	clusterLogins *clusterLogins // logins across nodes (remote_login.go); nil on a single node
 
 	mu       sync.Mutex
 	rooms    map[roomKey]*room
@@ -115,6 +116,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.NATS != "" {
 		s.cluster = newCluster(cfg.NATS, cfg.NodeID, s.log)
+		s.clusterLogins = newClusterLogins(s)
 		s.metrics.watchNATS(s.cluster)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())

@@ -5,7 +5,11 @@
 //   parley.<app>.room.<room>  RoomJoin, RoomLeave, Delivery (broadcasts)
 //   parley.<app>.sync         RoomSync, answered with RoomRoster
 //   parley.<app>.node.<node>  Delivery (user messages), DeliveryAck,
-//                             OutsideAck, and the answers to requests
+//                             and the answers to requests
+//   parley.<app>.node.<node>.out.*
+//                             OutsideReply (.out.<request>), OutsideAck and
+//                             OutsideResult (.out.ack): one subscription, so
+//                             a node's ack never overtakes its reply
 //   parley.<app>.user.<user>  LoginClaim, Outside (a request, answered with
 //                             OutsideReply), StatusQuery (answered with
 //                             StatusReply)
@@ -59,6 +63,7 @@ type Envelope struct {
 	//	*Envelope_OutsideAck
 	//	*Envelope_StatusQuery
 	//	*Envelope_StatusReply
+	//	*Envelope_OutsideResult
 	Body          isEnvelope_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -234,6 +239,15 @@ func (x *Envelope) GetStatusReply() *StatusReply {
 	return nil
 }
 
+func (x *Envelope) GetOutsideResult() *OutsideResult {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_OutsideResult); ok {
+			return x.OutsideResult
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Body interface {
 	isEnvelope_Body()
 }
@@ -294,6 +308,10 @@ type Envelope_StatusReply struct {
 	StatusReply *StatusReply `protobuf:"bytes,23,opt,name=status_reply,json=statusReply,proto3,oneof"`
 }
 
+type Envelope_OutsideResult struct {
+	OutsideResult *OutsideResult `protobuf:"bytes,24,opt,name=outside_result,json=outsideResult,proto3,oneof"`
+}
+
 func (*Envelope_Heartbeat) isEnvelope_Body() {}
 
 func (*Envelope_Bye) isEnvelope_Body() {}
@@ -321,6 +339,8 @@ func (*Envelope_OutsideAck) isEnvelope_Body() {}
 func (*Envelope_StatusQuery) isEnvelope_Body() {}
 
 func (*Envelope_StatusReply) isEnvelope_Body() {}
+
+func (*Envelope_OutsideResult) isEnvelope_Body() {}
 
 // Heartbeat says the node is alive; it goes every interval_ms. A node not
 // heard from for three intervals is dead to the others.
@@ -1025,8 +1045,10 @@ func (x *Outside) GetMessage() []byte {
 }
 
 // OutsideReply answers an Outside: code is the result for an unreliable
-// message (0 Success, 3 NoReceiver); for a reliable one 0 means "handed to
-// the receiver", and Success comes later with an OutsideAck.
+// message (0 Success, 3 NoReceiver, 4 NoRelayPath: the login holds too many
+// unacknowledged messages); for a reliable one 0 means "handed to the
+// receiver", and Success comes later with an OutsideAck (or another result
+// with an OutsideResult).
 type OutsideReply struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Code          int32                  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
@@ -1133,6 +1155,78 @@ func (x *OutsideAck) GetUpTo() int64 {
 	return 0
 }
 
+// OutsideResult is the result of a reliable outside-room message that was
+// handed to the receiver (OutsideReply code 0) but will never be
+// acknowledged: its login ended first (3 NoReceiver), or an ack of the same
+// user from another login covered it.
+type OutsideResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sender        string                 `protobuf:"bytes,1,opt,name=sender,proto3" json:"sender,omitempty"`
+	Receiver      string                 `protobuf:"bytes,2,opt,name=receiver,proto3" json:"receiver,omitempty"`
+	MsgId         int64                  `protobuf:"varint,3,opt,name=msg_id,json=msgId,proto3" json:"msg_id,omitempty"`
+	Code          int32                  `protobuf:"varint,4,opt,name=code,proto3" json:"code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OutsideResult) Reset() {
+	*x = OutsideResult{}
+	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OutsideResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OutsideResult) ProtoMessage() {}
+
+func (x *OutsideResult) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OutsideResult.ProtoReflect.Descriptor instead.
+func (*OutsideResult) Descriptor() ([]byte, []int) {
+	return file_parley_cluster_v1_cluster_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *OutsideResult) GetSender() string {
+	if x != nil {
+		return x.Sender
+	}
+	return ""
+}
+
+func (x *OutsideResult) GetReceiver() string {
+	if x != nil {
+		return x.Receiver
+	}
+	return ""
+}
+
+func (x *OutsideResult) GetMsgId() int64 {
+	if x != nil {
+		return x.MsgId
+	}
+	return 0
+}
+
+func (x *OutsideResult) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
 // StatusQuery asks for a user's online status; the node holding its login
 // answers with StatusReply. No answer at all means offline.
 type StatusQuery struct {
@@ -1144,7 +1238,7 @@ type StatusQuery struct {
 
 func (x *StatusQuery) Reset() {
 	*x = StatusQuery{}
-	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[14]
+	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1156,7 +1250,7 @@ func (x *StatusQuery) String() string {
 func (*StatusQuery) ProtoMessage() {}
 
 func (x *StatusQuery) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[14]
+	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1169,7 +1263,7 @@ func (x *StatusQuery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusQuery.ProtoReflect.Descriptor instead.
 func (*StatusQuery) Descriptor() ([]byte, []int) {
-	return file_parley_cluster_v1_cluster_proto_rawDescGZIP(), []int{14}
+	return file_parley_cluster_v1_cluster_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StatusQuery) GetUserId() string {
@@ -1190,7 +1284,7 @@ type StatusReply struct {
 
 func (x *StatusReply) Reset() {
 	*x = StatusReply{}
-	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[15]
+	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1202,7 +1296,7 @@ func (x *StatusReply) String() string {
 func (*StatusReply) ProtoMessage() {}
 
 func (x *StatusReply) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[15]
+	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1215,7 +1309,7 @@ func (x *StatusReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusReply.ProtoReflect.Descriptor instead.
 func (*StatusReply) Descriptor() ([]byte, []int) {
-	return file_parley_cluster_v1_cluster_proto_rawDescGZIP(), []int{15}
+	return file_parley_cluster_v1_cluster_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *StatusReply) GetStatus() int32 {
@@ -1229,7 +1323,7 @@ var File_parley_cluster_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_parley_cluster_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x1fparley/cluster/v1/cluster.proto\x12\x11parley.cluster.v1\"\xe2\x06\n" +
+	"\x1fparley/cluster/v1/cluster.proto\x12\x11parley.cluster.v1\"\xad\a\n" +
 	"\bEnvelope\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12<\n" +
 	"\theartbeat\x18\n" +
@@ -1248,7 +1342,8 @@ const file_parley_cluster_v1_cluster_proto_rawDesc = "" +
 	"\voutside_ack\x18\x15 \x01(\v2\x1d.parley.cluster.v1.OutsideAckH\x00R\n" +
 	"outsideAck\x12C\n" +
 	"\fstatus_query\x18\x16 \x01(\v2\x1e.parley.cluster.v1.StatusQueryH\x00R\vstatusQuery\x12C\n" +
-	"\fstatus_reply\x18\x17 \x01(\v2\x1e.parley.cluster.v1.StatusReplyH\x00R\vstatusReplyB\x06\n" +
+	"\fstatus_reply\x18\x17 \x01(\v2\x1e.parley.cluster.v1.StatusReplyH\x00R\vstatusReply\x12I\n" +
+	"\x0eoutside_result\x18\x18 \x01(\v2 .parley.cluster.v1.OutsideResultH\x00R\routsideResultB\x06\n" +
 	"\x04body\"F\n" +
 	"\tHeartbeat\x12\x1f\n" +
 	"\vinterval_ms\x18\x01 \x01(\rR\n" +
@@ -1304,7 +1399,12 @@ const file_parley_cluster_v1_cluster_proto_rawDesc = "" +
 	"OutsideAck\x12\x16\n" +
 	"\x06sender\x18\x01 \x01(\tR\x06sender\x12\x1a\n" +
 	"\breceiver\x18\x02 \x01(\tR\breceiver\x12\x13\n" +
-	"\x05up_to\x18\x03 \x01(\x03R\x04upTo\"&\n" +
+	"\x05up_to\x18\x03 \x01(\x03R\x04upTo\"n\n" +
+	"\rOutsideResult\x12\x16\n" +
+	"\x06sender\x18\x01 \x01(\tR\x06sender\x12\x1a\n" +
+	"\breceiver\x18\x02 \x01(\tR\breceiver\x12\x15\n" +
+	"\x06msg_id\x18\x03 \x01(\x03R\x05msgId\x12\x12\n" +
+	"\x04code\x18\x04 \x01(\x05R\x04code\"&\n" +
 	"\vStatusQuery\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\"%\n" +
 	"\vStatusReply\x12\x16\n" +
@@ -1322,24 +1422,25 @@ func file_parley_cluster_v1_cluster_proto_rawDescGZIP() []byte {
 	return file_parley_cluster_v1_cluster_proto_rawDescData
 }
 
-var file_parley_cluster_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_parley_cluster_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_parley_cluster_v1_cluster_proto_goTypes = []any{
-	(*Envelope)(nil),     // 0: parley.cluster.v1.Envelope
-	(*Heartbeat)(nil),    // 1: parley.cluster.v1.Heartbeat
-	(*Bye)(nil),          // 2: parley.cluster.v1.Bye
-	(*Member)(nil),       // 3: parley.cluster.v1.Member
-	(*RoomJoin)(nil),     // 4: parley.cluster.v1.RoomJoin
-	(*RoomLeave)(nil),    // 5: parley.cluster.v1.RoomLeave
-	(*RoomSync)(nil),     // 6: parley.cluster.v1.RoomSync
-	(*RoomRoster)(nil),   // 7: parley.cluster.v1.RoomRoster
-	(*Delivery)(nil),     // 8: parley.cluster.v1.Delivery
-	(*DeliveryAck)(nil),  // 9: parley.cluster.v1.DeliveryAck
-	(*LoginClaim)(nil),   // 10: parley.cluster.v1.LoginClaim
-	(*Outside)(nil),      // 11: parley.cluster.v1.Outside
-	(*OutsideReply)(nil), // 12: parley.cluster.v1.OutsideReply
-	(*OutsideAck)(nil),   // 13: parley.cluster.v1.OutsideAck
-	(*StatusQuery)(nil),  // 14: parley.cluster.v1.StatusQuery
-	(*StatusReply)(nil),  // 15: parley.cluster.v1.StatusReply
+	(*Envelope)(nil),      // 0: parley.cluster.v1.Envelope
+	(*Heartbeat)(nil),     // 1: parley.cluster.v1.Heartbeat
+	(*Bye)(nil),           // 2: parley.cluster.v1.Bye
+	(*Member)(nil),        // 3: parley.cluster.v1.Member
+	(*RoomJoin)(nil),      // 4: parley.cluster.v1.RoomJoin
+	(*RoomLeave)(nil),     // 5: parley.cluster.v1.RoomLeave
+	(*RoomSync)(nil),      // 6: parley.cluster.v1.RoomSync
+	(*RoomRoster)(nil),    // 7: parley.cluster.v1.RoomRoster
+	(*Delivery)(nil),      // 8: parley.cluster.v1.Delivery
+	(*DeliveryAck)(nil),   // 9: parley.cluster.v1.DeliveryAck
+	(*LoginClaim)(nil),    // 10: parley.cluster.v1.LoginClaim
+	(*Outside)(nil),       // 11: parley.cluster.v1.Outside
+	(*OutsideReply)(nil),  // 12: parley.cluster.v1.OutsideReply
+	(*OutsideAck)(nil),    // 13: parley.cluster.v1.OutsideAck
+	(*OutsideResult)(nil), // 14: parley.cluster.v1.OutsideResult
+	(*StatusQuery)(nil),   // 15: parley.cluster.v1.StatusQuery
+	(*StatusReply)(nil),   // 16: parley.cluster.v1.StatusReply
 }
 var file_parley_cluster_v1_cluster_proto_depIdxs = []int32{
 	1,  // 0: parley.cluster.v1.Envelope.heartbeat:type_name -> parley.cluster.v1.Heartbeat
@@ -1354,15 +1455,16 @@ var file_parley_cluster_v1_cluster_proto_depIdxs = []int32{
 	11, // 9: parley.cluster.v1.Envelope.outside:type_name -> parley.cluster.v1.Outside
 	12, // 10: parley.cluster.v1.Envelope.outside_reply:type_name -> parley.cluster.v1.OutsideReply
 	13, // 11: parley.cluster.v1.Envelope.outside_ack:type_name -> parley.cluster.v1.OutsideAck
-	14, // 12: parley.cluster.v1.Envelope.status_query:type_name -> parley.cluster.v1.StatusQuery
-	15, // 13: parley.cluster.v1.Envelope.status_reply:type_name -> parley.cluster.v1.StatusReply
-	3,  // 14: parley.cluster.v1.RoomJoin.member:type_name -> parley.cluster.v1.Member
-	3,  // 15: parley.cluster.v1.RoomRoster.members:type_name -> parley.cluster.v1.Member
-	16, // [16:16] is the sub-list for method output_type
-	16, // [16:16] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	15, // 12: parley.cluster.v1.Envelope.status_query:type_name -> parley.cluster.v1.StatusQuery
+	16, // 13: parley.cluster.v1.Envelope.status_reply:type_name -> parley.cluster.v1.StatusReply
+	14, // 14: parley.cluster.v1.Envelope.outside_result:type_name -> parley.cluster.v1.OutsideResult
+	3,  // 15: parley.cluster.v1.RoomJoin.member:type_name -> parley.cluster.v1.Member
+	3,  // 16: parley.cluster.v1.RoomRoster.members:type_name -> parley.cluster.v1.Member
+	17, // [17:17] is the sub-list for method output_type
+	17, // [17:17] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_parley_cluster_v1_cluster_proto_init() }
@@ -1385,6 +1487,7 @@ func file_parley_cluster_v1_cluster_proto_init() {
 		(*Envelope_OutsideAck)(nil),
 		(*Envelope_StatusQuery)(nil),
 		(*Envelope_StatusReply)(nil),
+		(*Envelope_OutsideResult)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1392,7 +1495,7 @@ func file_parley_cluster_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_parley_cluster_v1_cluster_proto_rawDesc), len(file_parley_cluster_v1_cluster_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
