@@ -226,12 +226,12 @@ type event struct {
 		UserID    string `json:"userId"`
 		ExtraInfo string `json:"extraInfo"`
 	} `json:"userInfo"`
-	Reason    int    `json:"reason"`
-	State     int    `json:"state"`
-	ErrorCode any    `json:"errorCode"`
-	Status    int    `json:"status"`
-	MsgID     int64  `json:"msgid"`
-	Error     int    `json:"error"`
+	Reason    int   `json:"reason"`
+	State     int   `json:"state"`
+	ErrorCode any   `json:"errorCode"`
+	Status    int   `json:"status"`
+	MsgID     int64 `json:"msgid"`
+	Error     int   `json:"error"`
 }
 
 // payload is a message event's bytes: the text, or the decoded binary.
