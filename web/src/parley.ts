@@ -135,7 +135,16 @@ export class Engine {
       },
       () => !this.destroyed && (this.room !== null || this.login_ !== null),
     );
+    // A page that goes away ends its session at once (close 1000): the
+    // others see it leave now, not at the end of the grace period.
+    globalThis.addEventListener?.("pagehide", this.onPageHide);
   }
+
+  private readonly onPageHide = (): void => {
+    this.destroyed = true;
+    this.transport?.close();
+    this.signal.close();
+  };
 
   // ---- events
 
@@ -835,6 +844,7 @@ export class Engine {
     this.transport?.close();
     this.transport = null;
     this.signal.close();
+    globalThis.removeEventListener?.("pagehide", this.onPageHide);
     this.setState(ConnectionState.DISCONNECTED);
   }
 
