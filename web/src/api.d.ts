@@ -95,7 +95,7 @@ export interface EventPayloads {
   onConnectionStateChanged: { state: ConnectionState };
   onTokenWillExpire: Record<string, never>;
   /** A room error: DUPLICATE_LOGIN (-1004), KICKED_OUT (-1006), TOKEN_EXPIRED (-1009), … */
-  onError: { errorCode: string; result: number; reason: string };
+  onError: { errorCode: string; result: number; errorMessage: string };
 }
 
 export declare class Engine {

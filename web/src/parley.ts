@@ -670,7 +670,7 @@ export class Engine {
           this.failRoomSends(2);
         }
         this.notifyLeave(room, UserOfflineReason.DROPPED);
-        this.emit("onError", { errorCode: roomCodeName(v.code), result: v.code, reason: v.reason });
+        this.emit("onError", { errorCode: roomCodeName(v.code), result: v.code, errorMessage: v.reason });
         return;
       }
       case "tokenWillExpire":
