@@ -130,15 +130,24 @@ const helperJS = `(async () => {
   return true;
 })()`
 
-// newPage opens a tab at base + "/sdk/" (base "" is the server itself),
-// grants the origin the microphone and camera so that Chromium offers
-// real host candidates, and installs the helper.
+// newPage opens a tab at base + "/sdk/" (base "" is the server itself)
+// and installs the helper.
 func (h *harness) newPage(base string) *page {
-	t := h.t
-	t.Helper()
+	h.t.Helper()
 	if base == "" {
 		base = h.origin
 	}
+	p := h.blankPage(base)
+	p.do(chromedp.Navigate(base + "/sdk/"))
+	require.True(h.t, evalT[bool](p, helperJS))
+	return p
+}
+
+// blankPage opens a tab and grants origin the microphone and camera, so
+// that Chromium offers real host candidates to its pages.
+func (h *harness) blankPage(origin string) *page {
+	t := h.t
+	t.Helper()
 	ctx, cancel := chromedp.NewContext(h.browser)
 	t.Cleanup(cancel)
 	// The tab lives as long as the context of its first call: no timeout.
@@ -147,14 +156,11 @@ func (h *harness) newPage(base string) *page {
 		_, err := chromedp.CallBrowser(ctx, browser.SetPermission, browser.SetPermissionParams{
 			Permission: &browser.PermissionDescriptor{Name: name},
 			Setting:    browser.PermissionSettingGranted,
-			Origin:     base,
+			Origin:     origin,
 		})
 		require.NoError(t, err, "grant %s", name)
 	}
-	p := &page{t: t, ctx: ctx, origin: base}
-	p.do(chromedp.Navigate(base + "/sdk/"))
-	require.True(t, evalT[bool](p, helperJS))
-	return p
+	return &page{t: t, ctx: ctx, origin: origin}
 }
 
 // in is the page for a subtest: its failures go to t.

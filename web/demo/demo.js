@@ -116,7 +116,9 @@ async function enter(ev) {
     $("chat").hidden = false;
     $("roomName").textContent = room;
     addMember(me, "you");
-    document.body.dataset.joinedMs = String(Math.round(performance.now() - started));
+    // For the test suite's figures: from the page's navigation, and from Enter.
+    document.body.dataset.joinedAt = String(performance.now());
+    document.body.dataset.joinedMs = String(performance.now() - started);
     system(`you are in ${room}`);
     $("text").focus();
   } catch (e) {
@@ -165,3 +167,10 @@ drop.addEventListener("drop", (e) => {
   drop.classList.remove("drop");
   for (const f of e.dataTransfer.files) if (engine) sendFile(f);
 });
+
+// ?room=…&user=… fill the form; &join enters at once (the test suite's
+// page-load-to-joined figure uses it).
+const q = new URLSearchParams(location.search);
+if (q.get("room")) $("room").value = q.get("room");
+if (q.get("user")) $("user").value = q.get("user");
+if (q.has("join")) $("enter").requestSubmit();
