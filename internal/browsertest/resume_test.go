@@ -184,3 +184,38 @@ func TestWebSocketDropResumesWithoutLoss(t *testing.T) {
 	p.mustCall("sendUserMessage('gopher', 'still in the room')")
 	require.Equal(t, "still in the room", string(g.message(t).Payload))
 }
+
+func TestTransportFailureRejoinsWithoutLoss(t *testing.T) {
+	_, p, g := inRoom(t)
+	g.rec.WaitUserJoined(t, "web")
+	const n = 20
+	// The page's PeerConnection dies; both sides keep sending reliable
+	// messages while the page builds a new one and rejoins.
+	evalT[bool](p, fmt.Sprintf(`(h.engine.dropTransportForTesting(), window.sent = Array.from({length: %d}, (_, i) =>
+		h.settle(h.engine.sendUserMessage('gopher', 'during ' + i))), true)`, n))
+	var ids []int64
+	for i := range n {
+		ids = append(ids, g.room.SendUserMessage("web", fmt.Sprintf("to web %d", i), parley.MessageConfigReliableOrdered))
+	}
+	for i := range n {
+		require.Equal(t, fmt.Sprintf("to web %d", i), p.next("onUserMessageReceived").Message, "in order, once")
+		require.Equal(t, fmt.Sprintf("during %d", i), string(g.message(t).Payload))
+	}
+	for i, o := range evalT[[]outcome](p, "Promise.all(window.sent)") {
+		require.True(t, o.OK, "page's send %d: %s", i, o.Code)
+	}
+	for id, r := range g.rec.WaitResults(t, ids...) {
+		require.Equal(t, 0, r.Code, "Go send %d", id)
+	}
+	// Nothing twice, and nobody saw the page leave or come back.
+	p.mustCall("sendUserMessage('gopher', 'after')")
+	require.Equal(t, "after", string(g.message(t).Payload))
+	g.room.SendUserMessage("web", "after", parley.MessageConfigReliableOrdered)
+	require.Equal(t, "after", p.next("onUserMessageReceived").Message)
+	require.Equal(t, 0, evalT[int](p, "h.pending('onUserMessageReceived') + h.pending('onUserLeave') + h.pending('onUserJoined')"))
+	require.Empty(t, g.rec.TakeAll(func(e parleytest.Event) bool {
+		_, left := e.(parleytest.UserLeave)
+		_, joined := e.(parleytest.UserJoined)
+		return left || joined || isMessage(e)
+	}))
+}

@@ -130,6 +130,8 @@ export declare class Engine {
   destroy(): Promise<void>;
   /** Cuts the signaling WebSocket as a network drop would; the engine resumes the session. */
   dropConnectionForTesting(): void;
+  /** Closes the PeerConnection as a failure would; the engine builds a new one and rejoins its room. */
+  dropTransportForTesting(): void;
 }
 
 /** Creates an engine; it connects on its first joinRoom or login. */

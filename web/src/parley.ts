@@ -856,6 +856,17 @@ export class Engine {
   dropConnectionForTesting(): void {
     this.signal.drop();
   }
+
+  /**
+   * Test hook: closes the PeerConnection as a failure would; the engine
+   * builds a new one and rejoins its room on it.
+   */
+  dropTransportForTesting(): void {
+    const t = this.transport;
+    if (!t) return;
+    t.close();
+    this.onTransportFailed(t);
+  }
 }
 
 /** Creates an engine for an app; it connects on its first joinRoom or login. */
