@@ -153,6 +153,11 @@ func TestSendResults(t *testing.T) {
 	require.Equal(t, parley.UserOfflineReasonQuit, g.rec.WaitUserLeave(t, "web").Reason)
 	o = p.call("sendUserMessage('gopher', 'x')")
 	require.Equal(t, "USER_MESSAGE_NOT_JOIN", o.Code)
+	// The same engine joins again, on its open PeerConnection, and talks.
+	p.join(h.srv, "room1", "web")
+	g.rec.WaitUserJoined(t, "web")
+	p.mustCall("sendUserMessage('gopher', 'back again')")
+	require.Equal(t, "back again", string(g.message(t).Payload))
 }
 
 func TestPresenceBothWays(t *testing.T) {
