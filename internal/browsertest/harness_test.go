@@ -124,6 +124,17 @@ const helperJS = `(async () => {
       return new Promise((r) => (this.waiters[ev] ||= []).push(r));
     },
     pending(ev) { return (this.queues[ev] || []).length; },
+    // next, or null after ms: the wait is withdrawn, so it takes no later event.
+    within(ev, ms) {
+      const q = this.queues[ev];
+      if (q && q.length) return Promise.resolve(q.shift());
+      return new Promise((r) => {
+        const ws = (this.waiters[ev] ||= []);
+        const w = (p) => { clearTimeout(timer); r(p); };
+        const timer = setTimeout(() => { ws.splice(ws.indexOf(w), 1); r(null); }, ms);
+        ws.push(w);
+      });
+    },
     // A call's outcome as data: {ok, value} or {ok: false, code, result}.
     settle(p) { return p.then((value) => ({ ok: true, value: value === undefined ? null : value }), (e) => ({ ok: false, code: e.code ?? String(e), result: e.result ?? 0 })); },
   };
