@@ -86,8 +86,10 @@ type Config struct {
 
 	// AllowedOrigins are the web origins whose browsers may connect; "*"
 	// allows any. A request with no Origin header (a program, not a
-	// browser) always may. Default: none, so cross-site pages cannot open
-	// connections in their visitors' names.
+	// browser) always may, and so may a page this server served itself
+	// (its Origin names the host the request went to: /demo/, or your
+	// page behind the same host). Default: none, so cross-site pages
+	// cannot open connections in their visitors' names.
 	AllowedOrigins []string
 	// MaxConnsPerAddress caps the TCP connections open from one remote IP
 	// address to Listen, counted from their accept, whatever their request

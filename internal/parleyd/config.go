@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/parleyhq/parley/internal/devapp"
 	"github.com/parleyhq/parley/server"
 )
 
@@ -28,8 +29,8 @@ const (
 // configured, and only on a loopback address; `parleyd token` defaults to
 // them so that its tokens work against that server.
 const (
-	DevAppID  = "parleydevparleydevparley" // 24 characters, as tokens need
-	DevAppKey = "parley-dev-key-not-secret"
+	DevAppID  = devapp.ID
+	DevAppKey = devapp.Key
 )
 
 // Config is the configuration of `parleyd serve`: the YAML file's keys,

@@ -186,11 +186,12 @@ func (a *admission) release(ip string, unauth bool) {
 }
 
 // checkOrigin applies the origin policy: a request without an Origin
-// header (a program, not a browser) passes; a browser's must be one of
-// Config.AllowedOrigins ("*" allows any).
+// header (a program, not a browser) passes, and so does a page this
+// server served (sameOrigin, web.go); another browser page's origin must
+// be one of Config.AllowedOrigins ("*" allows any).
 func (s *Server) checkOrigin(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
-	if origin == "" {
+	if origin == "" || sameOrigin(r) {
 		return true
 	}
 	for _, o := range s.cfg.AllowedOrigins {

@@ -199,6 +199,7 @@ func (s *Server) Start() error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/rtc", s.serveRTC)
 	mux.HandleFunc("/healthz", s.serveHealth)
+	s.registerWeb(mux) // web.go
 	if s.metricsLn == nil {
 		mux.Handle("/metrics", metricsHandler)
 	}
