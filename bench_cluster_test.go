@@ -24,8 +24,8 @@ import (
 func BenchmarkClusterRoundTrip(b *testing.B) {
 	payload := make([]byte, 64)
 	h := newClusterBench(b)
-	h.handlers[1].echo = h.rooms[1]
-	h.handlers[2].echo = h.rooms[2]
+	h.echo(1)
+	h.echo(2)
 
 	var same, cross []time.Duration
 	for b.Loop() {

@@ -32,7 +32,7 @@ import (
 func BenchmarkRoundTrip(b *testing.B) {
 	payload := make([]byte, 64)
 	h := newBenchHarness(b, 2)
-	h.handlers[1].echo = h.rooms[1]
+	h.echo(1)
 	raw := newRawPair(b)
 	raw.echo()
 
@@ -192,7 +192,7 @@ func newBenchHarnessOn(b *testing.B, nodes []*parleytest.Server) *benchHarness {
 
 // roundTrip times one reliable user message from member from to member
 // to, which echoes it, until the echo is in from's callback. Member to
-// must echo (handlers[to].echo set to its room).
+// must echo (h.echo(to)).
 func (h *benchHarness) roundTrip(b *testing.B, from, to int, payload []byte) time.Duration {
 	start := time.Now()
 	h.rooms[from].SendUserBinaryMessage(fmt.Sprintf("u%d", to), payload, parley.MessageConfigReliableOrdered)
@@ -211,12 +211,16 @@ func (h *benchHarness) oneWay(b *testing.B, from, to int, payload []byte, batch 
 	return time.Since(start)
 }
 
+// echo makes member i send back the user messages it receives instead of
+// counting them.
+func (h *benchHarness) echo(i int) { h.handlers[i].echo.Store(h.rooms[i]) }
+
 type benchHandler struct {
 	parley.NopRoomEventHandler
 	joined  chan int
 	members chan struct{}
 	got     chan struct{}
-	echo    *parley.Room
+	echo    atomic.Pointer[parley.Room] // set after the join: read on the dispatcher's goroutine
 }
 
 func (h *benchHandler) OnRoomStateChanged(_, _ string, state int, _ parley.RoomStateInfo) {
@@ -224,8 +228,8 @@ func (h *benchHandler) OnRoomStateChanged(_, _ string, state int, _ parley.RoomS
 }
 func (h *benchHandler) OnUserJoined(parley.UserInfo) { h.members <- struct{}{} }
 func (h *benchHandler) OnUserBinaryMessageReceived(from string, m []byte) {
-	if h.echo != nil {
-		h.echo.SendUserBinaryMessage(from, m, parley.MessageConfigReliableOrdered)
+	if echo := h.echo.Load(); echo != nil {
+		echo.SendUserBinaryMessage(from, m, parley.MessageConfigReliableOrdered)
 		return
 	}
 	h.got <- struct{}{}
