@@ -32,19 +32,15 @@ import (
 func BenchmarkRoundTrip(b *testing.B) {
 	payload := make([]byte, 64)
 	h := newBenchHarness(b, 2)
-	a, peer := h.rooms[0], h.rooms[1]
-	h.handlers[1].echo = peer
+	h.echo(1)
 	raw := newRawPair(b)
 	raw.echo()
 
 	var ours, theirs []time.Duration
 	for b.Loop() {
-		start := time.Now()
-		a.SendUserBinaryMessage("u1", payload, parley.MessageConfigReliableOrdered)
-		h.handlers[0].waitN(b, 1)
-		ours = append(ours, time.Since(start))
+		ours = append(ours, h.roundTrip(b, 0, 1, payload))
 
-		start = time.Now()
+		start := time.Now()
 		raw.send(b, payload)
 		raw.waitN(b, 1)
 		theirs = append(theirs, time.Since(start))
@@ -65,20 +61,14 @@ func BenchmarkThroughput(b *testing.B) {
 	const size, batch = 1 << 10, 500
 	payload := make([]byte, size)
 	h := newBenchHarness(b, 2)
-	a := h.rooms[0]
 	raw := newRawPair(b)
 
 	var ours, theirs time.Duration
 	var n int
 	for b.Loop() {
-		start := time.Now()
-		for range batch {
-			a.SendUserBinaryMessage("u1", payload, parley.MessageConfigReliableOrdered)
-		}
-		h.handlers[1].waitN(b, batch)
-		ours += time.Since(start)
+		ours += h.oneWay(b, 0, 1, payload, batch)
 
-		start = time.Now()
+		start := time.Now()
 		for range batch {
 			raw.send(b, payload)
 		}
@@ -142,17 +132,26 @@ func BenchmarkBroadcast(b *testing.B) {
 	b.ReportMetric(deliveries/rawDeliveries, "x-pion-fanout")
 }
 
-// benchHarness is a server and n joined Engines, users u0..u(n-1), in one room.
+// benchHarness is n joined Engines, users u0..u(n-1), in one room.
 type benchHarness struct {
 	rooms    []*parley.Room
 	handlers []*benchHandler
 }
 
+// newBenchHarness is a server and n members of one room on it.
 func newBenchHarness(b *testing.B, n int) *benchHarness {
 	b.Helper()
-	srv := parleytest.NewServer(b)
+	return newBenchHarnessOn(b, slices.Repeat([]*parleytest.Server{parleytest.NewServer(b)}, n))
+}
+
+// newBenchHarnessOn joins member i (user ui) to one room through nodes[i],
+// in order: the nodes of one cluster, or one server repeated. It returns
+// once every member has seen every other join.
+func newBenchHarnessOn(b *testing.B, nodes []*parleytest.Server) *benchHarness {
+	b.Helper()
+	n := len(nodes)
 	h := &benchHarness{}
-	for i := range n {
+	for i, srv := range nodes {
 		user := fmt.Sprintf("u%d", i)
 		e, err := parley.NewEngine(parley.EngineConfig{AppID: srv.AppID, ServerURL: srv.URL}, nil, parley.WithLoopbackOnly())
 		if err != nil {
@@ -191,12 +190,37 @@ func newBenchHarness(b *testing.B, n int) *benchHarness {
 	return h
 }
 
+// roundTrip times one reliable user message from member from to member
+// to, which echoes it, until the echo is in from's callback. Member to
+// must echo (h.echo(to)).
+func (h *benchHarness) roundTrip(b *testing.B, from, to int, payload []byte) time.Duration {
+	start := time.Now()
+	h.rooms[from].SendUserBinaryMessage(fmt.Sprintf("u%d", to), payload, parley.MessageConfigReliableOrdered)
+	h.handlers[from].waitN(b, 1)
+	return time.Since(start)
+}
+
+// oneWay times batch reliable user messages from member from to member
+// to, until the last is in to's callback.
+func (h *benchHarness) oneWay(b *testing.B, from, to int, payload []byte, batch int) time.Duration {
+	start := time.Now()
+	for range batch {
+		h.rooms[from].SendUserBinaryMessage(fmt.Sprintf("u%d", to), payload, parley.MessageConfigReliableOrdered)
+	}
+	h.handlers[to].waitN(b, batch)
+	return time.Since(start)
+}
+
+// echo makes member i send back the user messages it receives instead of
+// counting them.
+func (h *benchHarness) echo(i int) { h.handlers[i].echo.Store(h.rooms[i]) }
+
 type benchHandler struct {
 	parley.NopRoomEventHandler
 	joined  chan int
 	members chan struct{}
 	got     chan struct{}
-	echo    *parley.Room
+	echo    atomic.Pointer[parley.Room] // set after the join: read on the dispatcher's goroutine
 }
 
 func (h *benchHandler) OnRoomStateChanged(_, _ string, state int, _ parley.RoomStateInfo) {
@@ -204,8 +228,8 @@ func (h *benchHandler) OnRoomStateChanged(_, _ string, state int, _ parley.RoomS
 }
 func (h *benchHandler) OnUserJoined(parley.UserInfo) { h.members <- struct{}{} }
 func (h *benchHandler) OnUserBinaryMessageReceived(from string, m []byte) {
-	if h.echo != nil {
-		h.echo.SendUserBinaryMessage(from, m, parley.MessageConfigReliableOrdered)
+	if echo := h.echo.Load(); echo != nil {
+		echo.SendUserBinaryMessage(from, m, parley.MessageConfigReliableOrdered)
 		return
 	}
 	h.got <- struct{}{}
