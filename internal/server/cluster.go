@@ -363,6 +363,37 @@ func (c *cluster) request(ctx context.Context, subject string, env *clusterpb.En
 	return c.decode(msg)
 }
 
+// collect sends env on subject with a reply subject of its own and calls
+// f with each answer, until f says it has enough (collect reports true),
+// wait passes, or the node leaves. Several nodes may answer.
+func (c *cluster) collect(subject string, env *clusterpb.Envelope, wait time.Duration, f func(*clusterpb.Envelope, *nats.Msg) bool) bool {
+	inbox := c.nc.NewRespInbox()
+	ch := make(chan *nats.Msg, 64)
+	sub, err := c.nc.ChanSubscribe(inbox, ch)
+	if err != nil {
+		return false
+	}
+	defer sub.Unsubscribe()
+	_ = sub.SetPendingLimits(-1, -1)
+	if err := c.sendReply(subject, inbox, env); err != nil {
+		return false
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		select {
+		case msg := <-ch:
+			if e, err := c.decode(msg); err == nil && f(e, msg) {
+				return true
+			}
+		case <-t.C:
+			return false
+		case <-c.quit:
+			return false
+		}
+	}
+}
+
 // decode reads an Envelope from NATS; one that does not decode is counted
 // and dropped.
 func (c *cluster) decode(msg *nats.Msg) (*clusterpb.Envelope, error) {

@@ -191,7 +191,7 @@ func (ss *session) endLogin(k loginKey) {
 		out.close()
 	}
 	if in != nil {
-		in.failAll(in.drain())
+		in.failAll(resultNoReceiver)
 	}
 }
 
@@ -219,14 +219,21 @@ func (ss *session) handlePeerStatus(reqID uint64, p *pb.PeerStatusRequest) {
 		return
 	}
 	if user != "" && peer != nil {
-		status = statusOnline
-		peer.mu.Lock()
-		if peer.link == nil {
-			status = statusUnreachable // in its grace period: it may come back
-		}
-		peer.mu.Unlock()
+		status = peer.onlineStatus()
 	}
 	ss.frameResult(reqID, &pb.PeerStatusResponse{UserId: echoed, Status: status})
+}
+
+// onlineStatus is what GetPeerOnlineStatus says of the session's login:
+// online, or unreachable while its connection is in its grace period (it
+// may come back).
+func (ss *session) onlineStatus() int32 {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.link == nil {
+		return statusUnreachable
+	}
+	return statusOnline
 }
 
 // handleSend forwards an outside-room message to the receiver's session.

@@ -83,28 +83,10 @@ func (n *nodes) hello() {
 	if !n.c.connected() {
 		return
 	}
-	inbox := n.c.nc.NewRespInbox()
-	ch := make(chan *nats.Msg, 64)
-	sub, err := n.c.nc.ChanSubscribe(inbox, ch)
-	if err != nil {
-		return
-	}
-	defer sub.Unsubscribe()
-	if err := n.c.sendReply(heartbeatSubject(n.c.node), inbox, n.heartbeat()); err != nil {
-		return
-	}
-	t := time.NewTimer(helloWait)
-	defer t.Stop()
-	for {
-		select {
-		case msg := <-ch:
-			if env, err := n.c.decode(msg); err == nil {
-				n.onMessage(env, msg)
-			}
-		case <-t.C:
-			return
-		}
-	}
+	n.c.collect(heartbeatSubject(n.c.node), n.heartbeat(), helloWait, func(env *clusterpb.Envelope, msg *nats.Msg) bool {
+		n.onMessage(env, msg)
+		return false // however many answer
+	})
 }
 
 func (n *nodes) heartbeat() *clusterpb.Envelope {

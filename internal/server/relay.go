@@ -262,7 +262,7 @@ func (m *member) slowConsumer() {
 // once m is gone; nothing is kept for m after it.
 func (m *member) failUnacked() {
 	m.out.close()
-	m.retain.failAll(m.retain.drain())
+	m.retain.failAll(resultNoReceiver)
 }
 
 // deliverReliable keeps e (its cost is its size) until m acknowledges it

@@ -277,7 +277,7 @@ func (x *remoteRoom) removeProxyLocked(p *member, reason, code int32) {
 	delete(r.members, p.userID)
 	x.proxies--
 	r.leftLocked(p, reason, !r.srv.shuttingDown())
-	go p.failRemote(code) // takes the proxy's wmu and the senders' outboxes: not under r.mu
+	go p.retain.failAll(code) // takes the proxy's wmu and the senders' outboxes: not under r.mu
 }
 
 // nodeDownLocked handles the loss of node: its proxies move (graceful) or
@@ -378,10 +378,17 @@ func (p *member) moveTo(node string, joined int64) {
 }
 
 // sendRemote writes e to proxy p's node. Called with p.wmu held.
+// (p.node and p.joined change under both room.mu and wmu.)
 func (p *member) sendRemote(e retained) error {
+	return p.publish(p.node, p.joined, transport.ChannelReliable, e.sender, e.id, e.b)
+}
+
+// publish sends packet b of sender's message id, for channel ch, to proxy
+// p's member that joined at joined on node.
+func (p *member) publish(node string, joined int64, ch int, sender string, id int64, b []byte) error {
 	r := p.room
-	return r.remote.c.send(nodeSubject(r.key.app, p.node), &clusterpb.Envelope{Body: &clusterpb.Envelope_Delivery{Delivery: &clusterpb.Delivery{
-		Room: r.id, To: p.userID, From: e.sender, MsgId: e.id, Channel: transport.ChannelReliable, Packet: e.b, ToJoined: p.joined,
+	return r.remote.c.send(nodeSubject(r.key.app, node), &clusterpb.Envelope{Body: &clusterpb.Envelope_Delivery{Delivery: &clusterpb.Delivery{
+		Room: r.id, To: p.userID, From: sender, MsgId: id, Channel: uint32(ch), Packet: b, ToJoined: joined,
 	}}})
 }
 
@@ -423,19 +430,7 @@ func (p *member) sendUnreliable(ch int, sender string, id int64, b []byte) bool 
 	if !active {
 		return false
 	}
-	return r.remote.c.send(nodeSubject(r.key.app, node), &clusterpb.Envelope{Body: &clusterpb.Envelope_Delivery{Delivery: &clusterpb.Delivery{
-		Room: r.id, To: p.userID, From: sender, MsgId: id, Channel: uint32(ch), Packet: b, ToJoined: joined,
-	}}}) == nil
-}
-
-// failRemote fails what proxy p, gone, held.
-func (p *member) failRemote(code int32) {
-	q := p.retain.drain()
-	for _, e := range q {
-		if e.from != nil {
-			e.from.fail(p.userID, e.id, &p.retain, code)
-		}
-	}
+	return p.publish(node, joined, ch, sender, id, b) == nil
 }
 
 // takeOverLocked puts local member m, joining, in the place of moving
@@ -466,23 +461,6 @@ func (r *room) takeOverLocked(p, m *member) {
 		m.retain.add(e, 0)
 	}
 	m.log.Info("member moved here from another node", zap.String("from", p.node))
-}
-
-// replaceLocked removes local member old, replaced by a later join of its
-// user: -1004 to it, Dropped to the rest. The caller finishes it outside
-// r.mu.
-func (r *room) replaceLocked(old *member) {
-	if old.state == stateActive {
-		r.srv.metrics.members.Dec()
-	}
-	old.state = stateGone
-	delete(r.members, old.userID)
-	old.silence()
-	old.sess.send(0, &pb.ServerFrame{Body: &pb.ServerFrame_RoomRemoved{RoomRemoved: &pb.RoomRemoved{
-		RoomId: r.id, Code: codeDuplicateLogin, Reason: "the same user joined the room elsewhere",
-	}}})
-	r.leftLocked(old, reasonDropped, true)
-	r.announceLeaveLocked(old, reasonDropped)
 }
 
 // announceJoinLocked tells the other nodes local member m is active.
@@ -528,31 +506,12 @@ func (c *cluster) gather(app string, env *clusterpb.Envelope) map[string]*cluste
 	if want == 0 {
 		return out
 	}
-	inbox := c.nc.NewRespInbox()
-	ch := make(chan *nats.Msg, 64)
-	sub, err := c.nc.ChanSubscribe(inbox, ch)
-	if err != nil {
-		return out
-	}
-	defer sub.Unsubscribe()
-	_ = sub.SetPendingLimits(-1, -1)
-	if err := c.sendReply(syncSubject(app), inbox, env); err != nil {
-		return out
-	}
-	t := time.NewTimer(syncTimeout)
-	defer t.Stop()
-	for len(out) < want {
-		select {
-		case msg := <-ch:
-			if e, err := c.decode(msg); err == nil {
-				out[e.Node] = e
-			}
-		case <-t.C:
-			c.log.Info("room sync: not every node answered", zap.Int("want", want), zap.Int("got", len(out)))
-			return out
-		case <-c.quit:
-			return out
-		}
+	complete := c.collect(syncSubject(app), env, syncTimeout, func(e *clusterpb.Envelope, _ *nats.Msg) bool {
+		out[e.Node] = e
+		return len(out) == want
+	})
+	if !complete {
+		c.log.Info("room sync: not every node answered", zap.Int("want", want), zap.Int("got", len(out)))
 	}
 	return out
 }
@@ -564,10 +523,7 @@ func (s *Server) onSync(app string, env *clusterpb.Envelope, msg *nats.Msg) {
 		return
 	}
 	ro := &clusterpb.RoomRoster{Room: sy.Room}
-	s.mu.Lock()
-	r := s.rooms[roomKey{app, sy.Room}]
-	s.mu.Unlock()
-	if r != nil && r.remote != nil {
+	if r := s.lookupRoom(app, sy.Room); r != nil && r.remote != nil {
 		r.mu.Lock()
 		ro = r.rosterLocked()
 		r.mu.Unlock()
@@ -589,9 +545,18 @@ func (s *Server) onNodeMessage(app string, env *clusterpb.Envelope, _ *nats.Msg)
 		if p := r.member(a.Receiver); p != nil && p.node != "" {
 			p.retain.ack(a.Sender, a.UpTo)
 		}
-	default:
-		s.onLoginMessage(app, env)
 	}
+}
+
+// roomList is every room of the node, as of now.
+func (s *Server) roomList() []*room {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rooms := make([]*room, 0, len(s.rooms))
+	for _, r := range s.rooms {
+		rooms = append(rooms, r)
+	}
+	return rooms
 }
 
 func (s *Server) lookupRoom(app, id string) *room {
@@ -664,12 +629,7 @@ func (m *member) broadcastRemote(id int64, b []byte) bool {
 
 // nodeDown handles the loss of node in every room.
 func (s *Server) nodeDown(node string, graceful bool) {
-	s.mu.Lock()
-	rooms := make([]*room, 0, len(s.rooms))
-	for _, r := range s.rooms {
-		rooms = append(rooms, r)
-	}
-	s.mu.Unlock()
+	rooms := s.roomList()
 	for _, r := range rooms {
 		if r.remote == nil {
 			continue
@@ -686,12 +646,7 @@ func (s *Server) nodeDown(node string, graceful bool) {
 // their changes. Every room says who is here and syncs again.
 func (s *Server) natsBack() {
 	s.cluster.nodes.reconnected()
-	s.mu.Lock()
-	rooms := make([]*room, 0, len(s.rooms))
-	for _, r := range s.rooms {
-		rooms = append(rooms, r)
-	}
-	s.mu.Unlock()
+	rooms := s.roomList()
 	s.cluster.goBackground(func() {
 		for _, r := range rooms {
 			if r.remote == nil {

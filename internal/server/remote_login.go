@@ -225,12 +225,7 @@ func (l *clusterLogins) onStatusQuery(h *heldLogin, reply string) {
 	}
 	status := int32(statusOffline) // ended meanwhile
 	if h.current() {
-		status = statusOnline
-		h.ss.mu.Lock()
-		if h.ss.link == nil {
-			status = statusUnreachable // in its grace period: it may come back
-		}
-		h.ss.mu.Unlock()
+		status = h.ss.onlineStatus()
 	}
 	_ = l.c.sendReply(reply, "", &clusterpb.Envelope{Body: &clusterpb.Envelope_StatusReply{StatusReply: &clusterpb.StatusReply{Status: status}}})
 }
@@ -508,11 +503,6 @@ func (l *clusterLogins) status(ss *session, reqID uint64, app, user string) {
 
 // --- Nodes -------------------------------------------------------------------
 
-// onLoginMessage handles a login message addressed to this node's subject:
-// none is sent there (answers, acks and results come on the outside
-// subject).
-func (s *Server) onLoginMessage(app string, env *clusterpb.Envelope) {}
-
 // loginsNodeDown handles the loss of node: its proxies fail what they hold
 // (NoRelayPath), or, after a Bye, what they still hold after the grace
 // period (NoReceiver): until then the node's logins end and say so
@@ -543,7 +533,7 @@ func (s *Server) loginsNodeDown(node string, graceful bool) {
 	l.mu.Unlock()
 	if !graceful {
 		for _, g := range gone {
-			l.failAll(g.k.user, g.proxy, g.proxy.drain(), resultNoRelayPath)
+			g.proxy.failAll(resultNoRelayPath)
 		}
 		return
 	}
@@ -580,15 +570,6 @@ func (s *Server) loginsNodeDown(node string, graceful bool) {
 	})
 }
 
-// failAll fails the messages q, which proxy held for user, with code.
-func (l *clusterLogins) failAll(user string, proxy *retention, q []retained, code int32) {
-	for _, e := range q {
-		if e.from != nil {
-			e.from.fail(user, e.id, proxy, code)
-		}
-	}
-}
-
 // loginsBack runs once the node reaches NATS again after an outage: its
 // logins claim their users again (a later login made elsewhere meanwhile
 // wins), and what its proxies held fails, NoRelayPath: an ack sent while
@@ -608,7 +589,7 @@ func (s *Server) loginsBack() {
 			l.claim(h)
 		}
 	}
-	for k, proxy := range proxies {
-		l.failAll(k.user, proxy, proxy.drain(), resultNoRelayPath)
+	for _, proxy := range proxies {
+		proxy.failAll(resultNoRelayPath)
 	}
 }

@@ -113,13 +113,14 @@ func (r *retention) drain() []retained {
 	return q
 }
 
-// failAll tells the senders of the user messages in q, which their
-// receiver never acknowledged and never will, that they found no
-// receiver.
-func (r *retention) failAll(q []retained) {
-	for _, e := range q {
+// failAll closes the retention, its receiver gone, and tells the senders
+// of the user messages it held, which the receiver never acknowledged and
+// never will, code: NoReceiver, or NoRelayPath for a receiver on a node
+// that cannot be reached.
+func (r *retention) failAll(code int32) {
+	for _, e := range r.drain() {
 		if e.from != nil {
-			e.from.fail(r.user, e.id, r, resultNoReceiver)
+			e.from.fail(r.user, e.id, r, code)
 		}
 	}
 }

@@ -337,6 +337,23 @@ func (r *room) activate(m *member) {
 	}
 }
 
+// replaceLocked removes local member old, replaced by a later join of its
+// user: -1004 to it, Dropped to the rest. The caller finishes it outside
+// r.mu.
+func (r *room) replaceLocked(old *member) {
+	if old.state == stateActive {
+		r.srv.metrics.members.Dec()
+	}
+	old.state = stateGone
+	delete(r.members, old.userID)
+	old.silence()
+	old.sess.send(0, &pb.ServerFrame{Body: &pb.ServerFrame_RoomRemoved{RoomRemoved: &pb.RoomRemoved{
+		RoomId: r.id, Code: codeDuplicateLogin, Reason: "the same user joined the room elsewhere",
+	}}})
+	r.leftLocked(old, reasonDropped, true)
+	r.announceLeaveLocked(old, reasonDropped)
+}
+
 // remove takes m out of the room. An active member's departure is told to
 // the rest with reason when notify is set, unless the server is shutting
 // down: every member then hears that its room is gone, and nothing of the

@@ -533,6 +533,13 @@ export class Engine {
   }
 
   /** Gives a send its one result; later ones for the same ID are dropped. */
+  /** A receiver's ack, up to upTo, of the reliable sends of kind to peer: each is Success. */
+  private settleAcked(kind: "user" | "outside", peer: string, upTo: bigint): void {
+    for (const [id, s] of this.pending) {
+      if (s.kind === kind && s.reliable && s.to === peer && id <= upTo) this.settle(id, 0);
+    }
+  }
+
   private settle(msgId: bigint, result: number, ack?: Uint8Array): void {
     const p = this.pending.get(msgId);
     if (!p) return;
@@ -566,13 +573,9 @@ export class Engine {
       case "message":
         this.onRoomMessage(room, stream, p.body.value);
         return;
-      case "ack": {
-        const { peer, upTo } = p.body.value;
-        for (const [id, s] of this.pending) {
-          if (s.kind === "user" && s.reliable && s.to === peer && id <= upTo) this.settle(id, 0);
-        }
+      case "ack":
+        this.settleAcked("user", p.body.value.peer, p.body.value.upTo);
         return;
-      }
       case "result":
         this.settle(p.body.value.msgId, p.body.value.code);
         return;
@@ -695,13 +698,9 @@ export class Engine {
         });
         return;
       }
-      case "ack": {
-        const { peer, upTo } = f.body.value;
-        for (const [id, s] of this.pending) {
-          if (s.kind === "outside" && s.reliable && s.to === peer && id <= upTo) this.settle(id, 0);
-        }
+      case "ack":
+        this.settleAcked("outside", f.body.value.peer, f.body.value.upTo);
         return;
-      }
       case "result":
         this.settle(f.body.value.msgId, f.body.value.code);
         return;
