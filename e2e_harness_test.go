@@ -11,7 +11,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -26,6 +25,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/parleyhq/parley"
+	"github.com/parleyhq/parley/internal/faultproxy"
 	"github.com/parleyhq/parley/parleytest"
 	"github.com/parleyhq/parley/server"
 	"github.com/parleyhq/parley/token"
@@ -804,74 +804,11 @@ func startServerAt(t *testing.T, listen string, udp int) (*server.Server, func(r
 
 // --- Network faults ------------------------------------------------------------
 
-// cutProxy forwards TCP connections to a server's signaling address until
-// cut, which closes every one of them at once, as a network failure would:
-// neither end sends a close frame or a leave. New connections are still
-// forwarded after a cut.
-type cutProxy struct {
-	ln     net.Listener
-	target string
-	wg     sync.WaitGroup
-
-	mu      sync.Mutex
-	conns   []net.Conn    // guarded by mu
-	blocked bool          // refuse new connections (close them at once); guarded by mu
-	stalled chan struct{} // non-nil while stalled, closed by flow; guarded by mu
-	held    chan struct{} // receives each time a pipe starts holding bytes back
-}
-
-// stall makes the proxy hold back every byte it reads, in both directions
-// and on every connection, until flow: a network that stopped delivering
-// without closing anything. The connections stay open.
-func (p *cutProxy) stall() {
-	p.mu.Lock()
-	if p.stalled == nil {
-		p.stalled = make(chan struct{})
-	}
-	p.mu.Unlock()
-	for { // forget what earlier stalls held
-		select {
-		case <-p.held:
-		default:
-			return
-		}
-	}
-}
-
-// flow ends a stall: what was held back is delivered.
-func (p *cutProxy) flow() {
-	p.mu.Lock()
-	if p.stalled != nil {
-		close(p.stalled)
-		p.stalled = nil
-	}
-	p.mu.Unlock()
-}
-
-// waitHeld waits until a pipe holds bytes back in a stall: something was
-// sent that the other end will not get until flow.
-func (p *cutProxy) waitHeld(t *testing.T) {
-	t.Helper()
-	select {
-	case <-p.held:
-	case <-time.After(waitTimeout):
-		t.Fatalf("nothing crossed the stalled proxy within %v", waitTimeout)
-	}
-}
-
-// block makes the proxy refuse new connections until unblock, as a
-// network that is down would.
-func (p *cutProxy) block() {
-	p.mu.Lock()
-	p.blocked = true
-	p.mu.Unlock()
-}
-
-func (p *cutProxy) unblock() {
-	p.mu.Lock()
-	p.blocked = false
-	p.mu.Unlock()
-}
+// cutProxy forwards TCP connections to a server's signaling address
+// (internal/faultproxy) until cut, which resets every one of them at once,
+// as a network failure would: neither end sends a close frame or a leave.
+// New connections are still forwarded after a cut.
+type cutProxy struct{ p *faultproxy.Proxy }
 
 // newCutProxy forwards to srv's signaling address; it is closed in
 // t.Cleanup.
@@ -879,88 +816,35 @@ func newCutProxy(t *testing.T, srv *parleytest.Server) *cutProxy {
 	t.Helper()
 	u, err := url.Parse(srv.URL)
 	require.NoError(t, err)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := faultproxy.New(u.Host)
 	require.NoError(t, err)
-	p := &cutProxy{ln: ln, target: u.Host, held: make(chan struct{}, 1024)}
-	p.wg.Add(1)
-	go p.serve()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		p.cut()
-		p.flow()
-		p.wg.Wait()
-	})
-	return p
+	t.Cleanup(p.Close)
+	return &cutProxy{p}
 }
 
 // URL is the signaling URL to give an Engine instead of the server's.
-func (p *cutProxy) URL() string { return "ws://" + p.ln.Addr().String() + "/rtc" }
+func (p *cutProxy) URL() string { return "ws://" + p.p.Addr() + "/rtc" }
 
-func (p *cutProxy) serve() {
-	defer p.wg.Done()
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		blocked := p.blocked
-		p.mu.Unlock()
-		if blocked {
-			_ = c.Close()
-			continue
-		}
-		s, err := net.Dial("tcp", p.target)
-		if err != nil {
-			_ = c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, c, s)
-		p.mu.Unlock()
-		p.wg.Add(2)
-		go p.pipe(c, s)
-		go p.pipe(s, c)
-	}
-}
+// cut resets every forwarded connection.
+func (p *cutProxy) cut() { p.p.Cut() }
 
-// pipe copies src to dst, holding bytes back while the proxy is stalled;
-// when either fails, both close.
-func (p *cutProxy) pipe(dst, src net.Conn) {
-	defer p.wg.Done()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			p.mu.Lock()
-			stalled := p.stalled
-			p.mu.Unlock()
-			if stalled != nil {
-				select {
-				case p.held <- struct{}{}:
-				default:
-				}
-				<-stalled
-			}
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				break
-			}
-		}
-		if err != nil {
-			break
-		}
-	}
-	_ = dst.Close()
-	_ = src.Close()
-}
+// block makes the proxy refuse new connections until unblock, as a
+// network that is down would.
+func (p *cutProxy) block()   { p.p.Block(true) }
+func (p *cutProxy) unblock() { p.p.Block(false) }
 
-// cut closes every forwarded connection.
-func (p *cutProxy) cut() {
-	p.mu.Lock()
-	conns := p.conns
-	p.conns = nil
-	p.mu.Unlock()
-	for _, c := range conns {
-		_ = c.Close()
+// stall holds back every byte until flow: a network that stopped
+// delivering without closing anything.
+func (p *cutProxy) stall() { p.p.Stall() }
+func (p *cutProxy) flow()  { p.p.Flow() }
+
+// waitHeld waits until a connection holds bytes back in a stall:
+// something was sent that the other end will not get until flow.
+func (p *cutProxy) waitHeld(t *testing.T) {
+	t.Helper()
+	select {
+	case <-p.p.Held():
+	case <-time.After(waitTimeout):
+		t.Fatalf("nothing crossed the stalled proxy within %v", waitTimeout)
 	}
 }

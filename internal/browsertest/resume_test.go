@@ -2,103 +2,22 @@ package browsertest
 
 import (
 	"fmt"
-	"io"
-	"net"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/parleyhq/parley"
+	"github.com/parleyhq/parley/internal/faultproxy"
 	"github.com/parleyhq/parley/parleytest"
 )
 
-// proxy is a TCP proxy between the page and the server that a test can
-// cut: every connection through it ends at once, as when a network drops,
-// and while it is down new connections are closed as soon as they come.
-type proxy struct {
-	ln     net.Listener
-	target string
-	wg     sync.WaitGroup
-
-	mu    sync.Mutex
-	down  bool                  // guarded by mu
-	conns map[net.Conn]struct{} // guarded by mu: both ends of every open pair
-}
-
-func newProxy(t *testing.T, target string) *proxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// newProxy is a TCP proxy between the page and the server that a test can
+// cut (internal/faultproxy); it is closed in t.Cleanup.
+func newProxy(t *testing.T, target string) *faultproxy.Proxy {
+	p, err := faultproxy.New(target)
 	require.NoError(t, err)
-	p := &proxy{ln: ln, target: target, conns: make(map[net.Conn]struct{})}
-	p.wg.Add(1)
-	go p.accept()
-	t.Cleanup(func() {
-		ln.Close()
-		p.cut()
-		p.wg.Wait()
-	})
+	t.Cleanup(p.Close)
 	return p
-}
-
-func (p *proxy) origin() string { return "http://" + p.ln.Addr().String() }
-
-func (p *proxy) accept() {
-	defer p.wg.Done()
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		down := p.down
-		p.mu.Unlock()
-		if down {
-			c.Close()
-			continue
-		}
-		s, err := net.Dial("tcp", p.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns[c], p.conns[s] = struct{}{}, struct{}{}
-		p.mu.Unlock()
-		p.wg.Add(2)
-		go p.pipe(c, s)
-		go p.pipe(s, c)
-	}
-}
-
-func (p *proxy) pipe(dst, src net.Conn) {
-	defer p.wg.Done()
-	_, err := io.Copy(dst, src)
-	_ = err // io.EOF or a cut: either way this pair is over
-	dst.Close()
-	src.Close()
-	p.mu.Lock()
-	delete(p.conns, dst)
-	delete(p.conns, src)
-	p.mu.Unlock()
-}
-
-// cut ends every connection through the proxy, without a close frame.
-func (p *proxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for c := range p.conns {
-		if tc, ok := c.(*net.TCPConn); ok {
-			_ = tc.SetLinger(0) // a reset, as a dead network path ends up
-		}
-		c.Close()
-	}
-}
-
-// setDown refuses (true) or passes (false) new connections.
-func (p *proxy) setDown(down bool) {
-	p.mu.Lock()
-	p.down = down
-	p.mu.Unlock()
 }
 
 // waitState reads the page's connection states until want.
@@ -116,7 +35,7 @@ func (p *page) waitState(want int) {
 func TestWebSocketDropResumesWithoutLoss(t *testing.T) {
 	h := newHarness(t)
 	px := newProxy(t, h.srv.Server().Addr().String())
-	p := h.newPage(px.origin())
+	p := h.newPage("http://" + px.Addr())
 	p.login(h.srv, "web")
 	p.join(h.srv, "room1", "web")
 	g := h.goEngine()
@@ -126,8 +45,8 @@ func TestWebSocketDropResumesWithoutLoss(t *testing.T) {
 	g.rec.WaitUserJoined(t, "web")
 
 	// The network drops and stays down.
-	px.setDown(true)
-	px.cut()
+	px.Block(true)
+	px.Cut()
 	p.waitState(4) // RECONNECTING
 
 	const n = 20
@@ -147,7 +66,7 @@ func TestWebSocketDropResumesWithoutLoss(t *testing.T) {
 	require.Equal(t, parley.UserOnlineStatusUnreachable, st.(parleytest.PeerOnlineStatus).Status, "detached, within its grace period")
 
 	// The network comes back: the page resumes its session.
-	px.setDown(false)
+	px.Block(false)
 	p.waitState(5) // RECONNECTED
 
 	for i := range n {
