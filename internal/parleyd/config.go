@@ -80,6 +80,9 @@ type Config struct {
 	NATS string `yaml:"nats"`
 	// NodeID names the node in its cluster; empty: a random ID.
 	NodeID string `yaml:"node_id"`
+	// NodeHeartbeat (server.Config): how often the node tells the others
+	// it is alive; zero takes the server's default.
+	NodeHeartbeat Duration `yaml:"node_heartbeat"`
 }
 
 // App is one application the server accepts tokens of.
@@ -195,6 +198,7 @@ func (c Config) check() error {
 		{"server_message_timeout", c.ServerMessageTimeout},
 		{"grace_period", c.GracePeriod},
 		{"token_warning", c.TokenWarning},
+		{"node_heartbeat", c.NodeHeartbeat},
 	} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("%s %v is negative", d.name, d.v))
@@ -253,8 +257,9 @@ func (c Config) serverConfig(log *zap.Logger) server.Config {
 		TokenWarning:       time.Duration(c.TokenWarning),
 		Quotas:             server.Quotas(c.Quotas),
 
-		NATS:   c.NATS,
-		NodeID: c.NodeID,
+		NATS:          c.NATS,
+		NodeID:        c.NodeID,
+		NodeHeartbeat: time.Duration(c.NodeHeartbeat),
 	}
 }
 
