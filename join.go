@@ -244,7 +244,17 @@ func (r *Room) connect(ctx context.Context, a *attempt) (int, error) {
 	if !current {
 		return 0, nil
 	}
-	if err := x.waitOpen(ctx); err != nil {
+	err = x.waitOpen(ctx)
+	if errors.Is(err, errTransportRefused) {
+		// It went with an earlier join of the session that was refused
+		// (a bad token), and this join took it before the refusal came.
+		// This join is accepted, so a new TransportRequest is too.
+		if x, err = r.e.rtcFor(sig); err == nil {
+			x.letGo()
+			err = x.waitOpen(ctx)
+		}
+	}
+	if err != nil {
 		return fail(fmt.Errorf("room transport: %w", err))
 	}
 	r.mu.Lock()

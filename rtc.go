@@ -136,6 +136,11 @@ func (e *Engine) bindLocked(x *rtc, sig *signal.Client) {
 	}
 }
 
+// errTransportRefused ends an rtc whose TransportRequest the server
+// refused: sent with the session's first join, it is refused when that
+// join is.
+var errTransportRefused = errors.New("transport refused")
+
 // markSent releases the joins that wait for x's TransportRequest.
 func (x *rtc) markSent() { x.sentOnce.Do(func() { close(x.sent) }) }
 
@@ -220,7 +225,7 @@ func (x *rtc) build() error {
 	case tr == nil:
 		return errors.New("transport request: answered with something else")
 	case tr.Code != 0:
-		return fmt.Errorf("transport refused: %s", tr.Reason)
+		return fmt.Errorf("%w: %s", errTransportRefused, tr.Reason)
 	}
 	e.mu.Lock()
 	x.accepted = true
