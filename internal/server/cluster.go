@@ -37,13 +37,14 @@ import (
 // what travels on each):
 //
 //	parley.<app>.room.<room>   a room's cross-node traffic: presence changes
-//	                           (joins, leaves as Quit or Dropped), broadcasts;
-//	                           every node with a member of the room subscribes
-//	parley.<app>.user.<user>   one user's, wherever it is connected: user
-//	                           messages to it, outside-room messages, login and
-//	                           room-member claims (DuplicateLogin, -1004 kicks),
-//	                           online-status queries; the nodes holding its
-//	                           login or a member of it subscribe
+//	                           (joins, leaves as Quit or Dropped), user
+//	                           messages to its members, broadcasts, all on one
+//	                           subject so that they keep their order; every
+//	                           node with a member of the room subscribes
+//	parley.<app>.user.<user>   one user's, wherever it is connected:
+//	                           outside-room messages, login claims
+//	                           (DuplicateLogin), online-status queries; the
+//	                           node holding its login subscribes
 //	parley.<app>.node.<node>   addressed to one node for one app: acks and
 //	                           results of the messages its members sent,
 //	                           answers to its queries

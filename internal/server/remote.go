@@ -19,13 +19,21 @@ import (
 // node. A proxy is made and removed by what its node says on the room's
 // subject (RoomJoin, RoomLeave) and by the node's liveness (nodes.go).
 //
-//   - A user message to a proxy goes to its node's subject as a Delivery;
-//     for the reliable channel the proxy keeps it (its retention) until
-//     the receiver's node passes the ack on (DeliveryAck): Success stays
-//     end to end. A proxy that leaves fails what it holds (NoReceiver; a
-//     dead node's, NoRelayPath).
+//   - A user message to a proxy goes to the room's subject as a Delivery
+//     for that member (to, to_joined); for the reliable channel the proxy
+//     keeps it (its retention) until the receiver's node passes the ack on
+//     (DeliveryAck, on the sender's node's subject): Success stays end to
+//     end. A proxy that leaves fails what it holds (NoReceiver; a dead
+//     node's, NoRelayPath).
 //   - A broadcast goes once to the room's subject; each node hands it to
 //     its own members.
+//   - So everything a node says about a room, presence and messages alike,
+//     travels on the room's one subject, and the other nodes handle it on
+//     the one goroutine of their subscription, in the order it was said: a
+//     sender's reliable messages, user messages and broadcasts mixed, reach
+//     a receiver in the order of their IDs (the receiving SDK drops one
+//     below the last it had as a duplicate), and a member's messages come
+//     after its join and before its leave.
 //   - A node that says Bye leaves its proxies moving: they hold the
 //     reliable messages sent to them for the grace period, and a join of
 //     the same user on another node takes the proxy over quietly (no
@@ -140,7 +148,11 @@ func (x *remoteRoom) sync() {
 // onRoomMessage handles what another node says on the room's subject.
 func (x *remoteRoom) onRoomMessage(env *clusterpb.Envelope, _ *nats.Msg) {
 	if d := env.GetDelivery(); d != nil {
-		x.r.srv.deliverBroadcast(x.r, env.Node, d)
+		if d.To == "" {
+			x.r.srv.deliverBroadcast(x.r, env.Node, d)
+		} else {
+			x.r.srv.deliverUser(x.r, env.Node, d)
+		}
 		return
 	}
 	x.r.mu.Lock()
@@ -377,17 +389,18 @@ func (p *member) moveTo(node string, joined int64) {
 	p.log.Info("member moved to another node", zap.String("to", node))
 }
 
-// sendRemote writes e to proxy p's node. Called with p.wmu held.
-// (p.node and p.joined change under both room.mu and wmu.)
+// sendRemote writes e to proxy p's member on its node. Called with p.wmu
+// held. (p.joined changes under both room.mu and wmu.)
 func (p *member) sendRemote(e retained) error {
-	return p.publish(p.node, p.joined, transport.ChannelReliable, e.sender, e.id, e.b)
+	return p.publish(p.joined, transport.ChannelReliable, e.sender, e.id, e.b)
 }
 
 // publish sends packet b of sender's message id, for channel ch, to proxy
-// p's member that joined at joined on node.
-func (p *member) publish(node string, joined int64, ch int, sender string, id int64, b []byte) error {
+// p's member that joined at joined: on the room's subject, in order with
+// the rest of what this node says about the room.
+func (p *member) publish(joined int64, ch int, sender string, id int64, b []byte) error {
 	r := p.room
-	return r.remote.c.send(nodeSubject(r.key.app, node), &clusterpb.Envelope{Body: &clusterpb.Envelope_Delivery{Delivery: &clusterpb.Delivery{
+	return r.remote.c.send(roomSubject(r.key.app, r.id), &clusterpb.Envelope{Body: &clusterpb.Envelope_Delivery{Delivery: &clusterpb.Delivery{
 		Room: r.id, To: p.userID, From: sender, MsgId: id, Channel: uint32(ch), Packet: b, ToJoined: joined,
 	}}})
 }
@@ -425,12 +438,12 @@ func (p *member) deliverRemote(e retained) bool {
 func (p *member) sendUnreliable(ch int, sender string, id int64, b []byte) bool {
 	r := p.room
 	r.mu.Lock()
-	active, node, joined := p.state == stateActive, p.node, p.joined
+	active, joined := p.state == stateActive, p.joined
 	r.mu.Unlock()
 	if !active {
 		return false
 	}
-	return p.publish(node, joined, ch, sender, id, b) == nil
+	return p.publish(joined, ch, sender, id, b) == nil
 }
 
 // takeOverLocked puts local member m, joining, in the place of moving
@@ -534,8 +547,6 @@ func (s *Server) onSync(app string, env *clusterpb.Envelope, msg *nats.Msg) {
 // onNodeMessage handles what another node addressed to this one for app.
 func (s *Server) onNodeMessage(app string, env *clusterpb.Envelope, _ *nats.Msg) {
 	switch b := env.Body.(type) {
-	case *clusterpb.Envelope_Delivery:
-		s.deliverUser(app, env.Node, b.Delivery)
 	case *clusterpb.Envelope_Ack:
 		a := b.Ack
 		r := s.lookupRoom(app, a.Room)
@@ -565,14 +576,11 @@ func (s *Server) lookupRoom(app, id string) *room {
 	return s.rooms[roomKey{app, id}]
 }
 
-// deliverUser hands a user message from node to its receiver here.
-func (s *Server) deliverUser(app, node string, d *clusterpb.Delivery) {
+// deliverUser hands a user message of node's in r to its receiver, if
+// the receiver is here.
+func (s *Server) deliverUser(r *room, node string, d *clusterpb.Delivery) {
 	if len(d.Packet) > transport.MaxSCTPMessage || d.Channel > transport.ChannelUnreliableUnordered {
 		s.metrics.clusterBad.Inc()
-		return
-	}
-	r := s.lookupRoom(app, d.Room)
-	if r == nil || r.remote == nil {
 		return
 	}
 	to := r.member(d.To)

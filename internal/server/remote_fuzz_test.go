@@ -20,6 +20,7 @@ func FuzzClusterEnvelope(f *testing.F) {
 		{Node: "n2", Body: &clusterpb.Envelope_Leave{Leave: &clusterpb.RoomLeave{Room: "r", UserId: "bob", Joined: 5, Ver: 3, Moving: true}}},
 		{Node: "n3", Body: &clusterpb.Envelope_Join{Join: &clusterpb.RoomJoin{Room: "r", Member: &clusterpb.Member{UserId: "bob", Joined: 9}, Ver: 1}}},
 		{Node: "n2", Body: &clusterpb.Envelope_Delivery{Delivery: &clusterpb.Delivery{Room: "r", To: "bob", From: "x", MsgId: 1, Packet: []byte{0x0a, 0x00}}}},
+		{Node: "n2", Body: &clusterpb.Envelope_Delivery{Delivery: &clusterpb.Delivery{Room: "r", From: "x", MsgId: 2, Packet: []byte{0x0a, 0x00}}}},
 		{Node: "n2", Body: &clusterpb.Envelope_Ack{Ack: &clusterpb.DeliveryAck{Room: "r", Sender: "x", Receiver: "bob", UpTo: 3}}},
 		{Node: "n2", Body: &clusterpb.Envelope_Heartbeat{Heartbeat: &clusterpb.Heartbeat{IntervalMs: 1000}}},
 	} {
@@ -51,12 +52,8 @@ func FuzzClusterEnvelope(f *testing.F) {
 			s.mu.Unlock()
 		}()
 		for range 2 { // twice: the second time it is old news
-			r.mu.Lock()
-			r.remote.applyLocked(env)
-			r.mu.Unlock()
-			if d := env.GetDelivery(); d != nil {
-				s.deliverUser(testAppID, env.Node, d)
-			}
+			r.remote.onRoomMessage(env, nil)
+			s.onNodeMessage(testAppID, env, nil)
 		}
 		r.mu.Lock()
 		defer r.mu.Unlock()

@@ -2,10 +2,11 @@
 // here reaches a client; a node drops a message it cannot decode (and
 // counts it). Subjects (internal/server/cluster.go has the plan):
 //
-//   parley.<app>.room.<room>  RoomJoin, RoomLeave, Delivery (broadcasts)
+//   parley.<app>.room.<room>  RoomJoin, RoomLeave, Delivery (user messages
+//                             and broadcasts): one subject, so what a node
+//                             says of a room is taken in the order it said it
 //   parley.<app>.sync         RoomSync, answered with RoomRoster
-//   parley.<app>.node.<node>  Delivery (user messages), DeliveryAck,
-//                             and the answers to requests
+//   parley.<app>.node.<node>  DeliveryAck, and the answers to requests
 //   parley.<app>.node.<node>.out.*
 //                             OutsideReply (.out.<request>), OutsideAck and
 //                             OutsideResult (.out.ack): one subscription, so
@@ -768,9 +769,11 @@ func (x *RoomRoster) GetVer() uint64 {
 	return 0
 }
 
-// Delivery is a message for members of a room on the receiving node: a
-// user message for one member (to), or a broadcast for all of them (to
-// empty, sent on the room's subject).
+// Delivery is a message for members of a room on the receiving nodes: a
+// user message for one member (to, to_joined), or a broadcast for all of
+// them (to empty). Both go on the room's subject, with the sending node's
+// presence changes, so that the other nodes take all of it in the order
+// it was sent.
 type Delivery struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Room  string                 `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
