@@ -128,8 +128,14 @@ func itoa(i int) string {
 // gracefully and the receiver moves to a third node (WithServerURLs): all
 // arrive, in order, each once, and each send has one result, Success. The
 // receiver's room is back with JoinTypeReconnected; the sender's room
-// hears nothing of the move.
+// hears nothing of the move. With broadcasts: every other message is a
+// broadcast to the room, which the receiver's move must not lose either.
 func TestClusterNodeDrain(t *testing.T) {
+	t.Run("user messages", func(t *testing.T) { testNodeDrain(t, false) })
+	t.Run("with broadcasts", func(t *testing.T) { testNodeDrain(t, true) })
+}
+
+func testNodeDrain(t *testing.T, broadcasts bool) {
 	c := parleytest.NewCluster(t, 3)
 	a := newPeer(t, c.Nodes[0], "room1", "alice")
 	b := newPeerAt(t, c.Nodes[1], parley.EngineConfig{AppID: c.AppID, ServerURL: c.Nodes[1].URL}, "room1",
@@ -138,11 +144,12 @@ func TestClusterNodeDrain(t *testing.T) {
 
 	const n = 10000
 	payload := func(i int) string { return "m" + itoa(i) }
-	received := make(chan string, n+1000)
+	broadcast := func(i int) bool { return broadcasts && i%2 == 1 }
+	received := make(chan parleytest.Message, n+1000)
 	third := make(chan struct{}) // bob has a third of them
 	var count atomic.Int32
 	b.rec.SetHook(onMessage(func(m parleytest.Message) {
-		received <- string(m.Payload)
+		received <- m
 		if count.Add(1) == n/3 {
 			close(third)
 		}
@@ -154,16 +161,24 @@ func TestClusterNodeDrain(t *testing.T) {
 			<-third                                                 // the drain starts mid-stream, with messages in flight
 			go func() { defer close(closed); c.Nodes[1].Close() }() // GoAway to bob, who moves to node 3
 		}
-		ids = append(ids, a.room.SendUserMessage("bob", payload(i), reliableOrdered))
+		if broadcast(i) {
+			ids = append(ids, a.room.SendRoomMessage(payload(i)))
+		} else {
+			ids = append(ids, a.room.SendUserMessage("bob", payload(i), reliableOrdered))
+		}
 	}
 	results := a.rec.WaitResults(t, ids...)
-	for _, id := range ids {
-		require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), results[id])
+	for i, id := range ids {
+		want := userResult(id, parley.UserMessageSendResultSuccess)
+		if broadcast(i) {
+			want = roomResult(id, parley.RoomMessageSendResultSuccess)
+		}
+		require.Equal(t, want, results[id])
 	}
 	for i := range n {
 		select {
 		case got := <-received:
-			require.Equal(t, payload(i), got, "message %d: in order, once", i)
+			require.Equal(t, roomMsg("alice", broadcast(i), false, []byte(payload(i))), got, "message %d: in order, once", i)
 		case <-time.After(waitTimeout):
 			t.Fatalf("message %d not received", i)
 		}
@@ -173,7 +188,7 @@ func TestClusterNodeDrain(t *testing.T) {
 	requireNone[parleytest.UserLeave](t, a.rec, "alice hears nothing of bob's move")
 	select {
 	case extra := <-received:
-		t.Fatalf("a message delivered twice: %q", extra)
+		t.Fatalf("a message delivered twice: %+v", extra)
 	default:
 	}
 }

@@ -95,8 +95,18 @@ func (n *nodes) heartbeat() *clusterpb.Envelope {
 	}}}
 }
 
+// byeWait bounds how long a leaving node waits for the others to answer
+// its Bye, and then for its subscriptions to handle what came before the
+// answers.
+const byeWait = time.Second
+
 // close stops the heartbeats; with bye, the others hear that this node
-// leaves gracefully.
+// leaves gracefully, and close returns once every live node has answered
+// (or byeWait has passed) and this node has handled all they sent before
+// they answered. A node answers once the proxies of this node's members
+// are moving, so what it sends them after its answer it keeps for their
+// next node; close returns with what it sent before in this node's hands
+// (see Server.settleMoving).
 func (n *nodes) close(bye bool) {
 	select {
 	case <-n.stop:
@@ -105,10 +115,32 @@ func (n *nodes) close(bye bool) {
 	}
 	close(n.stop)
 	<-n.done
-	if bye {
-		_ = n.c.send(byeSubject(n.c.node), &clusterpb.Envelope{Body: &clusterpb.Envelope_Bye{Bye: &clusterpb.Bye{
-			GraceMs: uint32(n.grace / time.Millisecond),
-		}}})
+	if !bye || !n.c.connected() {
+		return
+	}
+	want := n.count()
+	env := &clusterpb.Envelope{Body: &clusterpb.Envelope_Bye{Bye: &clusterpb.Bye{GraceMs: uint32(n.grace / time.Millisecond)}}}
+	if want == 0 {
+		_ = n.c.send(byeSubject(n.c.node), env)
+		return
+	}
+	got := 0
+	n.c.collect(byeSubject(n.c.node), env, byeWait, func(*clusterpb.Envelope, *nats.Msg) bool {
+		got++
+		return got >= want
+	})
+	if got < want {
+		n.log.Warn("leaving: not every node answered the Bye in time", zap.Int("answered", got), zap.Int("nodes", want))
+	}
+	// What the others sent before their answers came in on this node's
+	// other subscriptions: a barrier runs once each has handled its share.
+	handled := make(chan struct{})
+	if err := n.c.nc.Barrier(func() { close(handled) }); err != nil {
+		return
+	}
+	select {
+	case <-handled:
+	case <-time.After(byeWait):
 	}
 }
 
@@ -214,5 +246,8 @@ func (n *nodes) onMessage(env *clusterpb.Envelope, msg *nats.Msg) {
 		n.mu.Unlock()
 		n.log.Info("node leaving: its members are moving", zap.String("peer", env.Node), zap.Bool("known", known))
 		n.down(env.Node, true)
+		if msg.Reply != "" {
+			_ = n.c.sendReply(msg.Reply, "", n.heartbeat()) // the node waits for it (close)
+		}
 	}
 }

@@ -79,12 +79,17 @@ func (m *member) relay(ch int, buf []byte, msg wireMessage) {
 		}
 		// One copy for every receiver: it is kept until each acknowledges.
 		b := bytes.Clone(stamp(buf, msg, m.from))
-		for _, o := range m.room.others(m) {
+		if x := m.room.remote; x != nil {
+			x.fence.RLock()
+			defer x.fence.RUnlock()
+		}
+		local, moving := m.room.receivers(m)
+		for _, o := range local {
 			if o.deliverReliable(retained{sender: m.userID, id: msg.id, b: b}) {
 				srv.metrics.handedOff(kindBroadcast, arrived)
 			}
 		}
-		if !m.broadcastRemote(msg.id, b) {
+		if !m.broadcastRemote(msg.id, b, m.keepForMoving(moving, msg.id, b)) {
 			// It went to the members here; those on other nodes are out
 			// of reach. RoomMessageSendResult has no NoRelayPath: the
 			// result is Success, as for the members here, and the metric
@@ -112,7 +117,7 @@ func (m *member) relay(ch int, buf []byte, msg wireMessage) {
 		return
 	}
 	b := stamp(buf, msg, m.from)
-	if to.node != "" {
+	if to.proxy {
 		m.relayRemote(ch, to, msg.id, bytes.Clone(b), arrived)
 		return
 	}
@@ -305,20 +310,28 @@ func (r *room) member(userID string) *member {
 	return r.members[userID]
 }
 
-// others returns the active and suspended members but m, in the order
-// they joined: a snapshot of the roster, taken in O(1) under r.mu, and
-// filtered outside it.
-func (r *room) others(m *member) []*member {
+// receivers returns whom a broadcast of m's goes to here: the active and
+// suspended members but m, in the order they joined (a snapshot of the
+// roster, taken in O(1) under r.mu, and filtered outside it), and the
+// proxies of moving members (remote.go), which keep it for their next
+// node. The other proxies' nodes have it from the room's subject.
+func (r *room) receivers(m *member) (local, moving []*member) {
 	r.mu.Lock()
 	snap := r.roster.list
-	r.mu.Unlock()
-	out := make([]*member, 0, len(snap))
-	for _, o := range snap {
-		if o != m && o.node == "" && o.leftVer.Load() == 0 { // a proxy's node has the broadcast from the room's subject
-			out = append(out, o)
+	if r.remote != nil && len(r.remote.moving) > 0 {
+		moving = make([]*member, 0, len(r.remote.moving))
+		for p := range r.remote.moving {
+			moving = append(moving, p)
 		}
 	}
-	return out
+	r.mu.Unlock()
+	local = make([]*member, 0, len(snap))
+	for _, o := range snap {
+		if o != m && !o.proxy && o.leftVer.Load() == 0 {
+			local = append(local, o)
+		}
+	}
+	return local, moving
 }
 
 func encode(p *pb.Packet) []byte {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"sync"
 	"time"
 
@@ -35,10 +36,11 @@ import (
 //     below the last it had as a duplicate), and a member's messages come
 //     after its join and before its leave.
 //   - A node that says Bye leaves its proxies moving: they hold the
-//     reliable messages sent to them for the grace period, and a join of
-//     the same user on another node takes the proxy over quietly (no
-//     presence change) and gets them, in order; the receiving SDK drops
-//     the ones it had (Room.seenBefore).
+//     reliable messages sent to them for the grace period, user messages
+//     and broadcasts (whose copy on the room's subject the others skip for
+//     them: keepForMoving), and a join of the same user on another node
+//     takes the proxy over quietly (no presence change) and gets them, in
+//     order; the receiving SDK drops the ones it had (Room.seenBefore).
 //
 // The first local member of a room waits, before it is active, for the
 // room's roster: every live node answers a RoomSync with its members, and
@@ -57,11 +59,19 @@ type remoteRoom struct {
 	ready     chan struct{} // closed when the first roster is in
 	readyOnce sync.Once
 
+	// fence is held for reading by a broadcast from its choice of
+	// receivers (room.receivers) to its publish, and for writing while a
+	// leaving node's proxies start moving: the answer to its Bye then
+	// comes after every broadcast of this node's that was not kept for
+	// them (nodes.close). Taken before r.mu.
+	fence sync.RWMutex
+
 	// Guarded by r.mu.
 	vers    map[string]uint64     // by node: the version of its last change applied
 	syncing bool                  // a sync runs: the room's events wait in held
 	held    []*clusterpb.Envelope // events that came during a sync
 	proxies int                   // proxies in r.members
+	moving  map[*member]struct{}  // the proxies of moving members (movingLocked): broadcasts are kept for them
 	outs    map[outKey]*outbox    // the outboxes of remote senders of reliable messages to members here
 	gone    bool                  // the room was released: no more syncs, no more events
 }
@@ -71,7 +81,7 @@ type remoteRoom struct {
 type outKey struct{ node, user string }
 
 func newRemoteRoom(r *room, c *cluster) *remoteRoom {
-	return &remoteRoom{r: r, c: c, ready: make(chan struct{}), vers: make(map[string]uint64), outs: make(map[outKey]*outbox)}
+	return &remoteRoom{r: r, c: c, ready: make(chan struct{}), vers: make(map[string]uint64), outs: make(map[outKey]*outbox), moving: make(map[*member]struct{})}
 }
 
 // open subscribes to the room's subject and syncs its roster, in the
@@ -287,6 +297,7 @@ func (x *remoteRoom) removeProxyLocked(p *member, reason, code int32) {
 		p.grace = nil
 	}
 	delete(r.members, p.userID)
+	delete(x.moving, p)
 	x.proxies--
 	r.leftLocked(p, reason, !r.srv.shuttingDown())
 	go p.retain.failAll(code) // takes the proxy's wmu and the senders' outboxes: not under r.mu
@@ -341,6 +352,7 @@ func newProxy(r *room, node string, pm *clusterpb.Member) *member {
 	return &member{
 		room:      r,
 		node:      node,
+		proxy:     true,
 		joined:    pm.Joined,
 		userID:    pm.UserId,
 		extraInfo: pm.ExtraInfo,
@@ -365,6 +377,7 @@ func (r *room) movingLocked(p *member) {
 		return
 	}
 	p.state = stateSuspended
+	r.remote.moving[p] = struct{}{}
 	p.grace = r.srv.cfg.Clock.AfterFunc(r.srv.cfg.GracePeriod, func() {
 		r.mu.Lock()
 		defer r.mu.Unlock()
@@ -382,6 +395,7 @@ func (p *member) moveTo(node string, joined int64) {
 		p.grace()
 		p.grace = nil
 	}
+	delete(p.room.remote.moving, p)
 	p.wmu.Lock()
 	p.node, p.joined, p.state = node, joined, stateActive
 	p.retain.each(func(e retained) { p.sendRemote(e) })
@@ -457,6 +471,7 @@ func (r *room) takeOverLocked(p, m *member) {
 	}
 	p.state = stateGone
 	delete(r.members, p.userID)
+	delete(r.remote.moving, p)
 	r.remote.proxies--
 	m.joinVer = p.joinVer
 	for i, o := range r.roster.list {
@@ -553,7 +568,7 @@ func (s *Server) onNodeMessage(app string, env *clusterpb.Envelope, _ *nats.Msg)
 		if r == nil {
 			return
 		}
-		if p := r.member(a.Receiver); p != nil && p.node != "" {
+		if p := r.member(a.Receiver); p != nil && p.proxy {
 			p.retain.ack(a.Sender, a.UpTo)
 		}
 	}
@@ -584,7 +599,7 @@ func (s *Server) deliverUser(r *room, node string, d *clusterpb.Delivery) {
 		return
 	}
 	to := r.member(d.To)
-	if to == nil || to.node != "" || to.joined != d.ToJoined {
+	if to == nil || to.proxy || to.joined != d.ToJoined {
 		return // gone: the sender's node hears it from the room
 	}
 	if d.Channel != transport.ChannelReliable {
@@ -600,26 +615,51 @@ func (s *Server) deliverUser(r *room, node string, d *clusterpb.Delivery) {
 	}
 }
 
-// deliverBroadcast hands a broadcast from node to every member here.
+// deliverBroadcast hands a broadcast from node to every member here but
+// those node keeps it for (Delivery.kept_for): they are moving, and get it
+// from node with the rest it keeps for them.
 func (s *Server) deliverBroadcast(r *room, node string, d *clusterpb.Delivery) {
 	if len(d.Packet) > transport.MaxSCTPMessage {
 		s.metrics.clusterBad.Inc()
 		return
 	}
+	var kept map[string]bool
+	if len(d.KeptFor) > 0 {
+		kept = make(map[string]bool, len(d.KeptFor))
+		for _, u := range d.KeptFor {
+			kept[u] = true
+		}
+	}
 	r.mu.Lock()
 	snap := r.roster.list
 	r.mu.Unlock()
 	for _, o := range snap {
-		if o.node == "" && o.leftVer.Load() == 0 {
+		if !o.proxy && o.leftVer.Load() == 0 && !kept[o.userID] {
 			o.deliverReliable(retained{sender: d.From, id: d.MsgId, b: d.Packet})
 		}
 	}
 }
 
+// keepForMoving keeps broadcast id of m's, b, in the proxies of moving
+// members, for their next node: it goes there with the reliable messages
+// they keep, in order (moveTo; or takeOverLocked, when the member comes
+// back here). A proxy that moved meanwhile has it at once, as a Delivery
+// of its own. It returns the users that have it so, whom the room's copy
+// must skip (Delivery.kept_for).
+func (m *member) keepForMoving(moving []*member, id int64, b []byte) []string {
+	var users []string
+	for _, p := range moving {
+		if p.deliverRemote(retained{sender: m.userID, id: id, b: b}) {
+			users = append(users, p.userID)
+		}
+	}
+	return users
+}
+
 // broadcastRemote sends a broadcast of m's to the other nodes of its room,
-// if it has members there. It reports false when they could not be
-// reached.
-func (m *member) broadcastRemote(id int64, b []byte) bool {
+// if it has members there, but not to the members of keptFor there (see
+// keepForMoving). It reports false when they could not be reached.
+func (m *member) broadcastRemote(id int64, b []byte, keptFor []string) bool {
 	r := m.room
 	if r.remote == nil {
 		return true
@@ -631,7 +671,7 @@ func (m *member) broadcastRemote(id int64, b []byte) bool {
 		return true
 	}
 	return r.remote.c.send(roomSubject(r.key.app, r.id), &clusterpb.Envelope{Body: &clusterpb.Envelope_Delivery{Delivery: &clusterpb.Delivery{
-		Room: r.id, From: m.userID, MsgId: id, Packet: b,
+		Room: r.id, From: m.userID, MsgId: id, Packet: b, KeptFor: keptFor,
 	}}}) == nil
 }
 
@@ -642,11 +682,71 @@ func (s *Server) nodeDown(node string, graceful bool) {
 		if r.remote == nil {
 			continue
 		}
+		r.remote.fence.Lock()
 		r.mu.Lock()
 		r.remote.nodeDownLocked(node, graceful)
 		r.mu.Unlock()
+		r.remote.fence.Unlock()
 	}
 	s.loginsNodeDown(node, graceful)
+}
+
+// settleWait bounds how long a leaving node waits for its members' acks
+// (settleMoving); a receiver's SDK acks a broadcast within 500 ms.
+const settleWait = 2 * time.Second
+
+// settleMoving waits, as the node leaves and before its members hear
+// GoAway, until each active member has acknowledged the reliable messages
+// it holds now, or settleWait passes. The other nodes keep what they send
+// after answering the Bye for the members' next node; what they sent
+// before is here (nodes.close), and a broadcast has no other copy: once
+// acknowledged, the member has it, and the messages kept elsewhere come
+// after it, in order.
+func (s *Server) settleMoving(ctx context.Context) {
+	type owed struct {
+		m    *member
+		upTo map[string]int64
+	}
+	var all []owed
+	for _, r := range s.roomList() {
+		if r.remote == nil {
+			continue
+		}
+		r.mu.Lock()
+		for _, m := range r.members {
+			if !m.proxy && m.state == stateActive {
+				all = append(all, owed{m: m})
+			}
+		}
+		r.mu.Unlock()
+	}
+	for i := range all {
+		all[i].upTo = all[i].m.retain.newest()
+	}
+	deadline := time.NewTimer(settleWait)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		left := all[:0]
+		for _, o := range all {
+			if o.upTo != nil && o.m.retain.holdsUpTo(o.upTo) {
+				left = append(left, o)
+			}
+		}
+		all = left
+		if len(all) == 0 {
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			s.log.Warn("leaving: members still hold unacknowledged messages", zap.Int("members", len(all)))
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // natsBack runs when the node reaches NATS again after an outage: the

@@ -21,6 +21,7 @@ func FuzzClusterEnvelope(f *testing.F) {
 		{Node: "n3", Body: &clusterpb.Envelope_Join{Join: &clusterpb.RoomJoin{Room: "r", Member: &clusterpb.Member{UserId: "bob", Joined: 9}, Ver: 1}}},
 		{Node: "n2", Body: &clusterpb.Envelope_Delivery{Delivery: &clusterpb.Delivery{Room: "r", To: "bob", From: "x", MsgId: 1, Packet: []byte{0x0a, 0x00}}}},
 		{Node: "n2", Body: &clusterpb.Envelope_Delivery{Delivery: &clusterpb.Delivery{Room: "r", From: "x", MsgId: 2, Packet: []byte{0x0a, 0x00}}}},
+		{Node: "n2", Body: &clusterpb.Envelope_Delivery{Delivery: &clusterpb.Delivery{Room: "r", From: "x", MsgId: 3, Packet: []byte{0x0a, 0x00}, KeptFor: []string{"bob", ""}}}},
 		{Node: "n2", Body: &clusterpb.Envelope_Ack{Ack: &clusterpb.DeliveryAck{Room: "r", Sender: "x", Receiver: "bob", UpTo: 3}}},
 		{Node: "n2", Body: &clusterpb.Envelope_Heartbeat{Heartbeat: &clusterpb.Heartbeat{IntervalMs: 1000}}},
 	} {

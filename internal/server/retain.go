@@ -104,6 +104,34 @@ func (r *retention) each(f func(retained)) {
 	}
 }
 
+// newest is the ID of the newest message held of each sender; nil if
+// none is held.
+func (r *retention) newest() map[string]int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var top map[string]int64
+	for _, e := range r.q {
+		if top == nil {
+			top = make(map[string]int64)
+		}
+		top[e.sender] = max(top[e.sender], e.id)
+	}
+	return top
+}
+
+// holdsUpTo reports whether a message of a sender in upTo, with an ID up
+// to upTo's for it, is still held.
+func (r *retention) holdsUpTo(upTo map[string]int64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range r.q {
+		if top, ok := upTo[e.sender]; ok && e.id <= top {
+			return true
+		}
+	}
+	return false
+}
+
 // drain closes the retention, its receiver gone, and returns what it held.
 func (r *retention) drain() []retained {
 	r.mu.Lock()

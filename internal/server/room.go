@@ -65,9 +65,11 @@ type member struct {
 	// "". joined is when the member became active (unix nanoseconds, on
 	// its node): of two members of one user ID, the later stays. Both are
 	// guarded by room.mu; a member's own are set once, a proxy's change
-	// when it moves.
+	// when it moves. proxy says which it is, and is read-only: what reads
+	// a member without room.mu asks it, not node.
 	node   string
 	joined int64
+	proxy  bool
 
 	joinTimer *time.Timer // guarded by room.mu
 

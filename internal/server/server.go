@@ -352,8 +352,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.cancel() // posts to app servers in flight end now
 	if s.cluster != nil && s.cluster.nodes != nil {
 		// Before the clients hear GoAway: the other nodes keep this
-		// node's members for them to come back elsewhere.
+		// node's members for them to come back elsewhere, from now on;
+		// what they sent before, the members have before they go.
 		s.cluster.nodes.close(true)
+		s.settleMoving(ctx)
 	}
 	for _, ss := range sessions {
 		ss.goAway("server shutting down")

@@ -791,7 +791,12 @@ type Delivery struct {
 	Packet []byte `protobuf:"bytes,6,opt,name=packet,proto3" json:"packet,omitempty"`
 	// Which member of the receiver user it is for (Member.joined); a
 	// receiver of that user ID that joined at another time does not take it.
-	ToJoined      int64 `protobuf:"varint,7,opt,name=to_joined,json=toJoined,proto3" json:"to_joined,omitempty"`
+	ToJoined int64 `protobuf:"varint,7,opt,name=to_joined,json=toJoined,proto3" json:"to_joined,omitempty"`
+	// For a broadcast: the users of the room the sending node keeps it for,
+	// because they are moving (their node said Bye). A member of theirs on
+	// the receiving node does not take it from here: it comes from the
+	// sending node, as a Delivery to it, in order with the rest kept for it.
+	KeptFor       []string `protobuf:"bytes,8,rep,name=kept_for,json=keptFor,proto3" json:"kept_for,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -873,6 +878,13 @@ func (x *Delivery) GetToJoined() int64 {
 		return x.ToJoined
 	}
 	return 0
+}
+
+func (x *Delivery) GetKeptFor() []string {
+	if x != nil {
+		return x.KeptFor
+	}
+	return nil
 }
 
 // DeliveryAck passes a receiver's ack of reliable user messages to the
@@ -1376,7 +1388,7 @@ const file_parley_cluster_v1_cluster_proto_rawDesc = "" +
 	"RoomRoster\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x123\n" +
 	"\amembers\x18\x02 \x03(\v2\x19.parley.cluster.v1.MemberR\amembers\x12\x10\n" +
-	"\x03ver\x18\x03 \x01(\x04R\x03ver\"\xa8\x01\n" +
+	"\x03ver\x18\x03 \x01(\x04R\x03ver\"\xc3\x01\n" +
 	"\bDelivery\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\tR\x02to\x12\x12\n" +
@@ -1384,7 +1396,8 @@ const file_parley_cluster_v1_cluster_proto_rawDesc = "" +
 	"\x06msg_id\x18\x04 \x01(\x03R\x05msgId\x12\x18\n" +
 	"\achannel\x18\x05 \x01(\rR\achannel\x12\x16\n" +
 	"\x06packet\x18\x06 \x01(\fR\x06packet\x12\x1b\n" +
-	"\tto_joined\x18\a \x01(\x03R\btoJoined\"j\n" +
+	"\tto_joined\x18\a \x01(\x03R\btoJoined\x12\x19\n" +
+	"\bkept_for\x18\b \x03(\tR\akeptFor\"j\n" +
 	"\vDeliveryAck\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x12\x16\n" +
 	"\x06sender\x18\x02 \x01(\tR\x06sender\x12\x1a\n" +
