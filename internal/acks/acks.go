@@ -7,6 +7,8 @@ package acks
 import (
 	"sync"
 	"time"
+
+	"github.com/parleyhq/parley/internal/clock"
 )
 
 // Book holds the reliable messages that await an ack, by peer, in the
@@ -88,12 +90,13 @@ type Batcher struct {
 	Lazy      time.Duration               // how long a lazy ack may wait; 0: Delay
 	LazyBytes int                         // lazy acks' message bytes that make the flush urgent; 0: no bound
 	Flush     func(upTo map[string]int64) // sends the acks; runs on a timer goroutine
+	Clock     clock.Clock                 // runs the flushes; nil: the wall clock
 
 	mu    sync.Mutex
 	max   map[string]int64 // guarded by mu
 	bytes int              // guarded by mu; the lazily acked messages' bytes since the last flush
-	timer *time.Timer      // guarded by mu; the flush to come; nil if none
-	due   time.Time        // guarded by mu; when timer fires
+	stop  func() bool      // guarded by mu; stops the flush to come; nil if none
+	due   time.Time        // guarded by mu; when that flush runs
 }
 
 // Ack records that message id from peer was accepted, and that the sender
@@ -122,21 +125,25 @@ func (b *Batcher) add(peer string, id int64, delay time.Duration, size int) {
 	if b.bytes += size; b.LazyBytes > 0 && b.bytes > b.LazyBytes {
 		delay = b.Delay
 	}
-	due := time.Now().Add(delay)
+	c := b.Clock
+	if c == nil {
+		c = clock.Real{}
+	}
+	due := c.Now().Add(delay)
 	switch {
-	case b.timer == nil:
+	case b.stop == nil:
 	case !due.Before(b.due):
 		return // the flush to come is soon enough
-	case !b.timer.Stop():
+	case !b.stop():
 		return // firing now: it takes this ack too
 	}
-	b.timer, b.due = time.AfterFunc(delay, b.flush), due
+	b.stop, b.due = c.AfterFunc(delay, b.flush), due
 }
 
 func (b *Batcher) flush() {
 	b.mu.Lock()
 	upTo := b.max
-	b.max, b.bytes, b.timer = nil, 0, nil
+	b.max, b.bytes, b.stop = nil, 0, nil
 	b.mu.Unlock()
 	if len(upTo) > 0 {
 		b.Flush(upTo)

@@ -1,9 +1,9 @@
 package acks
 
 import (
+	"slices"
 	"sync"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -29,99 +29,148 @@ func TestBookSettlesPrefixes(t *testing.T) {
 	require.Empty(t, b.Drain())
 }
 
-// TestBatcherSendsOneCumulativeAckPerPeer runs in a synctest bubble, whose
-// clock moves only when every goroutine of the test waits: the flushes are
-// checked at exact points of the Batcher's delay, not raced against a
-// timer.
+// The Batcher tests run on a fake clock: advance moves it and runs the
+// flushes that fall due, in order, before it returns, so each check is at
+// an exact point of the Batcher's delay, not raced against a timer.
+
 func TestBatcherSendsOneCumulativeAckPerPeer(t *testing.T) {
-	// In synctest's bubble time.Sleep waits for nothing real: it moves the
-	// bubble's fake clock once every goroutine in it is blocked, so each
-	// sleep below puts the clock at an exact point of the delay.
-	synctest.Test(t, func(t *testing.T) {
-		const delay = 10 * time.Millisecond
-		b := &Batcher{Delay: delay}
-		taken := recordFlushes(b)
+	const delay = 10 * time.Millisecond
+	c := newFakeClock()
+	b := &Batcher{Delay: delay, Clock: c}
+	taken := recordFlushes(b)
 
-		for _, id := range []int64{1, 5, 3} {
-			b.Ack("a", id)
-		}
-		time.Sleep(delay / 2)
-		b.Ack("b", 7) // within the first's delay: the same flush
-		require.Empty(t, taken(), "a flush before the delay")
-		time.Sleep(delay/2 - time.Nanosecond)
-		require.Empty(t, taken(), "a flush before the delay")
-		time.Sleep(time.Nanosecond)
-		require.Equal(t, []map[string]int64{{"a": 5, "b": 7}}, taken(), "one flush, the highest ID per peer, a delay after the first ack")
+	for _, id := range []int64{1, 5, 3} {
+		b.Ack("a", id)
+	}
+	c.advance(delay / 2)
+	b.Ack("b", 7) // within the first's delay: the same flush
+	require.Empty(t, taken(), "a flush before the delay")
+	c.advance(delay/2 - time.Nanosecond)
+	require.Empty(t, taken(), "a flush before the delay")
+	c.advance(time.Nanosecond)
+	require.Equal(t, []map[string]int64{{"a": 5, "b": 7}}, taken(), "one flush, the highest ID per peer, a delay after the first ack")
 
-		time.Sleep(delay / 4) // before b's ack is a delay old
-		b.Ack("a", 6)
-		b.Ack("a", 2) // lower than one acked: covered
-		time.Sleep(delay - time.Nanosecond)
-		require.Empty(t, taken(), "the next burst flushed before its delay")
-		time.Sleep(time.Nanosecond)
-		require.Equal(t, []map[string]int64{{"a": 6}}, taken(), "the next burst: one flush again")
+	c.advance(delay / 4) // before b's ack is a delay old
+	b.Ack("a", 6)
+	b.Ack("a", 2) // lower than one acked: covered
+	c.advance(delay - time.Nanosecond)
+	require.Empty(t, taken(), "the next burst flushed before its delay")
+	c.advance(time.Nanosecond)
+	require.Equal(t, []map[string]int64{{"a": 6}}, taken(), "the next burst: one flush again")
 
-		time.Sleep(10 * delay)
-		require.Empty(t, taken(), "a flush with nothing acked")
-	})
+	c.advance(10 * delay)
+	require.Empty(t, taken(), "a flush with nothing acked")
 }
 
 // TestBatcherLazyAcks: a lazy ack waits for Lazy, not Delay; an urgent
 // one brings the flush forward for everything owed; lazily acked bytes
-// past LazyBytes make the flush urgent. In a synctest bubble, as above.
+// past LazyBytes make the flush urgent.
 func TestBatcherLazyAcks(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		const delay, lazy = 10 * time.Millisecond, 500 * time.Millisecond
-		b := &Batcher{Delay: delay, Lazy: lazy, LazyBytes: 1000}
-		taken := recordFlushes(b)
+	const delay, lazy = 10 * time.Millisecond, 500 * time.Millisecond
+	c := newFakeClock()
+	b := &Batcher{Delay: delay, Lazy: lazy, LazyBytes: 1000, Clock: c}
+	taken := recordFlushes(b)
 
-		b.AckLazy("a", 1, 10)
-		time.Sleep(lazy - time.Nanosecond)
-		require.Empty(t, taken(), "a lazy ack flushed before Lazy")
-		time.Sleep(time.Nanosecond)
-		require.Equal(t, []map[string]int64{{"a": 1}}, taken())
+	b.AckLazy("a", 1, 10)
+	c.advance(lazy - time.Nanosecond)
+	require.Empty(t, taken(), "a lazy ack flushed before Lazy")
+	c.advance(time.Nanosecond)
+	require.Equal(t, []map[string]int64{{"a": 1}}, taken())
 
-		b.AckLazy("a", 2, 10)
-		time.Sleep(lazy / 2)
-		b.Ack("b", 3) // urgent: the flush comes a Delay after it, with a's too
-		time.Sleep(delay - time.Nanosecond)
-		require.Empty(t, taken())
-		time.Sleep(time.Nanosecond)
-		require.Equal(t, []map[string]int64{{"a": 2, "b": 3}}, taken())
-		time.Sleep(lazy)
-		require.Empty(t, taken(), "the lazy timer left nothing behind")
+	b.AckLazy("a", 2, 10)
+	c.advance(lazy / 2)
+	b.Ack("b", 3) // urgent: the flush comes a Delay after it, with a's too
+	c.advance(delay - time.Nanosecond)
+	require.Empty(t, taken())
+	c.advance(time.Nanosecond)
+	require.Equal(t, []map[string]int64{{"a": 2, "b": 3}}, taken())
+	c.advance(lazy)
+	require.Empty(t, taken(), "the lazy timer left nothing behind")
 
-		b.AckLazy("a", 4, 600)
-		b.AckLazy("a", 5, 600) // past LazyBytes: urgent
-		time.Sleep(delay)
-		require.Equal(t, []map[string]int64{{"a": 5}}, taken())
-		b.AckLazy("a", 6, 600) // the byte count starts again after a flush
-		time.Sleep(delay)
-		require.Empty(t, taken())
-		time.Sleep(lazy)
-		require.Equal(t, []map[string]int64{{"a": 6}}, taken())
-	})
+	b.AckLazy("a", 4, 600)
+	b.AckLazy("a", 5, 600) // past LazyBytes: urgent
+	c.advance(delay)
+	require.Equal(t, []map[string]int64{{"a": 5}}, taken())
+	b.AckLazy("a", 6, 600) // the byte count starts again after a flush
+	c.advance(delay)
+	require.Empty(t, taken())
+	c.advance(lazy)
+	require.Equal(t, []map[string]int64{{"a": 6}}, taken())
 }
 
 // recordFlushes makes b's Flush keep what it sends, and returns taken:
-// the flushes since its last call, once every timer due has fired and
-// its Flush returned (in a synctest bubble).
+// the flushes since its last call.
 func recordFlushes(b *Batcher) (taken func() []map[string]int64) {
-	var (
-		mu      sync.Mutex
-		flushes []map[string]int64 // guarded by mu
-	)
-	b.Flush = func(m map[string]int64) {
-		mu.Lock()
-		flushes = append(flushes, m)
-		mu.Unlock()
-	}
+	var flushes []map[string]int64 // the fake clock runs Flush on the test's goroutine
+	b.Flush = func(m map[string]int64) { flushes = append(flushes, m) }
 	return func() []map[string]int64 {
-		synctest.Wait()
-		mu.Lock()
-		defer mu.Unlock()
 		f := flushes
 		flushes = nil
 		return f
 	}
+}
+
+// fakeClock is a clock.Clock whose time moves only by advance, which runs
+// the functions that fall due on the caller's goroutine, earliest first.
+type fakeClock struct {
+	mu     sync.Mutex
+	now    time.Time    // guarded by mu
+	timers []*fakeTimer // guarded by mu; not yet run or stopped
+}
+
+type fakeTimer struct {
+	at time.Time
+	f  func()
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1e9, 0)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) AfterFunc(d time.Duration, f func()) (stop func() bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &fakeTimer{at: c.now.Add(d), f: f}
+	c.timers = append(c.timers, t)
+	return func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for i, o := range c.timers {
+			if o == t {
+				c.timers = slices.Delete(c.timers, i, i+1)
+				return true
+			}
+		}
+		return false // run already
+	}
+}
+
+// advance moves the clock by d, running each function due by then at its
+// time.
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	end := c.now.Add(d)
+	for {
+		i := -1
+		for j, t := range c.timers {
+			if !t.at.After(end) && (i < 0 || t.at.Before(c.timers[i].at)) {
+				i = j
+			}
+		}
+		if i < 0 {
+			break
+		}
+		t := c.timers[i]
+		c.timers = slices.Delete(c.timers, i, i+1)
+		c.now = t.at
+		c.mu.Unlock()
+		t.f()
+		c.mu.Lock()
+	}
+	c.now = end
+	c.mu.Unlock()
 }
