@@ -103,12 +103,12 @@ func TestRecorderWaitDropsEarlierOfItsType(t *testing.T) {
 }
 
 func TestRecorderWaitsForLaterEvents(t *testing.T) {
-	// In the bubble, the goroutine's sleep ends only once the test is
-	// blocked in its wait: the events come while it waits.
+	// In the bubble, synctest.Wait returns once the test is blocked in
+	// its wait: the events come while it waits.
 	synctest.Test(t, func(t *testing.T) {
 		rec := parleytest.NewRecorder()
 		go func() {
-			time.Sleep(10 * time.Millisecond)
+			synctest.Wait()
 			rec.OnUserJoined(parley.UserInfo{UserID: "alice"})
 			rec.OnUserJoined(parley.UserInfo{UserID: "bob"})
 		}()
