@@ -22,10 +22,19 @@ import (
 // on the reader as before. Unreliable messages never wait for a
 // broadcast.
 
-// maxFanQueue bounds the bytes a room's fan-out queue holds: a reader
-// that would pass it waits for the worker, and its sender's SCTP window
-// pushes back on the sender.
-const maxFanQueue = 4 << 20
+// Bounds of a room's fan-out queue. A reader that would pass one waits for
+// the worker, and its sender's SCTP window pushes back on the sender. A
+// session's reader carries all its rooms, so a wait holds up its other
+// rooms on that channel too: the bound a reader waits on is first its own
+// member's, so that a room busy with others' broadcasts does not stall an
+// Engine that sends it one message; only a member that has itself
+// maxFanQueue bytes queued waits. maxRoomFanQueue bounds the room's queue,
+// all members together, so that its memory stays bounded when many flood
+// it at once: past it, every sender waits.
+const (
+	maxFanQueue     = 1 << 20
+	maxRoomFanQueue = 16 << 20
+)
 
 // fanout is a room's queue of messages handed off by its members' readers.
 type fanout struct {
@@ -33,6 +42,7 @@ type fanout struct {
 	space   sync.Cond // signalled when the worker takes bytes off the queue; L is &mu
 	q       []fanJob  // guarded by mu
 	bytes   int       // the size of the messages in q and in the worker's hands; guarded by mu
+	waiting int       // readers waiting in handOff; guarded by mu (for tests)
 	running bool      // the worker is running; guarded by mu
 }
 
@@ -62,27 +72,42 @@ func (m *member) relayInOrder(ch int, buf []byte, msg wireMessage) {
 }
 
 // handOff queues run, a relay of one of m's messages of size bytes, on the
-// room's fan-out worker, starting it if need be. It waits while the queue
-// holds over maxFanQueue bytes. Called on m's reader, which the server's
-// wait group counts: the worker is counted in it too.
+// room's fan-out worker, starting it if need be. It waits while m's own
+// messages in the queue would pass maxFanQueue bytes, or the room's
+// maxRoomFanQueue (a lone message passes either). Called on m's reader,
+// which the server's wait group counts: the worker is counted in it too.
 func (r *room) handOff(m *member, size int, run func()) {
 	f := &r.fan
 	f.mu.Lock()
 	if f.space.L == nil {
 		f.space.L = &f.mu
 	}
-	for f.bytes > 0 && f.bytes+size > maxFanQueue {
-		f.space.Wait()
+	if f.fullLocked(m, size) {
+		r.srv.metrics.fanoutWaits.Inc()
+		f.waiting++
+		for f.fullLocked(m, size) {
+			f.space.Wait()
+		}
+		f.waiting--
 	}
 	m.fanQueued.Add(1)
 	f.q = append(f.q, fanJob{from: m, size: size, run: run})
 	f.bytes += size
+	m.fanBytes += size
 	if !f.running {
 		f.running = true
 		r.srv.wg.Add(1)
 		go r.fanWorker()
 	}
 	f.mu.Unlock()
+}
+
+// fullLocked reports whether a message of m's of size bytes must wait:
+// it would take m's queued messages past maxFanQueue, or the room's past
+// maxRoomFanQueue, and they are not empty. f.mu must be held.
+func (f *fanout) fullLocked(m *member, size int) bool {
+	over := func(queued, limit int) bool { return queued > 0 && queued+size > limit }
+	return over(m.fanBytes, maxFanQueue) || over(f.bytes, maxRoomFanQueue)
 }
 
 // fanWorker relays the room's handed-off messages in order until none is
@@ -106,6 +131,7 @@ func (r *room) fanWorker() {
 			q[i] = fanJob{}
 			f.mu.Lock()
 			f.bytes -= j.size
+			j.from.fanBytes -= j.size
 			f.space.Broadcast()
 			f.mu.Unlock()
 		}

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 
@@ -68,4 +69,56 @@ func TestFanoutOffReaderKeepsSenderOrder(t *testing.T) {
 		}
 	}
 	require.Equal(t, 10, results, "one 200 for each broadcast")
+}
+
+// TestFanoutBacklogHoldsOnlyItsSender: a session's reader carries all its
+// rooms, so a hand-off that waits holds up its other rooms too. While the
+// room's worker is busy and b has a full queue of its own (maxFanQueue
+// bytes), b's next hand-off waits, and says so in
+// parley_fanout_waits_total; a's does not wait for b's backlog. Once the
+// worker goes on, b's goes through.
+func TestFanoutBacklogHoldsOnlyItsSender(t *testing.T) {
+	rig := newRelayRig(t, Config{})
+	r := rig.a.room
+	release := make(chan struct{})
+	r.handOff(rig.b, maxFanQueue, func() { <-release })
+
+	bDone := make(chan struct{})
+	go func() {
+		defer close(bDone)
+		r.handOff(rig.b, 1, func() {})
+	}()
+	require.Eventually(t, func() bool {
+		r.fan.mu.Lock()
+		defer r.fan.mu.Unlock()
+		return r.fan.waiting == 1
+	}, waitTimeout, time.Millisecond, "b's hand-off past its bound did not wait")
+	require.Equal(t, 1.0, testutil.ToFloat64(rig.srv.metrics.fanoutWaits))
+
+	aDone := make(chan struct{})
+	go func() {
+		defer close(aDone)
+		r.handOff(rig.a, 1, func() {})
+	}()
+	select {
+	case <-aDone:
+	case <-time.After(waitTimeout):
+		t.Fatal("a's hand-off waited for b's backlog")
+	}
+	select {
+	case <-bDone:
+		t.Fatal("b's hand-off went past its bound while the worker was held")
+	default:
+	}
+
+	close(release)
+	select {
+	case <-bDone:
+	case <-time.After(waitTimeout):
+		t.Fatal("b's hand-off still waits after the worker went on")
+	}
+	waitIdle(t, r)
+	r.fan.mu.Lock()
+	defer r.fan.mu.Unlock()
+	require.Zero(t, rig.a.fanBytes+rig.b.fanBytes+r.fan.bytes, "bytes left counted after the queue drained")
 }

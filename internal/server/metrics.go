@@ -32,6 +32,7 @@ type metrics struct {
 	strayPackets  prometheus.Counter // well-formed, for a room the session is not in
 	dropped       prometheus.Counter
 	slowConsumers prometheus.Counter
+	fanoutWaits   prometheus.Counter // readers that waited for room in a fan-out queue
 }
 
 // Join results, the "result" label of parley_joins_total.
@@ -83,6 +84,9 @@ func newMetrics() *metrics {
 	m.dropped = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "parley_unreliable_dropped_total", Help: "Unreliable messages dropped because the receiver's queue was full.",
 	})
+	m.fanoutWaits = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "parley_fanout_waits_total", Help: "Times a session's reader waited for its room's fan-out worker: the member's broadcasts not yet relayed passed 1 MiB, or the room's 16 MiB. The session's other rooms on that data channel waited too.",
+	})
 	m.slowConsumers = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "parley_slow_consumers_total", Help: "Members disconnected because their reliable backlog overflowed.",
 	})
@@ -114,7 +118,7 @@ func newMetrics() *metrics {
 		}
 	}
 	m.reg.MustRegister(m.sessions, m.rooms, m.members, m.transports, m.joins, m.closes,
-		m.relayed, m.badPackets, m.clusterBad, m.strayPackets, m.dropped, m.slowConsumers, m.resumes,
+		m.relayed, m.badPackets, m.clusterBad, m.strayPackets, m.dropped, m.slowConsumers, m.fanoutWaits, m.resumes,
 		m.messagesIn, m.bytesIn, m.results, m.latency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -89,6 +89,7 @@ type member struct {
 	quiet   atomic.Bool   // gone: no more presence frames; set under sess.sendMu (silence)
 
 	fanQueued atomic.Int32 // its jobs in the room's fan-out queue, not finished (see fanout.go)
+	fanBytes  int          // the size of those jobs; guarded by room.fan.mu
 
 	wmu    sync.Mutex  // orders writes to m's reliable channel with a replay of retain
 	retain retention   // reliable messages forwarded to m, not yet acknowledged
