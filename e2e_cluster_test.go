@@ -164,14 +164,22 @@ func itoa(i int) string {
 // receiver's room is back with JoinTypeReconnected; the sender's room
 // hears nothing of the move. With broadcasts: every other message is a
 // broadcast to the room, which the receiver's move must not lose either.
+// Both on the leaving node: the sender is on the leaving node too and
+// moves to another node than the receiver's, at the same time; the node
+// that either reaches first has not known the room before.
 func TestClusterNodeDrain(t *testing.T) {
-	t.Run("user messages", func(t *testing.T) { testNodeDrain(t, false) })
-	t.Run("with broadcasts", func(t *testing.T) { testNodeDrain(t, true) })
+	t.Run("user messages", func(t *testing.T) { testNodeDrain(t, false, false) })
+	t.Run("with broadcasts", func(t *testing.T) { testNodeDrain(t, true, false) })
+	t.Run("both on the leaving node", func(t *testing.T) { testNodeDrain(t, true, true) })
 }
 
-func testNodeDrain(t *testing.T, broadcasts bool) {
+func testNodeDrain(t *testing.T, broadcasts, together bool) {
 	c := parleytest.NewCluster(t, 3)
 	a := newPeer(t, c.Nodes[0], "room1", "alice")
+	if together {
+		a = newPeerAt(t, c.Nodes[1], parley.EngineConfig{AppID: c.AppID, ServerURL: c.Nodes[1].URL}, "room1",
+			parley.UserInfo{UserID: "alice"}, parley.WithServerURLs(c.Nodes[0].URL))
+	}
 	b := newPeerAt(t, c.Nodes[1], parley.EngineConfig{AppID: c.AppID, ServerURL: c.Nodes[1].URL}, "room1",
 		parley.UserInfo{UserID: "bob"}, parley.WithServerURLs(c.Nodes[2].URL))
 	joinAll(t, a, b)

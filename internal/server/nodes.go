@@ -33,9 +33,12 @@ type nodes struct {
 	grace    time.Duration
 	log      *zap.Logger
 
-	// down is told of a node that is gone: graceful for a Bye, else dead.
-	// Set before start.
-	down func(node string, graceful bool)
+	// down is told of a node that is gone: graceful for a Bye (with the
+	// rooms and members it named), else dead. Set before start.
+	down func(node string, graceful bool, rooms []*clusterpb.MovingRoom)
+	// rooms lists this node's members, by room, for its Bye. Set before
+	// start.
+	rooms func() []*clusterpb.MovingRoom
 
 	mu   sync.Mutex
 	seen map[string]*nodeSeen // by node ID; guarded by mu
@@ -119,7 +122,7 @@ func (n *nodes) close(bye bool) {
 		return
 	}
 	want := n.count()
-	env := &clusterpb.Envelope{Body: &clusterpb.Envelope_Bye{Bye: &clusterpb.Bye{GraceMs: uint32(n.grace / time.Millisecond)}}}
+	env := &clusterpb.Envelope{Body: &clusterpb.Envelope_Bye{Bye: &clusterpb.Bye{GraceMs: uint32(n.grace / time.Millisecond), Rooms: n.rooms()}}}
 	if want == 0 {
 		_ = n.c.send(byeSubject(n.c.node), env)
 		return
@@ -181,7 +184,7 @@ func (n *nodes) check() {
 	n.mu.Unlock()
 	for _, id := range dead {
 		n.log.Warn("node silent: its members are dropped", zap.String("peer", id))
-		n.down(id, false)
+		n.down(id, false, nil)
 	}
 }
 
@@ -237,7 +240,7 @@ func (n *nodes) onMessage(env *clusterpb.Envelope, msg *nats.Msg) {
 			// The node restarted under its ID: what the others held of its
 			// last run is gone with it.
 			n.log.Info("node restarted", zap.String("peer", env.Node))
-			n.down(env.Node, false)
+			n.down(env.Node, false, nil)
 		}
 	case *clusterpb.Envelope_Bye:
 		n.mu.Lock()
@@ -245,7 +248,7 @@ func (n *nodes) onMessage(env *clusterpb.Envelope, msg *nats.Msg) {
 		delete(n.seen, env.Node)
 		n.mu.Unlock()
 		n.log.Info("node leaving: its members are moving", zap.String("peer", env.Node), zap.Bool("known", known))
-		n.down(env.Node, true)
+		n.down(env.Node, true, b.Bye.GetRooms())
 		if msg.Reply != "" {
 			_ = n.c.sendReply(msg.Reply, "", n.heartbeat()) // the node waits for it (close)
 		}

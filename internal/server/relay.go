@@ -66,6 +66,20 @@ func (m *member) onBody(ch int, buf []byte, p wirePacket) {
 // The sender is stamped from the session, never taken from the packet.
 func (m *member) relay(ch int, buf []byte, msg wireMessage) {
 	srv := m.room.srv
+	if ch == transport.ChannelReliable && srv.leaving.Load() {
+		// This node is leaving its cluster, and m's client is about to
+		// move: neither relayed nor answered, the message is sent again
+		// from the client's next node, in order with the rest it sends
+		// from there (the SDK keeps a reliable message until its result
+		// and sends it again after a rejoin; receivers drop what they
+		// have). Relayed here, a broadcast's 200 could come for a member
+		// that moves before it has it, or a NoReceiver for one that is
+		// between nodes, and the message would be lost. (Checked here, not
+		// on the reader, so that what waits on the room's fan-out worker
+		// when the node starts leaving is left too.)
+		srv.metrics.relayed.WithLabelValues(kindOf(msg), "left_to_next_node").Inc()
+		return
+	}
 	arrived := srv.metrics.arrived(kindOf(msg), msg.payloadLen)
 	if msg.payloadLen > MaxPayload {
 		m.result(msg.id, resultExceedMaxLength)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -138,6 +139,7 @@ func (x *remoteRoom) sync() {
 	x.syncing = true
 	r.mu.Unlock()
 	rosters := x.c.gather(r.key.app, &clusterpb.Envelope{Body: &clusterpb.Envelope_Sync{Sync: &clusterpb.RoomSync{Room: r.id}}})
+	movers := r.srv.moversOf(r.key)
 	r.mu.Lock()
 	r.srv.log.Debug("room synced", zap.String("room", r.id), zap.Int("nodes", len(rosters)), zap.Int("held", len(x.held)))
 	for node, env := range rosters {
@@ -146,6 +148,9 @@ func (x *remoteRoom) sync() {
 			continue
 		}
 		x.applyRosterLocked(node, ro)
+	}
+	for _, mr := range movers { // after the rosters: who is on a node now is not moving
+		x.seedMovingLocked(mr.node, mr.members)
 	}
 	held := x.held
 	x.held, x.syncing = nil, false
@@ -474,10 +479,12 @@ func (r *room) takeOverLocked(p, m *member) {
 	delete(r.remote.moving, p)
 	r.remote.proxies--
 	m.joinVer = p.joinVer
-	for i, o := range r.roster.list {
-		if o == p {
-			r.roster.list[i] = m
-		}
+	// A snapshot of the roster may be read outside the lock (roster): the
+	// list is replaced, not changed.
+	if i := slices.Index(r.roster.list, p); i >= 0 {
+		list := slices.Clone(r.roster.list)
+		list[i] = m
+		r.roster.list = list
 	}
 	p.wmu.Lock()
 	q := p.retain.drain()
@@ -676,7 +683,10 @@ func (m *member) broadcastRemote(id int64, b []byte, keptFor []string) bool {
 }
 
 // nodeDown handles the loss of node in every room.
-func (s *Server) nodeDown(node string, graceful bool) {
+func (s *Server) nodeDown(node string, graceful bool, moving []*clusterpb.MovingRoom) {
+	if graceful {
+		s.keepMovers(node, moving)
+	}
 	rooms := s.roomList()
 	for _, r := range rooms {
 		if r.remote == nil {
@@ -685,19 +695,25 @@ func (s *Server) nodeDown(node string, graceful bool) {
 		r.remote.fence.Lock()
 		r.mu.Lock()
 		r.remote.nodeDownLocked(node, graceful)
+		if graceful {
+			for _, mr := range moving {
+				if mr.App == r.key.app && mr.Room == r.id {
+					r.remote.seedMovingLocked(node, mr.Members)
+				}
+			}
+		}
 		r.mu.Unlock()
 		r.remote.fence.Unlock()
 	}
 	s.loginsNodeDown(node, graceful)
 }
 
-// settleWait bounds how long a leaving node waits for its members' acks
-// (settleMoving); a receiver's SDK acks a broadcast within 500 ms.
-const settleWait = 2 * time.Second
 
 // settleMoving waits, as the node leaves and before its members hear
 // GoAway, until each active member has acknowledged the reliable messages
-// it holds now, or settleWait passes. The other nodes keep what they send
+// it holds now, or half the drain timeout passes (a receiver's SDK acks a
+// broadcast within 500 ms, a user message within a few milliseconds, but a
+// member far behind takes longer). The other nodes keep what they send
 // after answering the Bye for the members' next node; what they sent
 // before is here (nodes.close), and a broadcast has no other copy: once
 // acknowledged, the member has it, and the messages kept elsewhere come
@@ -723,7 +739,7 @@ func (s *Server) settleMoving(ctx context.Context) {
 	for i := range all {
 		all[i].upTo = all[i].m.retain.newest()
 	}
-	deadline := time.NewTimer(settleWait)
+	deadline := time.NewTimer(s.cfg.DrainTimeout / 2)
 	defer deadline.Stop()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
@@ -780,6 +796,7 @@ func (s *Server) startCluster() error {
 	c.bad = s.metrics.clusterBad.Inc
 	c.nodes = newNodes(c, s.cfg.NodeHeartbeat, s.cfg.GracePeriod, c.log)
 	c.nodes.down = s.nodeDown
+	c.nodes.rooms = s.movingRooms
 	c.back = s.natsBack
 	for app := range s.cfg.Apps {
 		if _, err := c.subscribe(syncSubject(app), func(env *clusterpb.Envelope, msg *nats.Msg) { s.onSync(app, env, msg) }); err != nil {

@@ -24,6 +24,10 @@ func FuzzClusterEnvelope(f *testing.F) {
 		{Node: "n2", Body: &clusterpb.Envelope_Delivery{Delivery: &clusterpb.Delivery{Room: "r", From: "x", MsgId: 3, Packet: []byte{0x0a, 0x00}, KeptFor: []string{"bob", ""}}}},
 		{Node: "n2", Body: &clusterpb.Envelope_Ack{Ack: &clusterpb.DeliveryAck{Room: "r", Sender: "x", Receiver: "bob", UpTo: 3}}},
 		{Node: "n2", Body: &clusterpb.Envelope_Heartbeat{Heartbeat: &clusterpb.Heartbeat{IntervalMs: 1000}}},
+		{Node: "n2", Body: &clusterpb.Envelope_Bye{Bye: &clusterpb.Bye{GraceMs: 1000, Rooms: []*clusterpb.MovingRoom{
+			{App: testAppID, Room: "r", Members: []*clusterpb.Member{{UserId: "bob", Joined: 5}, {UserId: "bad id!"}}},
+			{App: "not-an-app", Room: "r", Members: []*clusterpb.Member{{UserId: "carol"}}},
+		}}}},
 	} {
 		b, _ := proto.Marshal(env)
 		f.Add(b)
@@ -50,11 +54,21 @@ func FuzzClusterEnvelope(f *testing.F) {
 		defer func() {
 			s.mu.Lock()
 			delete(s.rooms, r.key)
+			s.movers = nil
 			s.mu.Unlock()
 		}()
 		for range 2 { // twice: the second time it is old news
 			r.remote.onRoomMessage(env, nil)
 			s.onNodeMessage(testAppID, env, nil)
+			if bye := env.GetBye(); bye != nil {
+				s.nodeDown(env.Node, true, bye.GetRooms())
+				movers := s.moversOf(r.key)
+				r.mu.Lock()
+				for _, mr := range movers {
+					r.remote.seedMovingLocked(mr.node, mr.members)
+				}
+				r.mu.Unlock()
+			}
 		}
 		r.mu.Lock()
 		defer r.mu.Unlock()

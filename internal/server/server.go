@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -55,6 +56,13 @@ type Server struct {
 	closing  bool                // Shutdown or Kill has begun
 	killed   bool                // it was Kill
 	served   chan struct{}       // closed when the HTTP server has returned
+	// leaving is set when a node of a cluster begins its Shutdown: from
+	// then on its members' reliable messages are left to the node they
+	// move to (see member.relay).
+	leaving atomic.Bool
+	// movers are the members of nodes that left, by room, for rooms this
+	// node opens within the grace period (leaving.go); guarded by mu.
+	movers map[roomKey][]moversRoom
 
 	admission admission
 
@@ -354,6 +362,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		// Before the clients hear GoAway: the other nodes keep this
 		// node's members for them to come back elsewhere, from now on;
 		// what they sent before, the members have before they go.
+		s.leaving.Store(true)
 		s.cluster.nodes.close(true)
 		s.settleMoving(ctx)
 	}

@@ -403,8 +403,14 @@ func (x *Heartbeat) GetStarted() int64 {
 // to other nodes, and the others keep its members for the grace period
 // (grace_ms) so that they come back unnoticed.
 type Bye struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	GraceMs       uint32                 `protobuf:"varint,1,opt,name=grace_ms,json=graceMs,proto3" json:"grace_ms,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	GraceMs uint32                 `protobuf:"varint,1,opt,name=grace_ms,json=graceMs,proto3" json:"grace_ms,omitempty"`
+	// The node's members, by room. A node that has the room keeps them
+	// moving (as it does the proxies it had of them); one that opens the
+	// room within the grace period keeps them too, so that a member of the
+	// leaving node that moves to it first finds the others there, and what
+	// it sends them is kept for their next node rather than NoReceiver.
+	Rooms         []*MovingRoom `protobuf:"bytes,2,rep,name=rooms,proto3" json:"rooms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -446,6 +452,74 @@ func (x *Bye) GetGraceMs() uint32 {
 	return 0
 }
 
+func (x *Bye) GetRooms() []*MovingRoom {
+	if x != nil {
+		return x.Rooms
+	}
+	return nil
+}
+
+// MovingRoom is one room's members on a node that leaves (Bye).
+type MovingRoom struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	App           string                 `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	Room          string                 `protobuf:"bytes,2,opt,name=room,proto3" json:"room,omitempty"`
+	Members       []*Member              `protobuf:"bytes,3,rep,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MovingRoom) Reset() {
+	*x = MovingRoom{}
+	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MovingRoom) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MovingRoom) ProtoMessage() {}
+
+func (x *MovingRoom) ProtoReflect() protoreflect.Message {
+	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MovingRoom.ProtoReflect.Descriptor instead.
+func (*MovingRoom) Descriptor() ([]byte, []int) {
+	return file_parley_cluster_v1_cluster_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *MovingRoom) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+func (x *MovingRoom) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+func (x *MovingRoom) GetMembers() []*Member {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
 // Member is a room member as the other nodes know it.
 type Member struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -461,7 +535,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[3]
+	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -473,7 +547,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[3]
+	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -486,7 +560,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_parley_cluster_v1_cluster_proto_rawDescGZIP(), []int{3}
+	return file_parley_cluster_v1_cluster_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Member) GetUserId() string {
@@ -524,7 +598,7 @@ type RoomJoin struct {
 
 func (x *RoomJoin) Reset() {
 	*x = RoomJoin{}
-	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[4]
+	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -536,7 +610,7 @@ func (x *RoomJoin) String() string {
 func (*RoomJoin) ProtoMessage() {}
 
 func (x *RoomJoin) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[4]
+	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -549,7 +623,7 @@ func (x *RoomJoin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoomJoin.ProtoReflect.Descriptor instead.
 func (*RoomJoin) Descriptor() ([]byte, []int) {
-	return file_parley_cluster_v1_cluster_proto_rawDescGZIP(), []int{4}
+	return file_parley_cluster_v1_cluster_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RoomJoin) GetRoom() string {
@@ -592,7 +666,7 @@ type RoomLeave struct {
 
 func (x *RoomLeave) Reset() {
 	*x = RoomLeave{}
-	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[5]
+	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -604,7 +678,7 @@ func (x *RoomLeave) String() string {
 func (*RoomLeave) ProtoMessage() {}
 
 func (x *RoomLeave) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[5]
+	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -617,7 +691,7 @@ func (x *RoomLeave) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoomLeave.ProtoReflect.Descriptor instead.
 func (*RoomLeave) Descriptor() ([]byte, []int) {
-	return file_parley_cluster_v1_cluster_proto_rawDescGZIP(), []int{5}
+	return file_parley_cluster_v1_cluster_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RoomLeave) GetRoom() string {
@@ -673,7 +747,7 @@ type RoomSync struct {
 
 func (x *RoomSync) Reset() {
 	*x = RoomSync{}
-	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[6]
+	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -685,7 +759,7 @@ func (x *RoomSync) String() string {
 func (*RoomSync) ProtoMessage() {}
 
 func (x *RoomSync) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[6]
+	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -698,7 +772,7 @@ func (x *RoomSync) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoomSync.ProtoReflect.Descriptor instead.
 func (*RoomSync) Descriptor() ([]byte, []int) {
-	return file_parley_cluster_v1_cluster_proto_rawDescGZIP(), []int{6}
+	return file_parley_cluster_v1_cluster_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RoomSync) GetRoom() string {
@@ -720,7 +794,7 @@ type RoomRoster struct {
 
 func (x *RoomRoster) Reset() {
 	*x = RoomRoster{}
-	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[7]
+	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -732,7 +806,7 @@ func (x *RoomRoster) String() string {
 func (*RoomRoster) ProtoMessage() {}
 
 func (x *RoomRoster) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[7]
+	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -745,7 +819,7 @@ func (x *RoomRoster) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoomRoster.ProtoReflect.Descriptor instead.
 func (*RoomRoster) Descriptor() ([]byte, []int) {
-	return file_parley_cluster_v1_cluster_proto_rawDescGZIP(), []int{7}
+	return file_parley_cluster_v1_cluster_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RoomRoster) GetRoom() string {
@@ -803,7 +877,7 @@ type Delivery struct {
 
 func (x *Delivery) Reset() {
 	*x = Delivery{}
-	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[8]
+	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -815,7 +889,7 @@ func (x *Delivery) String() string {
 func (*Delivery) ProtoMessage() {}
 
 func (x *Delivery) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[8]
+	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -828,7 +902,7 @@ func (x *Delivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Delivery.ProtoReflect.Descriptor instead.
 func (*Delivery) Descriptor() ([]byte, []int) {
-	return file_parley_cluster_v1_cluster_proto_rawDescGZIP(), []int{8}
+	return file_parley_cluster_v1_cluster_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Delivery) GetRoom() string {
@@ -901,7 +975,7 @@ type DeliveryAck struct {
 
 func (x *DeliveryAck) Reset() {
 	*x = DeliveryAck{}
-	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[9]
+	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -913,7 +987,7 @@ func (x *DeliveryAck) String() string {
 func (*DeliveryAck) ProtoMessage() {}
 
 func (x *DeliveryAck) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[9]
+	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -926,7 +1000,7 @@ func (x *DeliveryAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliveryAck.ProtoReflect.Descriptor instead.
 func (*DeliveryAck) Descriptor() ([]byte, []int) {
-	return file_parley_cluster_v1_cluster_proto_rawDescGZIP(), []int{9}
+	return file_parley_cluster_v1_cluster_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DeliveryAck) GetRoom() string {
@@ -969,7 +1043,7 @@ type LoginClaim struct {
 
 func (x *LoginClaim) Reset() {
 	*x = LoginClaim{}
-	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[10]
+	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -981,7 +1055,7 @@ func (x *LoginClaim) String() string {
 func (*LoginClaim) ProtoMessage() {}
 
 func (x *LoginClaim) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[10]
+	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -994,7 +1068,7 @@ func (x *LoginClaim) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginClaim.ProtoReflect.Descriptor instead.
 func (*LoginClaim) Descriptor() ([]byte, []int) {
-	return file_parley_cluster_v1_cluster_proto_rawDescGZIP(), []int{10}
+	return file_parley_cluster_v1_cluster_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *LoginClaim) GetUserId() string {
@@ -1024,7 +1098,7 @@ type Outside struct {
 
 func (x *Outside) Reset() {
 	*x = Outside{}
-	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[11]
+	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1036,7 +1110,7 @@ func (x *Outside) String() string {
 func (*Outside) ProtoMessage() {}
 
 func (x *Outside) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[11]
+	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1049,7 +1123,7 @@ func (x *Outside) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Outside.ProtoReflect.Descriptor instead.
 func (*Outside) Descriptor() ([]byte, []int) {
-	return file_parley_cluster_v1_cluster_proto_rawDescGZIP(), []int{11}
+	return file_parley_cluster_v1_cluster_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Outside) GetMessage() []byte {
@@ -1073,7 +1147,7 @@ type OutsideReply struct {
 
 func (x *OutsideReply) Reset() {
 	*x = OutsideReply{}
-	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[12]
+	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1085,7 +1159,7 @@ func (x *OutsideReply) String() string {
 func (*OutsideReply) ProtoMessage() {}
 
 func (x *OutsideReply) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[12]
+	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1098,7 +1172,7 @@ func (x *OutsideReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutsideReply.ProtoReflect.Descriptor instead.
 func (*OutsideReply) Descriptor() ([]byte, []int) {
-	return file_parley_cluster_v1_cluster_proto_rawDescGZIP(), []int{12}
+	return file_parley_cluster_v1_cluster_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *OutsideReply) GetCode() int32 {
@@ -1121,7 +1195,7 @@ type OutsideAck struct {
 
 func (x *OutsideAck) Reset() {
 	*x = OutsideAck{}
-	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[13]
+	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1133,7 +1207,7 @@ func (x *OutsideAck) String() string {
 func (*OutsideAck) ProtoMessage() {}
 
 func (x *OutsideAck) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[13]
+	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1146,7 +1220,7 @@ func (x *OutsideAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutsideAck.ProtoReflect.Descriptor instead.
 func (*OutsideAck) Descriptor() ([]byte, []int) {
-	return file_parley_cluster_v1_cluster_proto_rawDescGZIP(), []int{13}
+	return file_parley_cluster_v1_cluster_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *OutsideAck) GetSender() string {
@@ -1186,7 +1260,7 @@ type OutsideResult struct {
 
 func (x *OutsideResult) Reset() {
 	*x = OutsideResult{}
-	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[14]
+	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1198,7 +1272,7 @@ func (x *OutsideResult) String() string {
 func (*OutsideResult) ProtoMessage() {}
 
 func (x *OutsideResult) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[14]
+	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1211,7 +1285,7 @@ func (x *OutsideResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutsideResult.ProtoReflect.Descriptor instead.
 func (*OutsideResult) Descriptor() ([]byte, []int) {
-	return file_parley_cluster_v1_cluster_proto_rawDescGZIP(), []int{14}
+	return file_parley_cluster_v1_cluster_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *OutsideResult) GetSender() string {
@@ -1253,7 +1327,7 @@ type StatusQuery struct {
 
 func (x *StatusQuery) Reset() {
 	*x = StatusQuery{}
-	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[15]
+	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1265,7 +1339,7 @@ func (x *StatusQuery) String() string {
 func (*StatusQuery) ProtoMessage() {}
 
 func (x *StatusQuery) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[15]
+	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1278,7 +1352,7 @@ func (x *StatusQuery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusQuery.ProtoReflect.Descriptor instead.
 func (*StatusQuery) Descriptor() ([]byte, []int) {
-	return file_parley_cluster_v1_cluster_proto_rawDescGZIP(), []int{15}
+	return file_parley_cluster_v1_cluster_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *StatusQuery) GetUserId() string {
@@ -1299,7 +1373,7 @@ type StatusReply struct {
 
 func (x *StatusReply) Reset() {
 	*x = StatusReply{}
-	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[16]
+	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1311,7 +1385,7 @@ func (x *StatusReply) String() string {
 func (*StatusReply) ProtoMessage() {}
 
 func (x *StatusReply) ProtoReflect() protoreflect.Message {
-	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[16]
+	mi := &file_parley_cluster_v1_cluster_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1324,7 +1398,7 @@ func (x *StatusReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusReply.ProtoReflect.Descriptor instead.
 func (*StatusReply) Descriptor() ([]byte, []int) {
-	return file_parley_cluster_v1_cluster_proto_rawDescGZIP(), []int{16}
+	return file_parley_cluster_v1_cluster_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *StatusReply) GetStatus() int32 {
@@ -1363,9 +1437,15 @@ const file_parley_cluster_v1_cluster_proto_rawDesc = "" +
 	"\tHeartbeat\x12\x1f\n" +
 	"\vinterval_ms\x18\x01 \x01(\rR\n" +
 	"intervalMs\x12\x18\n" +
-	"\astarted\x18\x02 \x01(\x03R\astarted\" \n" +
+	"\astarted\x18\x02 \x01(\x03R\astarted\"U\n" +
 	"\x03Bye\x12\x19\n" +
-	"\bgrace_ms\x18\x01 \x01(\rR\agraceMs\"X\n" +
+	"\bgrace_ms\x18\x01 \x01(\rR\agraceMs\x123\n" +
+	"\x05rooms\x18\x02 \x03(\v2\x1d.parley.cluster.v1.MovingRoomR\x05rooms\"g\n" +
+	"\n" +
+	"MovingRoom\x12\x10\n" +
+	"\x03app\x18\x01 \x01(\tR\x03app\x12\x12\n" +
+	"\x04room\x18\x02 \x01(\tR\x04room\x123\n" +
+	"\amembers\x18\x03 \x03(\v2\x19.parley.cluster.v1.MemberR\amembers\"X\n" +
 	"\x06Member\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1d\n" +
 	"\n" +
@@ -1438,49 +1518,52 @@ func file_parley_cluster_v1_cluster_proto_rawDescGZIP() []byte {
 	return file_parley_cluster_v1_cluster_proto_rawDescData
 }
 
-var file_parley_cluster_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_parley_cluster_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_parley_cluster_v1_cluster_proto_goTypes = []any{
 	(*Envelope)(nil),      // 0: parley.cluster.v1.Envelope
 	(*Heartbeat)(nil),     // 1: parley.cluster.v1.Heartbeat
 	(*Bye)(nil),           // 2: parley.cluster.v1.Bye
-	(*Member)(nil),        // 3: parley.cluster.v1.Member
-	(*RoomJoin)(nil),      // 4: parley.cluster.v1.RoomJoin
-	(*RoomLeave)(nil),     // 5: parley.cluster.v1.RoomLeave
-	(*RoomSync)(nil),      // 6: parley.cluster.v1.RoomSync
-	(*RoomRoster)(nil),    // 7: parley.cluster.v1.RoomRoster
-	(*Delivery)(nil),      // 8: parley.cluster.v1.Delivery
-	(*DeliveryAck)(nil),   // 9: parley.cluster.v1.DeliveryAck
-	(*LoginClaim)(nil),    // 10: parley.cluster.v1.LoginClaim
-	(*Outside)(nil),       // 11: parley.cluster.v1.Outside
-	(*OutsideReply)(nil),  // 12: parley.cluster.v1.OutsideReply
-	(*OutsideAck)(nil),    // 13: parley.cluster.v1.OutsideAck
-	(*OutsideResult)(nil), // 14: parley.cluster.v1.OutsideResult
-	(*StatusQuery)(nil),   // 15: parley.cluster.v1.StatusQuery
-	(*StatusReply)(nil),   // 16: parley.cluster.v1.StatusReply
+	(*MovingRoom)(nil),    // 3: parley.cluster.v1.MovingRoom
+	(*Member)(nil),        // 4: parley.cluster.v1.Member
+	(*RoomJoin)(nil),      // 5: parley.cluster.v1.RoomJoin
+	(*RoomLeave)(nil),     // 6: parley.cluster.v1.RoomLeave
+	(*RoomSync)(nil),      // 7: parley.cluster.v1.RoomSync
+	(*RoomRoster)(nil),    // 8: parley.cluster.v1.RoomRoster
+	(*Delivery)(nil),      // 9: parley.cluster.v1.Delivery
+	(*DeliveryAck)(nil),   // 10: parley.cluster.v1.DeliveryAck
+	(*LoginClaim)(nil),    // 11: parley.cluster.v1.LoginClaim
+	(*Outside)(nil),       // 12: parley.cluster.v1.Outside
+	(*OutsideReply)(nil),  // 13: parley.cluster.v1.OutsideReply
+	(*OutsideAck)(nil),    // 14: parley.cluster.v1.OutsideAck
+	(*OutsideResult)(nil), // 15: parley.cluster.v1.OutsideResult
+	(*StatusQuery)(nil),   // 16: parley.cluster.v1.StatusQuery
+	(*StatusReply)(nil),   // 17: parley.cluster.v1.StatusReply
 }
 var file_parley_cluster_v1_cluster_proto_depIdxs = []int32{
 	1,  // 0: parley.cluster.v1.Envelope.heartbeat:type_name -> parley.cluster.v1.Heartbeat
 	2,  // 1: parley.cluster.v1.Envelope.bye:type_name -> parley.cluster.v1.Bye
-	4,  // 2: parley.cluster.v1.Envelope.join:type_name -> parley.cluster.v1.RoomJoin
-	5,  // 3: parley.cluster.v1.Envelope.leave:type_name -> parley.cluster.v1.RoomLeave
-	6,  // 4: parley.cluster.v1.Envelope.sync:type_name -> parley.cluster.v1.RoomSync
-	7,  // 5: parley.cluster.v1.Envelope.roster:type_name -> parley.cluster.v1.RoomRoster
-	8,  // 6: parley.cluster.v1.Envelope.delivery:type_name -> parley.cluster.v1.Delivery
-	9,  // 7: parley.cluster.v1.Envelope.ack:type_name -> parley.cluster.v1.DeliveryAck
-	10, // 8: parley.cluster.v1.Envelope.login_claim:type_name -> parley.cluster.v1.LoginClaim
-	11, // 9: parley.cluster.v1.Envelope.outside:type_name -> parley.cluster.v1.Outside
-	12, // 10: parley.cluster.v1.Envelope.outside_reply:type_name -> parley.cluster.v1.OutsideReply
-	13, // 11: parley.cluster.v1.Envelope.outside_ack:type_name -> parley.cluster.v1.OutsideAck
-	15, // 12: parley.cluster.v1.Envelope.status_query:type_name -> parley.cluster.v1.StatusQuery
-	16, // 13: parley.cluster.v1.Envelope.status_reply:type_name -> parley.cluster.v1.StatusReply
-	14, // 14: parley.cluster.v1.Envelope.outside_result:type_name -> parley.cluster.v1.OutsideResult
-	3,  // 15: parley.cluster.v1.RoomJoin.member:type_name -> parley.cluster.v1.Member
-	3,  // 16: parley.cluster.v1.RoomRoster.members:type_name -> parley.cluster.v1.Member
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	5,  // 2: parley.cluster.v1.Envelope.join:type_name -> parley.cluster.v1.RoomJoin
+	6,  // 3: parley.cluster.v1.Envelope.leave:type_name -> parley.cluster.v1.RoomLeave
+	7,  // 4: parley.cluster.v1.Envelope.sync:type_name -> parley.cluster.v1.RoomSync
+	8,  // 5: parley.cluster.v1.Envelope.roster:type_name -> parley.cluster.v1.RoomRoster
+	9,  // 6: parley.cluster.v1.Envelope.delivery:type_name -> parley.cluster.v1.Delivery
+	10, // 7: parley.cluster.v1.Envelope.ack:type_name -> parley.cluster.v1.DeliveryAck
+	11, // 8: parley.cluster.v1.Envelope.login_claim:type_name -> parley.cluster.v1.LoginClaim
+	12, // 9: parley.cluster.v1.Envelope.outside:type_name -> parley.cluster.v1.Outside
+	13, // 10: parley.cluster.v1.Envelope.outside_reply:type_name -> parley.cluster.v1.OutsideReply
+	14, // 11: parley.cluster.v1.Envelope.outside_ack:type_name -> parley.cluster.v1.OutsideAck
+	16, // 12: parley.cluster.v1.Envelope.status_query:type_name -> parley.cluster.v1.StatusQuery
+	17, // 13: parley.cluster.v1.Envelope.status_reply:type_name -> parley.cluster.v1.StatusReply
+	15, // 14: parley.cluster.v1.Envelope.outside_result:type_name -> parley.cluster.v1.OutsideResult
+	3,  // 15: parley.cluster.v1.Bye.rooms:type_name -> parley.cluster.v1.MovingRoom
+	4,  // 16: parley.cluster.v1.MovingRoom.members:type_name -> parley.cluster.v1.Member
+	4,  // 17: parley.cluster.v1.RoomJoin.member:type_name -> parley.cluster.v1.Member
+	4,  // 18: parley.cluster.v1.RoomRoster.members:type_name -> parley.cluster.v1.Member
+	19, // [19:19] is the sub-list for method output_type
+	19, // [19:19] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_parley_cluster_v1_cluster_proto_init() }
@@ -1511,7 +1594,7 @@ func file_parley_cluster_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_parley_cluster_v1_cluster_proto_rawDesc), len(file_parley_cluster_v1_cluster_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
