@@ -9,7 +9,7 @@ import (
 // A node that leaves its cluster gracefully (Shutdown) says Bye, with its
 // members by room (Bye.rooms), before its clients hear GoAway. From then
 // on it relays none of its members' reliable messages (Server.leaving,
-// member.onBody): their SDKs keep each until its result and send it again
+// member.relay): their SDKs keep each until its result and send it again
 // from the node they move to, in order with the rest.
 //
 // The other nodes keep the leaving node's members as moving proxies for
