@@ -55,7 +55,7 @@ func (s *Server) startLink(ws *websocket.Conn, remote string, adm *admittedConn)
 	lk := &link{
 		srv:    s,
 		adm:    adm,
-		log:    s.log.With(zap.String("remote", remote)),
+		log:    s.log.WithLazy(zap.String("remote", remote)),
 		frames: rate.NewLimiter(rate.Limit(s.cfg.MaxFramesPerSecond), 2*s.cfg.MaxFramesPerSecond),
 		first:  true,
 	}
@@ -106,7 +106,7 @@ func (s *Server) newSession(log *zap.Logger) *session {
 	}
 	_, _ = rand.Read(ss.secret)
 	ss.quota.Store(newUserQuota(s.cfg.Quotas)) // nothing spends it: every send needs a user
-	ss.log = log.With(zap.String("session", ss.id))
+	ss.log = log.WithLazy(zap.String("session", ss.id))
 	return ss
 }
 

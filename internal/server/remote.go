@@ -362,7 +362,7 @@ func newProxy(r *room, node string, pm *clusterpb.Member) *member {
 		userID:    pm.UserId,
 		extraInfo: pm.ExtraInfo,
 		pbInfo:    &pb.Member{UserId: pm.UserId, ExtraInfo: pm.ExtraInfo},
-		log:       r.srv.log.With(zap.String("room", r.id), zap.String("user", pm.UserId), zap.String("peer", node)),
+		log:       r.srv.log.WithLazy(zap.String("room", r.id), zap.String("user", pm.UserId), zap.String("peer", node)),
 		retain:    retention{user: pm.UserId},
 	}
 }

@@ -112,7 +112,7 @@ func newMember(r *room, ss *session, userID, extraInfo string, handle uint32) *m
 		userID:    userID,
 		extraInfo: extraInfo,
 		pbInfo:    &pb.Member{UserId: userID, ExtraInfo: extraInfo},
-		log:       ss.log.With(zap.String("room", r.id), zap.String("user", userID)),
+		log:       ss.log.WithLazy(zap.String("room", r.id), zap.String("user", userID)),
 		from:      fromField(userID),
 		retain:    retention{user: userID},
 	}

@@ -31,7 +31,7 @@ type loggerFactory struct{ l *zap.Logger }
 
 func (f loggerFactory) NewLogger(scope string) logging.LeveledLogger {
 	return pionLogger{
-		s:     f.l.With(zap.String("scope", scope)).Sugar(),
+		s:     f.l.WithLazy(zap.String("scope", scope)).Sugar(),
 		scope: scope,
 		debug: f.l.Core().Enabled(zap.DebugLevel),
 	}
