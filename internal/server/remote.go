@@ -708,7 +708,6 @@ func (s *Server) nodeDown(node string, graceful bool, moving []*clusterpb.Moving
 	s.loginsNodeDown(node, graceful)
 }
 
-
 // settleMoving waits, as the node leaves and before its members hear
 // GoAway, until each active member has acknowledged the reliable messages
 // it holds now, or half the drain timeout passes (a receiver's SDK acks a
