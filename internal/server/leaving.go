@@ -8,9 +8,11 @@ import (
 
 // A node that leaves its cluster gracefully (Shutdown) says Bye, with its
 // members by room (Bye.rooms), before its clients hear GoAway. From then
-// on it relays none of its members' reliable messages (Server.leaving,
-// member.relay): their SDKs keep each until its result and send it again
-// from the node they move to, in order with the rest.
+// on, if it knows another live node, it relays none of its members'
+// reliable messages (Server.leaving, member.relay): their SDKs keep each
+// until its result and send it again from the node they move to, in order
+// with the rest. A node alone in its cluster relays them as a single node
+// does: its members have nowhere to move.
 //
 // The other nodes keep the leaving node's members as moving proxies for
 // the grace period: the proxies they had (nodeDownLocked), and, in a room

@@ -361,8 +361,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.cluster != nil && s.cluster.nodes != nil {
 		// Before the clients hear GoAway: the other nodes keep this
 		// node's members for them to come back elsewhere, from now on;
-		// what they sent before, the members have before they go.
-		s.leaving.Store(true)
+		// what they sent before, the members have before they go. With
+		// another node to move to, the members' reliable messages are
+		// left to it from now on (see member.relay); a node alone in its
+		// cluster goes on relaying them until its members go.
+		if s.cluster.nodes.count() > 0 {
+			s.leaving.Store(true)
+		}
 		s.cluster.nodes.close(true)
 		s.settleMoving(ctx)
 	}
