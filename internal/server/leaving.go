@@ -3,6 +3,8 @@ package server
 import (
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	clusterpb "github.com/parleyhq/parley/proto/parley/cluster/v1"
 )
 
@@ -21,6 +23,25 @@ import (
 // finds the others there, moving, and what it sends them is kept for
 // their next node (moveTo), not answered NoReceiver. Two members of the
 // leaving node then lose nothing between them, whichever moves first.
+
+// byeSlack is room left in a Bye for the envelope around it (its node ID)
+// and NATS's own framing.
+const byeSlack = 512
+
+// fitBye drops rooms from the end of bye until it fits in max bytes (NATS's
+// max payload, 1 MiB by default: about 20,000 members): a Bye that NATS
+// refused would leave the others to find this node dead, and drop its
+// members. It reports whether every room fit. Rooms left out lose only
+// what Bye.rooms adds: their members are still moving where a node had
+// their room already.
+func fitBye(bye *clusterpb.Bye, max int64) bool {
+	all := true
+	for len(bye.Rooms) > 0 && int64(proto.Size(bye)+byeSlack) > max {
+		bye.Rooms = bye.Rooms[:len(bye.Rooms)/2]
+		all = false
+	}
+	return all
+}
 
 // moversRoom is what a node that left said of one room's members.
 type moversRoom struct {

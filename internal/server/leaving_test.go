@@ -1,11 +1,13 @@
 package server
 
 import (
+	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
 
 	clusterpb "github.com/parleyhq/parley/proto/parley/cluster/v1"
 )
@@ -77,4 +79,24 @@ func TestMoversKeptForTheGracePeriod(t *testing.T) {
 	s.mu.Lock()
 	require.Empty(t, s.movers)
 	s.mu.Unlock()
+}
+
+// TestFitBye: a Bye too big for NATS names fewer rooms, until it fits; one
+// that fits is left alone.
+func TestFitBye(t *testing.T) {
+	bye := &clusterpb.Bye{GraceMs: 1000}
+	for i := range 100 {
+		bye.Rooms = append(bye.Rooms, &clusterpb.MovingRoom{App: testAppID, Room: "room-" + strconv.Itoa(i), Members: []*clusterpb.Member{{UserId: "user-" + strconv.Itoa(i), Joined: int64(i)}}})
+	}
+	size := int64(proto.Size(bye))
+	require.True(t, fitBye(bye, size+byeSlack), "a Bye that fits")
+	require.Len(t, bye.Rooms, 100)
+
+	require.False(t, fitBye(bye, size/3+byeSlack))
+	require.NotEmpty(t, bye.Rooms)
+	require.LessOrEqual(t, int64(proto.Size(bye)+byeSlack), size/3+byeSlack)
+	require.Equal(t, "room-0", bye.Rooms[0].Room, "the first rooms stay")
+
+	require.False(t, fitBye(bye, 10))
+	require.Empty(t, bye.Rooms, "none fits: the Bye goes without rooms")
 }

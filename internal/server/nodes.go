@@ -122,7 +122,14 @@ func (n *nodes) close(bye bool) {
 		return
 	}
 	want := n.count()
-	env := &clusterpb.Envelope{Body: &clusterpb.Envelope_Bye{Bye: &clusterpb.Bye{GraceMs: uint32(n.grace / time.Millisecond), Rooms: n.rooms()}}}
+	b := &clusterpb.Bye{GraceMs: uint32(n.grace / time.Millisecond)}
+	if n.rooms != nil {
+		b.Rooms = n.rooms()
+	}
+	if all := len(b.Rooms); !fitBye(b, n.c.nc.MaxPayload()) {
+		n.log.Warn("leaving: the Bye names only some rooms (NATS max payload)", zap.Int("rooms", len(b.Rooms)), zap.Int("of", all))
+	}
+	env := &clusterpb.Envelope{Body: &clusterpb.Envelope_Bye{Bye: b}}
 	if want == 0 {
 		_ = n.c.send(byeSubject(n.c.node), env)
 		return
