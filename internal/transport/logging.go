@@ -37,9 +37,9 @@ func (f loggerFactory) NewLogger(scope string) logging.LeveledLogger {
 	}
 }
 
-// routineWarning is a warning pion logs on every normal join or leave: a
-// packet that comes before its endpoint is set up or after it is closed.
-// It is logged at Debug. A message of scope that starts with prefix and
+// routineWarning is a warning (or error) pion logs on a normal join or
+// leave: a packet that comes before its endpoint is set up or after it is
+// closed. It is logged at Debug. A message of scope that starts with prefix and
 // contains every one of contains is one.
 type routineWarning struct {
 	scope, prefix string
@@ -58,6 +58,10 @@ var routine = []routineWarning{
 	// A candidate on the server's shared UDP mux whose PeerConnection
 	// closed: the mux closes its per-connection pipe.
 	{scope: "ice", prefix: "Failed to read from candidate", contains: []string{"closed pipe"}},
+	// A packet that reaches the server's UDP mux just after that pipe
+	// closed: the client's last packets cross the close. (pion logs it as
+	// an error.)
+	{scope: "ice", prefix: "Failed to write packet", contains: []string{"closed pipe"}},
 	// SCTP writes its last packets (ABORT, SHUTDOWN) after DTLS closed.
 	{scope: "sctp", prefix: "[", contains: []string{"failed to write packets on netConn", "conn is closed"}},
 	// The same when the server's DTLS connection was closed under it (the
@@ -130,8 +134,15 @@ func (p pionLogger) Infof(format string, args ...any) {
 		p.s.Debugf(format, args...)
 	}
 }
-func (p pionLogger) Error(msg string)                  { p.s.Error(msg) }
-func (p pionLogger) Errorf(format string, args ...any) { p.s.Errorf(format, args...) }
+func (p pionLogger) Error(msg string) {
+	if isRoutine(p.scope, msg) {
+		p.s.Debug(msg)
+		return
+	}
+	p.s.Error(msg)
+}
+
+func (p pionLogger) Errorf(format string, args ...any) { p.Error(fmt.Sprintf(format, args...)) }
 
 func (p pionLogger) Warn(msg string) {
 	if isRoutine(p.scope, msg) {

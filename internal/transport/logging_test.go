@@ -122,6 +122,25 @@ func TestPionWarningLevels(t *testing.T) {
 			require.Equal(t, c.msg, e.Message)
 		}
 	}
+	// pion's UDP mux logs a packet for a pipe that just closed as an
+	// error: routine too; other errors stay errors.
+	for _, c := range []struct {
+		msg  string
+		want zapcore.Level
+	}{
+		{"Failed to write packet: io: read/write on closed pipe", zapcore.DebugLevel},
+		{"Failed to write packet: buffer too short", zapcore.ErrorLevel},
+	} {
+		core, logs := observer.New(zapcore.DebugLevel)
+		l := transport.NewLogger(zap.New(core), "ice")
+		l.Error(c.msg)
+		l.Errorf("%s", c.msg)
+		require.Equal(t, 2, logs.Len())
+		for _, e := range logs.AllUntimed() {
+			require.Equal(t, c.want, e.Level, c.msg)
+			require.Equal(t, c.msg, e.Message)
+		}
+	}
 }
 
 // TestPionDebugFollowsLevel: pion's trace, debug and info logs reach a
