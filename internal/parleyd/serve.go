@@ -40,11 +40,12 @@ func serveFlags(output io.Writer) (*flag.FlagSet, *serveOptions) {
 	fs.StringVar(&o.nodeID, "node-id", "", "this node's `ID` in its cluster: a-z A-Z 0-9 _ -, at most 64 (default: random)")
 	fs.Usage = usageFunc(fs, "parleyd serve [flags]",
 		`Serves signaling at /rtc, /healthz and Prometheus /metrics on the listen
-address (or /metrics on --metrics-listen), and WebRTC on the UDP port. With neither --app-id nor --config it
-runs a development server with fixed, printed credentials, on a loopback
-address only. With --nats it is one node of a cluster: it serves its own
-clients even while NATS is unreachable, and /healthz then says "degraded".
-SIGINT or SIGTERM drains the server and exits 0.`)
+address (or /metrics on --metrics-listen), and WebRTC on the UDP port.
+With neither --app-id nor --config it runs a development server with
+fixed, printed credentials, on a loopback address only. With --nats it is
+one node of a cluster: it serves its own clients even while NATS is
+unreachable, and /healthz then says "degraded". SIGINT or SIGTERM drains
+the server and exits 0.`)
 	return fs, o
 }
 
