@@ -175,10 +175,12 @@ func TestClusterNodeDrain(t *testing.T) {
 
 func testNodeDrain(t *testing.T, broadcasts, together bool) {
 	c := parleytest.NewCluster(t, 3)
-	a := newPeer(t, c.Nodes[0], "room1", "alice")
-	if together {
+	var a *peer
+	if together { // on the leaving node too, moving to node 1
 		a = newPeerAt(t, c.Nodes[1], parley.EngineConfig{AppID: c.AppID, ServerURL: c.Nodes[1].URL}, "room1",
 			parley.UserInfo{UserID: "alice"}, parley.WithServerURLs(c.Nodes[0].URL))
+	} else {
+		a = newPeer(t, c.Nodes[0], "room1", "alice")
 	}
 	b := newPeerAt(t, c.Nodes[1], parley.EngineConfig{AppID: c.AppID, ServerURL: c.Nodes[1].URL}, "room1",
 		parley.UserInfo{UserID: "bob"}, parley.WithServerURLs(c.Nodes[2].URL))

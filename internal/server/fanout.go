@@ -42,7 +42,6 @@ type fanout struct {
 	space   sync.Cond // signalled when the worker takes bytes off the queue; L is &mu
 	q       []fanJob  // guarded by mu
 	bytes   int       // the size of the messages in q and in the worker's hands; guarded by mu
-	waiting int       // readers waiting in handOff; guarded by mu (for tests)
 	running bool      // the worker is running; guarded by mu
 }
 
@@ -84,11 +83,9 @@ func (r *room) handOff(m *member, size int, run func()) {
 	}
 	if f.fullLocked(m, size) {
 		r.srv.metrics.fanoutWaits.Inc()
-		f.waiting++
 		for f.fullLocked(m, size) {
 			f.space.Wait()
 		}
-		f.waiting--
 	}
 	m.fanQueued.Add(1)
 	f.q = append(f.q, fanJob{from: m, size: size, run: run})

@@ -684,8 +684,14 @@ func (m *member) broadcastRemote(id int64, b []byte, keptFor []string) bool {
 
 // nodeDown handles the loss of node in every room.
 func (s *Server) nodeDown(node string, graceful bool, moving []*clusterpb.MovingRoom) {
+	var movers map[roomKey][]*clusterpb.Member // what the Bye says of each room
 	if graceful {
 		s.keepMovers(node, moving)
+		movers = make(map[roomKey][]*clusterpb.Member, len(moving))
+		for _, mr := range moving {
+			k := roomKey{mr.App, mr.Room}
+			movers[k] = append(movers[k], mr.Members...)
+		}
 	}
 	rooms := s.roomList()
 	for _, r := range rooms {
@@ -695,13 +701,7 @@ func (s *Server) nodeDown(node string, graceful bool, moving []*clusterpb.Moving
 		r.remote.fence.Lock()
 		r.mu.Lock()
 		r.remote.nodeDownLocked(node, graceful)
-		if graceful {
-			for _, mr := range moving {
-				if mr.App == r.key.app && mr.Room == r.id {
-					r.remote.seedMovingLocked(node, mr.Members)
-				}
-			}
-		}
+		r.remote.seedMovingLocked(node, movers[r.key])
 		r.mu.Unlock()
 		r.remote.fence.Unlock()
 	}

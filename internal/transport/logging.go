@@ -39,8 +39,8 @@ func (f loggerFactory) NewLogger(scope string) logging.LeveledLogger {
 
 // routineWarning is a warning (or error) pion logs on a normal join or
 // leave: a packet that comes before its endpoint is set up or after it is
-// closed. It is logged at Debug. A message of scope that starts with prefix and
-// contains every one of contains is one.
+// closed. It is logged at Debug. A message of scope that starts with
+// prefix and contains every one of contains is one.
 type routineWarning struct {
 	scope, prefix string
 	contains      []string
