@@ -224,6 +224,7 @@ func (e *Engine) Close() error {
 		_ = sig.Send(context.Background(), &pb.ClientFrame{Body: &pb.ClientFrame_Logout{Logout: &pb.LogoutRequest{}}})
 	}
 	e.cancel()
+	e.lg.owed.Close() // after cancel: a flush running returns at once
 	var errs []error
 	for _, a := range atts {
 		if err := a.end(); err != nil {

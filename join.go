@@ -445,7 +445,8 @@ func (r *Room) lost(a *attempt, code int, reason string) {
 // now that the transport is the Engine's.
 func (a *attempt) end() error {
 	a.endOnce.Do(func() {
-		a.cancel() // releases a send waiting on flow control
+		a.cancel()     // releases a send waiting on flow control
+		a.owed.Close() // no ack of this attempt's goes out after its end
 		a.sendMu.Lock()
 		a.r.e.failPending(a) // every send registered on a, none after
 		a.sendMu.Unlock()

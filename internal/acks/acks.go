@@ -92,11 +92,13 @@ type Batcher struct {
 	Flush     func(upTo map[string]int64) // sends the acks; runs on a timer goroutine
 	Clock     clock.Clock                 // runs the flushes; nil: the wall clock
 
-	mu    sync.Mutex
-	max   map[string]int64 // guarded by mu
-	bytes int              // guarded by mu; the lazily acked messages' bytes since the last flush
-	stop  func() bool      // guarded by mu; stops the flush to come; nil if none
-	due   time.Time        // guarded by mu; when that flush runs
+	mu       sync.Mutex
+	max      map[string]int64 // guarded by mu
+	bytes    int              // guarded by mu; the lazily acked messages' bytes since the last flush
+	stop     func() bool      // guarded by mu; stops the flush to come; nil if none
+	due      time.Time        // guarded by mu; when that flush runs
+	closed   bool             // guarded by mu
+	flushing sync.WaitGroup   // a flush running; Add under mu
 }
 
 // Ack records that message id from peer was accepted, and that the sender
@@ -116,6 +118,9 @@ func (b *Batcher) AckLazy(peer string, id int64, size int) {
 func (b *Batcher) add(peer string, id int64, delay time.Duration, size int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.closed {
+		return
+	}
 	if b.max == nil {
 		b.max = make(map[string]int64)
 	}
@@ -142,10 +147,33 @@ func (b *Batcher) add(peer string, id int64, delay time.Duration, size int) {
 
 func (b *Batcher) flush() {
 	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return
+	}
 	upTo := b.max
 	b.max, b.bytes, b.stop = nil, 0, nil
+	b.flushing.Add(1)
 	b.mu.Unlock()
+	defer b.flushing.Done()
 	if len(upTo) > 0 {
 		b.Flush(upTo)
 	}
+}
+
+// Close drops the acks still owed and the flush to come, and waits for a
+// flush that is running: no Flush starts after it returns, and later acks
+// are ignored. It must not be called from Flush. Whoever owns the
+// receiver calls it when the receiver ends, so that no timer sends its
+// acks afterwards; the server keeps what they would have settled.
+func (b *Batcher) Close() {
+	b.mu.Lock()
+	b.closed = true
+	if b.stop != nil {
+		b.stop()
+		b.stop = nil
+	}
+	b.max, b.bytes = nil, 0
+	b.mu.Unlock()
+	b.flushing.Wait()
 }

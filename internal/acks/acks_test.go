@@ -4,6 +4,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -173,4 +174,42 @@ func (c *fakeClock) advance(d time.Duration) {
 	}
 	c.now = end
 	c.mu.Unlock()
+}
+
+// TestBatcherClose: Close drops what is owed and the flush to come; acks
+// after it are ignored; and it waits for a flush already running, so that
+// none runs once it has returned.
+func TestBatcherClose(t *testing.T) {
+	const delay = 10 * time.Millisecond
+	c := newFakeClock()
+	b := &Batcher{Delay: delay, Clock: c}
+	taken := recordFlushes(b)
+	b.Ack("a", 1)
+	b.Close()
+	b.Ack("a", 2)
+	c.advance(10 * delay)
+	require.Empty(t, taken(), "a flush after Close")
+
+	synctest.Test(t, func(t *testing.T) {
+		started, release := make(chan struct{}), make(chan struct{})
+		b := &Batcher{Delay: delay, Flush: func(map[string]int64) {
+			close(started)
+			<-release
+		}}
+		b.Ack("a", 1)
+		<-started // the flush is running, held
+		closed := make(chan struct{})
+		go func() {
+			b.Close()
+			close(closed)
+		}()
+		synctest.Wait()
+		select {
+		case <-closed:
+			t.Fatal("Close returned while a flush was running")
+		default:
+		}
+		close(release)
+		<-closed
+	})
 }
