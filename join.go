@@ -42,6 +42,8 @@ type attempt struct {
 	cancel   context.CancelFunc
 	active   chan struct{} // closed when the server has the member active (the last RoomJoined page)
 
+	sig *signal.Client // the signaling connection its try got; only join's goroutine uses it
+
 	token    string              // guarded by Room.mu
 	rtc      *rtc                // guarded by Room.mu; the Engine's PeerConnection the join uses, once it is open
 	joined   bool                // guarded by Room.mu; state 0 queued
@@ -149,6 +151,20 @@ func (r *Room) join(a *attempt, prev chan struct{}) {
 	if errors.Is(err, signal.ErrSessionLost) {
 		return // the Engine rejoins every room of a lost session (onSessionLost)
 	}
+	if a.sig != nil && a.sig.Stopped() {
+		// The try failed because the Engine's connection ended for good
+		// (the server closing the transport with it may have started this
+		// rejoin a moment before): signalClosed reports the room's end
+		// (-1001, -1084), and no retry follows, so no warning -2001
+		// either. Once it has run, a room it did not end goes on below.
+		<-a.sig.Done()
+		r.mu.Lock()
+		current := r.att == a
+		r.mu.Unlock()
+		if !current {
+			return
+		}
+	}
 	if a.joinType == JoinTypeReconnected && signal.IsRefused(err) {
 		// The server answers, and refuses this endpoint for good: a room
 		// that was coming back by itself gives up.
@@ -196,6 +212,7 @@ func (r *Room) connect(ctx context.Context, a *attempt) (int, error) {
 	if err != nil {
 		return fail(fmt.Errorf("connect: %w", err))
 	}
+	a.sig = sig
 	x, err := r.e.rtcFor(sig)
 	if err != nil {
 		return fail(err)

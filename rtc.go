@@ -293,7 +293,7 @@ func (x *rtc) fail(err error, quiet bool) {
 		for _, r := range e.rooms {
 			rooms = append(rooms, r)
 		}
-		pc := x.pc
+		pc, sig := x.pc, x.sig
 		close(x.done) // under e.mu: build, which sets pc under it, sees one or the other
 		e.mu.Unlock()
 		x.markSent()
@@ -305,7 +305,10 @@ func (x *rtc) fail(err error, quiet bool) {
 		if pc != nil {
 			_ = pc.Close()
 		}
-		if quiet {
+		if quiet || (sig != nil && sig.Stopped()) {
+			// A connection that ends for good ends the rooms
+			// (signalClosed), and the server closes the transport with
+			// it: no reason to rejoin.
 			return
 		}
 		e.log.Info("room transport ended", zap.Error(err))

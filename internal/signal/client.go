@@ -575,3 +575,12 @@ func (c *Client) Connected() bool {
 
 // Done is closed when the Client has stopped and OnClosed has run.
 func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Stopped reports whether the Client has stopped for good or is stopping
+// (Close, StateFailed, or ShouldReconnect said no): it does not connect
+// again, and Done is closed once OnClosed has run.
+func (c *Client) Stopped() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed || c.ctx.Err() != nil
+}
