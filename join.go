@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
-	"slices"
 	"sync"
 	"time"
 
@@ -327,6 +326,11 @@ func (r *Room) onSignal(f *pb.ServerFrame) {
 			a.pending = append(a.pending, func() { r.emit(ev) })
 		}
 	}
+	queueAll := func(evs []memberEvent) {
+		if len(evs) > 0 {
+			queue(r.memberEvents(evs))
+		}
+	}
 	switch b := f.Body.(type) {
 	case *pb.ServerFrame_RoomJoined:
 		select {
@@ -341,31 +345,18 @@ func (r *Room) onSignal(f *pb.ServerFrame) {
 			list := a.pages
 			a.pages = nil
 			if a.joinType == JoinTypeReconnected {
-				a.reconcileLocked(list, queue)
+				queueAll(a.reconcileLocked(list))
 			} else {
-				for _, m := range list {
-					u := UserInfo{UserID: m.UserId, ExtraInfo: m.ExtraInfo}
-					a.members[u.UserID] = u
-					queue(func(h RoomEventHandler) { h.OnUserJoined(u) })
-				}
+				queueAll(a.listLocked(list))
 			}
 			close(a.active)
 		}
 	case *pb.ServerFrame_UserJoined:
-		a.userJoinedLocked(b.UserJoined.Member, queue)
+		queue(a.userJoinedLocked(b.UserJoined.Member).call)
 	case *pb.ServerFrame_UserLeft:
-		a.userLeftLocked(b.UserLeft, queue)
+		queue(a.userLeftLocked(b.UserLeft).call)
 	case *pb.ServerFrame_Presence:
-		// A batch of the room's changes, in order: each as its own
-		// UserJoined or UserLeft would be.
-		for _, c := range b.Presence.Changes {
-			switch c := c.Change.(type) {
-			case *pb.PresenceChange_Joined:
-				a.userJoinedLocked(c.Joined, queue)
-			case *pb.PresenceChange_Left:
-				a.userLeftLocked(c.Left, queue)
-			}
-		}
+		queueAll(a.presenceLocked(b.Presence))
 	case *pb.ServerFrame_TokenWillExpire:
 		// A rejoin continues the same stay in the room, so the warning is
 		// news now, not after the rejoin's state 0 (a transport failure
@@ -381,46 +372,6 @@ func (r *Room) onSignal(f *pb.ServerFrame) {
 		return
 	}
 	r.mu.Unlock()
-}
-
-// userJoinedLocked records that m joined and queues OnUserJoined.
-func (a *attempt) userJoinedLocked(m *pb.Member, queue func(func(RoomEventHandler))) {
-	u := UserInfo{UserID: m.GetUserId(), ExtraInfo: m.GetExtraInfo()}
-	a.members[u.UserID] = u
-	queue(func(h RoomEventHandler) { h.OnUserJoined(u) })
-}
-
-// userLeftLocked records that a member left and queues OnUserLeave.
-func (a *attempt) userLeftLocked(l *pb.UserLeft, queue func(func(RoomEventHandler))) {
-	id, reason := l.GetUserId(), UserOfflineReason(l.GetReason())
-	delete(a.members, id)
-	queue(func(h RoomEventHandler) { h.OnUserLeave(id, reason) })
-}
-
-// reconcileLocked brings the members a rejoin knows (those the handler
-// was told of) to the server's list: OnUserLeave with Dropped for each that
-// left meanwhile (the reason was lost with the session), then OnUserJoined
-// for each that came (and for one that came back with other extra info,
-// after its leave). Members present throughout hear nothing, so the
-// handler's picture of the room is exact again once state 0 is out.
-func (a *attempt) reconcileLocked(list []*pb.Member, queue func(func(RoomEventHandler))) {
-	now := make(map[string]UserInfo, len(list))
-	for _, m := range list {
-		now[m.UserId] = UserInfo{UserID: m.UserId, ExtraInfo: m.ExtraInfo}
-	}
-	for _, id := range slices.Sorted(maps.Keys(a.members)) {
-		if u, ok := now[id]; !ok || u != a.members[id] {
-			delete(a.members, id)
-			queue(func(h RoomEventHandler) { h.OnUserLeave(id, UserOfflineReasonDropped) })
-		}
-	}
-	for _, m := range list {
-		if _, ok := a.members[m.UserId]; !ok {
-			u := now[m.UserId]
-			a.members[u.UserID] = u
-			queue(func(h RoomEventHandler) { h.OnUserJoined(u) })
-		}
-	}
 }
 
 // lost ends attempt a (the current one if a is nil) with state code: the

@@ -33,6 +33,9 @@ func DecodeClientFrame(b []byte) (*pb.ClientFrame, error) {
 // not decode is ErrMalformed; an unknown body is left to the caller, so a
 // newer server's events can be skipped.
 func DecodeServerFrame(b []byte) (*pb.ServerFrame, error) {
+	if f, ok := decodeMembership(b); ok {
+		return f, nil
+	}
 	var f pb.ServerFrame
 	if err := proto.Unmarshal(b, &f); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)

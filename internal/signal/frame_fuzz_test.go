@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	pb "github.com/parleyhq/parley/proto/parley/v1"
 )
@@ -73,4 +74,71 @@ func FuzzDecodeServerFrame(f *testing.F) {
 		_ = fr.GetJoin().GetCode()
 		_ = fr.GetRoomJoined().GetMembers()
 	})
+}
+
+// FuzzDecodeMembership holds the fast decoder of Presence and RoomJoined
+// frames to proto.Unmarshal: what it accepts, protobuf accepts and decodes
+// to the same message; and it accepts every such frame as protobuf encodes
+// it (without unknown fields), so the fast path is the one taken.
+func FuzzDecodeMembership(f *testing.F) {
+	seedFrames(f,
+		&pb.ServerFrame{Seq: 7, Acked: 3, Body: &pb.ServerFrame_Presence{Presence: &pb.Presence{RoomId: "r", Changes: []*pb.PresenceChange{
+			{Change: &pb.PresenceChange_Joined{Joined: &pb.Member{UserId: "a", ExtraInfo: "x"}}},
+			{Change: &pb.PresenceChange_Left{Left: &pb.UserLeft{UserId: "b", Reason: 1}}},
+			{},
+			{Change: &pb.PresenceChange_Joined{Joined: &pb.Member{}}},
+			{Change: &pb.PresenceChange_Left{Left: &pb.UserLeft{RoomId: "r", Reason: -1}}},
+		}}}},
+		&pb.ServerFrame{RequestId: 2, Seq: 1, Body: &pb.ServerFrame_RoomJoined{RoomJoined: &pb.RoomJoined{
+			RoomId: "r", More: true, Members: []*pb.Member{{UserId: "a", ExtraInfo: "b"}, {UserId: "c"}, {}},
+		}}},
+		&pb.ServerFrame{Body: &pb.ServerFrame_Presence{Presence: &pb.Presence{}}},
+		&pb.ServerFrame{Body: &pb.ServerFrame_RoomJoined{RoomJoined: &pb.RoomJoined{}}},
+		&pb.ServerFrame{Seq: 1, Body: &pb.ServerFrame_UserLeft{UserLeft: &pb.UserLeft{RoomId: "r", UserId: "a"}}},
+	)
+	// protobuf merges a body given twice, and a change's oneof given twice.
+	f.Add([]byte{0xba, 0x01, 0x02, 0x0a, 0x00, 0xba, 0x01, 0x02, 0x0a, 0x00})
+	f.Add([]byte{0xba, 0x01, 0x06, 0x12, 0x04, 0x0a, 0x00, 0x0a, 0x00})
+	f.Add([]byte{0xba, 0x01, 0x03, 0x0a, 0x01, 0xff}) // room ID not UTF-8
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var want pb.ServerFrame
+		wantErr := proto.Unmarshal(b, &want)
+		got, ok := decodeMembership(b)
+		if ok {
+			if wantErr != nil {
+				t.Fatalf("fast decoder accepted what protobuf refuses (%v): %v", wantErr, got)
+			}
+			if !proto.Equal(got, &want) {
+				t.Fatalf("fast decoder gave %v, protobuf %v", got, &want)
+			}
+		}
+		if wantErr != nil || (want.GetPresence() == nil && want.GetRoomJoined() == nil) || hasUnknown(want.ProtoReflect()) {
+			return
+		}
+		again, err := proto.Marshal(&want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok = decodeMembership(again)
+		if !ok || !proto.Equal(got, &want) {
+			t.Fatalf("fast decoder refused or changed protobuf's encoding of %v: %v", &want, got)
+		}
+	})
+}
+
+// hasUnknown reports whether m or a message in it has unknown fields.
+func hasUnknown(m protoreflect.Message) bool {
+	found := len(m.GetUnknown()) > 0
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.IsList() && fd.Message() != nil:
+			for i := range v.List().Len() {
+				found = found || hasUnknown(v.List().Get(i).Message())
+			}
+		case fd.Message() != nil:
+			found = found || hasUnknown(v.Message())
+		}
+		return !found
+	})
+	return found
 }
