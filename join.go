@@ -43,13 +43,13 @@ type attempt struct {
 
 	sig *signal.Client // the signaling connection its try got; only join's goroutine uses it
 
-	token    string              // guarded by Room.mu
-	rtc      *rtc                // guarded by Room.mu; the Engine's PeerConnection the join uses, once it is open
-	joined   bool                // guarded by Room.mu; state 0 queued
-	joinedAt time.Time           // guarded by Room.mu
-	members  map[string]UserInfo // guarded by Room.mu; the other members, as told by the server
-	pending  []func()            // guarded by Room.mu; membership events that arrived before state 0
-	pages    []*pb.Member        // guarded by Room.mu; the RoomJoined pages so far, until the last
+	token    string            // guarded by Room.mu
+	rtc      *rtc              // guarded by Room.mu; the Engine's PeerConnection the join uses, once it is open
+	joined   bool              // guarded by Room.mu; state 0 queued
+	joinedAt time.Time         // guarded by Room.mu
+	members  map[string]string // guarded by Room.mu; the other members' extra info by user ID, as told by the server
+	pending  []func()          // guarded by Room.mu; membership events that arrived before state 0
+	pages    []*pb.Member      // guarded by Room.mu; the RoomJoined pages so far, until the last
 
 	early early // messages that arrived before state 0
 
@@ -68,7 +68,7 @@ func (r *Room) newAttempt(token string, user UserInfo, jt JoinType) *attempt {
 		joinType: jt,
 		started:  time.Now(),
 		active:   make(chan struct{}),
-		members:  make(map[string]UserInfo),
+		members:  make(map[string]string),
 	}
 	a.ctx, a.cancel = context.WithCancel(r.e.ctx)
 	a.owed = acks.Batcher{Delay: ackDelay, Lazy: broadcastAckDelay, LazyBytes: broadcastAckBytes, Flush: a.flushAcks}

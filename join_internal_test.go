@@ -32,7 +32,7 @@ func feedRoom(t *testing.T, jt JoinType, members ...UserInfo) (*Room, *attempt, 
 	a := r.newAttempt("token", UserInfo{UserID: "me"}, jt)
 	t.Cleanup(a.cancel)
 	for _, m := range members {
-		a.members[m.UserID] = m
+		a.members[m.UserID] = m.ExtraInfo
 	}
 	r.mu.Lock()
 	r.att = a

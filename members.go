@@ -46,7 +46,7 @@ func (r *Room) memberEvents(evs []memberEvent) func(h RoomEventHandler) {
 // userJoinedLocked records that m joined.
 func (a *attempt) userJoinedLocked(m *pb.Member) memberEvent {
 	u := UserInfo{UserID: m.GetUserId(), ExtraInfo: m.GetExtraInfo()}
-	a.members[u.UserID] = u
+	a.members[u.UserID] = u.ExtraInfo
 	return memberEvent{user: u}
 }
 
@@ -75,7 +75,7 @@ func (a *attempt) presenceLocked(p *pb.Presence) []memberEvent {
 // listLocked records the members a first join finds.
 func (a *attempt) listLocked(list []*pb.Member) []memberEvent {
 	if len(a.members) == 0 {
-		a.members = make(map[string]UserInfo, len(list))
+		a.members = make(map[string]string, len(list))
 	}
 	evs := make([]memberEvent, len(list))
 	for i, m := range list {
@@ -91,21 +91,21 @@ func (a *attempt) listLocked(list []*pb.Member) []memberEvent {
 // after its leave). Members present throughout hear nothing, so the
 // handler's picture of the room is exact again once state 0 is out.
 func (a *attempt) reconcileLocked(list []*pb.Member) []memberEvent {
-	now := make(map[string]UserInfo, len(list))
+	now := make(map[string]string, len(list))
 	for _, m := range list {
-		now[m.UserId] = UserInfo{UserID: m.UserId, ExtraInfo: m.ExtraInfo}
+		now[m.UserId] = m.ExtraInfo
 	}
 	var evs []memberEvent
 	for _, id := range slices.Sorted(maps.Keys(a.members)) {
-		if u, ok := now[id]; !ok || u != a.members[id] {
+		if extra, ok := now[id]; !ok || extra != a.members[id] {
 			delete(a.members, id)
 			evs = append(evs, memberEvent{user: UserInfo{UserID: id}, left: true, reason: UserOfflineReasonDropped})
 		}
 	}
 	for _, m := range list {
 		if _, ok := a.members[m.UserId]; !ok {
-			u := now[m.UserId]
-			a.members[u.UserID] = u
+			u := UserInfo{UserID: m.UserId, ExtraInfo: now[m.UserId]}
+			a.members[u.UserID] = u.ExtraInfo
 			evs = append(evs, memberEvent{user: u})
 		}
 	}

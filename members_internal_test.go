@@ -57,7 +57,7 @@ func TestMemberBatchFollowsHandler(t *testing.T) {
 	require.Equal(t, "joined m2 ", recvEvent(t, next.ev))
 	require.Equal(t, "left m1 Dropped", recvEvent(t, next.ev))
 	r.mu.Lock()
-	require.Equal(t, map[string]UserInfo{"m2": {UserID: "m2"}}, a.members)
+	require.Equal(t, map[string]string{"m2": ""}, a.members)
 	r.mu.Unlock()
 	require.Empty(t, h.ev, "the first handler heard more than its event")
 }
@@ -98,7 +98,7 @@ func BenchmarkPresence(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	a := &attempt{r: r, roomID: "r", joined: true, members: map[string]UserInfo{}, active: make(chan struct{})}
+	a := &attempt{r: r, roomID: "r", joined: true, members: map[string]string{}, active: make(chan struct{})}
 	a.early.live = true
 	r.mu.Lock()
 	r.att = a

@@ -73,7 +73,7 @@ func FuzzClientPacket(f *testing.F) {
 		ws[i] = transport.NewFlowWriter(idleQueue{}, discardRW{})
 	}
 	x.ws.Store(&ws)
-	a := &attempt{r: r, roomID: "r", joined: true, members: map[string]UserInfo{}, rtc: x}
+	a := &attempt{r: r, roomID: "r", joined: true, members: map[string]string{}, rtc: x}
 	a.early.live = true // state 0 is out: messages are delivered
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	a.owed = acks.Batcher{Delay: ackDelay, Flush: a.flushAcks}

@@ -1,18 +1,21 @@
 package parley
 
 import (
+	"maps"
+	"sync"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/parleyhq/parley/internal/signal"
 	pb "github.com/parleyhq/parley/proto/parley/v1"
 )
 
-// FuzzRoomPresence feeds arbitrary server frames to the Engine's signaling
-// event path for a joined room: membership events, RoomJoined pages and
-// Presence batches of any shape. It must never panic, and what the room
-// believes about its members stays what the events said (no member with
-// an empty entry under another ID).
+// FuzzRoomPresence feeds arbitrary server frames, decoded as the SDK
+// decodes them, to the Engine's signaling event path for a joined room:
+// membership events, RoomJoined pages and Presence batches of any shape.
+// It must never panic, and what the room records of its members stays
+// what its handler's events said.
 func FuzzRoomPresence(f *testing.F) {
 	for _, fr := range []*pb.ServerFrame{
 		{Body: &pb.ServerFrame_Presence{Presence: &pb.Presence{RoomId: "r", Changes: []*pb.PresenceChange{
@@ -32,11 +35,12 @@ func FuzzRoomPresence(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { _ = e.Close() })
-	r, err := e.CreateRoom("r", nil)
+	h := &modelHandler{members: map[string]string{}}
+	r, err := e.CreateRoom("r", h)
 	if err != nil {
 		f.Fatal(err)
 	}
-	a := &attempt{r: r, roomID: "r", joined: true, members: map[string]UserInfo{}, active: make(chan struct{})}
+	a := &attempt{r: r, roomID: "r", joined: true, members: map[string]string{}, active: make(chan struct{})}
 	a.early.live = true
 	r.mu.Lock()
 	r.att = a
@@ -47,17 +51,39 @@ func FuzzRoomPresence(f *testing.F) {
 		r.mu.Unlock()
 	})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var fr pb.ServerFrame
-		if proto.Unmarshal(b, &fr) != nil || fr.GetRoomRemoved() != nil {
+		fr, err := signal.DecodeServerFrame(b)
+		if err != nil || fr.GetRoomRemoved() != nil {
 			return // the decoder refuses it; a removal ends the attempt
 		}
-		e.onSignal(&fr)
+		e.onSignal(fr)
+		done := make(chan struct{})
+		e.q.Control(func() { close(done) })
+		<-done
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		for id, u := range a.members {
-			if u.UserID != id {
-				t.Fatalf("member %q recorded as %q", id, u.UserID)
-			}
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if !maps.Equal(a.members, h.members) {
+			t.Fatalf("the room records %v, its handler was told %v", a.members, h.members)
 		}
 	})
+}
+
+// modelHandler keeps the members its events tell of.
+type modelHandler struct {
+	NopRoomEventHandler
+	mu      sync.Mutex
+	members map[string]string // guarded by mu
+}
+
+func (m *modelHandler) OnUserJoined(u UserInfo) {
+	m.mu.Lock()
+	m.members[u.UserID] = u.ExtraInfo
+	m.mu.Unlock()
+}
+
+func (m *modelHandler) OnUserLeave(id string, _ UserOfflineReason) {
+	m.mu.Lock()
+	delete(m.members, id)
+	m.mu.Unlock()
 }
