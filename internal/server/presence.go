@@ -73,11 +73,12 @@ type change struct {
 // presence is a room's queue of changes and joiners for its worker; its
 // fields are guarded by room.mu.
 type presence struct {
-	ver     uint64    // the version of the last change (joins and leaves, told or not)
-	changes []change  // changes not yet sent to every member
-	joiners []*member // members to send their list to (activated or restarted)
-	running bool      // the worker is running
-	last    time.Time // when the worker last sent a batch of changes
+	ver     uint64        // the version of the last change (joins and leaves, told or not)
+	changes []change      // changes not yet sent to every member
+	joiners []*member     // members to send their list to (activated or restarted)
+	running bool          // the worker is running
+	wake    chan struct{} // cap 1: a joiner for a worker waiting out the interval; made by the first kick
+	last    time.Time     // when the worker last sent a batch of changes
 }
 
 // presentAt reports whether m was in the room at presence version ver.
@@ -107,7 +108,14 @@ func (r *room) joinedLocked(m *member) {
 // r.mu held.
 func (r *room) listLocked(m *member) {
 	r.pres.joiners = append(r.pres.joiners, m)
-	r.kickLocked()
+	if !r.pres.running {
+		r.kickLocked()
+		return
+	}
+	select {
+	case r.pres.wake <- struct{}{}: // the worker may be waiting for the changes' interval
+	default:
+	}
 }
 
 // leftLocked records m's departure, told to the others with reason when
@@ -141,6 +149,9 @@ func (r *room) kickLocked() {
 		return
 	}
 	r.pres.running = true
+	if r.pres.wake == nil {
+		r.pres.wake = make(chan struct{}, 1)
+	}
 	r.srv.wg.Add(1)
 	go r.presenceWorker()
 }
@@ -157,7 +168,7 @@ func (r *room) presenceWorker() {
 	}()
 	for {
 		r.mu.Lock()
-		joiners := r.pres.joiners
+		joiners, wake := r.pres.joiners, r.pres.wake
 		r.pres.joiners = nil
 		now := time.Now()
 		var changes []change
@@ -174,8 +185,8 @@ func (r *room) presenceWorker() {
 				return
 			}
 			r.mu.Unlock()
-			// Changes wait for the interval; a new joiner does not (it
-			// would wait here too, which bounds its delay by the interval).
+			// Changes wait for the interval; a new joiner does not: its
+			// list goes at once, and its own arrival with the changes.
 			if wait == nil {
 				wait = time.NewTimer(due)
 			} else {
@@ -183,6 +194,8 @@ func (r *room) presenceWorker() {
 			}
 			select {
 			case <-wait.C:
+			case <-wake:
+				wait.Stop()
 			case <-r.srv.ctx.Done():
 			}
 			continue

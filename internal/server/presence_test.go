@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -258,4 +259,50 @@ func BenchmarkRoomJoins(b *testing.B) {
 		b.ReportMetric(float64(maxHeld.Microseconds()), "activate-max-µs")
 		b.ReportMetric(told.Seconds(), "all-told-s")
 	}
+}
+
+// TestJoinerListGoesAtOnce: in a room of 1,000 members, whose changes wait
+// 105 ms for their batch once one has gone, a joiner that comes while the
+// presence worker waits out that interval gets its member list at once,
+// not with the next batch (a join waited up to the interval for it); the
+// others hear of it with the batch. The clock is synctest's, so "at once"
+// is exact: no time passes before the list is there.
+func TestJoinerListGoesAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv, err := New(Config{Apps: map[string]string{testAppID: testAppKey}})
+		require.NoError(t, err)
+		r := srv.room(testAppID, "big")
+		const n = 1000
+		var old *captureSession
+		for i := range n {
+			cs := newCaptureSession(t, srv, fmt.Sprintf("u%d", i))
+			m := pendingMember(r, cs.session, fmt.Sprintf("u%d", i), "")
+			m.batches = true
+			addActive(r, m)
+			old = cs
+		}
+		join := func(id string) *captureSession {
+			cs := newCaptureSession(t, srv, id)
+			m := pendingMember(r, cs.session, id, "")
+			m.batches = true
+			r.activate(m)
+			synctest.Wait()
+			return cs
+		}
+		start := time.Now()
+		join("first")  // a quiet room's change goes at once, and starts the interval
+		join("second") // its change waits for the interval; the worker with it
+		third := join("third")
+		require.Zero(t, time.Since(start), "no time passed")
+		v := viewOf(t, third, nil)
+		require.True(t, v.listed, "the third joiner waits for its list")
+		require.Len(t, v.members, n+2)
+		require.Equal(t, []string{"+first"}, viewOf(t, old, map[string]bool{}).changes, "the batch went early")
+
+		time.Sleep(presenceInterval(n + 3)) // the batch's time comes
+		synctest.Wait()
+		require.Equal(t, []string{"+first", "+second", "+third"}, viewOf(t, old, map[string]bool{}).changes)
+		require.Empty(t, viewOf(t, third, nil).changes, "the joiner heard of its own arrival")
+		waitIdle(t, r)
+	})
 }
