@@ -30,9 +30,9 @@ import (
 // earlier.
 
 // presenceInterval is the shortest time between two batches of changes
-// of a room of n members: 5 ms, and 100 µs more per member, up to 250 ms.
+// of a room of n members: 5 ms, and 250 µs more per member, up to 500 ms.
 // A lone change goes at once; changes within it of the last batch wait for
-// its end, together. So a burst of joins costs a room at most about 10,000
+// its end, together. So a burst of joins costs a room at most about 4,000
 // presence frames a second, whatever its size, and a small room's changes
 // wait little. Member lists go at once.
 //
@@ -41,12 +41,14 @@ import (
 // big room costs: at 20 µs a member and 50 ms at most (about 50,000 frames
 // a second), the joins of a room of 2,000 took 32 s with the server at 67 %
 // of its core; at 100 µs, 26 s and 46 % (parley bench, docs/performance.md).
+// Once a joiner's list no longer waited for the batch, 250 µs (500 ms at
+// most) took them from 8.7-10.2 s to 7.9 s.
 func presenceInterval(n int) time.Duration {
-	return min(5*time.Millisecond+time.Duration(n)*100*time.Microsecond, maxPresenceInterval)
+	return min(5*time.Millisecond+time.Duration(n)*250*time.Microsecond, maxPresenceInterval)
 }
 
 // maxPresenceInterval bounds how long a change waits for its batch.
-const maxPresenceInterval = 250 * time.Millisecond
+const maxPresenceInterval = 500 * time.Millisecond
 
 // maxPresenceFrame bounds a Presence frame as maxRoomJoinedFrame does a
 // RoomJoined page.
