@@ -328,9 +328,13 @@ func (e *Engine) connect(d *dial, again bool) {
 	}
 	ctx, cancel := context.WithTimeout(e.ctx, dialTimeout)
 	defer cancel()
-	// OnClosed may run before Dial returns; it then finds no client here,
-	// and the Done check below catches the dead connection instead.
+	// OnClosed may run before the client is published as e.sig; it then
+	// finds no client here, or not the Engine's, and does nothing: gone,
+	// set before it takes e.mu, tells the check below, under e.mu, that
+	// the connection is dead already. (Done alone would not: it closes
+	// after OnClosed has returned.)
 	var dialed atomic.Pointer[signal.Client]
+	var gone atomic.Bool
 	c, err := signal.Dial(ctx, signal.ClientConfig{
 		URL:           e.cfg.ServerURL,
 		Fallbacks:     e.opts.serverURLs,
@@ -340,19 +344,18 @@ func (e *Engine) connect(d *dial, again bool) {
 		// An Engine in no room and not logged in has nothing on the
 		// server to resume: it connects again when it needs to.
 		ShouldReconnect: e.inUse,
-		OnClosed:        func(err error) { e.signalClosed(dialed.Load(), err) },
+		OnClosed: func(err error) {
+			gone.Store(true)
+			e.signalClosed(dialed.Load(), err)
+		},
 	})
 	if err == nil {
 		dialed.Store(c)
 	}
 	e.mu.Lock()
 	e.dialing = nil
-	if err == nil {
-		select {
-		case <-c.Done():
-			err = errors.New("parley: connection closed right after connect")
-		default:
-		}
+	if err == nil && gone.Load() {
+		err = errors.New("parley: connection closed right after connect")
 	}
 	switch {
 	case err != nil:

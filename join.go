@@ -144,8 +144,8 @@ func (r *Room) join(a *attempt, prev chan struct{}) {
 	if err == nil {
 		return
 	}
-	if a.ctx.Err() != nil && ctx.Err() == nil {
-		return // left or closed meanwhile: no result owed for this attempt
+	if a.ctx.Err() != nil {
+		return // left, replaced or closed meanwhile: no result owed for this attempt
 	}
 	if errors.Is(err, signal.ErrSessionLost) {
 		return // the Engine rejoins every room of a lost session (onSessionLost)
