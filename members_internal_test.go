@@ -88,26 +88,8 @@ func BenchmarkPresence(b *testing.B) {
 		signal.MustMarshal(&pb.ServerFrame{Seq: 1, Body: &pb.ServerFrame_Presence{Presence: joins}}),
 		signal.MustMarshal(&pb.ServerFrame{Seq: 2, Body: &pb.ServerFrame_Presence{Presence: leaves}}),
 	}
-	e, err := NewEngine(EngineConfig{AppID: "012345678901234567890123", ServerURL: "ws://127.0.0.1:1/rtc"}, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = e.Close() }()
 	h := &countingHandler{}
-	r, err := e.CreateRoom("r", h)
-	if err != nil {
-		b.Fatal(err)
-	}
-	a := &attempt{r: r, roomID: "r", joined: true, members: map[string]string{}, active: make(chan struct{})}
-	a.early.live = true
-	r.mu.Lock()
-	r.att = a
-	r.mu.Unlock()
-	defer func() {
-		r.mu.Lock()
-		r.att = nil
-		r.mu.Unlock()
-	}()
+	e, _, _ := joinedRoom(b, h)
 	b.ReportAllocs()
 	var ops int64
 	for b.Loop() {

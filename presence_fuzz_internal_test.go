@@ -30,26 +30,8 @@ func FuzzRoomPresence(f *testing.F) {
 		b, _ := proto.Marshal(fr)
 		f.Add(b)
 	}
-	e, err := NewEngine(EngineConfig{AppID: "012345678901234567890123", ServerURL: "ws://127.0.0.1:1/rtc"}, nil)
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { _ = e.Close() })
 	h := &modelHandler{members: map[string]string{}}
-	r, err := e.CreateRoom("r", h)
-	if err != nil {
-		f.Fatal(err)
-	}
-	a := &attempt{r: r, roomID: "r", joined: true, members: map[string]string{}, active: make(chan struct{})}
-	a.early.live = true
-	r.mu.Lock()
-	r.att = a
-	r.mu.Unlock()
-	f.Cleanup(func() { // before the Engine's Close: the attempt was never really joined
-		r.mu.Lock()
-		r.att = nil
-		r.mu.Unlock()
-	})
+	e, r, a := joinedRoom(f, h)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fr, err := signal.DecodeServerFrame(b)
 		if err != nil || fr.GetRoomRemoved() != nil {
@@ -67,6 +49,33 @@ func FuzzRoomPresence(f *testing.F) {
 			t.Fatalf("the room records %v, its handler was told %v", a.members, h.members)
 		}
 	})
+}
+
+// joinedRoom returns an Engine without a server and its room "r", with h,
+// whose current attempt is joined and live, as if the server had
+// activated it; tb's cleanup closes both.
+func joinedRoom(tb testing.TB, h RoomEventHandler) (*Engine, *Room, *attempt) {
+	tb.Helper()
+	e, err := NewEngine(EngineConfig{AppID: "012345678901234567890123", ServerURL: "ws://127.0.0.1:1/rtc"}, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = e.Close() })
+	r, err := e.CreateRoom("r", h)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	a := &attempt{r: r, roomID: "r", joined: true, members: map[string]string{}, active: make(chan struct{})}
+	a.early.live = true
+	r.mu.Lock()
+	r.att = a
+	r.mu.Unlock()
+	tb.Cleanup(func() { // before the Engine's Close: the attempt was never really joined
+		r.mu.Lock()
+		r.att = nil
+		r.mu.Unlock()
+	})
+	return e, r, a
 }
 
 // modelHandler keeps the members its events tell of.

@@ -58,6 +58,17 @@ func (w wireField) is(num protowire.Number, typ protowire.Type) bool {
 	return w.num == num && w.typ == typ
 }
 
+// setString stores a length-delimited field in *dst, or with dst nil only
+// checks it; it reports false for bytes that are not UTF-8, which
+// protobuf refuses in a string field.
+func (w wireField) setString(dst *string) bool {
+	if dst == nil {
+		return utf8.Valid(w.b)
+	}
+	*dst = string(w.b)
+	return true
+}
+
 // eachField calls f with each field of the message m in order. It reports
 // false, as soon as it knows, if m is not well formed, has a field that is
 // neither a varint nor length-delimited, or f returns false.
@@ -259,43 +270,39 @@ func decodeRoomJoined(b []byte) (*pb.RoomJoined, bool) {
 
 // readMember checks a Member, and decodes it into m unless m is nil.
 func readMember(b []byte, m *pb.Member) bool {
+	var id, extra *string
+	if m != nil {
+		id, extra = &m.UserId, &m.ExtraInfo
+	}
 	return eachField(b, func(w wireField) bool {
-		if w.typ != protowire.BytesType || (w.num != fieldMemberUserID && w.num != fieldMemberExtraInfo) {
-			return false
+		switch {
+		case w.is(fieldMemberUserID, protowire.BytesType):
+			return w.setString(id)
+		case w.is(fieldMemberExtraInfo, protowire.BytesType):
+			return w.setString(extra)
 		}
-		if m == nil {
-			return utf8.Valid(w.b)
-		}
-		if w.num == fieldMemberUserID {
-			m.UserId = string(w.b)
-		} else {
-			m.ExtraInfo = string(w.b)
-		}
-		return true
+		return false
 	})
 }
 
 // readUserLeft checks a UserLeft, and decodes it into l unless l is nil.
 func readUserLeft(b []byte, l *pb.UserLeft) bool {
+	var room, id *string
+	if l != nil {
+		room, id = &l.RoomId, &l.UserId
+	}
 	return eachField(b, func(w wireField) bool {
 		switch {
+		case w.is(fieldUserLeftRoom, protowire.BytesType):
+			return w.setString(room)
+		case w.is(fieldUserLeftUserID, protowire.BytesType):
+			return w.setString(id)
 		case w.is(fieldUserLeftReason, protowire.VarintType):
 			if l != nil {
 				l.Reason = int32(w.v)
 			}
 			return true
-		case w.is(fieldUserLeftRoom, protowire.BytesType) || w.is(fieldUserLeftUserID, protowire.BytesType):
-		default:
-			return false
 		}
-		if l == nil {
-			return utf8.Valid(w.b)
-		}
-		if w.num == fieldUserLeftRoom {
-			l.RoomId = string(w.b)
-		} else {
-			l.UserId = string(w.b)
-		}
-		return true
+		return false
 	})
 }
