@@ -5,9 +5,12 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/parleyhq/parley/internal/acks"
 	"github.com/parleyhq/parley/internal/transport"
 	pb "github.com/parleyhq/parley/proto/parley/v1"
 )
@@ -63,4 +66,55 @@ func TestAcksDueAtOnceInOnePacket(t *testing.T) {
 			t.Fatalf("acks %v, want %v", got, upTo)
 		}
 	}
+}
+
+// TestAcksRideWithASend: the acks a room owes when it sends on the
+// reliable channel go in the same data-channel message as the send, and
+// their timer sends nothing after; a send on the unreliable channel
+// leaves them to the timer.
+func TestAcksRideWithASend(t *testing.T) {
+	e, r, a := joinedRoom(t, nil)
+	rec := &recordWrites{}
+	x := &rtc{e: e}
+	var ws [transport.NumChannels]*transport.Writer
+	for i := range ws {
+		x.chans[i] = discardRW{}
+		ws[i] = transport.NewFlowWriter(idleQueue{}, rec)
+	}
+	x.ws.Store(&ws)
+	flushed := make(chan map[string]int64, 4)
+	a.ctx, a.cancel = context.WithCancel(context.Background())
+	t.Cleanup(a.cancel)
+	a.owed = acks.Batcher{Delay: time.Hour, Flush: func(upTo map[string]int64) { flushed <- upTo }}
+	r.mu.Lock()
+	a.rtc = x
+	r.mu.Unlock()
+
+	a.owed.AckLazy("bob", 5, 64)
+	a.owed.Ack("carol", 9)
+	require.Positive(t, r.SendRoomMessage("hi"))
+	rec.mu.Lock()
+	writes := rec.b
+	rec.b = nil
+	rec.mu.Unlock()
+	require.Len(t, writes, 1, "one data-channel message for the send and its acks")
+	var p pb.Packet
+	require.NoError(t, proto.Unmarshal(writes[0], &p))
+	got := map[string]int64{}
+	var sent []string
+	for _, q := range p.Batch {
+		require.Equal(t, r.handle, q.Room)
+		if ack := q.GetAck(); ack != nil {
+			got[ack.Peer] = ack.UpTo
+		} else {
+			sent = append(sent, string(q.GetMessage().GetPayload()))
+		}
+	}
+	require.Equal(t, map[string]int64{"bob": 5, "carol": 9}, got)
+	require.Equal(t, []string{"hi"}, sent)
+	require.Nil(t, a.owed.Take(), "the acks are still owed after riding with the send")
+
+	a.owed.Ack("bob", 6)
+	require.Positive(t, r.SendUserMessage("bob", "fast", MessageConfigUnreliableUnordered))
+	require.Equal(t, map[string]int64{"bob": 6}, a.owed.Take(), "an unreliable send took the acks")
 }

@@ -168,7 +168,16 @@ func (r *Room) sendOn(a *attempt, ch int, m roomMessage) (int64, bool) {
 	if ps.book != nil {
 		ps.book.Expect(m.to, id)
 	}
-	if err := x.writer(ch).Write(a.ctx, r.handle, b); err != nil {
+	var err error
+	if upTo := a.owedOn(ch); upTo != nil {
+		// The acks the room owes ride with the message: one data-channel
+		// message, and one packet, where the acks' timer would have
+		// sent another.
+		err = x.writer(ch).WriteAll(a.ctx, r.handle, append(ackPackets(upTo), b)...)
+	} else {
+		err = x.writer(ch).Write(a.ctx, r.handle, b)
+	}
+	if err != nil {
 		e.log.Debug("send", zap.String("room", r.id), zap.Error(err))
 		if reliable {
 			// The transport has failed, or the attempt is ending; the room
@@ -411,13 +420,27 @@ func (a *attempt) flushAcks(upTo map[string]int64) {
 	if x == nil {
 		return
 	}
-	ps := make([][]byte, 0, len(upTo))
+	if err := x.writer(transport.ChannelReliable).WriteAll(a.ctx, a.r.handle, ackPackets(upTo)...); err != nil {
+		a.r.e.log.Debug("send acks", zap.String("room", a.roomID), zap.Error(err))
+	}
+}
+
+// owedOn takes the acks the attempt owes, for a packet about to go on
+// channel ch, if that is the channel acks go on; else nil.
+func (a *attempt) owedOn(ch int) map[string]int64 {
+	if ch != transport.ChannelReliable {
+		return nil
+	}
+	return a.owed.Take()
+}
+
+// ackPackets encodes the acks upTo as packets, one per sender.
+func ackPackets(upTo map[string]int64) [][]byte {
+	ps := make([][]byte, 0, len(upTo)+1) // room for the packet they may ride with
 	for peer, id := range upTo {
 		ps = append(ps, signal.MustMarshal(&pb.Packet{Body: &pb.Packet_Ack{Ack: &pb.Ack{Peer: peer, UpTo: id}}}))
 	}
-	if err := x.writer(transport.ChannelReliable).WriteAll(a.ctx, a.r.handle, ps...); err != nil {
-		a.r.e.log.Debug("send acks", zap.String("room", a.roomID), zap.Error(err))
-	}
+	return ps
 }
 
 // counters are the message counters of RoomStats.

@@ -161,6 +161,24 @@ func (b *Batcher) flush() {
 	}
 }
 
+// Take returns the acks owed, as the next flush would send them, and
+// cancels that flush: for a caller that sends them along with a packet of
+// its own. It returns nil when nothing is owed or after Close.
+func (b *Batcher) Take() map[string]int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed || len(b.max) == 0 {
+		return nil
+	}
+	upTo := b.max
+	b.max, b.bytes = nil, 0
+	if b.stop != nil {
+		b.stop() // if it fires anyway, it finds nothing owed
+		b.stop = nil
+	}
+	return upTo
+}
+
 // Close drops the acks still owed and the flush to come, and waits for a
 // flush that is running: no Flush starts after it returns, and later acks
 // are ignored. It must not be called from Flush. Whoever owns the

@@ -99,6 +99,32 @@ func TestBatcherLazyAcks(t *testing.T) {
 	require.Equal(t, []map[string]int64{{"a": 6}}, taken())
 }
 
+// TestBatcherTake: Take hands over what is owed, as the flush would have
+// sent it, and that flush does not come; acks after it start a new one.
+func TestBatcherTake(t *testing.T) {
+	const delay, lazy = 10 * time.Millisecond, 500 * time.Millisecond
+	c := newFakeClock()
+	b := &Batcher{Delay: delay, Lazy: lazy, Clock: c}
+	taken := recordFlushes(b)
+
+	require.Nil(t, b.Take(), "nothing owed")
+	b.AckLazy("a", 1, 10)
+	b.AckLazy("a", 2, 10)
+	b.Ack("b", 7)
+	require.Equal(t, map[string]int64{"a": 2, "b": 7}, b.Take())
+	require.Nil(t, b.Take(), "taken twice")
+	c.advance(lazy)
+	require.Empty(t, taken(), "the flush came after Take")
+
+	b.AckLazy("a", 3, 10)
+	c.advance(lazy)
+	require.Equal(t, []map[string]int64{{"a": 3}}, taken())
+
+	b.AckLazy("a", 4, 10)
+	b.Close()
+	require.Nil(t, b.Take(), "Take after Close")
+}
+
 // recordFlushes makes b's Flush keep what it sends, and returns taken:
 // the flushes since its last call.
 func recordFlushes(b *Batcher) (taken func() []map[string]int64) {
