@@ -68,10 +68,11 @@ func TestAcksDueAtOnceInOnePacket(t *testing.T) {
 	}
 }
 
-// TestAcksRideWithASend: the acks a room owes when it sends on the
-// reliable channel go in the same data-channel message as the send, and
-// their timer sends nothing after; a send on the unreliable channel
-// leaves them to the timer.
+// TestAcksRideWithASend: the lazy acks (broadcasts') a room owes when it
+// sends on the reliable channel go in the same data-channel message as the
+// send, after it, and their timer sends nothing after; a send on the
+// unreliable channel leaves them to the timer, and so does one while an
+// urgent ack (a user message's) is owed.
 func TestAcksRideWithASend(t *testing.T) {
 	e, r, a := joinedRoom(t, nil)
 	rec := &recordWrites{}
@@ -85,13 +86,13 @@ func TestAcksRideWithASend(t *testing.T) {
 	flushed := make(chan map[string]int64, 4)
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	t.Cleanup(a.cancel)
-	a.owed = acks.Batcher{Delay: time.Hour, Flush: func(upTo map[string]int64) { flushed <- upTo }}
+	a.owed = acks.Batcher{Delay: time.Hour, Lazy: 2 * time.Hour, Flush: func(upTo map[string]int64) { flushed <- upTo }}
 	r.mu.Lock()
 	a.rtc = x
 	r.mu.Unlock()
 
 	a.owed.AckLazy("bob", 5, 64)
-	a.owed.Ack("carol", 9)
+	a.owed.AckLazy("carol", 9, 64)
 	require.Positive(t, r.SendRoomMessage("hi"))
 	rec.mu.Lock()
 	writes := rec.b
@@ -101,20 +102,31 @@ func TestAcksRideWithASend(t *testing.T) {
 	var p pb.Packet
 	require.NoError(t, proto.Unmarshal(writes[0], &p))
 	got := map[string]int64{}
-	var sent []string
+	require.Len(t, p.Batch, 3)
+	require.Equal(t, "hi", string(p.Batch[0].GetMessage().GetPayload()), "the message goes first")
 	for _, q := range p.Batch {
 		require.Equal(t, r.handle, q.Room)
 		if ack := q.GetAck(); ack != nil {
 			got[ack.Peer] = ack.UpTo
-		} else {
-			sent = append(sent, string(q.GetMessage().GetPayload()))
 		}
 	}
 	require.Equal(t, map[string]int64{"bob": 5, "carol": 9}, got)
-	require.Equal(t, []string{"hi"}, sent)
-	require.Nil(t, a.owed.Take(), "the acks are still owed after riding with the send")
+	require.Nil(t, a.owed.TakeLazy(), "the acks are still owed after riding with the send")
 
-	a.owed.Ack("bob", 6)
+	a.owed.AckLazy("bob", 6, 64)
 	require.Positive(t, r.SendUserMessage("bob", "fast", MessageConfigUnreliableUnordered))
-	require.Equal(t, map[string]int64{"bob": 6}, a.owed.Take(), "an unreliable send took the acks")
+	require.Equal(t, map[string]int64{"bob": 6}, a.owed.TakeLazy(), "an unreliable send took the acks")
+
+	rec.mu.Lock()
+	rec.b = nil
+	rec.mu.Unlock()
+	a.owed.AckLazy("bob", 7, 64)
+	a.owed.Ack("carol", 10) // urgent
+	require.Positive(t, r.SendRoomMessage("again"))
+	rec.mu.Lock()
+	writes = rec.b
+	rec.mu.Unlock()
+	require.Len(t, writes, 1)
+	require.NoError(t, proto.Unmarshal(writes[0], &p))
+	require.Equal(t, "again", string(p.GetMessage().GetPayload()), "a lone message, no acks with it")
 }

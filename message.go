@@ -170,10 +170,11 @@ func (r *Room) sendOn(a *attempt, ch int, m roomMessage) (int64, bool) {
 	}
 	var err error
 	if upTo := a.owedOn(ch); upTo != nil {
-		// The acks the room owes ride with the message: one data-channel
-		// message, and one packet, where the acks' timer would have
-		// sent another.
-		err = x.writer(ch).WriteAll(a.ctx, r.handle, append(ackPackets(upTo), b)...)
+		// The lazy acks the room owes ride with the message: one
+		// data-channel message, and one packet, where the acks' timer
+		// would have sent another. The message goes first, so the server
+		// relays it before it settles the acks.
+		err = x.writer(ch).WriteAll(a.ctx, r.handle, append([][]byte{b}, ackPackets(upTo)...)...)
 	} else {
 		err = x.writer(ch).Write(a.ctx, r.handle, b)
 	}
@@ -426,17 +427,18 @@ func (a *attempt) flushAcks(upTo map[string]int64) {
 }
 
 // owedOn takes the acks the attempt owes, for a packet about to go on
-// channel ch, if that is the channel acks go on; else nil.
+// channel ch, if that is the channel acks go on and they are lazy ones
+// (broadcasts'); else nil.
 func (a *attempt) owedOn(ch int) map[string]int64 {
 	if ch != transport.ChannelReliable {
 		return nil
 	}
-	return a.owed.Take()
+	return a.owed.TakeLazy()
 }
 
 // ackPackets encodes the acks upTo as packets, one per sender.
 func ackPackets(upTo map[string]int64) [][]byte {
-	ps := make([][]byte, 0, len(upTo)+1) // room for the packet they may ride with
+	ps := make([][]byte, 0, len(upTo))
 	for peer, id := range upTo {
 		ps = append(ps, signal.MustMarshal(&pb.Packet{Body: &pb.Packet_Ack{Ack: &pb.Ack{Peer: peer, UpTo: id}}}))
 	}

@@ -95,6 +95,7 @@ type Batcher struct {
 	mu       sync.Mutex
 	max      map[string]int64 // guarded by mu
 	bytes    int              // guarded by mu; the lazily acked messages' bytes since the last flush
+	urgent   bool             // guarded by mu; the flush to come is an urgent one (Delay)
 	stop     func() bool      // guarded by mu; stops the flush to come; nil if none
 	due      time.Time        // guarded by mu; when that flush runs
 	closed   bool             // guarded by mu
@@ -130,6 +131,9 @@ func (b *Batcher) add(peer string, id int64, delay time.Duration, size int) {
 	if b.bytes += size; b.LazyBytes > 0 && b.bytes > b.LazyBytes {
 		delay = b.Delay
 	}
+	if delay == b.Delay {
+		b.urgent = true
+	}
 	c := b.Clock
 	if c == nil {
 		c = clock.Real{}
@@ -152,7 +156,7 @@ func (b *Batcher) flush() {
 		return
 	}
 	upTo := b.max
-	b.max, b.bytes, b.stop = nil, 0, nil
+	b.max, b.bytes, b.stop, b.urgent = nil, 0, nil, false
 	b.flushing.Add(1)
 	b.mu.Unlock()
 	defer b.flushing.Done()
@@ -161,13 +165,17 @@ func (b *Batcher) flush() {
 	}
 }
 
-// Take returns the acks owed, as the next flush would send them, and
-// cancels that flush: for a caller that sends them along with a packet of
-// its own. It returns nil when nothing is owed or after Close.
-func (b *Batcher) Take() map[string]int64 {
+// TakeLazy returns the acks owed, as the next flush would send them, and
+// cancels that flush, if that flush is a lazy one: for a caller that sends
+// them along with a packet of its own. An urgent ack is left to its flush,
+// Delay away at most, so that the caller's packet does not carry the
+// work of acks that soon due (they would ride in front of an answer to the
+// very message they ack). It returns nil when nothing is owed, when an
+// urgent ack is, and after Close.
+func (b *Batcher) TakeLazy() map[string]int64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed || len(b.max) == 0 {
+	if b.closed || len(b.max) == 0 || b.urgent {
 		return nil
 	}
 	upTo := b.max
@@ -191,7 +199,7 @@ func (b *Batcher) Close() {
 		b.stop()
 		b.stop = nil
 	}
-	b.max, b.bytes = nil, 0
+	b.max, b.bytes, b.urgent = nil, 0, false
 	b.mu.Unlock()
 	b.flushing.Wait()
 }

@@ -99,30 +99,41 @@ func TestBatcherLazyAcks(t *testing.T) {
 	require.Equal(t, []map[string]int64{{"a": 6}}, taken())
 }
 
-// TestBatcherTake: Take hands over what is owed, as the flush would have
-// sent it, and that flush does not come; acks after it start a new one.
-func TestBatcherTake(t *testing.T) {
+// TestBatcherTakeLazy: TakeLazy hands over what is owed, as the flush
+// would have sent it, and that flush does not come; acks after it start a
+// new one. Once an urgent ack is owed, it takes nothing: the urgent flush
+// sends all.
+func TestBatcherTakeLazy(t *testing.T) {
 	const delay, lazy = 10 * time.Millisecond, 500 * time.Millisecond
 	c := newFakeClock()
-	b := &Batcher{Delay: delay, Lazy: lazy, Clock: c}
+	b := &Batcher{Delay: delay, Lazy: lazy, LazyBytes: 1000, Clock: c}
 	taken := recordFlushes(b)
 
-	require.Nil(t, b.Take(), "nothing owed")
+	require.Nil(t, b.TakeLazy(), "nothing owed")
 	b.AckLazy("a", 1, 10)
-	b.AckLazy("a", 2, 10)
-	b.Ack("b", 7)
-	require.Equal(t, map[string]int64{"a": 2, "b": 7}, b.Take())
-	require.Nil(t, b.Take(), "taken twice")
+	b.AckLazy("b", 2, 10)
+	require.Equal(t, map[string]int64{"a": 1, "b": 2}, b.TakeLazy())
+	require.Nil(t, b.TakeLazy(), "taken twice")
 	c.advance(lazy)
-	require.Empty(t, taken(), "the flush came after Take")
+	require.Empty(t, taken(), "the flush came after TakeLazy")
 
 	b.AckLazy("a", 3, 10)
-	c.advance(lazy)
-	require.Equal(t, []map[string]int64{{"a": 3}}, taken())
+	b.Ack("c", 7) // urgent: left to its flush, with the lazy one
+	require.Nil(t, b.TakeLazy())
+	c.advance(delay)
+	require.Equal(t, []map[string]int64{{"a": 3, "c": 7}}, taken())
 
-	b.AckLazy("a", 4, 10)
+	b.AckLazy("a", 4, 10) // lazy again after the urgent flush
+	require.Equal(t, map[string]int64{"a": 4}, b.TakeLazy())
+	b.AckLazy("a", 5, 600)
+	b.AckLazy("a", 6, 600) // past LazyBytes: urgent
+	require.Nil(t, b.TakeLazy())
+	c.advance(delay)
+	require.Equal(t, []map[string]int64{{"a": 6}}, taken())
+
+	b.AckLazy("a", 7, 10)
 	b.Close()
-	require.Nil(t, b.Take(), "Take after Close")
+	require.Nil(t, b.TakeLazy(), "TakeLazy after Close")
 }
 
 // recordFlushes makes b's Flush keep what it sends, and returns taken:
