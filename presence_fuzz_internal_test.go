@@ -37,6 +37,14 @@ func FuzzRoomPresence(f *testing.F) {
 		if err != nil || fr.GetRoomRemoved() != nil {
 			return // the decoder refuses it; a removal ends the attempt
 		}
+		// Each input starts from an empty room: one that piled up
+		// members and pages across inputs made each slower than the last.
+		r.mu.Lock()
+		a.members, a.pages, a.active = map[string]string{}, nil, make(chan struct{})
+		r.mu.Unlock()
+		h.mu.Lock()
+		h.members = map[string]string{}
+		h.mu.Unlock()
 		e.onSignal(fr)
 		done := make(chan struct{})
 		e.q.Control(func() { close(done) })
