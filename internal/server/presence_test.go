@@ -290,7 +290,8 @@ func TestJoinerListGoesAtOnce(t *testing.T) {
 			return cs
 		}
 		start := time.Now()
-		join("first")  // a quiet room's change goes at once, and starts the interval
+		join("first") // a quiet room's change goes at once, and starts the interval
+		<-old.sent
 		join("second") // its change waits for the interval; the worker with it
 		third := join("third")
 		require.Zero(t, time.Since(start), "no time passed")
@@ -299,8 +300,10 @@ func TestJoinerListGoesAtOnce(t *testing.T) {
 		require.Len(t, v.members, n+2)
 		require.Equal(t, []string{"+first"}, viewOf(t, old, map[string]bool{}).changes, "the batch went early")
 
-		time.Sleep(presenceInterval(n + 3)) // the batch's time comes
-		synctest.Wait()
+		// The next frame old gets is the batch, when its interval has
+		// passed on the bubble's clock (which moves once all wait).
+		<-old.sent
+		require.GreaterOrEqual(t, time.Since(start), presenceInterval(n+2), "the batch came before its interval")
 		require.Equal(t, []string{"+first", "+second", "+third"}, viewOf(t, old, map[string]bool{}).changes)
 		require.Empty(t, viewOf(t, third, nil).changes, "the joiner heard of its own arrival")
 		waitIdle(t, r)

@@ -22,18 +22,23 @@ type captureSession struct {
 	*session
 	mu     sync.Mutex
 	frames [][]byte
+	sent   chan struct{} // cap 1: signalled at each frame
 }
 
 func newCaptureSession(t testing.TB, srv *Server, id string) *captureSession {
 	t.Helper()
 	cs := &captureSession{session: &session{
 		srv: srv, id: id, log: zap.NewNop(), out: signal.NewStream(maxReplay), members: make(map[string]*member),
-	}}
+	}, sent: make(chan struct{}, 1)}
 	cs.quota.Store(newUserQuota(srv.cfg.Quotas))
 	require.NoError(t, cs.out.Attach(0, func(b []byte) error {
 		cs.mu.Lock()
 		cs.frames = append(cs.frames, b)
 		cs.mu.Unlock()
+		select {
+		case cs.sent <- struct{}{}:
+		default:
+		}
 		return nil
 	}))
 	return cs
