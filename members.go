@@ -36,7 +36,7 @@ func (r *Room) memberEvents(evs []memberEvent) func(h RoomEventHandler) {
 	return func(h RoomEventHandler) {
 		for i, ev := range evs {
 			if i > 0 {
-				h = r.handler.Load().(handlerBox).h
+				h = r.handlerNow()
 			}
 			ev.call(h)
 		}

@@ -336,7 +336,7 @@ func (a *attempt) receive(ch int, m *pb.Message) {
 	default:
 		ev = func(h RoomEventHandler) { h.OnUserMessageReceived(from, string(payload)) }
 	}
-	if !r.e.q.Message(func() { ev(r.handler.Load().(handlerBox).h) }) {
+	if !r.e.q.Message(func() { ev(r.handlerNow()) }) {
 		return // Engine closed: not accepted, so not acknowledged
 	}
 	a.stats.received(len(payload))

@@ -63,8 +63,11 @@ func (r *Room) emit(f func(h RoomEventHandler)) {
 	if r.silenced.Load() {
 		return
 	}
-	r.e.q.Control(func() { f(r.handler.Load().(handlerBox).h) })
+	r.e.q.Control(func() { f(r.handlerNow()) })
 }
+
+// handlerNow is the room's handler as it is now.
+func (r *Room) handlerNow() RoomEventHandler { return r.handler.Load().(handlerBox).h }
 
 // JoinRoom joins the room with token as user, ByteRTC's joinRoom. The
 // result comes in OnRoomStateChanged: state 0 once the room's data channels
