@@ -88,6 +88,7 @@ func Run(ctx context.Context, cfg Config, progress Progress) (*Summary, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
+	defer setGCBudget(cfg.GCBudget)()
 	clk := clock{base: time.Now()}
 	r := &runner{cfg: cfg, rec: newRecorder(clk), joins: newJoinRecorder()}
 	r.setPhase(phaseJoin)
@@ -103,6 +104,7 @@ func Run(ctx context.Context, cfg Config, progress Progress) (*Summary, error) {
 			Rate: cfg.Rate, Payload: cfg.Payload, Engines: cfg.engines(),
 			WarmupSeconds: cfg.Warmup.Seconds(), DurationSeconds: cfg.Duration.Seconds(),
 			JoinConcurrency: cfg.JoinConcurrency,
+			GCBudgetBytes:   cfg.GCBudget, GCEnv: gcEnv(),
 		},
 		Load: LoadSummary{Engines: cfg.engines(), GOMAXPROCS: runtime.GOMAXPROCS(0)},
 	}
@@ -162,6 +164,7 @@ func Run(ctx context.Context, cfg Config, progress Progress) (*Summary, error) {
 				sc.start = sc.scrape(ctx)
 			}
 			cpu0, wall0 = processCPU(), time.Now()
+			gc0 := readGC()
 			wait0, waitOK := runqueueWait()
 			winStart = clk.now()
 			r.rec.winStart.Store(winStart)
@@ -170,6 +173,8 @@ func Run(ctx context.Context, cfg Config, progress Progress) (*Summary, error) {
 			winEnd = clk.now()
 			r.rec.winEnd.Store(winEnd)
 			s.Load.CPUPercent = cpuPercentSince(cpu0, wall0)
+			gc := readGC().since(gc0)
+			s.Load.GCCycles, s.Load.GCCPUSeconds = int64(gc.cycles), gc.cpuSeconds
 			if wait1, ok := runqueueWait(); ok && waitOK {
 				s.Load.RunqueueWaitPercent = 100 * float64(wait1-wait0) / float64(time.Since(wall0))
 			}
@@ -498,6 +503,9 @@ func (r *runner) summarise(s *Summary, winStart, winEnd int64, sc *scraper) {
 
 	if s.Load.LateSends > 0 {
 		s.Warnings = append(s.Warnings, fmt.Sprintf("the load process fell behind the send schedule %d times: the rate achieved is below the one asked for", s.Load.LateSends))
+	}
+	if w := gcWarning(s.Load, r.cfg.GCBudget); w != "" {
+		s.Warnings = append(s.Warnings, w)
 	}
 	if m.NoResult > 0 {
 		s.Warnings = append(s.Warnings, fmt.Sprintf("%d sends had no result when the drain ended (--drain %v)", m.NoResult, r.cfg.Drain))

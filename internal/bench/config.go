@@ -66,6 +66,12 @@ type Config struct {
 	JoinConcurrency int           // joins in flight at once
 	JoinTimeout     time.Duration // one join's bound
 
+	// GCBudget, in bytes, turns the load process's garbage collector off
+	// until its heap reaches it (debug.SetMemoryLimit, GOGC off), for the
+	// run, whatever GOGC and GOMEMLIMIT say; at least MinGCBudget. 0: the
+	// collector as the environment set it.
+	GCBudget int64
+
 	MetricsURL string // the server's Prometheus /metrics; "" for none
 	RoomPrefix string // room IDs are RoomPrefix-0, RoomPrefix-1, …; default: "bench-" and 6 random hex digits
 	JSON       bool   // print the summary as JSON
@@ -112,6 +118,7 @@ func Flags(cfg *Config, output io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.Drain, "drain", cfg.Drain, "longest wait after the measurement for results and messages in flight")
 	fs.IntVar(&cfg.JoinConcurrency, "join-concurrency", cfg.JoinConcurrency, "joins in flight at once")
 	fs.DurationVar(&cfg.JoinTimeout, "join-timeout", cfg.JoinTimeout, "longest wait for one join")
+	fs.Var((*byteSize)(&cfg.GCBudget), "gc-budget", "load process's memory budget, e.g. 8GiB (`SIZE`: B, KiB, MiB, GiB or TiB, as in GOMEMLIMIT): it collects garbage only when its heap reaches it, keeping its own pauses out of the latencies; the cost: its RSS grows up to it. Overrides GOGC and GOMEMLIMIT (default: none, Go's collector as they set it)")
 	fs.StringVar(&cfg.MetricsURL, "metrics", cfg.MetricsURL, "server's Prometheus `URL`, e.g. http://127.0.0.1:7880/metrics, for its CPU and memory")
 	fs.StringVar(&cfg.RoomPrefix, "room-prefix", cfg.RoomPrefix, "room IDs' `prefix` (default: bench- and 6 random hex digits)")
 	fs.BoolVar(&cfg.JSON, "json", cfg.JSON, "print the summary as JSON")
@@ -165,6 +172,11 @@ func (c *Config) check() error {
 	u, err := url.Parse(c.URL)
 	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
 		return bad("--url %q: want ws://host:port/rtc or wss://…", c.URL)
+	}
+	if c.GCBudget != 0 {
+		if err := checkGCBudget(c.GCBudget); err != nil {
+			return bad("--gc-budget %v", err)
+		}
 	}
 	if c.MetricsURL != "" {
 		m, err := url.Parse(c.MetricsURL)

@@ -65,6 +65,12 @@ type Settings struct {
 	DurationSeconds float64 `json:"duration_seconds"`
 	JoinConcurrency int     `json:"join_concurrency"`
 	Sender          string  `json:"sender"` // who sends in each room
+	// GCBudgetBytes is --gc-budget: the load process collected only at
+	// this heap size. 0: not given.
+	GCBudgetBytes int64 `json:"gc_budget_bytes,omitempty"`
+	// GCEnv is GOGC and GOMEMLIMIT as the environment set them, e.g.
+	// "GOGC=off GOMEMLIMIT=8GiB"; --gc-budget overrides them.
+	GCEnv string `json:"gc_env,omitempty"`
 }
 
 // Joins are one kind of join's figures.
@@ -169,6 +175,13 @@ type LoadSummary struct {
 	// LateSends counts the ticks a room's sender was behind its schedule
 	// and skipped: the load process could not keep the rate.
 	LateSends int64 `json:"late_sends"`
+	// GCCycles are the load process's own garbage collections that ended
+	// during the measurement, and GCCPUSeconds the CPU its collector
+	// spent on them (pauses, mark workers and assists: runtime/metrics'
+	// estimate, which it says errs high). Any: its pauses are in the
+	// latencies (--gc-budget keeps them out).
+	GCCycles     int64   `json:"gc_cycles"`
+	GCCPUSeconds float64 `json:"gc_cpu_seconds"`
 }
 
 // FileLimit is what the run found of its descriptor limit.
@@ -197,7 +210,7 @@ func (s *Summary) WriteText(w io.Writer) error {
 		p("parley bench: a bot in %d rooms, a peer in each (%d rooms per peer Engine), %s round trips/s per room, %d B, %s after %v warm-up\n",
 			st.Rooms, st.PeerRooms, num(st.Rate), st.Payload, measured, seconds(st.WarmupSeconds))
 	}
-	p("server %s, %s, %d Engines, GOMAXPROCS %d\n", s.URL, s.Started.UTC().Format(time.RFC3339), s.Load.Engines, s.Load.GOMAXPROCS)
+	p("server %s, %s, %d Engines, GOMAXPROCS %d%s\n", s.URL, s.Started.UTC().Format(time.RFC3339), s.Load.Engines, s.Load.GOMAXPROCS, st.gcEcho())
 	if s.Interrupted {
 		p("INTERRUPTED in the %s phase: the figures cover what ran\n", s.Phase)
 	}
@@ -254,8 +267,9 @@ func (s *Summary) WriteText(w io.Writer) error {
 		}
 	}
 	l := s.Load
-	p("%-13s cpu %.1f%% of one core measuring, %.1f%% joining; waited for a cpu %.1f%% of the time; max rss %s; %d late sends\n", "load process",
-		l.CPUPercent, l.JoinCPUPercent, l.RunqueueWaitPercent, bytesIEC(float64(l.MaxRSSBytes)), l.LateSends)
+	p("%-13s cpu %.1f%% of one core measuring, %.1f%% joining; waited for a cpu %.1f%% of the time; max rss %s; %d late sends; %s (%v of gc cpu) while measuring\n", "load process",
+		l.CPUPercent, l.JoinCPUPercent, l.RunqueueWaitPercent, bytesIEC(float64(l.MaxRSSBytes)), l.LateSends,
+		collections(l.GCCycles), seconds(l.GCCPUSeconds))
 	for _, w := range s.Warnings {
 		p("warning: %s\n", w)
 	}
@@ -264,6 +278,20 @@ func (s *Summary) WriteText(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// gcEcho is the load process's collector settings for the header line:
+// none for Go's defaults.
+func (st Settings) gcEcho() string {
+	switch {
+	case st.GCBudgetBytes > 0 && st.GCEnv != "":
+		return fmt.Sprintf(", gc budget %s (--gc-budget, overriding %s)", formatByteSize(st.GCBudgetBytes), st.GCEnv)
+	case st.GCBudgetBytes > 0:
+		return fmt.Sprintf(", gc budget %s (--gc-budget)", formatByteSize(st.GCBudgetBytes))
+	case st.GCEnv != "":
+		return ", " + st.GCEnv
+	}
+	return ""
 }
 
 // percent prints a percentage that may be unknown.
