@@ -10,7 +10,6 @@ import (
 
 	"github.com/parleyhq/parley/internal/acks"
 	"github.com/parleyhq/parley/internal/ids"
-	"github.com/parleyhq/parley/internal/signal"
 	"github.com/parleyhq/parley/internal/transport"
 	pb "github.com/parleyhq/parley/proto/parley/v1"
 )
@@ -151,9 +150,9 @@ func (r *Room) sendOn(a *attempt, ch int, m roomMessage) (int64, bool) {
 	if id < 0 {
 		return -1, true
 	}
-	b := signal.MustMarshal(&pb.Packet{Body: &pb.Packet_Message{Message: &pb.Message{
+	b := messagePacket(&pb.Message{
 		MsgId: id, To: m.to, Broadcast: m.broadcast, Binary: m.binary, Payload: m.payload, SenderInstance: e.instance,
-	}}})
+	})
 	if !live {
 		// The room is rejoining: it sends the packet once it is back.
 		e.out.keep(id, b, true)
@@ -440,7 +439,7 @@ func (a *attempt) owedOn(ch int) map[string]int64 {
 func ackPackets(upTo map[string]int64) [][]byte {
 	ps := make([][]byte, 0, len(upTo))
 	for peer, id := range upTo {
-		ps = append(ps, signal.MustMarshal(&pb.Packet{Body: &pb.Packet_Ack{Ack: &pb.Ack{Peer: peer, UpTo: id}}}))
+		ps = append(ps, ackPacket(peer, id))
 	}
 	return ps
 }

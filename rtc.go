@@ -9,7 +9,6 @@ import (
 
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/parleyhq/parley/internal/signal"
 	"github.com/parleyhq/parley/internal/transport"
@@ -340,13 +339,13 @@ func (x *rtc) read(chans transport.Channels) {
 // goroutine.
 func (x *rtc) onPacket(ch int, b []byte) {
 	e := x.e
-	var p pb.Packet
-	if err := proto.Unmarshal(b, &p); err != nil {
+	p, err := decodePacket(b)
+	if err != nil {
 		e.log.Debug("malformed packet dropped", zap.Error(err))
 		return
 	}
 	if len(p.Batch) == 0 {
-		x.onOne(ch, &p)
+		x.onOne(ch, p)
 		return
 	}
 	if p.Body != nil {

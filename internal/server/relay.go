@@ -41,7 +41,7 @@ var scratch = sync.Pool{New: func() any {
 func (m *member) onBody(ch int, buf []byte, p wirePacket) {
 	srv := m.room.srv
 	switch p.field {
-	case fieldPacketMessage:
+	case transport.FieldPacketMessage:
 		msg, err := scanMessage(buf, p.bodyOff, p.bodyEnd)
 		if err != nil {
 			srv.metrics.badPackets.Inc()
@@ -49,7 +49,7 @@ func (m *member) onBody(ch int, buf []byte, p wirePacket) {
 			return
 		}
 		m.relayInOrder(ch, buf, msg)
-	case fieldPacketAck:
+	case transport.FieldPacketAck:
 		var ack pb.Ack
 		if err := proto.Unmarshal(buf[p.bodyOff:p.bodyEnd], &ack); err != nil {
 			srv.metrics.badPackets.Inc()

@@ -15,20 +15,6 @@ import (
 // its SCTP chunks, and that is the only copy a relayed payload costs. A
 // broadcast is stamped once and the same bytes go to every receiver.
 
-// Field numbers of packet.proto.
-const (
-	fieldPacketMessage = 1
-	fieldPacketAck     = 2
-	fieldPacketResult  = 3
-
-	fieldMessageID        = 1
-	fieldMessageTo        = 2
-	fieldMessageFrom      = 3
-	fieldMessageBroadcast = 4
-	fieldMessageBinary    = 5
-	fieldMessagePayload   = 6
-)
-
 // readHeadroom is the free space the read loop leaves in front of each
 // packet, and readTailroom behind it, so a Message can be re-framed in
 // place: a packet tag and length before, the sender's From field after.
@@ -50,7 +36,7 @@ type wireMessage struct {
 
 // wirePacket is a Packet, not a batch, found in a packet buffer.
 type wirePacket struct {
-	field            protowire.Number // which body: fieldPacketMessage, Ack or Result
+	field            protowire.Number // which body: transport.FieldPacketMessage, Ack or Result
 	bodyOff, bodyEnd int              // the body's bytes are buf[bodyOff:bodyEnd]
 	room             uint32           // Packet.room: the client's handle of the room
 }
@@ -82,7 +68,7 @@ func scanPacket(buf []byte, off, end int) (wirePacket, error) {
 			p.room = uint32(v)
 			b, pos = b[n:], pos+n
 			continue
-		case typ == protowire.BytesType && num >= fieldPacketMessage && num <= fieldPacketResult:
+		case typ == protowire.BytesType && num >= transport.FieldPacketMessage && num <= transport.FieldPacketResult:
 			v, n := protowire.ConsumeBytes(b)
 			if n < 0 {
 				return p, errWire
@@ -121,7 +107,7 @@ func eachBatched(p []byte, f func([]byte)) (bool, error) {
 			return false, errWire
 		case num == transport.FieldPacketBatch:
 			batched = true
-		case num >= fieldPacketMessage && num <= fieldPacketResult:
+		case num >= transport.FieldPacketMessage && num <= transport.FieldPacketResult:
 			body = true
 		}
 		n = protowire.ConsumeFieldValue(num, typ, b)
@@ -161,39 +147,39 @@ func scanMessage(buf []byte, off, end int) (wireMessage, error) {
 		}
 		b = b[n:]
 		switch {
-		case num == fieldMessageID && typ == protowire.VarintType:
+		case num == transport.FieldMessageID && typ == protowire.VarintType:
 			v, n := protowire.ConsumeVarint(b)
 			if n < 0 {
 				return m, errWire
 			}
 			m.id, b = int64(v), b[n:]
-		case (num == fieldMessageBroadcast || num == fieldMessageBinary) && typ == protowire.VarintType:
+		case (num == transport.FieldMessageBroadcast || num == transport.FieldMessageBinary) && typ == protowire.VarintType:
 			v, n := protowire.ConsumeVarint(b)
 			if n < 0 {
 				return m, errWire
 			}
-			if num == fieldMessageBroadcast {
+			if num == transport.FieldMessageBroadcast {
 				m.broadcast = v != 0
 			}
 			b = b[n:]
-		case (num == fieldMessageTo || num == fieldMessageFrom || num == fieldMessagePayload) && typ == protowire.BytesType:
+		case (num == transport.FieldMessageTo || num == transport.FieldMessageFrom || num == transport.FieldMessagePayload) && typ == protowire.BytesType:
 			v, n := protowire.ConsumeBytes(b)
 			if n < 0 {
 				return m, errWire
 			}
 			// proto3 strings must be UTF-8, or the receiver cannot decode
 			// what the relay forwards.
-			if num != fieldMessagePayload && !utf8.Valid(v) {
+			if num != transport.FieldMessagePayload && !utf8.Valid(v) {
 				return m, errWire
 			}
 			switch num {
-			case fieldMessageTo:
+			case transport.FieldMessageTo:
 				m.to = v
-			case fieldMessagePayload:
+			case transport.FieldMessagePayload:
 				m.payloadLen = len(v)
 			}
 			b = b[n:]
-		case num >= fieldMessageID && num <= fieldMessagePayload:
+		case num >= transport.FieldMessageID && num <= transport.FieldMessagePayload:
 			return m, errWire // a known field with the wrong wire type
 		default:
 			n := protowire.ConsumeFieldValue(num, typ, b)
@@ -214,7 +200,7 @@ func scanMessage(buf []byte, off, end int) (wireMessage, error) {
 func stamp(buf []byte, m wireMessage, from []byte) []byte {
 	bodyLen := m.end - m.off + len(from)
 	var hdr [readHeadroom]byte
-	h := protowire.AppendTag(hdr[:0], fieldPacketMessage, protowire.BytesType)
+	h := protowire.AppendTag(hdr[:0], transport.FieldPacketMessage, protowire.BytesType)
 	h = protowire.AppendVarint(h, uint64(bodyLen))
 	start := m.off - len(h)
 	copy(buf[start:], h)
@@ -224,6 +210,6 @@ func stamp(buf []byte, m wireMessage, from []byte) []byte {
 
 // fromField is the encoded From field for userID.
 func fromField(userID string) []byte {
-	b := protowire.AppendTag(nil, fieldMessageFrom, protowire.BytesType)
+	b := protowire.AppendTag(nil, transport.FieldMessageFrom, protowire.BytesType)
 	return protowire.AppendString(b, userID)
 }

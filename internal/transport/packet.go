@@ -2,11 +2,14 @@ package transport
 
 import "google.golang.org/protobuf/encoding/protowire"
 
-// The two fields of Packet (packet.proto) the transport writes itself, at
-// the wire level, on packets it was handed already encoded: a Writer
-// appends the room and coalesces packets into a batch without decoding
-// them.
+// Field numbers of packet.proto, for the codecs that work at the wire
+// level: the SDK's (packet.go), the relay's (internal/server/wire.go), and
+// the transport's own, which appends the room and coalesces packets into a
+// batch without decoding them.
 const (
+	FieldPacketMessage = 1
+	FieldPacketAck     = 2
+	FieldPacketResult  = 3
 	// FieldPacketBatch is the field number of Packet.batch: a batch is the
 	// concatenation of (tag, length, packet) entries of it.
 	FieldPacketBatch = 4
@@ -14,6 +17,20 @@ const (
 	// packet belongs to on the one PeerConnection an Engine shares among
 	// its rooms (packet version 3).
 	FieldPacketRoom = 5
+
+	FieldMessageID        = 1
+	FieldMessageTo        = 2
+	FieldMessageFrom      = 3
+	FieldMessageBroadcast = 4
+	FieldMessageBinary    = 5
+	FieldMessagePayload   = 6
+	FieldMessageInstance  = 7
+
+	FieldAckPeer = 1
+	FieldAckUpTo = 2
+
+	FieldResultID   = 1
+	FieldResultCode = 2
 )
 
 // AppendEntry appends p to batch as one entry of Packet.batch.
