@@ -127,8 +127,8 @@ func NewEngine(cfg EngineConfig, h EngineEventHandler, opts ...Option) (*Engine,
 		q:       dispatch.New(0),
 		api:     transport.NewAPI(transport.Options{Logger: o.logger, LoopbackOnly: o.loopbackOnly}),
 		rooms:   make(map[string]*Room),
-		out:     newOutbox(o.messageTimeout),
 	}
+	e.out = newOutbox(o.messageTimeout, func(id int64) { e.resolve(id, int(UserMessageSendResultTimeout)) })
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.instance = rand.Uint64() | 1 // never 0, which means "unnamed"
 	e.lg.owed = acks.Batcher{Delay: ackDelay, Flush: e.flushLoginAcks}

@@ -38,7 +38,6 @@ type pendingSend struct {
 	book   *acks.Book // where a reliable user message awaits its ack; nil if none
 	packet []byte     // the encoded packet, kept to send (again) after a rejoin
 	unsent bool       // packet is not on a live transport yet: it counts in outbox.held
-	timer  *time.Timer
 }
 
 // maxHeld bounds the bytes of packets an attempt holds unsent: sends made
@@ -50,8 +49,16 @@ const maxHeld = 1 << 20
 // outbox holds an Engine's sends that await their results. Every send that
 // got a message ID is in it until its one result is reported. Only its
 // methods touch its fields.
+//
+// The timed sends' deadlines share one timer. Every send has the same
+// timeout and IDs rise with time, so their deadlines come in ID order: a
+// queue, not a heap, whose oldest entry the timer waits for. A send that
+// settles stays in the queue until it reaches the front, where the timer
+// or the next add drops it.
 type outbox struct {
-	timeout time.Duration // WithMessageTimeout; set before use
+	timeout time.Duration  // WithMessageTimeout
+	expire  func(id int64) // reports a timed send's Timeout
+	timer   *time.Timer    // fires at due[0].at while armed
 
 	mu      sync.Mutex
 	closed  bool                   // guarded by mu; Engine.Close: no new send
@@ -59,22 +66,36 @@ type outbox struct {
 	pending map[int64]*pendingSend // guarded by mu; by message ID
 	held    map[*attempt]int       // guarded by mu; bytes of unsent packets, by attempt
 	freed   chan struct{}          // guarded by mu; closed and replaced when held bytes fall
+	due     []deadline             // guarded by mu; the timed sends' deadlines, oldest first
+	armed   bool                   // guarded by mu; timer is set for due[0]
 }
 
-func newOutbox(timeout time.Duration) *outbox {
-	return &outbox{
+// deadline is when a timed send times out.
+type deadline struct {
+	id int64
+	at time.Time
+}
+
+// newOutbox returns an outbox whose timed sends time out after timeout,
+// reported to expire (which runs on a timer's goroutine, with no lock
+// held).
+func newOutbox(timeout time.Duration, expire func(id int64)) *outbox {
+	o := &outbox{
 		timeout: timeout,
+		expire:  expire,
 		pending: make(map[int64]*pendingSend),
 		held:    make(map[*attempt]int),
 		freed:   make(chan struct{}),
 	}
+	o.timer = time.AfterFunc(time.Hour, o.expireDue)
+	o.timer.Stop()
+	return o
 }
 
-// add registers ps under the next message ID and, if expire is not nil,
-// starts its timer, which calls expire with the ID; -1 once the outbox is
-// closed. Registering in the same step as the ID is handed out leaves no
-// moment in which Close could miss the send.
-func (o *outbox) add(ps *pendingSend, expire func(id int64)) int64 {
+// add registers ps under the next message ID and, if timed, its deadline;
+// -1 once the outbox is closed. Registering in the same step as the ID is
+// handed out leaves no moment in which Close could miss the send.
+func (o *outbox) add(ps *pendingSend, timed bool) int64 {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.closed {
@@ -83,16 +104,68 @@ func (o *outbox) add(ps *pendingSend, expire func(id int64)) int64 {
 	o.next++
 	id := o.next
 	o.pending[id] = ps
-	if expire != nil {
-		ps.timer = time.AfterFunc(o.timeout, func() { expire(id) })
+	if timed {
+		o.dropSettledLocked()
+		o.due = append(o.due, deadline{id, time.Now().Add(o.timeout)})
+		if !o.armed {
+			o.armed = true
+			o.timer.Reset(o.timeout)
+		}
 	}
 	return id
 }
 
-// close refuses every later add.
+// expireDue reports the Timeout of every send whose deadline has passed
+// and that has no result yet, oldest first, and sets the timer for the
+// next deadline.
+func (o *outbox) expireDue() {
+	o.mu.Lock()
+	if !o.armed {
+		o.mu.Unlock()
+		return // stopped by close as it fired
+	}
+	now := time.Now()
+	var ids []int64
+	n := 0
+	for ; n < len(o.due) && !o.due[n].at.After(now); n++ {
+		if _, ok := o.pending[o.due[n].id]; ok {
+			ids = append(ids, o.due[n].id)
+		}
+	}
+	o.due = o.due[n:]
+	o.dropSettledLocked()
+	if len(o.due) > 0 {
+		o.timer.Reset(o.due[0].at.Sub(now))
+	} else {
+		o.armed = false
+	}
+	o.mu.Unlock()
+	for _, id := range ids {
+		o.expire(id)
+	}
+}
+
+// dropSettledLocked drops the deadlines of settled sends from the front of
+// the queue; with the first one pending, no deadline is due before its
+// own. A queue left empty gives its array back.
+func (o *outbox) dropSettledLocked() {
+	n := 0
+	for n < len(o.due) && o.pending[o.due[n].id] == nil {
+		n++
+	}
+	if o.due = o.due[n:]; len(o.due) == 0 {
+		o.due = nil
+	}
+}
+
+// close refuses every later add and stops the timer: the pending sends get
+// their results from Engine.Close.
 func (o *outbox) close() {
 	o.mu.Lock()
 	o.closed = true
+	o.armed = false
+	o.timer.Stop()
+	o.due = nil
 	o.mu.Unlock()
 }
 
@@ -145,9 +218,6 @@ func (o *outbox) settle(id int64, report func(ps *pendingSend)) {
 		return
 	}
 	delete(o.pending, id)
-	if ps.timer != nil {
-		ps.timer.Stop()
-	}
 	if ps.unsent {
 		ps.unsent = false
 		o.unholdLocked(ps.att, len(ps.packet))
@@ -224,11 +294,7 @@ func (o *outbox) resendable(a *attempt) []keptSend {
 // newID returns the Engine's next message ID with ps registered under it
 // and, with timeout, its Timeout timer started; -1 on a closed Engine.
 func (e *Engine) newID(ps *pendingSend, timeout bool) int64 {
-	var expire func(int64)
-	if timeout {
-		expire = func(id int64) { e.resolve(id, int(UserMessageSendResultTimeout)) }
-	}
-	return e.out.add(ps, expire)
+	return e.out.add(ps, timeout)
 }
 
 // fail assigns an ID to a send that failed before it left and reports its
