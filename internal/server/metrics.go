@@ -2,6 +2,7 @@ package server
 
 import (
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,6 +34,18 @@ type metrics struct {
 	dropped       prometheus.Counter
 	slowConsumers prometheus.Counter
 	fanoutWaits   prometheus.Counter // readers that waited for room in a fan-out queue
+
+	// The children of the vectors above that every message touches, found
+	// once: WithLabelValues hashes its labels on each call, which a
+	// broadcast to 2,000 would do 2,000 times.
+	byKind   map[string]kindMetrics // fixed after newMetrics
+	byResult sync.Map               // code (int32) → prometheus.Counter, as codes first occur
+}
+
+// kindMetrics are the message metrics of one kind.
+type kindMetrics struct {
+	messagesIn, bytesIn prometheus.Counter
+	latency             prometheus.Observer // nil for kindServer, which is not relayed
 }
 
 // Join results, the "result" label of parley_joins_total.
@@ -110,12 +123,13 @@ func newMetrics() *metrics {
 	for _, r := range []string{joinOK, joinInvalidToken, joinInvalidID, joinUserIDDiffers, joinFailed} {
 		m.joins.WithLabelValues(r)
 	}
+	m.byKind = make(map[string]kindMetrics)
 	for _, k := range []string{kindUser, kindBroadcast, kindOutside, kindServer} {
-		m.messagesIn.WithLabelValues(k)
-		m.bytesIn.WithLabelValues(k)
+		km := kindMetrics{messagesIn: m.messagesIn.WithLabelValues(k), bytesIn: m.bytesIn.WithLabelValues(k)}
 		if k != kindServer {
-			m.latency.WithLabelValues(k)
+			km.latency = m.latency.WithLabelValues(k)
 		}
+		m.byKind[k] = km
 	}
 	m.reg.MustRegister(m.sessions, m.rooms, m.members, m.transports, m.joins, m.closes,
 		m.relayed, m.badPackets, m.clusterBad, m.strayPackets, m.dropped, m.slowConsumers, m.fanoutWaits, m.resumes,
@@ -137,20 +151,25 @@ const (
 // arrived counts a message of kind with a payload of n bytes, as it
 // arrives, and returns the time for handedOff.
 func (m *metrics) arrived(kind string, n int) time.Time {
-	m.messagesIn.WithLabelValues(kind).Inc()
-	m.bytesIn.WithLabelValues(kind).Add(float64(n))
+	km := m.byKind[kind]
+	km.messagesIn.Inc()
+	km.bytesIn.Add(float64(n))
 	return time.Now()
 }
 
 // handedOff observes the relay latency of a message of kind that arrived
 // at since and has just been handed to a receiver.
 func (m *metrics) handedOff(kind string, since time.Time) {
-	m.latency.WithLabelValues(kind).Observe(time.Since(since).Seconds())
+	m.byKind[kind].latency.Observe(time.Since(since).Seconds())
 }
 
 // result counts a result sent to a sender.
 func (m *metrics) result(code int32) {
-	m.results.WithLabelValues(strconv.Itoa(int(code))).Inc()
+	c, ok := m.byResult.Load(code)
+	if !ok {
+		c, _ = m.byResult.LoadOrStore(code, m.results.WithLabelValues(strconv.Itoa(int(code))))
+	}
+	c.(prometheus.Counter).Inc()
 }
 
 // kindOf is the kind of a message in a room.
