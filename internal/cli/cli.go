@@ -109,7 +109,11 @@ results and messages in flight, closes every Engine and prints a summary
 histograms), messages sent/expected/delivered/lost, send results by code,
 and with --metrics the server's CPU (percent of one core), RSS, goroutines
 and heap, in total and per member. The load process's own CPU is in it
-too: on as many cores as the server, it may saturate first.
+too: on as many cores as the server, it may saturate first. So are its
+garbage collections while measuring: thousands of Engines in one process
+make a heap of gigabytes, and its collections delay the receipt of
+deliveries as if the server had been slow (the summary warns when there
+were any). --gc-budget keeps them out, at the price of the tool's RSS.
 
 On a terminal a progress line (phase, joins, messages/s, the last
 second's p50/p99, CPU) is updated every second; otherwise a plain line
