@@ -114,7 +114,8 @@ const helperJS = `(async () => {
       return true;
     },
     push(ev, p) {
-      if (p && p.message instanceof ArrayBuffer) p = { ...p, message: b64(p.message), binary: true };
+      p = { ...p, at: performance.now() };
+      if (p.message instanceof ArrayBuffer) p = { ...p, message: b64(p.message), binary: true };
       const w = this.waiters[ev];
       if (w && w.length) w.shift()(p); else (this.queues[ev] ||= []).push(p);
     },
@@ -134,6 +135,18 @@ const helperJS = `(async () => {
         const timer = setTimeout(() => { ws.splice(ws.indexOf(w), 1); r(null); }, ms);
         ws.push(w);
       });
+    },
+    // Records every data-channel message the page sends from now on as a
+    // 'sent' event: {stream, at, bytes (base64)}. RTCDataChannel.send is
+    // where the SDK hands a message to Chromium, so each event is one SCTP
+    // message on the wire.
+    recordSends() {
+      const h = this, send = RTCDataChannel.prototype.send;
+      RTCDataChannel.prototype.send = function (data) {
+        h.push('sent', { stream: this.id, bytes: b64(data) });
+        return send.call(this, data);
+      };
+      return true;
     },
     // A call's outcome as data: {ok, value} or {ok: false, code, result}.
     settle(p) { return p.then((value) => ({ ok: true, value: value === undefined ? null : value }), (e) => ({ ok: false, code: e.code ?? String(e), result: e.result ?? 0 })); },
@@ -249,6 +262,8 @@ type event struct {
 	Status    int   `json:"status"`
 	MsgID     int64 `json:"msgid"`
 	Error     int   `json:"error"`
+	// At is when the page heard of the event: performance.now(), in ms.
+	At float64 `json:"at"`
 }
 
 // payload is a message event's bytes: the text, or the decoded binary.

@@ -4,6 +4,7 @@
 // docs/web.md is the guide; parley.d.ts the types.
 
 import { create, toBinary } from "@bufbuild/protobuf";
+import { AckBatcher } from "./acks";
 import { PacketSchema, type Message, type Packet } from "./gen/parley/v1/packet_pb";
 import type { Member, ServerFrame } from "./gen/parley/v1/signal_pb";
 import { Signal, SignalError, type ClientBody } from "./signal";
@@ -41,7 +42,17 @@ const MAX_PAYLOAD = 65536;
 const MESSAGE_TIMEOUT_MS = 10_000; // a send without a result is Timeout
 const JOIN_TIMEOUT_MS = 20_000; // a join, from start to joined
 const LEAVE_TIMEOUT_MS = 5_000;
-const ACK_DELAY_MS = 2; // acks are batched per sender, 2 ms after the first
+const ACK_DELAY_MS = 2; // a user message's ack (its sender waits): batched per sender, 2 ms after the first
+// A broadcast's ack settles only the server's copy (its sender's result
+// came when the server handed it on), so it may wait: up to
+// BROADCAST_ACK_DELAY_MS, or until BROADCAST_ACK_BYTES of broadcasts are
+// owed; meanwhile it rides with the page's next reliable send in the room.
+// A page receiving a steady trickle of broadcasts then acks a few times a
+// second, not once per broadcast; the server keeps each copy that much
+// longer, well inside its member queue. The Go SDK's broadcastAckDelay and
+// broadcastAckBytes.
+const BROADCAST_ACK_DELAY_MS = 500;
+const BROADCAST_ACK_BYTES = 256 << 10;
 const ID_PATTERN = /^[a-zA-Z0-9_@\-.]{1,128}$/;
 
 export interface UserInfo {
@@ -86,6 +97,8 @@ interface RoomState {
   heldSends: { stream: number; bytes: Uint8Array }[];
   /** Receivers' highest accepted msg_id per (from, sender_instance), for duplicates. */
   seen: Map<string, bigint>;
+  /** The acks the room owes for reliable messages received; dropped when the room is gone. */
+  acks: AckBatcher;
   join: { resolve(): void; reject(e: RtcError): void; timer: ReturnType<typeof setTimeout> } | null;
 }
 
@@ -105,9 +118,12 @@ export class Engine {
   private nextMsgID = 1n;
   private readonly senderInstance: bigint;
   private pending = new Map<bigint, PendingSend>();
-  private roomAcks = new Map<string, bigint>();
-  private outsideAcks = new Map<string, bigint>();
-  private ackTimer: ReturnType<typeof setTimeout> | null = null;
+  private readonly outsideAcks = new AckBatcher({
+    delayMs: ACK_DELAY_MS,
+    send: (upTo) => {
+      for (const [peer, id] of upTo) this.signal.notify({ case: "ack", value: { peer, upTo: id } });
+    },
+  });
   private login_: { userId: string; token: string; loggedIn: boolean } | null = null;
   private serverParamsSet = false;
   private destroyed = false;
@@ -225,6 +241,12 @@ export class Engine {
       held: [],
       heldSends: [],
       seen: new Map(),
+      acks: new AckBatcher({
+        delayMs: ACK_DELAY_MS,
+        lazyMs: BROADCAST_ACK_DELAY_MS,
+        lazyBytes: BROADCAST_ACK_BYTES,
+        send: (upTo) => this.sendRoomAcks(room, upTo),
+      }),
       join: null,
     };
     this.room = room;
@@ -422,6 +444,7 @@ export class Engine {
   private failJoin(room: RoomState, err: RtcError): void {
     if (this.room !== room) return;
     this.room = null;
+    room.acks.clear();
     if (room.join) {
       clearTimeout(room.join.timer);
       room.join.reject(err);
@@ -446,6 +469,7 @@ export class Engine {
     const room = this.room;
     if (!room) return;
     this.room = null;
+    room.acks.clear();
     if (room.join) {
       clearTimeout(room.join.timer);
       room.join.reject(roomError(-1001, "left the room"));
@@ -513,8 +537,15 @@ export class Engine {
     const result = this.track(msgId, kind, to, reliable, reliable ? bytes : undefined);
     if (room.phase === "rejoining" || !this.transport?.isOpen) {
       room.heldSends.push({ stream, bytes });
-    } else if (!this.transport.write(stream, bytes)) {
+    } else if (!this.transport.writable(stream)) {
       this.settle(msgId, 102);
+    } else {
+      // The lazy acks the room owes ride with a reliable message: one
+      // data-channel message, where their timer would have sent another.
+      // The message goes first, so the server relays it before it
+      // settles the acks.
+      const acks = stream === RELIABLE ? room.acks.takeLazy() : null;
+      this.transport.write(stream, bytes, ...ackPackets(room.handle, acks));
     }
     return result;
   }
@@ -588,12 +619,12 @@ export class Engine {
         const key = `${m.from}\u0000${m.senderInstance}`;
         const last = room.seen.get(key);
         if (last !== undefined && m.msgId <= last) {
-          this.queueAck(this.roomAcks, m.from, m.msgId); // a duplicate: acknowledged again
+          this.ack(room, m); // a duplicate: acknowledged again, as urgently as its kind, or its sender never gets its Success
           return;
         }
         room.seen.set(key, m.msgId);
       }
-      this.queueAck(this.roomAcks, m.from, m.msgId);
+      this.ack(room, m);
     }
     const from = m.from;
     const message = m.binary ? copyBuffer(m.payload) : decodeText(m.payload);
@@ -613,24 +644,23 @@ export class Engine {
     else room.held.push(f);
   }
 
-  private queueAck(into: Map<string, bigint>, peer: string, upTo: bigint): void {
-    const cur = into.get(peer);
-    if (cur === undefined || upTo > cur) into.set(peer, upTo);
-    if (!this.ackTimer) this.ackTimer = setTimeout(() => this.flushAcks(), ACK_DELAY_MS);
+  /**
+   * Owes the server an ack of m, a reliable message of the room: soon for
+   * a user message, whose sender waits for it; lazily for a broadcast.
+   */
+  private ack(room: RoomState, m: Message): void {
+    if (m.broadcast) room.acks.ackLazy(m.from, m.msgId, m.payload.length);
+    else room.acks.ack(m.from, m.msgId);
   }
 
-  private flushAcks(): void {
-    this.ackTimer = null;
-    const room = this.room;
-    if (room && this.transport && this.roomAcks.size > 0) {
-      for (const [peer, upTo] of this.roomAcks) {
-        const b = toBinary(PacketSchema, create(PacketSchema, { body: { case: "ack", value: { peer, upTo } }, room: room.handle }));
-        this.transport.write(RELIABLE, b);
-      }
-    }
-    this.roomAcks.clear();
-    for (const [peer, upTo] of this.outsideAcks) this.signal.notify({ case: "ack", value: { peer, upTo } });
-    this.outsideAcks.clear();
+  /**
+   * Sends the room's acks on its reliable channel, as one batch when there
+   * are several. Acks for a room that is gone, or that has no transport,
+   * are dropped: the server delivers the messages again after a rejoin.
+   */
+  private sendRoomAcks(room: RoomState, upTo: Map<string, bigint>): void {
+    if (this.room !== room || !this.transport) return;
+    this.transport.write(RELIABLE, ...ackPackets(room.handle, upTo));
   }
 
   // ---- signaling events
@@ -670,6 +700,7 @@ export class Engine {
         if (room.join) this.failJoin(room, err);
         else {
           this.room = null;
+          room.acks.clear();
           this.failRoomSends(2);
         }
         this.notifyLeave(room, UserOfflineReason.DROPPED);
@@ -690,7 +721,7 @@ export class Engine {
       }
       case "message": {
         const m = f.body.value;
-        if (m.reliable) this.queueAck(this.outsideAcks, m.from, m.msgId);
+        if (m.reliable) this.outsideAcks.ack(m.from, m.msgId);
         const message = m.binary ? copyBuffer(m.payload) : decodeText(m.payload);
         this.emit(m.binary ? "onUserBinaryMessageReceivedOutsideRoom" : "onUserMessageReceivedOutsideRoom", {
           userId: m.from,
@@ -836,10 +867,11 @@ export class Engine {
     if (this.destroyed) return;
     if (this.room && this.signal.connected) await this.leaveRoom().catch(() => {});
     this.destroyed = true;
+    this.room?.acks.clear();
     this.room = null;
     this.login_ = null;
     for (const id of [...this.pending.keys()]) this.settle(id, 2);
-    if (this.ackTimer) clearTimeout(this.ackTimer);
+    this.outsideAcks.clear();
     this.transport?.close();
     this.transport = null;
     this.signal.close();
@@ -876,6 +908,14 @@ export function createEngine(appId: string, config?: EngineConfig): Engine {
 /** Destroys an engine (engine.destroy()). */
 export function destroyEngine(engine: { destroy(): Promise<void> }): Promise<void> {
   return engine.destroy();
+}
+
+/** The acks upTo (peer to message ID) as packets of the room with handle. */
+function ackPackets(handle: number, upTo: Map<string, bigint> | null): Uint8Array[] {
+  if (!upTo) return [];
+  return [...upTo].map(([peer, id]) =>
+    toBinary(PacketSchema, create(PacketSchema, { body: { case: "ack", value: { peer, upTo: id } }, room: handle })),
+  );
 }
 
 const encoder = new TextEncoder();

@@ -84,20 +84,23 @@ export class Transport {
   }
 
   /**
-   * Writes one encoded packet on a stream: at once while the channel is
-   * idle, else queued and sent in batches as its buffer drains. Returns
-   * false when the channel cannot take it (not open).
+   * Writes encoded packets on a stream, in order: at once while the
+   * channel is idle, several as one batch (of up to 32 KiB: a bigger
+   * packet goes alone), else queued and sent in batches as its buffer
+   * drains. Returns false when the channel cannot take them (not open).
    */
-  write(stream: number, bytes: Uint8Array): boolean {
-    const dc = this.channels[stream];
-    if (this.dead || dc.readyState !== "open") return false;
+  write(stream: number, ...packets: Uint8Array[]): boolean {
+    if (!this.writable(stream)) return false;
     const q = this.queues[stream];
-    if (q.length === 0 && dc.bufferedAmount <= IDLE_BUFFER) {
-      dc.send(bytes);
-      return true;
-    }
-    q.push(bytes);
+    const idle = q.length === 0 && this.channels[stream].bufferedAmount <= IDLE_BUFFER;
+    q.push(...packets);
+    if (idle) this.drain(stream);
     return true;
+  }
+
+  /** Whether a write on the stream would be taken now. */
+  writable(stream: number): boolean {
+    return !this.dead && this.channels[stream].readyState === "open";
   }
 
   /** Bytes queued on a stream, in the SDK and in the channel's buffer. */
