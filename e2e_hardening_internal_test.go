@@ -32,6 +32,9 @@ func Rebuilding(r *Room) bool {
 // started.
 func QueueLen(e *Engine) int { return e.q.Len() }
 
+// WithSignalQueue sets the signaling connection's send queue to n frames.
+func WithSignalQueue(n int) Option { return func(o *options) { o.signalQueue = n } }
+
 // MaxQueuedMessages is the dispatcher's bound on message events.
 const MaxQueuedMessages = 1024
 

@@ -258,6 +258,36 @@ func TestOutsideMessagesBoundedForBlockedReceiver(t *testing.T) {
 	}
 }
 
+// TestOutsideBurstKeepsTheConnection: a burst of outside-room messages
+// larger than the signaling connection's send queue (8 frames here) waits
+// for the queue to drain instead of dropping the connection: no
+// Reconnecting, every send succeeds, and the receiver has every message in
+// order. Before, each overflow started the connection over, and under load
+// the resumes could take longer than the message timeout.
+func TestOutsideBurstKeepsTheConnection(t *testing.T) {
+	const n = 2000
+	srv := parleytest.NewServer(t)
+	alice := newPeerAt(t, srv, parley.EngineConfig{AppID: srv.AppID, ServerURL: srv.URL}, "",
+		parley.UserInfo{UserID: "alice"}, parley.WithSignalQueue(8))
+	alice.login(t)
+	bob := loggedIn(t, srv, "bob")
+
+	ids := make([]int64, n)
+	for i := range ids {
+		ids[i] = alice.e.SendUserMessageOutsideRoom("bob", strconv.Itoa(i), parley.MessageConfigUnreliableOrdered)
+	}
+	for id, r := range alice.eng.WaitResults(t, ids...) {
+		require.Equal(t, outsideResult(id, parley.UserMessageSendResultSuccess), r)
+	}
+	for i, m := range bob.eng.NextMessages(t, n) {
+		require.Equal(t, outsideMsg("alice", false, []byte(strconv.Itoa(i))), m, "message %d", i)
+	}
+	drops := alice.eng.TakeAll(func(ev parleytest.Event) bool {
+		return ev == parleytest.ConnectionStateChanged{State: parley.ConnectionStateReconnecting}
+	})
+	require.Empty(t, drops, "the burst dropped the signaling connection")
+}
+
 // TestFailureReasonsLogged: a join or a login that fails reports only its
 // code to the handler (-1000, -1001); why it failed, as the server said
 // or as the dial failed, is logged at Warn through WithLogger.

@@ -221,7 +221,9 @@ func (e *Engine) Close() error {
 		cancel()
 	}
 	if sig != nil && loggedIn {
-		_ = sig.Send(context.Background(), &pb.ClientFrame{Body: &pb.ClientFrame_Logout{Logout: &pb.LogoutRequest{}}})
+		ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
+		_ = sig.Send(ctx, &pb.ClientFrame{Body: &pb.ClientFrame_Logout{Logout: &pb.LogoutRequest{}}})
+		cancel()
 	}
 	e.cancel()
 	e.lg.owed.Close() // after cancel: a flush running returns at once
@@ -338,6 +340,7 @@ func (e *Engine) connect(d *dial, again bool) {
 	c, err := signal.Dial(ctx, signal.ClientConfig{
 		URL:           e.cfg.ServerURL,
 		Fallbacks:     e.opts.serverURLs,
+		Conn:          signal.Config{QueueLen: e.opts.signalQueue},
 		OnEvent:       e.onSignal,
 		OnState:       e.onSignalState,
 		OnSessionLost: e.onSessionLost,

@@ -257,6 +257,11 @@ func (e *Engine) GetPeerOnlineStatus(peerUserID string) error {
 // it, for the other modes once the server forwarded it; NoReceiver for a
 // user not logged in; NotLogin when this Engine is not. On a closed
 // Engine it returns -1 and no result follows.
+//
+// While 1,024 frames wait to be written on the signaling connection (a
+// burst faster than the connection takes it), the call waits for room, as
+// a send in a room waits for a full data channel; if none comes within
+// the message timeout (WithMessageTimeout), the result is Timeout.
 func (e *Engine) SendUserMessageOutsideRoom(userID, message string, cfg MessageConfig) int64 {
 	return e.sendOutside(userID, []byte(message), false, cfg)
 }
@@ -318,7 +323,10 @@ func (e *Engine) sendSignal(ps *pendingSend, frame func(id int64) *pb.ClientFram
 	}
 	ctx, cancel := context.WithTimeout(e.ctx, e.opts.messageTimeout)
 	defer cancel()
-	if err := sig.Send(ctx, frame(id)); err != nil {
+	switch err := sig.Send(ctx, frame(id)); {
+	case errors.Is(err, context.DeadlineExceeded):
+		e.resolve(id, int(UserMessageSendResultTimeout)) // the connection's queue stayed full
+	case err != nil:
 		e.resolve(id, int(UserMessageSendResultNetworkDisconnected))
 	}
 	return id

@@ -19,6 +19,7 @@ type options struct {
 	messageTimeout time.Duration
 	joinTimeout    time.Duration // a join's try, JoinRoom or rejoin, to state 0; tests shorten it
 	serverURLs     []string      // more nodes to move to (WithServerURLs)
+	signalQueue    int           // the signaling connection's send queue; 0: signal's default. Tests shorten it
 }
 
 // defaultMessageTimeout is WithMessageTimeout's default.

@@ -78,7 +78,7 @@ func (s *Server) startLink(ws *websocket.Conn, remote string, adm *admittedConn)
 	// only wait for s.mu if they need it.
 	lk.sess.Store(ss)
 	ss.link = lk
-	lk.conn = signal.Start(ws, signal.Config{PingInterval: s.cfg.PingInterval, ReadLimit: unauthReadLimit}, lk.onFrame, lk.onClose)
+	lk.conn = signal.Start(ws, signal.Config{PingInterval: s.cfg.PingInterval, ReadLimit: unauthReadLimit, ReadPause: readPause}, lk.onFrame, lk.onClose)
 	s.mu.Unlock()
 	s.metrics.sessions.Inc()
 
@@ -92,7 +92,7 @@ func (s *Server) startLink(ws *websocket.Conn, remote string, adm *admittedConn)
 		GraceMs: uint32(s.cfg.GracePeriod / time.Millisecond),
 	}}})
 	_ = lk.conn.Send(welcome)
-	_ = ss.out.Attach(0, lk.write)
+	_ = ss.out.Attach(0, lk.conn.SendForced, lk.write)
 	ss.log.Debug("session started")
 }
 
@@ -156,6 +156,13 @@ func (lk *link) onFrame(b []byte) error {
 	return nil
 }
 
+// readPause is how long the server stops reading a client whose queue of
+// frames is full (signal.Config.ReadPause): a client's frames make frames
+// for it (results, answers), and a burst of its own is then held back by
+// TCP rather than closed as a slow consumer. Frames from elsewhere (rooms,
+// other users) still find the queue full and close it.
+const readPause = time.Second
+
 // resume moves the session named in r onto this connection, if it exists
 // and r proves it is the client's; the session this connection started
 // with is dropped. Otherwise this connection keeps its new session.
@@ -205,13 +212,13 @@ func (lk *link) resume(reqID uint64, r *pb.ResumeRequest) {
 	}
 	old.sendMu.Lock() // the answer, then the replay, then new frames
 	answer(&pb.ResumeResponse{Ok: true, Ack: old.out.Received()})
-	err := old.out.Attach(r.Ack, lk.write)
+	// SendForced takes the whole replay (the replay buffer bounds it); it
+	// refuses only a connection that is closing already, and then the
+	// replay waits for the next one.
+	_ = old.out.Attach(r.Ack, lk.conn.SendForced, lk.write)
 	old.sendMu.Unlock()
 	s.metrics.resumes.WithLabelValues("ok").Inc()
 	old.log.Info("session resumed")
-	if err != nil {
-		lk.close(websocket.ClosePolicyViolation, "replay did not fit the queue", false)
-	}
 }
 
 // markAuthed moves the connection out of the unauthenticated count and

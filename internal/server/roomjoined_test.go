@@ -31,7 +31,7 @@ func newCaptureSession(t testing.TB, srv *Server, id string) *captureSession {
 		srv: srv, id: id, log: zap.NewNop(), out: signal.NewStream(maxReplay), members: make(map[string]*member),
 	}, sent: make(chan struct{}, 1)}
 	cs.quota.Store(newUserQuota(srv.cfg.Quotas))
-	require.NoError(t, cs.out.Attach(0, func(b []byte) error {
+	write := func(b []byte) error {
 		cs.mu.Lock()
 		cs.frames = append(cs.frames, b)
 		cs.mu.Unlock()
@@ -40,7 +40,8 @@ func newCaptureSession(t testing.TB, srv *Server, id string) *captureSession {
 		default:
 		}
 		return nil
-	}))
+	}
+	require.NoError(t, cs.out.Attach(0, write, write))
 	return cs
 }
 

@@ -79,6 +79,10 @@ type Client struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
+	// sendMu makes waiting for room in the connection's queue and
+	// queueing one step among senders (send).
+	sendMu sync.Mutex
+
 	mu        sync.Mutex
 	urlAt     int // guarded by mu; the URL dialled now: 0 is URL, then the Fallbacks
 	out       *Stream
@@ -246,7 +250,7 @@ func (h *handshake) onFrame(b []byte) error {
 		}
 		if body.Resume.Ok {
 			c.mu.Lock()
-			err := c.out.Attach(body.Resume.Ack, h.conn.Send)
+			err := c.out.Attach(body.Resume.Ack, h.conn.SendForced, h.conn.Send)
 			c.conn = h.conn
 			c.mu.Unlock()
 			h.finish(err)
@@ -281,7 +285,7 @@ func (c *Client) adopt(w *pb.Welcome, conn *Conn) {
 	c.pending = make(map[uint64]chan *pb.ServerFrame)
 	c.sessionID, c.secret = w.SessionId, w.ResumeSecret
 	c.out = NewStream(maxClientReplay)
-	_ = c.out.Attach(0, conn.Send)
+	_ = c.out.Attach(0, conn.SendForced, conn.Send)
 	c.conn = conn
 	c.mu.Unlock()
 	for _, ch := range pending {
@@ -466,8 +470,9 @@ func (c *Client) Request(ctx context.Context, f *pb.ClientFrame) (*pb.ServerFram
 	return wait(ctx)
 }
 
-// Start sends f now, in sequence with everything sent before it, and
-// returns the function that waits for its response (see Request).
+// Start sends f now, in sequence with everything sent before it (waiting
+// for room while the connection's queue is full), and returns the function
+// that waits for its response (see Request).
 func (c *Client) Start(f *pb.ClientFrame) (wait func(context.Context) (*pb.ServerFrame, error), err error) {
 	ch := make(chan *pb.ServerFrame, 1)
 	c.mu.Lock()
@@ -481,7 +486,7 @@ func (c *Client) Start(f *pb.ClientFrame) (wait func(context.Context) (*pb.Serve
 	out := c.out
 	c.mu.Unlock()
 	f.RequestId = id
-	if err := c.send(out, f); err != nil {
+	if err := c.send(context.Background(), out, f); err != nil {
 		c.forget(id)
 		return nil, err
 	}
@@ -512,7 +517,10 @@ func (c *Client) forget(id uint64) {
 
 // Send sends f with a fresh request ID and does not wait for the response,
 // which is dropped when it comes. While reconnecting, f waits for the
-// next connection.
+// next connection. While the connection's queue is full (a burst of the
+// caller's own), Send waits for room until ctx ends, and then returns its
+// error: a full queue would otherwise start the connection over, and the
+// resumed one would be as full.
 func (c *Client) Send(ctx context.Context, f *pb.ClientFrame) error {
 	c.mu.Lock()
 	if c.closed {
@@ -523,12 +531,23 @@ func (c *Client) Send(ctx context.Context, f *pb.ClientFrame) error {
 	f.RequestId = c.nextID
 	out := c.out
 	c.mu.Unlock()
-	return c.send(out, f)
+	return c.send(ctx, out, f)
 }
 
 // send numbers f in out and writes it, or keeps it for the next
-// connection.
-func (c *Client) send(out *Stream, f *pb.ClientFrame) error {
+// connection. While the connection's queue is full it waits for room,
+// until ctx ends (its error then) or the connection closes.
+func (c *Client) send(ctx context.Context, out *Stream, f *pb.ClientFrame) error {
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	c.mu.Lock()
+	conn := c.conn
+	c.mu.Unlock()
+	if conn != nil {
+		if err := conn.WaitRoom(ctx); err != nil && !errors.Is(err, ErrClosed) {
+			return err
+		}
+	}
 	err := out.Send(func(seq, acked uint64) []byte {
 		f.Seq, f.Acked = seq, acked
 		return MustMarshal(f)
@@ -537,8 +556,9 @@ func (c *Client) send(out *Stream, f *pb.ClientFrame) error {
 		return nil // the connection is going: the frame waits for the next
 	}
 	if errors.Is(err, ErrQueueFull) {
-		// The frame is kept for replay; the connection is too slow, so
-		// start over on a new one.
+		// The frame is kept for replay, and no later one may go before
+		// it: start over on a new connection, whose replay sends it. (A
+		// frame the Client did not queue through send took the room.)
 		c.mu.Lock()
 		conn := c.conn
 		c.mu.Unlock()

@@ -5,6 +5,7 @@
 package signal
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -52,6 +53,13 @@ type Config struct {
 	// ReadLimit is the largest frame read until SetReadLimit changes it.
 	// Default: MaxFrameSize.
 	ReadLimit int64
+	// ReadPause, when set, is how long the read pump waits for room in a
+	// full queue before it hands on the next frame: for a peer whose frames
+	// make frames for it (requests, answers), so that a burst of its own is
+	// held back by TCP rather than overflowing its queue. Bounded, since a
+	// peer that does not read because it waits to send would otherwise
+	// wait on this side, and this side on it. 0: no pause.
+	ReadPause time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -77,12 +85,15 @@ type Conn struct {
 	onFrame func([]byte) error
 	onClose func(error)
 
-	qmu      sync.Mutex
-	queue    [][]byte      // guarded by qmu; frames to write, oldest first, at most cfg.QueueLen
-	wake     chan struct{} // signalled when a frame is queued
-	closing  chan struct{} // closed by Close: flush, send the close frame, end
-	readDone chan struct{} // closed when the read pump returns
-	done     chan struct{} // closed when both pumps returned
+	qmu       sync.Mutex
+	queue     []queued      // guarded by qmu; frames to write, oldest first
+	bounded   int           // guarded by qmu; those queued by Send, at most cfg.QueueLen
+	room      chan struct{} // guarded by qmu; closed when bounded falls below cfg.QueueLen, for WaitRoom
+	wake      chan struct{} // signalled when a frame is queued
+	closing   chan struct{} // closed by Close: flush, send the close frame, end
+	readDone  chan struct{} // closed when the read pump returns
+	writeDone chan struct{} // closed when the write pump stops writing
+	done      chan struct{} // closed when both pumps returned
 
 	readLimit atomic.Int64 // the largest frame the next read accepts
 
@@ -100,14 +111,15 @@ type Conn struct {
 func Start(ws *websocket.Conn, cfg Config, onFrame func([]byte) error, onClose func(error)) *Conn {
 	cfg = cfg.withDefaults()
 	c := &Conn{
-		ws:       ws,
-		cfg:      cfg,
-		onFrame:  onFrame,
-		onClose:  onClose,
-		wake:     make(chan struct{}, 1),
-		closing:  make(chan struct{}),
-		readDone: make(chan struct{}),
-		done:     make(chan struct{}),
+		ws:        ws,
+		cfg:       cfg,
+		onFrame:   onFrame,
+		onClose:   onClose,
+		wake:      make(chan struct{}, 1),
+		closing:   make(chan struct{}),
+		writeDone: make(chan struct{}),
+		readDone:  make(chan struct{}),
+		done:      make(chan struct{}),
 	}
 	c.readLimit.Store(cfg.ReadLimit)
 	go c.readPump()
@@ -123,7 +135,15 @@ func (c *Conn) SetReadLimit(n int64) { c.readLimit.Store(n) }
 
 // Send queues a frame without waiting: ErrQueueFull when the queue is full,
 // ErrClosed once the connection is closing.
-func (c *Conn) Send(frame []byte) error {
+func (c *Conn) Send(frame []byte) error { return c.send(frame, true) }
+
+// SendForced queues a frame even past QueueLen, for the frames something
+// else bounds already (Stream.Attach): the replay a resumed session owes
+// the peer, which refused would only start the resume over on a
+// connection that would refuse it again; and acknowledgements.
+func (c *Conn) SendForced(frame []byte) error { return c.send(frame, false) }
+
+func (c *Conn) send(frame []byte, bounded bool) error {
 	select {
 	case <-c.closing:
 		return ErrClosed
@@ -132,17 +152,65 @@ func (c *Conn) Send(frame []byte) error {
 	default:
 	}
 	c.qmu.Lock()
-	if len(c.queue) >= c.cfg.QueueLen {
+	if bounded && c.bounded >= c.cfg.QueueLen {
 		c.qmu.Unlock()
 		return ErrQueueFull
 	}
-	c.queue = append(c.queue, frame)
+	if bounded {
+		c.bounded++
+	}
+	c.queue = append(c.queue, queued{frame, bounded})
 	c.qmu.Unlock()
 	select {
 	case c.wake <- struct{}{}:
 	default: // the write pump has been woken already
 	}
 	return nil
+}
+
+// WaitRoom waits until the queue has room for a frame, ctx ends or the
+// connection closes (ErrClosed); a sender that would rather wait than have
+// Send refuse calls it first. Another sender may take the room meanwhile.
+// The read goroutine may call it too (from onFrame): it returns when the
+// write pump stops, whatever the read pump is doing.
+func (c *Conn) WaitRoom(ctx context.Context) error {
+	for {
+		c.qmu.Lock()
+		if c.bounded < c.cfg.QueueLen {
+			c.qmu.Unlock()
+			return nil
+		}
+		if c.room == nil {
+			c.room = make(chan struct{})
+		}
+		room := c.room
+		c.qmu.Unlock()
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.closing:
+			return ErrClosed
+		case <-c.readDone:
+			return ErrClosed
+		case <-c.writeDone:
+			return ErrClosed
+		}
+	}
+}
+
+// Full reports whether the queue is full: Send would refuse a frame now.
+func (c *Conn) Full() bool {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	return c.bounded >= c.cfg.QueueLen
+}
+
+// queued is a frame in the queue; bounded if Send queued it (it counts
+// toward QueueLen), not if SendForced did.
+type queued struct {
+	frame   []byte
+	bounded bool
 }
 
 // next takes the oldest queued frame, or nil. The queue holds memory only
@@ -153,13 +221,20 @@ func (c *Conn) next() []byte {
 	if len(c.queue) == 0 {
 		return nil
 	}
-	f := c.queue[0]
-	c.queue[0] = nil
+	q := c.queue[0]
+	c.queue[0] = queued{}
 	c.queue = c.queue[1:]
 	if len(c.queue) == 0 {
 		c.queue = nil
 	}
-	return f
+	if q.bounded {
+		c.bounded--
+	}
+	if c.room != nil && c.bounded < c.cfg.QueueLen {
+		close(c.room)
+		c.room = nil
+	}
+	return q.frame
 }
 
 // Close flushes the queued frames, sends a close frame with code and
@@ -231,6 +306,11 @@ func (c *Conn) readPump() {
 			c.fail(&CloseError{Code: websocket.CloseUnsupportedData, Reason: "text frames are not part of the protocol"})
 			return
 		}
+		if c.cfg.ReadPause > 0 && c.Full() {
+			ctx, cancel := context.WithTimeout(context.Background(), c.cfg.ReadPause)
+			_ = c.WaitRoom(ctx)
+			cancel()
+		}
 		if err := c.onFrame(data); err != nil {
 			var ce *CloseError
 			if !errors.As(err, &ce) {
@@ -265,6 +345,7 @@ func (c *Conn) writePump() {
 	ping := time.NewTicker(c.cfg.PingInterval)
 	defer func() {
 		ping.Stop()
+		close(c.writeDone)
 		_ = c.ws.Close()
 		<-c.readDone
 		if c.onClose != nil {

@@ -28,6 +28,7 @@ type Stream struct {
 	bytes    int                // their size
 	max      int                // the most bytes replay may hold
 	write    func([]byte) error // the current connection's; nil while detached
+	force    func([]byte) error // the same, past its queue's bound (Conn.SendForced); nil while detached
 }
 
 type frame struct {
@@ -73,11 +74,11 @@ func (s *Stream) Send(encode func(seq, acked uint64) []byte) error {
 func (s *Stream) SendUnsequenced(encode func(acked uint64) []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.write == nil {
+	if s.force == nil {
 		return ErrClosed
 	}
 	s.acked = s.received
-	return s.write(encode(s.received))
+	return s.force(encode(s.received))
 }
 
 // Receive records a received frame's seq and the peer's acknowledgement,
@@ -116,26 +117,29 @@ func (s *Stream) Unacknowledged() uint64 {
 	return s.received - s.acked
 }
 
-// Attach makes write the current connection: the frames the peer has not
-// received (after its acked) are written first, in order, then every later
-// Send goes there too.
-func (s *Stream) Attach(acked uint64, write func([]byte) error) error {
+// Attach makes a connection the current one: the frames the peer has not
+// received (after its acked) are written first, in order, with force, then
+// every later Send goes to write. force is the connection's write past its
+// queue's bound (Conn.SendForced), for the frames that something else
+// bounds already: the replay (by the replay buffer) and the unsequenced
+// acknowledgements (by the frames received).
+func (s *Stream) Attach(acked uint64, force, write func([]byte) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.trim(acked)
 	for _, f := range s.replay {
-		if err := write(f.b); err != nil {
+		if err := force(f.b); err != nil {
 			return err
 		}
 	}
-	s.write = write
+	s.write, s.force = write, force
 	return nil
 }
 
 // Detach forgets the current connection; Send keeps frames for the next.
 func (s *Stream) Detach() {
 	s.mu.Lock()
-	s.write = nil
+	s.write, s.force = nil, nil
 	s.mu.Unlock()
 }
 

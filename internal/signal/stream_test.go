@@ -14,7 +14,7 @@ func TestStreamReplaysWhatWasNotAcknowledged(t *testing.T) {
 		return func(seq, acked uint64) []byte { return []byte{tag, byte(seq), byte(acked)} }
 	}
 	require.NoError(t, s.Send(enc('a'))) // detached: kept only
-	require.NoError(t, s.Attach(0, write))
+	require.NoError(t, s.Attach(0, write, write))
 	require.Equal(t, [][]byte{{'a', 1, 0}}, wire)
 	require.NoError(t, s.Send(enc('b')))
 	require.NoError(t, s.Send(enc('c')))
@@ -28,7 +28,7 @@ func TestStreamReplaysWhatWasNotAcknowledged(t *testing.T) {
 	s.Detach()
 	require.NoError(t, s.Send(enc('d')))
 	wire = nil
-	require.NoError(t, s.Attach(2, write))
+	require.NoError(t, s.Attach(2, write, write))
 	require.Equal(t, [][]byte{{'c', 3, 0}, {'d', 4, 1}}, wire)
 }
 
