@@ -27,7 +27,16 @@ func CrashRoomTransport(r *Room) error {
 	if pc == nil {
 		return errors.New("room has no PeerConnection")
 	}
-	return pc.Close()
+	if x.ended() {
+		return errors.New("the room's PeerConnection has failed already")
+	}
+	err := pc.Close()
+	// pion reports the close on a goroutine of its own; the crash is
+	// over once the rooms on x have started their rejoins, so that a test
+	// can wait for them to finish (fail runs once: this waits for pion's
+	// call if it came first).
+	x.fail(errors.New("room transport closed"), false)
+	return err
 }
 
 // CrashSignaling closes e's signaling connection under the Engine's feet:

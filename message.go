@@ -320,7 +320,9 @@ func (a *attempt) receive(ch int, m *pb.Message) {
 	r := a.r
 	from, payload := m.From, m.Payload
 	reliable := ch == transport.ChannelReliable
-	if reliable && r.seenBefore(from, m.SenderInstance, m.MsgId) {
+	r.deliverMu.Lock()
+	if reliable && r.seenBeforeLocked(from, m.SenderInstance, m.MsgId) {
+		r.deliverMu.Unlock()
 		a.ack(m) // delivered before a reconnect: ack again, deliver once
 		return
 	}
@@ -335,7 +337,9 @@ func (a *attempt) receive(ch int, m *pb.Message) {
 	default:
 		ev = func(h RoomEventHandler) { h.OnUserMessageReceived(from, string(payload)) }
 	}
-	if !r.e.q.Message(func() { ev(r.handlerNow()) }) {
+	accepted := r.e.q.Message(func() { ev(r.handlerNow()) })
+	r.deliverMu.Unlock()
+	if !accepted {
 		return // Engine closed: not accepted, so not acknowledged
 	}
 	a.stats.received(len(payload))
@@ -360,16 +364,14 @@ type seenKey struct {
 	instance uint64
 }
 
-// seenBefore reports whether the reliable message id from (from, instance)
-// was delivered already, and notes it if not. Messages from one sender on
-// the reliable channel arrive in ID order, so the highest ID delivered
-// tells.
-func (r *Room) seenBefore(from string, instance uint64, id int64) bool {
+// seenBeforeLocked reports whether the reliable message id from (from,
+// instance) was delivered already, and notes it if not. Messages from one
+// sender on the reliable channel arrive in ID order, so the highest ID
+// delivered tells. r.deliverMu is held.
+func (r *Room) seenBeforeLocked(from string, instance uint64, id int64) bool {
 	if instance == 0 {
 		return false // a sender that does not say which Engine it is
 	}
-	r.seenMu.Lock()
-	defer r.seenMu.Unlock()
 	k := seenKey{from, instance}
 	if id <= r.seen[k] {
 		return true

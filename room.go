@@ -25,8 +25,14 @@ type Room struct {
 	handler  atomic.Value // handlerBox
 	silenced atomic.Bool  // set by Close: no further event is queued
 
-	seenMu sync.Mutex
-	seen   map[seenKey]int64 // guarded by seenMu; the highest reliable message ID delivered, by sending Engine
+	// deliverMu is held from a received message's duplicate check until
+	// the dispatcher has queued it, so the room's messages reach the
+	// handler in the order they were checked. Two readers can deliver to
+	// the room at once: the reader of a transport that just died may be
+	// waiting for room in a full queue with a message while the rejoin's
+	// reader delivers the ones after it.
+	deliverMu sync.Mutex
+	seen      map[seenKey]int64 // guarded by deliverMu; the highest reliable message ID delivered, by sending Engine
 
 	// mu also guards the current attempt's fields that say so (attempt).
 	// Lock order: see Engine.

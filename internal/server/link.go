@@ -200,7 +200,14 @@ func (lk *link) resume(reqID uint64, r *pb.ResumeRequest) {
 	authed := old.authed
 	old.mu.Unlock()
 	if prev != nil {
-		prev.conn.Abort() // a half-open connection the server had not noticed yet
+		// A half-open connection the server had not noticed yet. Its read
+		// pump may still be handling a frame it read before the cut, or
+		// have more in its socket buffer: it must be done before the
+		// session's Received is taken for the answer, or it and this
+		// connection's replay would handle frames of one sequence at once,
+		// and a later one could be relayed first.
+		prev.conn.Abort()
+		<-prev.conn.Done()
 	}
 	lk.sess.Store(old)
 	fresh.mu.Lock()
