@@ -283,12 +283,14 @@ func (r *Room) connect(ctx context.Context, a *attempt) (int, error) {
 	case <-ctx.Done():
 		return fail(fmt.Errorf("waiting for the room: %w", ctx.Err()))
 	}
-	a.sendMu.Lock() // the sends kept across the rejoin go first
-	defer a.sendMu.Unlock()
+	// The sends kept across the rejoin go first: a new send waits for the
+	// lock, and then finds the attempt joined.
+	a.sendMu.Lock()
 	a.resend(ctx)
 	r.mu.Lock()
 	if r.att != a {
 		r.mu.Unlock()
+		a.sendMu.Unlock()
 		return 0, nil
 	}
 	a.joined = true
@@ -300,6 +302,10 @@ func (r *Room) connect(ctx context.Context, a *attempt) (int, error) {
 	}
 	a.pending = nil
 	r.mu.Unlock()
+	// Not held further: a rejoin takes it (below), and a handler that
+	// sends while goLive waits for room in the dispatcher's queue would
+	// wait for it.
+	a.sendMu.Unlock()
 	if x.ended() {
 		// The transport failed before the room was joined on it, so its
 		// failure found nothing to rejoin: the room rejoins now.
