@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	mrand "math/rand/v2"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -112,6 +113,7 @@ func (l *lossyNet) counts() (routed, dropped int) {
 // builds the public one.
 type vnetServer struct {
 	url, appID, appKey string
+	ice                net.Addr // the server's ICE (UDP mux) address on the vnet
 }
 
 func newVNetServer(t *testing.T, n *vnet.Net) *vnetServer {
@@ -131,7 +133,7 @@ func newVNetServer(t *testing.T, n *vnet.Net) *vnetServer {
 		require.NoError(t, srv.Shutdown(ctx))
 	})
 	t.Logf("vnet: server's ICE port %v", srv.UDPAddr())
-	return &vnetServer{url: srv.URL(), appID: appID, appKey: appKey}
+	return &vnetServer{url: srv.URL(), appID: appID, appKey: appKey, ice: srv.UDPAddr()}
 }
 
 // token returns a room token for userID in roomID, as parleytest's Token.

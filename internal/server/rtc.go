@@ -31,6 +31,12 @@ import (
 // PeerConnection (Packet.room) and batches: the only one served.
 const packetVersionRooms = 3
 
+// serverICEDisconnected is how long a session's ICE pair may receive
+// nothing before it is called disconnected: the server sends no ICE
+// keepalives of its own, and its clients send theirs every 2 s (browsers
+// every 5 s or so). See NewAPI's options in Start.
+const serverICEDisconnected = 10 * time.Second
+
 // rtc is a session's PeerConnection and its data channels.
 type rtc struct {
 	sess *session

@@ -200,6 +200,19 @@ func (s *Server) Start() error {
 		UDPMux:       s.mux,
 		Net:          s.cfg.ICENet,
 		DataOnly:     true,
+		// A client sends an ICE keepalive every 2 s (a browser a consent
+		// check every 5 s or so), and the server's answers keep the
+		// client's side alive: the server's own keepalives, every 2 s too,
+		// doubled the STUN an idle member cost it. Without them, a pair is
+		// called disconnected after 10 s of silence (RFC 7675's consent
+		// period, which pion takes for an ICE-lite agent) and failed 20 s
+		// later: a dead client is failed after 30 s, as before. (An
+		// ICE-lite server would send no checks at all, but a client then
+		// nominates only at its next check, 200 ms later, and every
+		// PeerConnection setup would wait for it.)
+		NoICEKeepalive:         true,
+		ICEDisconnectedTimeout: serverICEDisconnected,
+		ICEFailedTimeout:       transport.ICEDisconnected + transport.ICEFailed - serverICEDisconnected,
 	})
 	s.url = "ws://" + ln.Addr().String() + "/rtc"
 

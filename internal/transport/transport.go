@@ -41,6 +41,16 @@ const MaxSCTPMessage = 256 << 10
 // on Options.Logger).
 const SocketBuffer = 4 << 20
 
+// pion's ICE timers (github.com/pion/ice/v4): a pair that received nothing
+// for ICEDisconnected is disconnected, and failed ICEFailed later; each
+// end sends a keepalive (a binding request, which is also RFC 7675's
+// consent check) every ICEKeepalive once connected.
+const (
+	ICEDisconnected = 5 * time.Second
+	ICEFailed       = 25 * time.Second
+	ICEKeepalive    = 2 * time.Second
+)
+
 // Options configures NewAPI.
 type Options struct {
 	// Logger receives pion's logs; nil discards them.
@@ -51,8 +61,15 @@ type Options struct {
 	// UDPMux, when set, carries all ICE traffic on one socket (the server).
 	UDPMux ice.UDPMux
 	// ICEDisconnectedTimeout, ICEFailedTimeout and ICEKeepalive override
-	// pion's ICE timers when non-zero.
+	// pion's ICE timers when non-zero; zero keeps pion's default
+	// (ICEDisconnected, ICEFailed, ICEKeepalive).
 	ICEDisconnectedTimeout, ICEFailedTimeout, ICEKeepalive time.Duration
+	// NoICEKeepalive: once connected, this end sends no keepalives of its
+	// own and only answers the other end's, which keep the pair alive both
+	// ways (the server: each client sends its own). pion's agent checks
+	// its pair at least every 2 s and sends a keepalive at each check, so a
+	// longer ICEKeepalive would not make them rarer; only none does.
+	NoICEKeepalive bool
 	// DataOnly leaves out pion's media machinery (codecs, and the NACK,
 	// RTCP report, TWCC and stats interceptors), which a PeerConnection
 	// that carries only data channels never uses but pays for in goroutines
@@ -97,8 +114,19 @@ func NewAPI(o Options) *webrtc.API {
 			se.SetNet(n) // else pion's default network, with the kernel's default buffers
 		}
 	}
-	if o.ICEDisconnectedTimeout != 0 || o.ICEFailedTimeout != 0 || o.ICEKeepalive != 0 {
-		se.SetICETimeouts(o.ICEDisconnectedTimeout, o.ICEFailedTimeout, o.ICEKeepalive)
+	if o.ICEDisconnectedTimeout != 0 || o.ICEFailedTimeout != 0 || o.ICEKeepalive != 0 || o.NoICEKeepalive {
+		// pion takes the three at once, and a zero as "never".
+		or := func(d, def time.Duration) time.Duration {
+			if d == 0 {
+				return def
+			}
+			return d
+		}
+		keepalive := or(o.ICEKeepalive, ICEKeepalive)
+		if o.NoICEKeepalive {
+			keepalive = 0
+		}
+		se.SetICETimeouts(or(o.ICEDisconnectedTimeout, ICEDisconnected), or(o.ICEFailedTimeout, ICEFailed), keepalive)
 	}
 	if o.DataOnly {
 		return webrtc.NewAPI(webrtc.WithSettingEngine(se),
