@@ -75,6 +75,10 @@ type Config struct {
 
 	Quotas Quotas `yaml:"quotas"`
 
+	// GCPercent is the garbage collector's GOGC for parleyd; zero takes
+	// DefaultGCPercent. GOGC in the environment overrides both (gc.go).
+	GCPercent int `yaml:"gc_percent"`
+
 	// NATS joins the server to a cluster (server.Config.NATS): a NATS
 	// URL, or several comma-separated. Empty: a single node.
 	NATS string `yaml:"nats"`
@@ -211,6 +215,9 @@ func (c Config) check() error {
 	}
 	if c.MemberQueueBytes < 0 {
 		errs = append(errs, errors.New("member_queue_bytes is negative"))
+	}
+	if c.GCPercent < 0 {
+		errs = append(errs, errors.New("gc_percent is negative (0 is the default; to turn the collector off, set GOGC=off with a GOMEMLIMIT in the environment)"))
 	}
 	if c.MaxConnsPerAddress < 0 || c.MaxUnauthenticated < 0 || c.MaxFramesPerSecond < 0 {
 		errs = append(errs, errors.New("connection limits: negative value (0 is the default)"))
