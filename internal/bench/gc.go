@@ -1,14 +1,13 @@
 package bench
 
 import (
-	"errors"
 	"fmt"
-	"math"
 	"os"
 	"runtime/debug"
 	"runtime/metrics"
-	"strconv"
 	"strings"
+
+	"github.com/parleyhq/parley/internal/bytesize"
 )
 
 // The load process's own garbage collector. Thousands of Engines in one
@@ -23,53 +22,6 @@ import (
 // ("8" for "8GiB") than a wish.
 const MinGCBudget = 64 << 20
 
-// errByteSize is what a malformed --gc-budget reports; the flag package
-// names the flag and the value.
-var errByteSize = errors.New("want a number of bytes with an optional suffix B, KiB, MiB, GiB or TiB, as GOMEMLIMIT takes, e.g. 8GiB")
-
-// byteUnits are the suffixes GOMEMLIMIT accepts, largest first.
-var byteUnits = []struct {
-	suffix string
-	size   int64
-}{
-	{"TiB", 1 << 40},
-	{"GiB", 1 << 30},
-	{"MiB", 1 << 20},
-	{"KiB", 1 << 10},
-	{"B", 1},
-}
-
-// parseByteSize reads a size the way GOMEMLIMIT does: decimal digits and
-// an optional suffix B, KiB, MiB, GiB or TiB, nothing else.
-func parseByteSize(s string) (int64, error) {
-	digits, unit := s, int64(1)
-	for _, u := range byteUnits {
-		if strings.HasSuffix(s, u.suffix) {
-			digits, unit = strings.TrimSuffix(s, u.suffix), u.size
-			break
-		}
-	}
-	if digits == "" || strings.TrimLeft(digits, "0123456789") != "" {
-		return 0, errByteSize
-	}
-	n, err := strconv.ParseInt(digits, 10, 64)
-	if err != nil || n > math.MaxInt64/unit {
-		return 0, fmt.Errorf("%s is too large", s)
-	}
-	return n * unit, nil
-}
-
-// formatByteSize prints n in the largest unit that divides it, as
-// parseByteSize reads it back: 8GiB, 1536MiB, 100B.
-func formatByteSize(n int64) string {
-	for _, u := range byteUnits {
-		if n != 0 && n%u.size == 0 {
-			return strconv.FormatInt(n/u.size, 10) + u.suffix
-		}
-	}
-	return strconv.FormatInt(n, 10) + "B"
-}
-
 // byteSize is the flag.Value of --gc-budget; 0 is "not given".
 type byteSize int64
 
@@ -77,11 +29,11 @@ func (b *byteSize) String() string {
 	if b == nil || *b == 0 {
 		return ""
 	}
-	return formatByteSize(int64(*b))
+	return bytesize.Format(int64(*b))
 }
 
 func (b *byteSize) Set(s string) error {
-	n, err := parseByteSize(s)
+	n, err := bytesize.Parse(s)
 	if err == nil {
 		err = checkGCBudget(n)
 	}
@@ -95,7 +47,7 @@ func (b *byteSize) Set(s string) error {
 // checkGCBudget reports a budget below MinGCBudget.
 func checkGCBudget(n int64) error {
 	if n < MinGCBudget {
-		return fmt.Errorf("%s is below the minimum, %s (a number without a suffix is bytes)", formatByteSize(n), formatByteSize(MinGCBudget))
+		return fmt.Errorf("%s is below the minimum, %s (a number without a suffix is bytes)", bytesize.Format(n), bytesize.Format(MinGCBudget))
 	}
 	return nil
 }
@@ -170,7 +122,7 @@ func gcWarning(l LoadSummary, budget int64) string {
 	}
 	did := fmt.Sprintf("the load process ran %s while measuring (%v of gc cpu): its own pauses delayed the receipt of deliveries, and they are in the latencies as if the server had been slow", collections(l.GCCycles), seconds(l.GCCPUSeconds))
 	if budget > 0 {
-		return did + fmt.Sprintf("; its heap reached --gc-budget %s: a larger budget, within the machine's free memory, keeps them out", formatByteSize(budget))
+		return did + fmt.Sprintf("; its heap reached --gc-budget %s: a larger budget, within the machine's free memory, keeps them out", bytesize.Format(budget))
 	}
 	return did + "; to keep them out, run it with --gc-budget SIZE, e.g. --gc-budget 8GiB within the machine's free memory: it then collects only when its heap reaches the budget, and its RSS grows up to it"
 }

@@ -17,44 +17,6 @@ import (
 	"github.com/parleyhq/parley/parleytest"
 )
 
-func TestParseByteSize(t *testing.T) {
-	for in, want := range map[string]int64{
-		"0":       0,
-		"123":     123,
-		"100B":    100,
-		"1KiB":    1 << 10,
-		"64MiB":   64 << 20,
-		"1536MiB": 1536 << 20,
-		"8GiB":    8 << 30,
-		"2TiB":    2 << 40,
-		"007GiB":  7 << 30,
-	} {
-		got, err := parseByteSize(in)
-		require.NoError(t, err, in)
-		assert.Equal(t, want, got, in)
-	}
-	for _, in := range []string{
-		"", "B", "GiB", "off", "8GB", "8G", "8gib", "8 GiB", " 8GiB", "8GiB ",
-		"-1GiB", "+1GiB", "1.5GiB", "8GiBB", "8iB", "0x10", "1e9",
-		"9223372036854775808", // one more than MaxInt64
-		"8388608TiB",          // 2^63 bytes
-	} {
-		_, err := parseByteSize(in)
-		assert.Error(t, err, "%q", in)
-	}
-}
-
-func TestFormatByteSize(t *testing.T) {
-	for n, want := range map[int64]string{
-		0: "0B", 100: "100B", 1 << 10: "1KiB", 1536 << 20: "1536MiB", 8 << 30: "8GiB", 3 << 40: "3TiB", 1<<30 + 1: "1073741825B",
-	} {
-		assert.Equal(t, want, formatByteSize(n))
-		back, err := parseByteSize(want)
-		require.NoError(t, err, want)
-		assert.Equal(t, n, back, "%s reads back", want)
-	}
-}
-
 // TestGCBudgetFlag: --gc-budget takes GOMEMLIMIT's forms; a malformed or
 // too small size is a flag error naming the flag, as the other flags' are.
 func TestGCBudgetFlag(t *testing.T) {

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/parleyhq/parley/internal/bytesize"
 )
 
 // Summary is what a run measured; --json prints it as is.
@@ -285,9 +287,9 @@ func (s *Summary) WriteText(w io.Writer) error {
 func (st Settings) gcEcho() string {
 	switch {
 	case st.GCBudgetBytes > 0 && st.GCEnv != "":
-		return fmt.Sprintf(", gc budget %s (--gc-budget, overriding %s)", formatByteSize(st.GCBudgetBytes), st.GCEnv)
+		return fmt.Sprintf(", gc budget %s (--gc-budget, overriding %s)", bytesize.Format(st.GCBudgetBytes), st.GCEnv)
 	case st.GCBudgetBytes > 0:
-		return fmt.Sprintf(", gc budget %s (--gc-budget)", formatByteSize(st.GCBudgetBytes))
+		return fmt.Sprintf(", gc budget %s (--gc-budget)", bytesize.Format(st.GCBudgetBytes))
 	case st.GCEnv != "":
 		return ", " + st.GCEnv
 	}

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/parleyhq/parley/internal/bytesize"
 	"github.com/parleyhq/parley/internal/devapp"
 	"github.com/parleyhq/parley/server"
 )
@@ -78,6 +79,10 @@ type Config struct {
 	// GCPercent is the garbage collector's GOGC for parleyd; zero takes
 	// DefaultGCPercent. GOGC in the environment overrides both (gc.go).
 	GCPercent int `yaml:"gc_percent"`
+	// MemoryLimit is the collector's soft memory limit, as GOMEMLIMIT
+	// writes it ("4GiB"); empty: 80% of the cgroup's memory limit if there
+	// is one, else none. GOMEMLIMIT in the environment overrides both.
+	MemoryLimit string `yaml:"memory_limit"`
 
 	// NATS joins the server to a cluster (server.Config.NATS): a NATS
 	// URL, or several comma-separated. Empty: a single node.
@@ -215,6 +220,11 @@ func (c Config) check() error {
 	}
 	if c.MemberQueueBytes < 0 {
 		errs = append(errs, errors.New("member_queue_bytes is negative"))
+	}
+	if c.MemoryLimit != "" {
+		if _, err := bytesize.Parse(c.MemoryLimit); err != nil {
+			errs = append(errs, fmt.Errorf("memory_limit %q: %w", c.MemoryLimit, err))
+		}
 	}
 	if c.GCPercent < 0 {
 		errs = append(errs, errors.New("gc_percent is negative (0 is the default; to turn the collector off, set GOGC=off with a GOMEMLIMIT in the environment)"))

@@ -1,10 +1,17 @@
 package parleyd
 
 import (
+	"bufio"
+	"bytes"
+	"io/fs"
+	"path"
 	"runtime/debug"
 	"strconv"
+	"strings"
 
 	"go.uber.org/zap"
+
+	"github.com/parleyhq/parley/internal/bytesize"
 )
 
 // DefaultGCPercent is parleyd's GOGC unless gc_percent or the environment
@@ -17,28 +24,142 @@ import (
 // At Go's default the server collects every 2–3 s under load (1,000
 // members in rooms of 5, 10 broadcasts/s per room), and those phases are
 // the latency's p99 (43–59 ms); at 400 it collects every 13 s, and the p99
-// is 2–5 ms, with less CPU (31–35 % against 35–37 %). The price is memory:
+// is 3–7 ms, with less CPU (31–35 % against 35–37 %). The price is memory:
 // the heap grows to five times what is live instead of twice, about 710
 // KiB of RSS per member instead of 310 KiB. Where memory is short, set
-// gc_percent lower, or add a GOMEMLIMIT (a soft limit the collector then
-// keeps the heap under).
+// gc_percent lower, or a memory limit (memory_limit, or the automatic one
+// under a cgroup's limit): the collector then keeps the heap under it.
 const DefaultGCPercent = 400
 
-// setGC sets the collector's GOGC from cfg, unless getenv("GOGC") is set:
-// then Go's runtime has taken it already, as every Go program does, and
-// it wins. It logs what the collector runs with and where that came from,
-// and returns the function that puts the previous setting back (serve
-// runs in tests' processes too).
-func setGC(cfg Config, getenv func(string) string, log *zap.Logger) (restore func()) {
-	if env := getenv("GOGC"); env != "" {
-		log.Info("garbage collector", zap.String("gogc", env), zap.String("from", "GOGC in the environment"))
-		return func() {}
+// cgroupShare is the share of its cgroup's memory limit parleyd gives its
+// collector as a soft limit when nothing else sets one: with GOGC at 400,
+// a heap allowed five times what is live would meet the container's
+// limit, and the kernel's OOM killer, long before the collector thought it
+// time to run. The rest is for what the limit counts and Go's does not
+// (the kernel's socket buffers, the binary).
+const cgroupShare = 0.8
+
+// gcSettings is what setGC read: the environment and the cgroup.
+type gcSettings struct {
+	getenv func(string) string
+	root   fs.FS // the file system holding /proc and /sys
+}
+
+// setGC sets the collector's GOGC from cfg (gc_percent, else
+// DefaultGCPercent) and its soft memory limit (memory_limit, else
+// cgroupShare of the cgroup's memory limit, else none), unless GOGC or
+// GOMEMLIMIT is in the environment: Go's runtime has taken that one
+// already, as every Go program does, and it wins. cfg was checked. It logs
+// what the collector runs with and where that came from, and returns the
+// function that puts the previous settings back (serve runs in tests'
+// processes too).
+func setGC(cfg Config, env gcSettings, log *zap.Logger) (restore func()) {
+	prevPercent, prevLimit := debug.SetGCPercent(-1), debug.SetMemoryLimit(-1)
+	debug.SetGCPercent(prevPercent) // read, not changed
+	fields := make([]zap.Field, 0, 4)
+
+	if v := env.getenv("GOGC"); v != "" {
+		fields = append(fields, zap.String("gogc", v), zap.String("gogc_from", "GOGC in the environment"))
+	} else {
+		percent, from := cfg.GCPercent, "gc_percent"
+		if percent == 0 {
+			percent, from = DefaultGCPercent, "parleyd's default"
+		}
+		debug.SetGCPercent(percent)
+		fields = append(fields, zap.String("gogc", strconv.Itoa(percent)), zap.String("gogc_from", from))
 	}
-	percent, from := cfg.GCPercent, "gc_percent"
-	if percent == 0 {
-		percent, from = DefaultGCPercent, "parleyd's default"
+
+	switch v := env.getenv("GOMEMLIMIT"); {
+	case v != "":
+		fields = append(fields, zap.String("memory_limit", v), zap.String("memory_limit_from", "GOMEMLIMIT in the environment"))
+	case cfg.MemoryLimit != "":
+		n, _ := bytesize.Parse(cfg.MemoryLimit) // checked
+		debug.SetMemoryLimit(n)
+		fields = append(fields, zap.String("memory_limit", bytesize.Format(n)), zap.String("memory_limit_from", "memory_limit"))
+	default:
+		if limit, ok := cgroupMemoryLimit(env.root); ok {
+			n := int64(float64(limit) * cgroupShare)
+			debug.SetMemoryLimit(n)
+			fields = append(fields, zap.String("memory_limit", bytesize.Format(n)),
+				zap.String("memory_limit_from", "80% of the cgroup's limit, "+bytesize.Format(limit)))
+		} else {
+			fields = append(fields, zap.String("memory_limit", "none"))
+		}
 	}
-	prev := debug.SetGCPercent(percent)
-	log.Info("garbage collector", zap.String("gogc", strconv.Itoa(percent)), zap.String("from", from))
-	return func() { debug.SetGCPercent(prev) }
+	log.Info("garbage collector", fields...)
+	return func() {
+		debug.SetGCPercent(prevPercent)
+		debug.SetMemoryLimit(prevLimit)
+	}
+}
+
+// noLimit is where a cgroup's memory limit means none: cgroup v1 writes
+// "unlimited" as the largest multiple of the page size.
+const noLimit = 1 << 62
+
+// cgroupMemoryLimit returns the memory limit of the process's cgroup, v2
+// (memory.max) or v1 (memory.limit_in_bytes), read in root (the file
+// system at /), and false when there is none or it cannot be read.
+func cgroupMemoryLimit(root fs.FS) (int64, bool) {
+	b, err := fs.ReadFile(root, "proc/self/cgroup")
+	if err != nil {
+		return 0, false
+	}
+	var v1, v2 string // the process's cgroup in each hierarchy
+	v2Found := false
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		// hierarchy-ID:controller-list:path
+		id, rest, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		controllers, p, ok := strings.Cut(rest, ":")
+		if !ok {
+			continue
+		}
+		switch {
+		case id == "0" && controllers == "":
+			v2, v2Found = p, true
+		case hasController(controllers, "memory"):
+			v1 = p
+		}
+	}
+	var candidates []string
+	if v1 != "" {
+		candidates = append(candidates,
+			path.Join("sys/fs/cgroup/memory", v1, "memory.limit_in_bytes"),
+			"sys/fs/cgroup/memory/memory.limit_in_bytes") // a namespace shows the cgroup at the root
+	}
+	if v2Found {
+		candidates = append(candidates,
+			path.Join("sys/fs/cgroup", v2, "memory.max"),
+			"sys/fs/cgroup/memory.max")
+	}
+	for _, name := range candidates {
+		b, err := fs.ReadFile(root, name)
+		if err != nil {
+			continue
+		}
+		s := strings.TrimSpace(string(b))
+		if s == "max" {
+			return 0, false
+		}
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n <= 0 || n >= noLimit {
+			return 0, false
+		}
+		return n, true
+	}
+	return 0, false
+}
+
+// hasController reports whether the comma-separated list holds c.
+func hasController(list, c string) bool {
+	for _, x := range strings.Split(list, ",") {
+		if x == c {
+			return true
+		}
+	}
+	return false
 }

@@ -122,7 +122,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if dev {
 		log.Warn("serving with the development credentials", zap.String("app_id", DevAppID))
 	}
-	defer setGC(cfg, os.Getenv, log)()
+	defer setGC(cfg, gcSettings{getenv: os.Getenv, root: os.DirFS("/")}, log)()
 	if q := cfg.Quotas; q.set() {
 		log.Info("quotas",
 			zap.Int("user_messages_per_second", q.UserMessagesPerSecond),
