@@ -456,17 +456,24 @@ func (l *clusterLogins) onAck(app string, env *clusterpb.Envelope) {
 	if proxy == nil {
 		return
 	}
+	// The book is settled, and dropped once empty, before the sender
+	// hears: whoever sees the ack or result sees the book without it.
+	var tell func()
 	switch b := env.Body.(type) {
 	case *clusterpb.Envelope_OutsideAck:
-		proxy.ack(b.OutsideAck.Sender, b.OutsideAck.UpTo)
+		done := proxy.settle(b.OutsideAck.Sender, b.OutsideAck.UpTo)
+		tell = func() { proxy.tell(done) }
 	case *clusterpb.Envelope_OutsideResult:
 		r := b.OutsideResult
 		code := r.Code
 		if code != resultNoRelayPath {
 			code = resultNoReceiver
 		}
-		if e, ok := proxy.take(r.Sender, nil, r.MsgId); ok {
-			e.from.fail(receiver, e.id, proxy, code)
+		e, ok := proxy.take(r.Sender, nil, r.MsgId)
+		tell = func() {
+			if ok {
+				e.from.fail(receiver, e.id, proxy, code)
+			}
 		}
 	}
 	l.mu.Lock()
@@ -474,6 +481,7 @@ func (l *clusterLogins) onAck(app string, env *clusterpb.Envelope) {
 		delete(l.proxies, k)
 	}
 	l.mu.Unlock()
+	tell()
 }
 
 // status answers ss's request reqID for the status of user of app, who is

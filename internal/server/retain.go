@@ -76,7 +76,12 @@ func (r *retention) settle(sender string, upTo int64) []retained {
 // sender's outbox passes it on for what was delivered here (see
 // outbox.acked).
 func (r *retention) ack(sender string, upTo int64) {
-	done := r.settle(sender, upTo)
+	r.tell(r.settle(sender, upTo))
+}
+
+// tell passes the acknowledgement of done, messages r settled, to their
+// senders' outboxes.
+func (r *retention) tell(done []retained) {
 	if len(done) == 0 {
 		return
 	}
