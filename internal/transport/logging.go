@@ -3,6 +3,7 @@ package transport
 import (
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/pion/logging"
 	"go.uber.org/zap"
@@ -17,7 +18,7 @@ func newLoggerFactory(l *zap.Logger) logging.LoggerFactory {
 	if l == nil {
 		l = zap.NewNop()
 	}
-	return loggerFactory{l.Named("pion")}
+	return &loggerFactory{l: l.Named("pion")}
 }
 
 // NewLogger returns a pion logger for scope that writes to l as NewAPI's
@@ -27,14 +28,42 @@ func NewLogger(l *zap.Logger, scope string) logging.LeveledLogger {
 	return newLoggerFactory(l).NewLogger(scope)
 }
 
-type loggerFactory struct{ l *zap.Logger }
+// loggerFactory makes one logger per scope and Debug setting, and hands it
+// to every pion object of that scope: pion asks for a logger for each
+// agent, candidate, connection, association and channel, some fifteen per
+// PeerConnection, and a logger of its own each was a few small objects
+// that lived, and that the garbage collector marked, as long as the
+// PeerConnection (about 70 per member on a server). A logger holds no
+// state of the object it logs for.
+type loggerFactory struct {
+	l *zap.Logger
 
-func (f loggerFactory) NewLogger(scope string) logging.LeveledLogger {
-	return pionLogger{
+	mu      sync.Mutex
+	loggers map[loggerKey]logging.LeveledLogger // guarded by mu
+}
+
+type loggerKey struct {
+	scope string
+	debug bool
+}
+
+func (f *loggerFactory) NewLogger(scope string) logging.LeveledLogger {
+	k := loggerKey{scope, f.l.Core().Enabled(zap.DebugLevel)}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if l, ok := f.loggers[k]; ok {
+		return l
+	}
+	if f.loggers == nil {
+		f.loggers = make(map[loggerKey]logging.LeveledLogger)
+	}
+	l := pionLogger{
 		s:     f.l.WithLazy(zap.String("scope", scope)).Sugar(),
 		scope: scope,
-		debug: f.l.Core().Enabled(zap.DebugLevel),
+		debug: k.debug,
 	}
+	f.loggers[k] = l
+	return l
 }
 
 // routineWarning is a warning (or error) pion logs on a normal join or
