@@ -77,7 +77,9 @@ func restartScenario(t *testing.T, url string, stop, restart func()) {
 	// They are together again, and each handler's picture of the room is
 	// exact: whoever rejoined first did not find the other (OnUserLeave
 	// Dropped) until it came back (OnUserJoined); the second found the
-	// first already there and heard nothing. A newcomer ends both records.
+	// first already there and heard nothing. Two rejoins that the room
+	// handles in one presence batch find each other there, and neither
+	// hears anything. A newcomer ends both records.
 	carol := newPeerAt(t, nil, cfg, "room1", parley.UserInfo{UserID: "carol"})
 	require.NoError(t, carol.room.JoinRoom(restartToken(t, "room1", "carol"), carol.info, parley.RoomConfig{}))
 	requireState(t, carol.rec, 0)
@@ -92,5 +94,5 @@ func restartScenario(t *testing.T, url string, stop, restart func()) {
 		}
 		require.Equal(t, parleytest.UserJoined{User: carol.info}, ev, "%s's next event", name)
 	}
-	require.Equal(t, 1, sawGap, "exactly one of them rejoined before the other")
+	require.LessOrEqual(t, sawGap, 1, "at most one of them rejoined before the other")
 }
