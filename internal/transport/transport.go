@@ -106,14 +106,17 @@ func NewAPI(o Options) *webrtc.API {
 	if o.UDPMux != nil {
 		se.SetICEUDPMux(o.UDPMux)
 	}
-	switch {
-	case o.Net != nil:
+	if o.Net != nil {
 		se.SetNet(o.Net)
-	case o.UDPMux == nil:
-		if n, err := newBufferedNet(o.Logger); err == nil {
-			se.SetNet(n) // else pion's default network, with the kernel's default buffers
-		}
-	}
+	} else if n, err := newBufferedNet(o.Logger); err == nil {
+		// One network for every PeerConnection of the API. Without it pion
+		// makes one per ICE agent, which lists the host's interfaces over
+		// netlink as the PeerConnection is set up and keeps the answer for
+		// its life (the addresses it parsed point into netlink's buffers):
+		// on the server, on its UDP mux, a few KiB and a netlink dump per
+		// member.
+		se.SetNet(n)
+	} // else pion's default network, with the kernel's default buffers
 	if o.ICEDisconnectedTimeout != 0 || o.ICEFailedTimeout != 0 || o.ICEKeepalive != 0 || o.NoICEKeepalive {
 		// pion takes the three at once, and a zero as "never".
 		or := func(d, def time.Duration) time.Duration {
