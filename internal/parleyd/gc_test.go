@@ -52,20 +52,20 @@ func TestSetGC(t *testing.T) {
 		wantFields  map[string]any
 	}{
 		{"defaults", Config{}, nil, noCgroup, DefaultGCPercent, limit0,
-			map[string]any{"gogc": "400", "gogc_from": "parleyd's default", "memory_limit": "none"}},
+			map[string]any{"gogc": "450", "gogc_from": "parleyd's default", "memory_limit": "none"}},
 		{"keys", Config{GCPercent: 250, MemoryLimit: "3GiB"}, nil, cgroupV1("1073741824"), 250, 3 << 30,
 			map[string]any{"gogc": "250", "gogc_from": "gc_percent", "memory_limit": "3GiB", "memory_limit_from": "memory_limit"}},
 		{"environment wins", Config{GCPercent: 250, MemoryLimit: "3GiB"}, map[string]string{"GOGC": "150", "GOMEMLIMIT": "2GiB"}, cgroupV1("1073741824"),
 			percent0, limit0,
 			map[string]any{"gogc": "150", "gogc_from": "GOGC in the environment", "memory_limit": "2GiB", "memory_limit_from": "GOMEMLIMIT in the environment"}},
 		{"cgroup v1", Config{}, nil, cgroupV1("10737418240"), DefaultGCPercent, 8 << 30,
-			map[string]any{"gogc": "400", "gogc_from": "parleyd's default", "memory_limit": "8GiB", "memory_limit_from": "80% of the cgroup's limit, 10GiB"}},
+			map[string]any{"gogc": "450", "gogc_from": "parleyd's default", "memory_limit": "8GiB", "memory_limit_from": "80% of the cgroup's limit, 10GiB"}},
 		{"cgroup v1 unlimited", Config{}, nil, cgroupV1("9223372036854771712"), DefaultGCPercent, limit0,
-			map[string]any{"gogc": "400", "gogc_from": "parleyd's default", "memory_limit": "none"}},
+			map[string]any{"gogc": "450", "gogc_from": "parleyd's default", "memory_limit": "none"}},
 		{"cgroup v2", Config{}, nil, cgroupV2("5368709120"), DefaultGCPercent, 4 << 30,
-			map[string]any{"gogc": "400", "gogc_from": "parleyd's default", "memory_limit": "4GiB", "memory_limit_from": "80% of the cgroup's limit, 5GiB"}},
+			map[string]any{"gogc": "450", "gogc_from": "parleyd's default", "memory_limit": "4GiB", "memory_limit_from": "80% of the cgroup's limit, 5GiB"}},
 		{"cgroup v2 max", Config{}, nil, cgroupV2("max"), DefaultGCPercent, limit0,
-			map[string]any{"gogc": "400", "gogc_from": "parleyd's default", "memory_limit": "none"}},
+			map[string]any{"gogc": "450", "gogc_from": "parleyd's default", "memory_limit": "none"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			core, logs := observer.New(zap.InfoLevel)
