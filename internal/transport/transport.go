@@ -7,6 +7,7 @@
 package transport
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -119,17 +120,11 @@ func NewAPI(o Options) *webrtc.API {
 	} // else pion's default network, with the kernel's default buffers
 	if o.ICEDisconnectedTimeout != 0 || o.ICEFailedTimeout != 0 || o.ICEKeepalive != 0 || o.NoICEKeepalive {
 		// pion takes the three at once, and a zero as "never".
-		or := func(d, def time.Duration) time.Duration {
-			if d == 0 {
-				return def
-			}
-			return d
-		}
-		keepalive := or(o.ICEKeepalive, ICEKeepalive)
+		keepalive := cmp.Or(o.ICEKeepalive, ICEKeepalive)
 		if o.NoICEKeepalive {
 			keepalive = 0
 		}
-		se.SetICETimeouts(or(o.ICEDisconnectedTimeout, ICEDisconnected), or(o.ICEFailedTimeout, ICEFailed), keepalive)
+		se.SetICETimeouts(cmp.Or(o.ICEDisconnectedTimeout, ICEDisconnected), cmp.Or(o.ICEFailedTimeout, ICEFailed), keepalive)
 	}
 	if o.DataOnly {
 		return webrtc.NewAPI(webrtc.WithSettingEngine(se),
