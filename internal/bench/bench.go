@@ -15,7 +15,9 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -134,6 +136,16 @@ func Run(ctx context.Context, cfg Config, progress Progress) (*Summary, error) {
 		}
 	}()
 
+	var prof *os.File
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err != nil {
+			return nil, fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer f.Close()
+		prof = f
+	}
+
 	stopProgress := r.startProgress(progress, sc)
 	defer stopProgress()
 
@@ -163,6 +175,7 @@ func Run(ctx context.Context, cfg Config, progress Progress) (*Summary, error) {
 			if sc != nil {
 				sc.start = sc.scrape(ctx)
 			}
+			stopProfile := startProfile(prof)
 			cpu0, wall0 = processCPU(), time.Now()
 			gc0 := readGC()
 			wait0, waitOK := runqueueWait()
@@ -173,6 +186,9 @@ func Run(ctx context.Context, cfg Config, progress Progress) (*Summary, error) {
 			winEnd = clk.now()
 			r.rec.winEnd.Store(winEnd)
 			s.Load.CPUPercent = cpuPercentSince(cpu0, wall0)
+			if err := stopProfile(); err != nil {
+				s.Warnings = append(s.Warnings, "--cpuprofile: "+err.Error())
+			}
 			gc := readGC().since(gc0)
 			s.Load.GCCycles, s.Load.GCCPUSeconds = int64(gc.cycles), gc.cpuSeconds
 			if wait1, ok := runqueueWait(); ok && waitOK {
@@ -207,6 +223,22 @@ func Run(ctx context.Context, cfg Config, progress Progress) (*Summary, error) {
 	s.Load.LateSends = r.late.Load()
 	r.summarise(s, winStart, winEnd, sc)
 	return s, nil
+}
+
+// startProfile starts a CPU profile into f, if f is not nil; the function
+// it returns stops it and reports what failed (another profile already
+// running, or the write).
+func startProfile(f *os.File) (stop func() error) {
+	if f == nil {
+		return func() error { return nil }
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return func() error { return err }
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		return f.Sync()
+	}
 }
 
 // sleep waits d or until ctx is done.

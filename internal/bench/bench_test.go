@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -169,6 +171,29 @@ func TestBadMetricsURL(t *testing.T) {
 	_, err := Run(context.Background(), cfg, Progress{})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "--metrics")
+}
+
+// TestCPUProfile: --cpuprofile writes a profile of the measurement (a
+// gzipped protocol buffer, as pprof reads), and a path that cannot be
+// created is an error before anything starts.
+func TestCPUProfile(t *testing.T) {
+	srv := parleytest.NewServer(t)
+	cfg := testConfig(srv)
+	cfg.Members, cfg.RoomSize, cfg.Duration = 4, 2, time.Second
+	cfg.CPUProfile = filepath.Join(t.TempDir(), "load.pprof")
+	s := runJSON(t, context.Background(), cfg, Progress{})
+	for _, w := range s.Warnings {
+		assert.NotContains(t, w, "--cpuprofile")
+	}
+	b, err := os.ReadFile(cfg.CPUProfile)
+	require.NoError(t, err)
+	require.Greater(t, len(b), 2)
+	assert.Equal(t, []byte{0x1f, 0x8b}, b[:2], "gzip, as pprof writes")
+
+	cfg.CPUProfile = filepath.Join(t.TempDir(), "missing", "load.pprof")
+	_, err = Run(context.Background(), cfg, Progress{})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "--cpuprofile")
 }
 
 func TestScrapeServerMetrics(t *testing.T) {

@@ -73,6 +73,7 @@ type Config struct {
 	GCBudget int64
 
 	MetricsURL string // the server's Prometheus /metrics; "" for none
+	CPUProfile string // where to write the load process's CPU profile of the measurement; "" for none
 	RoomPrefix string // room IDs are RoomPrefix-0, RoomPrefix-1, …; default: "bench-" and 6 random hex digits
 	JSON       bool   // print the summary as JSON
 	Quiet      bool   // no progress lines when stdout is not a terminal
@@ -120,6 +121,7 @@ func Flags(cfg *Config, output io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.JoinTimeout, "join-timeout", cfg.JoinTimeout, "longest wait for one join")
 	fs.Var((*byteSize)(&cfg.GCBudget), "gc-budget", "load process's memory budget, e.g. 8GiB (`SIZE`: B, KiB, MiB, GiB or TiB, as in GOMEMLIMIT): it collects garbage only when its heap reaches it, keeping its own pauses out of the latencies; the cost: its RSS grows up to it. Overrides GOGC and GOMEMLIMIT (default: none, Go's collector as they set it)")
 	fs.StringVar(&cfg.MetricsURL, "metrics", cfg.MetricsURL, "server's Prometheus `URL`, e.g. http://127.0.0.1:7880/metrics, for its CPU and memory")
+	fs.StringVar(&cfg.CPUProfile, "cpuprofile", cfg.CPUProfile, "write the load process's CPU profile of the measurement to `file` (go tool pprof reads it): where the tool's own core goes")
 	fs.StringVar(&cfg.RoomPrefix, "room-prefix", cfg.RoomPrefix, "room IDs' `prefix` (default: bench- and 6 random hex digits)")
 	fs.BoolVar(&cfg.JSON, "json", cfg.JSON, "print the summary as JSON")
 	fs.BoolVar(&cfg.Quiet, "quiet", cfg.Quiet, "no progress lines when stdout is not a terminal")
