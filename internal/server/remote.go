@@ -735,18 +735,28 @@ func (s *Server) settleMoving(ctx context.Context) {
 		}
 		r.mu.Unlock()
 	}
+	// Each member's retention signals removed when it lets messages go;
+	// watched before the newest are read, so no ack between the two is
+	// missed.
+	removed := make(chan struct{}, 1)
 	for i := range all {
+		all[i].m.retain.watch(removed)
 		all[i].upTo = all[i].m.retain.newest()
 	}
+	defer func() {
+		for _, o := range all {
+			o.m.retain.unwatch()
+		}
+	}()
 	deadline := time.NewTimer(s.cfg.DrainTimeout / 2)
 	defer deadline.Stop()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
 	for {
 		left := all[:0]
 		for _, o := range all {
 			if o.upTo != nil && o.m.retain.holdsUpTo(o.upTo) {
 				left = append(left, o)
+			} else {
+				o.m.retain.unwatch()
 			}
 		}
 		all = left
@@ -754,7 +764,7 @@ func (s *Server) settleMoving(ctx context.Context) {
 			return
 		}
 		select {
-		case <-tick.C:
+		case <-removed:
 		case <-deadline.C:
 			s.log.Warn("leaving: members still hold unacknowledged messages", zap.Int("members", len(all)))
 			return

@@ -27,10 +27,34 @@ type retained struct {
 type retention struct {
 	user string // the receiver's user ID
 
-	mu     sync.Mutex
-	q      []retained // guarded by mu
-	size   int        // the backlog; guarded by mu
-	closed bool       // the receiver is gone: nothing more is kept; guarded by mu
+	mu      sync.Mutex
+	q       []retained    // guarded by mu
+	size    int           // the backlog; guarded by mu
+	closed  bool          // the receiver is gone: nothing more is kept; guarded by mu
+	removed chan struct{} // non-nil: sent to (never blocking) when a message goes; see watch; guarded by mu
+}
+
+// watch makes r signal c, without blocking, whenever it lets a message go
+// (acknowledged, failed, taken back, or its receiver gone), until unwatch.
+// One watcher at a time: a node leaving waits on it (Server.settleMoving).
+func (r *retention) watch(c chan struct{}) {
+	r.mu.Lock()
+	r.removed = c
+	r.mu.Unlock()
+}
+
+// unwatch ends watch.
+func (r *retention) unwatch() { r.watch(nil) }
+
+// removedLocked signals the watcher, if any, that messages went. r.mu is
+// held.
+func (r *retention) removedLocked() {
+	if r.removed != nil {
+		select {
+		case r.removed <- struct{}{}:
+		default: // a signal is pending already
+		}
+	}
 }
 
 // add keeps e, unless the retention is closed or, with limit above 0,
@@ -66,6 +90,9 @@ func (r *retention) settle(sender string, upTo int64) []retained {
 			continue
 		}
 		kept = append(kept, e)
+	}
+	if len(kept) < len(r.q) {
+		r.removedLocked()
 	}
 	clear(r.q[len(kept):])
 	r.q = kept
@@ -143,6 +170,7 @@ func (r *retention) drain() []retained {
 	defer r.mu.Unlock()
 	q := r.q
 	r.q, r.size, r.closed = nil, 0, true
+	r.removedLocked()
 	return q
 }
 
@@ -289,6 +317,7 @@ func (r *retention) settleOne(sender string, id int64) {
 		if e.sender == sender && e.id == id {
 			r.size -= e.cost
 			r.q = append(r.q[:i], r.q[i+1:]...)
+			r.removedLocked()
 			return
 		}
 	}
@@ -303,6 +332,7 @@ func (r *retention) take(sender string, from *outbox, id int64) (retained, bool)
 		if e.sender == sender && e.id == id && (from == nil || e.from == from) {
 			r.size -= e.cost
 			r.q = append(r.q[:i], r.q[i+1:]...)
+			r.removedLocked()
 			return e, true
 		}
 	}
