@@ -405,3 +405,45 @@ func TestSecondJoinNeedsNoNewPeerConnection(t *testing.T) {
 		requireNoEvent(t, p.rec)
 	}
 }
+
+// TestIdleTransportCloses: once no room has used an Engine's
+// PeerConnection for the idle timeout (WithIdleTransportTimeout), it
+// closes at both ends, quietly: no event on the Engine or its room, the
+// login goes on (it needs the signaling connection only). The next join
+// sets up a new one first, reports a first join, and works both ways; the
+// other member sees alice leave (Quit) and come back, nothing else.
+func TestIdleTransportCloses(t *testing.T) {
+	srv := parleytest.NewServer(t)
+	alice := newPeer(t, srv, "A", "alice", parley.WithIdleTransportTimeout(200*time.Millisecond))
+	alice.login(t)
+	bob := newPeer(t, srv, "A", "bob")
+	bob.login(t)
+	joinAll(t, alice, bob)
+	require.Equal(t, 2.0, scrape(t, srv)["parley_transports"])
+
+	require.NoError(t, alice.room.LeaveRoom())
+	requireLeft(t, alice.rec)
+	requireLeave(t, bob.rec, "alice", parley.UserOfflineReasonQuit)
+	require.Eventually(t, func() bool { return scrape(t, srv)["parley_transports"] == 1 }, waitTimeout, 10*time.Millisecond,
+		"alice's PeerConnection closes once idle; bob's stays")
+
+	id := alice.e.SendUserMessageOutsideRoom("bob", "still logged in", parley.MessageConfigReliableOrdered)
+	require.Equal(t, parley.UserMessageSendResultSuccess, alice.sent(t, id))
+	require.Equal(t, outsideMsg("alice", false, []byte("still logged in")), bob.recv(t))
+
+	again := alice.join(t)
+	require.Equal(t, parley.JoinTypeFirst, again.Info.JoinType)
+	requireJoined(t, alice.rec, bob.info)
+	requireJoined(t, bob.rec, alice.info)
+	require.Equal(t, 2.0, scrape(t, srv)["parley_transports"], "a new PeerConnection for alice")
+	for _, d := range []struct{ from, to *peer }{{alice, bob}, {bob, alice}} {
+		text := d.from.user + " to " + d.to.user
+		id := d.from.room.SendUserMessage(d.to.user, text, reliableOrdered)
+		require.Equal(t, roomMsg(d.from.user, false, false, []byte(text)), expect[parleytest.Message](t, d.to.rec))
+		require.Equal(t, userResult(id, parley.UserMessageSendResultSuccess), expect[parleytest.SendResult](t, d.from.rec))
+	}
+	for _, p := range []*peer{alice, bob} {
+		requireNoEvent(t, p.rec)
+		p.quiet(t)
+	}
+}

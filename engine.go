@@ -74,7 +74,9 @@ type Engine struct {
 	closed    bool             // guarded by mu
 	rooms     map[string]*Room // guarded by mu
 	userID    string           // guarded by mu; the Engine's one user ID while userRefs > 0
-	userRefs  int              // guarded by mu
+	userRefs  int              // guarded by mu; the rooms' attempts and the login that use userID
+	attempts  int              // guarded by mu; the rooms' attempts alive (joining, in the room, leaving): they use pr
+	idleStop  func() bool      // guarded by mu; stops the timer that closes pr when no attempt is left (closeIdle); nil if none
 	sig       *signal.Client   // guarded by mu; the live signaling connection, or nil
 	dialing   *dial            // guarded by mu; a connect in progress, or nil
 	connected bool             // guarded by mu; has been connected once (for Reconnecting)
@@ -180,6 +182,10 @@ func (e *Engine) Close() error {
 		return nil
 	}
 	e.closed = true
+	if e.idleStop != nil {
+		e.idleStop()
+		e.idleStop = nil
+	}
 	rooms := make([]*Room, 0, len(e.rooms))
 	for _, r := range e.rooms {
 		rooms = append(rooms, r)
@@ -272,9 +278,10 @@ func (e *Engine) goTracked(f func()) bool {
 	return true
 }
 
-// claimUser makes userID the Engine's user ID for one more room or login;
-// false if another user ID is in use.
-func (e *Engine) claimUser(userID string) bool {
+// claimUser claims the Engine's one user ID for a room's attempt (room)
+// or the login: false if another user ID holds it. A room's claim also
+// keeps the Engine's PeerConnection (pr) from closing as idle.
+func (e *Engine) claimUser(userID string, room bool) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.userRefs > 0 && e.userID != userID {
@@ -282,13 +289,32 @@ func (e *Engine) claimUser(userID string) bool {
 	}
 	e.userID = userID
 	e.userRefs++
+	if room {
+		e.attempts++
+		if e.idleStop != nil {
+			e.idleStop()
+			e.idleStop = nil
+		}
+	}
 	return true
 }
 
-func (e *Engine) releaseUser() {
+// releaseUser gives back a claim of claimUser. When the last room's
+// attempt has ended, the PeerConnection closes after the idle timeout
+// unless a room claims it again first (closeIdle).
+func (e *Engine) releaseUser(room bool) {
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	e.userRefs--
-	e.mu.Unlock()
+	if !room {
+		return
+	}
+	e.attempts--
+	if x := e.pr; e.attempts == 0 && !e.closed && x != nil && !x.ended() && e.opts.idleTransport > 0 && e.idleStop == nil {
+		// Tracked: Close waits for a PeerConnection closing as idle.
+		t := time.AfterFunc(e.opts.idleTransport, func() { e.goTracked(func() { e.closeIdle(x) }) })
+		e.idleStop = t.Stop
+	}
 }
 
 // signal returns the live signaling connection, connecting if there is
@@ -504,7 +530,7 @@ func (e *Engine) onSessionLost() {
 		e.lg.params = false
 		if e.lg.claimed {
 			e.lg.claimed = false
-			e.releaseUser()
+			e.releaseUser(false)
 		}
 		e.startLoginLocked(e.lg.token)
 	}

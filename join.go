@@ -85,7 +85,7 @@ func (r *Room) rejoin(a *attempt, why string) {
 		r.mu.Unlock()
 		return
 	}
-	if !r.e.claimUser(a.user.UserID) { // a's claim goes with a.end
+	if !r.e.claimUser(a.user.UserID, true) { // a's claim goes with a.end
 		r.mu.Unlock()
 		return
 	}
@@ -424,7 +424,7 @@ func (a *attempt) end() error {
 		a.sendMu.Lock()
 		a.r.e.failPending(a) // every send registered on a, none after
 		a.sendMu.Unlock()
-		a.r.e.releaseUser()
+		a.r.e.releaseUser(true)
 		a.early.drop()
 		a.r.mu.Lock()
 		x := a.rtc

@@ -94,7 +94,7 @@ func (e *Engine) startLoginLocked(token string) {
 	switch {
 	case ids.Check("user ID", userID) != nil:
 		refused = LoginErrorCodeInvalidUserID
-	case !e.claimUser(userID):
+	case !e.claimUser(userID, false):
 		e.log.Info("login refused: the Engine's rooms use another user ID", zap.String("user", userID))
 		refused = LoginErrorCodeInvalidUserID
 	}
@@ -151,7 +151,7 @@ func (e *Engine) login(gen uint64, userID, token string, started time.Time) {
 		}
 		if code != LoginErrorCodeSuccess && e.lg.claimed {
 			e.lg.claimed = false
-			e.releaseUser()
+			e.releaseUser(false)
 		}
 	}
 	e.emit(func(h EngineEventHandler) { h.OnLoginResult(userID, code, time.Since(started)) })
@@ -190,7 +190,7 @@ func (e *Engine) endLoginLocked() {
 	e.lg.params = false
 	if e.lg.claimed {
 		e.lg.claimed = false
-		e.releaseUser()
+		e.releaseUser(false)
 	}
 	e.lg.unacked.Drain()
 	e.failWhere(func(ps *pendingSend) bool { return ps.kind == kindOutside || ps.kind == kindServer })

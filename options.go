@@ -20,14 +20,18 @@ type options struct {
 	joinTimeout    time.Duration // a join's try, JoinRoom or rejoin, to state 0; tests shorten it
 	serverURLs     []string      // more nodes to move to (WithServerURLs)
 	signalQueue    int           // the signaling connection's send queue; 0: signal's default. Tests shorten it
+	idleTransport  time.Duration // how long the PeerConnection outlives the last room; 0: until Close
 }
 
 // defaultMessageTimeout is WithMessageTimeout's default.
 const defaultMessageTimeout = 10 * time.Second
 
+// defaultIdleTransport is WithIdleTransportTimeout's default.
+const defaultIdleTransport = 30 * time.Second
+
 // newOptions applies opts over the defaults.
 func newOptions(opts []Option) options {
-	o := options{messageTimeout: defaultMessageTimeout, joinTimeout: defaultJoinTimeout}
+	o := options{messageTimeout: defaultMessageTimeout, joinTimeout: defaultJoinTimeout, idleTransport: defaultIdleTransport}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -70,6 +74,25 @@ func WithMessageTimeout(d time.Duration) Option {
 	return func(o *options) {
 		if d > 0 {
 			o.messageTimeout = d
+		}
+	}
+}
+
+// WithIdleTransportTimeout sets how long the Engine keeps its
+// PeerConnection to the server once no room uses it (every room left,
+// lost or closed). A join within that time is one signaling round trip;
+// after it the PeerConnection closes, at both ends, and the next join sets
+// up a new one first (what the first join of an Engine costs). A login
+// does not need it: messages outside rooms go over the signaling
+// connection. Negative keeps it until Close; zero keeps the default.
+// Default: 30s.
+func WithIdleTransportTimeout(d time.Duration) Option {
+	return func(o *options) {
+		switch {
+		case d < 0:
+			o.idleTransport = 0
+		case d > 0:
+			o.idleTransport = d
 		}
 	}
 }

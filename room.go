@@ -98,7 +98,7 @@ func (r *Room) JoinRoom(token string, user UserInfo, cfg RoomConfig) error {
 	if r.att != nil {
 		return ErrAlreadyInRoom
 	}
-	if !r.e.claimUser(user.UserID) {
+	if !r.e.claimUser(user.UserID, true) {
 		// ByteRTC: one Engine, one user ID across its rooms.
 		r.emit(func(h RoomEventHandler) {
 			h.OnRoomStateChanged(r.id, user.UserID, int(ErrorCodeUserIDDifferent), RoomStateInfo{})
@@ -108,7 +108,7 @@ func (r *Room) JoinRoom(token string, user UserInfo, cfg RoomConfig) error {
 	a := r.newAttempt(token, user, JoinTypeFirst)
 	prev := r.leaving
 	if !r.e.goTracked(func() { r.join(a, prev) }) {
-		r.e.releaseUser()
+		r.e.releaseUser(true)
 		return ErrEngineClosed
 	}
 	r.att = a

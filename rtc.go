@@ -54,9 +54,8 @@ type rtc struct {
 	sentOnce sync.Once
 	open     chan struct{} // closed when the data channels are open
 	done     chan struct{} // closed when it has failed or was closed
-	failOnce sync.Once
-	err      error // why it ended; written before done is closed
-	accepted bool  // the server answered its TransportRequest with 0; guarded by Engine.mu
+	err      error         // why it ended; written before done is closed
+	accepted bool          // the server answered its TransportRequest with 0; guarded by Engine.mu
 }
 
 // prepareRTC starts building a PeerConnection when the Engine has none
@@ -280,47 +279,89 @@ func (x *rtc) waitOpen(ctx context.Context) error {
 
 // fail ends x with err: its PeerConnection closes, and unless quiet, every
 // room that was joined on it rejoins on a new one. Rooms still joining on
-// it see it end (waitOpen) and fail their try. It runs once.
+// it see it end (waitOpen) and fail their try. Only the first end counts.
 func (x *rtc) fail(err error, quiet bool) {
-	x.failOnce.Do(func() {
-		e := x.e
-		x.err = err
-		// Engine.pr keeps pointing at x: its successor learns from it
-		// whether the session is authenticated (early).
-		e.mu.Lock()
-		rooms := make([]*Room, 0, len(e.rooms))
-		for _, r := range e.rooms {
-			rooms = append(rooms, r)
-		}
-		pc, sig := x.pc, x.sig
-		close(x.done) // under e.mu: build, which sets pc under it, sees one or the other
+	e := x.e
+	// Engine.pr keeps pointing at x: its successor learns from it whether
+	// the session is authenticated (early).
+	e.mu.Lock()
+	pc, ok := x.endLocked(err)
+	if !ok {
 		e.mu.Unlock()
-		x.markSent()
-		if ws := x.ws.Load(); ws != nil {
-			for _, w := range ws {
-				w.Close()
-			}
+		return
+	}
+	rooms := make([]*Room, 0, len(e.rooms))
+	for _, r := range e.rooms {
+		rooms = append(rooms, r)
+	}
+	sig := x.sig
+	e.mu.Unlock()
+	x.release(pc)
+	if quiet || (sig != nil && sig.Stopped()) {
+		// A connection that ends for good ends the rooms (signalClosed),
+		// and the server closes the transport with it: no reason to
+		// rejoin.
+		return
+	}
+	e.log.Info("room transport ended", zap.Error(err))
+	for _, r := range rooms {
+		r.mu.Lock()
+		a := r.att
+		on := a != nil && a.rtc == x && a.joined
+		r.mu.Unlock()
+		if on { // a room that worked comes back by itself
+			r.rejoin(a, err.Error())
 		}
-		if pc != nil {
-			_ = pc.Close()
+	}
+}
+
+// endLocked ends x with err and returns its PeerConnection for release;
+// false if x had ended already. Engine.mu is held: build, which sets pc
+// under it, sees one or the other, and rtcFor never hands out x again.
+func (x *rtc) endLocked(err error) (*webrtc.PeerConnection, bool) {
+	if x.ended() {
+		return nil, false
+	}
+	x.err = err
+	close(x.done)
+	return x.pc, true
+}
+
+// release lets go of what x held once it ended: the joins waiting for its
+// TransportRequest, its writers, its PeerConnection pc.
+func (x *rtc) release(pc *webrtc.PeerConnection) {
+	x.markSent()
+	if ws := x.ws.Load(); ws != nil {
+		for _, w := range ws {
+			w.Close()
 		}
-		if quiet || (sig != nil && sig.Stopped()) {
-			// A connection that ends for good ends the rooms
-			// (signalClosed), and the server closes the transport with
-			// it: no reason to rejoin.
-			return
-		}
-		e.log.Info("room transport ended", zap.Error(err))
-		for _, r := range rooms {
-			r.mu.Lock()
-			a := r.att
-			on := a != nil && a.rtc == x && a.joined
-			r.mu.Unlock()
-			if on { // a room that worked comes back by itself
-				r.rejoin(a, err.Error())
-			}
-		}
-	})
+	}
+	if pc != nil {
+		_ = pc.Close()
+	}
+}
+
+// errTransportIdle ends an rtc no room has used for the idle timeout
+// (WithIdleTransportTimeout).
+var errTransportIdle = errors.New("room transport idle")
+
+// closeIdle closes x, the Engine's rtc, once no room has used it for the
+// idle timeout: unless a room has started using it again meanwhile, or it
+// was replaced or ended. The next join sets up a new one, whose
+// TransportRequest replaces x's at the server (early, as after a failure).
+func (e *Engine) closeIdle(x *rtc) {
+	e.mu.Lock()
+	if e.closed || e.attempts > 0 || e.pr != x {
+		e.mu.Unlock()
+		return
+	}
+	e.idleStop = nil
+	pc, ok := x.endLocked(errTransportIdle)
+	e.mu.Unlock()
+	if ok {
+		e.log.Info("room transport closed: no room used it", zap.Duration("for", e.opts.idleTransport))
+		x.release(pc)
+	}
 }
 
 // read reads x's data channels until they close.

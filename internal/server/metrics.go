@@ -70,7 +70,7 @@ func newMetrics() *metrics {
 			Name: "parley_members", Help: "Active room members (on an open transport).",
 		}),
 		transports: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "parley_transports", Help: "Sessions' PeerConnections set up now: one per client that set one up (for its first room), shared by all its rooms, kept until its session ends.",
+			Name: "parley_transports", Help: "Sessions' PeerConnections set up now: one per client that set one up (for its first room), shared by all its rooms, kept until its session ends or the client closes it (the Go SDK does once no room has used it for a while).",
 		}),
 		joins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "parley_joins_total", Help: "Join requests by result.",
