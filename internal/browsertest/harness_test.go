@@ -108,8 +108,8 @@ const helperJS = `(async () => {
   window.bytes = (n, seed) => { const b = new Uint8Array(n); for (let i = 0; i < n; i++) b[i] = (i * 31 + seed) & 255; return b.buffer; };
   window.h = {
     engine: null, queues: {}, waiters: {},
-    make(appId, serverUrl) {
-      this.engine = sdk.createEngine(appId, serverUrl ? { serverUrl } : undefined);
+    make(appId, serverUrl, config) {
+      this.engine = sdk.createEngine(appId, { ...(serverUrl ? { serverUrl } : {}), ...config });
       for (const ev of Object.values(sdk.events)) this.engine.on(ev, (p) => this.push(ev, p));
       return true;
     },

@@ -72,6 +72,14 @@ export interface UserInfo {
 export interface EngineConfig {
   /** The signaling URL, e.g. ws://127.0.0.1:7880/rtc. Default: /rtc on the page's own host. */
   serverUrl?: string;
+  /**
+   * How long the PeerConnection to the server is kept once the engine is
+   * in no room (left, removed, or its join failed): a join within that
+   * time reuses it; after it, it closes, and the next join sets up a new
+   * one. The login does not need it. Negative: kept until destroy. Default
+   * (and 0): 30000.
+   */
+  idleTransportMs?: number;
 }
 
 /** The payload of each event. */

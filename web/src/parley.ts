@@ -42,6 +42,7 @@ const MAX_PAYLOAD = 65536;
 const MESSAGE_TIMEOUT_MS = 10_000; // a send without a result is Timeout
 const JOIN_TIMEOUT_MS = 20_000; // a join, from start to joined
 const LEAVE_TIMEOUT_MS = 5_000;
+const IDLE_TRANSPORT_MS = 30_000; // EngineConfig.idleTransportMs's default
 const ACK_DELAY_MS = 2; // a user message's ack (its sender waits): batched per sender, 2 ms after the first
 // A broadcast's ack settles only the server's copy (its sender's result
 // came when the server handed it on), so it may wait: up to
@@ -63,6 +64,14 @@ export interface UserInfo {
 export interface EngineConfig {
   /** The signaling URL, e.g. ws://127.0.0.1:7880/rtc. Default: /rtc on the page's own host. */
   serverUrl?: string;
+  /**
+   * How long the PeerConnection to the server is kept once the engine is
+   * in no room (left, removed, or its join failed): a join within that
+   * time reuses it; after it, it closes, and the next join sets up a new
+   * one. The login does not need it. Negative: kept until destroy. Default
+   * (and 0): 30000.
+   */
+  idleTransportMs?: number;
 }
 
 type Handler = (payload: any) => void;
@@ -111,6 +120,15 @@ export class Engine {
   private readonly signal: Signal;
   private readonly handlers = new Map<string, Set<Handler>>();
   private transport: Transport | null = null;
+  /**
+   * A TransportRequest was accepted on the current session: a new
+   * PeerConnection's request must then go before the join that uses it,
+   * since the server may still think the old one open (docs/protocol.md,
+   * "When to send TransportRequest").
+   */
+  private transportAccepted = false;
+  private readonly idleTransportMs: number;
+  private idleTimer: ReturnType<typeof setTimeout> | null = null;
   /** Resolves once the current transport is open (its answer applied, its channels up). */
   private transportReady: Promise<void> | null = null;
   private room: RoomState | null = null;
@@ -133,6 +151,8 @@ export class Engine {
     readonly appId: string,
     config: EngineConfig = {},
   ) {
+    const idle = config.idleTransportMs ?? 0;
+    this.idleTransportMs = idle > 0 ? idle : idle < 0 ? 0 : IDLE_TRANSPORT_MS;
     let url = config.serverUrl;
     if (!url) {
       const l = globalThis.location;
@@ -250,6 +270,7 @@ export class Engine {
       join: null,
     };
     this.room = room;
+    this.stopIdleTimer();
     const done = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => this.failJoin(room, roomError(-1001, "join timed out")), JOIN_TIMEOUT_MS);
       room.join = { resolve, reject, timer };
@@ -264,8 +285,24 @@ export class Engine {
     return done;
   }
 
-  /** Sends the JoinRequest, then, if the session has no transport, the TransportRequest behind it. */
+  /**
+   * Sends the JoinRequest and, if the session has no transport, a
+   * TransportRequest: behind the join on a session that never had one
+   * accepted (the server sets one up only for a session with an accepted
+   * join), else before it.
+   */
   private sendJoin(room: RoomState, rejoin: boolean): void {
+    if (this.transport) this.requestJoin(room, rejoin);
+    else if (!this.transportAccepted) {
+      this.requestJoin(room, rejoin);
+      this.startTransport();
+    } else
+      this.startTransport(() => {
+        if (this.room === room) this.requestJoin(room, rejoin);
+      });
+  }
+
+  private requestJoin(room: RoomState, rejoin: boolean): void {
     const answer = this.signal.request({
       case: "join",
       value: {
@@ -280,7 +317,6 @@ export class Engine {
         room: room.handle,
       },
     });
-    if (!this.transport) this.startTransport();
     answer.then(
       (f) => {
         if (this.room !== room || f.body.case !== "join") return;
@@ -319,6 +355,7 @@ export class Engine {
       if (f.body.case !== "transport" || f.body.value.code !== 0) {
         throw new Error(f.body.case === "transport" ? f.body.value.reason : "no TransportResponse");
       }
+      this.transportAccepted = true;
       if (this.transport !== t) throw new Error("replaced");
       await t.answer(f.body.value.sdpAnswer);
     })();
@@ -379,6 +416,7 @@ export class Engine {
     this.transport?.close();
     this.transport = null;
     this.transportReady = null;
+    this.transportAccepted = false;
     this.serverParamsSet = false;
     for (const [id, p] of this.pending) {
       if (p.kind === "outside" || p.kind === "server" || !p.reliable) this.settle(id, 2);
@@ -451,6 +489,29 @@ export class Engine {
       room.join = null;
     }
     this.failRoomSends(2);
+    this.armIdleTimer();
+  }
+
+  /**
+   * Closes the PeerConnection once the engine has been in no room for
+   * idleTransportMs, unless a join comes first (stopIdleTimer).
+   */
+  private armIdleTimer(): void {
+    if (this.idleTransportMs <= 0 || this.destroyed) return;
+    this.stopIdleTimer();
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = null;
+      const t = this.transport;
+      if (this.room || !t || this.destroyed) return;
+      this.transport = null;
+      this.transportReady = null;
+      t.close();
+    }, this.idleTransportMs);
+  }
+
+  private stopIdleTimer(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
   }
 
   private failRoomSends(result: number): void {
@@ -480,6 +541,7 @@ export class Engine {
       this.notifyLeave(room, UserOfflineReason.QUIT),
       new Promise((r) => setTimeout(r, LEAVE_TIMEOUT_MS)),
     ]);
+    if (!this.room) this.armIdleTimer(); // after the leave: the server confirms it before the transport goes
   }
 
   /** Replaces the room token before it expires (onTokenWillExpire); rejects with UPDATE_TOKEN_WITH_INVALID_TOKEN. */
@@ -702,6 +764,7 @@ export class Engine {
           this.room = null;
           room.acks.clear();
           this.failRoomSends(2);
+          this.armIdleTimer();
         }
         this.notifyLeave(room, UserOfflineReason.DROPPED);
         this.emit("onError", { errorCode: roomCodeName(v.code), result: v.code, errorMessage: v.reason });
@@ -867,6 +930,7 @@ export class Engine {
     if (this.destroyed) return;
     if (this.room && this.signal.connected) await this.leaveRoom().catch(() => {});
     this.destroyed = true;
+    this.stopIdleTimer();
     this.room?.acks.clear();
     this.room = null;
     this.login_ = null;
