@@ -1,10 +1,6 @@
 package browsertest
 
 import (
-	"bufio"
-	"net/http"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,20 +13,7 @@ import (
 // PeerConnections.
 func (h *harness) transports() float64 {
 	h.t.Helper()
-	resp, err := http.Get("http://" + h.srv.Server().MetricsAddr().String() + "/metrics")
-	require.NoError(h.t, err)
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "parley_transports "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			require.NoError(h.t, err)
-			return f
-		}
-	}
-	require.NoError(h.t, sc.Err())
-	h.t.Fatal("no parley_transports in the server's metrics")
-	return 0
+	return metric(h.t, h.srv, "parley_transports")
 }
 
 // TestIdleTransportCloses: once the page's engine has been in no room for
