@@ -244,6 +244,7 @@ func (e *Engine) Close() error {
 	e.mu.Unlock()
 	if x != nil {
 		x.fail(ErrEngineClosed, true)
+		<-x.freed // when another goroutine ended it first, it may still be closing it
 	}
 	if sig != nil {
 		sig.Close()

@@ -54,6 +54,7 @@ type rtc struct {
 	sentOnce sync.Once
 	open     chan struct{} // closed when the data channels are open
 	done     chan struct{} // closed when it has failed or was closed
+	freed    chan struct{} // closed once what it held is let go (release), after done
 	err      error         // why it ended; written before done is closed
 	accepted bool          // the server answered its TransportRequest with 0; guarded by Engine.mu
 }
@@ -104,12 +105,13 @@ func (e *Engine) newRTCLocked() *rtc {
 		prev = prev.prev
 	}
 	x := &rtc{
-		e:    e,
-		prev: prev,
-		kick: make(chan struct{}),
-		sent: make(chan struct{}),
-		open: make(chan struct{}),
-		done: make(chan struct{}),
+		e:     e,
+		prev:  prev,
+		kick:  make(chan struct{}),
+		sent:  make(chan struct{}),
+		open:  make(chan struct{}),
+		done:  make(chan struct{}),
+		freed: make(chan struct{}),
 	}
 	e.wg.Add(1)
 	go func() {
@@ -339,6 +341,7 @@ func (x *rtc) release(pc *webrtc.PeerConnection) {
 	if pc != nil {
 		_ = pc.Close()
 	}
+	close(x.freed)
 }
 
 // errTransportIdle ends an rtc no room has used for the idle timeout

@@ -13,7 +13,7 @@ import (
 // and its rtc x, as if built and accepted.
 func newIdleTestEngine(idle time.Duration) (*Engine, *rtc) {
 	e := &Engine{opts: newOptions([]Option{WithIdleTransportTimeout(idle)}), log: zap.NewNop()}
-	x := &rtc{e: e, kick: make(chan struct{}), sent: make(chan struct{}), open: make(chan struct{}), done: make(chan struct{}), accepted: true}
+	x := &rtc{e: e, kick: make(chan struct{}), sent: make(chan struct{}), open: make(chan struct{}), done: make(chan struct{}), freed: make(chan struct{}), accepted: true}
 	e.pr = x
 	return e, x
 }
