@@ -138,3 +138,44 @@ func TestTransportFailureRejoinsWithoutLoss(t *testing.T) {
 		return left || joined || isMessage(e)
 	}))
 }
+
+// TestOfflineBurstIsBounded: messages the page sends while its WebSocket is
+// down beyond the replay buffer's 1,024 frames wait for room in it, in
+// order, instead of growing it (the Go SDK's signaling queue bound); once
+// the network is back the resume replays the buffer, the rest follows as
+// the server acknowledges, and every message arrives once, in order, with
+// Success.
+func TestOfflineBurstIsBounded(t *testing.T) {
+	h := newHarness(t)
+	px := newProxy(t, h.srv.Server().Addr().String())
+	p := h.newPage("http://" + px.Addr())
+	p.login(h.srv, "web")
+	g := h.goEngine()
+	g.login(t, h.srv, "gopher")
+
+	px.Block(true)
+	px.Cut()
+	p.waitState(4) // RECONNECTING
+
+	const n = 1500
+	type queued struct{ Kept, Waiting int }
+	before := evalT[queued](p, "h.engine.signalQueuedForTesting()")
+	evalT[bool](p, fmt.Sprintf(`(window.sent = Array.from({length: %d}, (_, i) =>
+		h.settle(h.engine.sendUserMessageOutsideRoom('gopher', 'burst ' + i))), true)`, n))
+	q := evalT[queued](p, "h.engine.signalQueuedForTesting()")
+	t.Logf("before the burst %+v, after %+v", before, q)
+	require.Equal(t, 1024, q.Kept, "the replay buffer holds 1,024 frames")
+	require.Equal(t, before.Kept+n, q.Kept+q.Waiting, "the rest wait for room")
+
+	px.Block(false)
+	p.waitState(5) // RECONNECTED
+	for i := range n {
+		m := g.message(t)
+		require.Equal(t, parleytest.Message{From: "web", OutsideRoom: true, Payload: []byte(fmt.Sprintf("burst %d", i))}, m)
+	}
+	for i, o := range evalT[[]outcome](p, "Promise.all(window.sent)") {
+		require.True(t, o.OK, "page's send %d: %s", i, o.Code)
+	}
+	require.Zero(t, evalT[queued](p, "h.engine.signalQueuedForTesting()").Waiting, "nothing waits")
+	require.Empty(t, g.rec.TakeAll(isMessage), "no message twice")
+}

@@ -140,6 +140,8 @@ export declare class Engine {
   dropConnectionForTesting(): void;
   /** Closes the PeerConnection as a failure would; the engine builds a new one and rejoins its room. */
   dropTransportForTesting(): void;
+  /** The signaling replay buffer's frames (at most 1024 once messages wait) and the messages waiting for room in it. */
+  signalQueuedForTesting(): { kept: number; waiting: number };
 }
 
 /** Creates an engine; it connects on its first joinRoom or login. */

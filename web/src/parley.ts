@@ -890,7 +890,7 @@ export class Engine {
     const msgId = this.nextMsgID++;
     const reliable = config === MessageConfig.RELIABLE_ORDERED;
     const result = this.track(msgId, "outside", to, reliable);
-    this.signal.notify({ case: "send", value: { msgId, to, binary, payload, reliable } });
+    this.signal.notifyInTurn({ case: "send", value: { msgId, to, binary, payload, reliable } }, () => this.pending.has(msgId));
     return result;
   }
 
@@ -919,7 +919,7 @@ export class Engine {
     if (payload.length > MAX_PAYLOAD) return this.failNow("server", 103);
     const msgId = this.nextMsgID++;
     const result = this.track(msgId, "server", "", false);
-    this.signal.notify({ case: "serverMessage", value: { msgId, binary, payload } });
+    this.signal.notifyInTurn({ case: "serverMessage", value: { msgId, binary, payload } }, () => this.pending.has(msgId));
     return result;
   }
 
@@ -950,6 +950,14 @@ export class Engine {
    */
   dropConnectionForTesting(): void {
     this.signal.drop();
+  }
+
+  /**
+   * Test hook: the signaling replay buffer's frames (at most 1024 once
+   * messages wait) and the messages waiting for room in it.
+   */
+  signalQueuedForTesting(): { kept: number; waiting: number } {
+    return this.signal.queued;
   }
 
   /**

@@ -46,6 +46,22 @@ interface Waiter {
   reject(e: Error): void;
 }
 
+/**
+ * The replay buffer's bound for messages: numbered frames sent and not yet
+ * acknowledged by the server, as the Go SDK's signaling queue. A burst of
+ * messages beyond it, or messages sent while the connection is down, wait
+ * for the server's acks (notifyInTurn): the page's memory stays bounded,
+ * and a resume replays at most this many frames at once, well inside the
+ * server's frame rate.
+ */
+export const QUEUE_LEN = 1024;
+
+/** A message frame waiting for room in the replay buffer. */
+interface Waiting {
+  body: ClientBody;
+  wanted: () => boolean;
+}
+
 /** A numbered frame kept until the server's acked covers it. */
 interface Kept {
   seq: bigint;
@@ -60,6 +76,7 @@ export class Signal {
   private unacked = 0; // server frames received since acked last went out
   private ackTimer: ReturnType<typeof setTimeout> | null = null;
   private kept: Kept[] = []; // the replay buffer, in seq order
+  private waiting: Waiting[] = []; // messages waiting for room in kept, in call order
   private session: { id: string; secret: Uint8Array } | null = null;
   private waiters = new Map<bigint, Waiter>();
   private ready = false; // the handshake of the current connection is done
@@ -123,6 +140,23 @@ export class Signal {
     this.send(body, true);
   }
 
+  /**
+   * Sends a numbered message frame that gets no answer, in call order,
+   * once the replay buffer holds fewer than QUEUE_LEN frames. One whose
+   * send is no longer wanted when its turn comes (it timed out, or the
+   * session it was for is gone) is dropped.
+   */
+  notifyInTurn(body: ClientBody, wanted: () => boolean): void {
+    while (this.waiting.length > 0 && !this.waiting[0].wanted()) this.waiting.shift();
+    if (this.waiting.length === 0 && this.kept.length < QUEUE_LEN) this.send(body, true);
+    else this.waiting.push({ body, wanted });
+  }
+
+  /** Frames in the replay buffer and messages waiting for room in it (tests). */
+  get queued(): { kept: number; waiting: number } {
+    return { kept: this.kept.length, waiting: this.waiting.length };
+  }
+
   /** Closes for good with 1000: the session ends at the server. */
   close(): void {
     if (this.closed) return;
@@ -133,6 +167,7 @@ export class Signal {
     this.ws = null;
     this.ready = false;
     ws?.close(1000, "engine destroyed");
+    this.waiting = [];
     this.failWaiters("engine destroyed");
     for (const w of this.readyWaiters) w.reject(new SignalError("engine destroyed"));
     this.readyWaiters = [];
@@ -287,6 +322,7 @@ export class Signal {
     this.lastReceived = 0n;
     this.unacked = 0;
     this.kept = [];
+    this.waiting = []; // their sends fail with the session (Engine.onReconnected)
     this.failWaiters("session lost");
   }
 
@@ -300,6 +336,10 @@ export class Signal {
     let i = 0;
     while (i < this.kept.length && this.kept[i].seq <= acked) i++;
     if (i > 0) this.kept.splice(0, i);
+    while (this.waiting.length > 0 && this.kept.length < QUEUE_LEN) {
+      const w = this.waiting.shift()!;
+      if (w.wanted()) this.send(w.body, true);
+    }
   }
 
   private receive(f: ServerFrame, ws: WebSocket): void {
