@@ -182,10 +182,7 @@ func (e *Engine) Close() error {
 		return nil
 	}
 	e.closed = true
-	if e.idleStop != nil {
-		e.idleStop()
-		e.idleStop = nil
-	}
+	e.stopIdleLocked()
 	rooms := make([]*Room, 0, len(e.rooms))
 	for _, r := range e.rooms {
 		rooms = append(rooms, r)
@@ -292,10 +289,7 @@ func (e *Engine) claimUser(userID string, room bool) bool {
 	e.userRefs++
 	if room {
 		e.attempts++
-		if e.idleStop != nil {
-			e.idleStop()
-			e.idleStop = nil
-		}
+		e.stopIdleLocked()
 	}
 	return true
 }
@@ -311,10 +305,19 @@ func (e *Engine) releaseUser(room bool) {
 		return
 	}
 	e.attempts--
-	if x := e.pr; e.attempts == 0 && !e.closed && x != nil && !x.ended() && e.opts.idleTransport > 0 && e.idleStop == nil {
+	// No timer is running: the claim that made attempts positive stopped it.
+	if x := e.pr; e.attempts == 0 && !e.closed && x != nil && !x.ended() && e.opts.idleTransport > 0 {
 		// Tracked: Close waits for a PeerConnection closing as idle.
 		t := time.AfterFunc(e.opts.idleTransport, func() { e.goTracked(func() { e.closeIdle(x) }) })
 		e.idleStop = t.Stop
+	}
+}
+
+// stopIdleLocked stops the idle timer, if one runs. e.mu is held.
+func (e *Engine) stopIdleLocked() {
+	if e.idleStop != nil {
+		e.idleStop()
+		e.idleStop = nil
 	}
 }
 

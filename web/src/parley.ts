@@ -272,13 +272,13 @@ export class Engine {
     this.room = room;
     this.stopIdleTimer();
     const done = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => this.failJoin(room, roomError(-1001, "join timed out")), JOIN_TIMEOUT_MS);
+      const timer = setTimeout(() => this.dropRoom(room, roomError(-1001, "join timed out")), JOIN_TIMEOUT_MS);
       room.join = { resolve, reject, timer };
     });
     try {
       await this.connect();
     } catch (e) {
-      this.failJoin(room, roomError(-1001, String(e)));
+      this.dropRoom(room, roomError(-1001, String(e)));
       return done;
     }
     this.sendJoin(room, false);
@@ -322,7 +322,7 @@ export class Engine {
         if (this.room !== room || f.body.case !== "join") return;
         const code = f.body.value.code;
         if (code !== 0) {
-          this.failJoin(room, roomError(code, f.body.value.reason));
+          this.dropRoom(room, roomError(code, f.body.value.reason));
           this.notifyLeave(room, UserOfflineReason.DROPPED);
         }
       },
@@ -479,7 +479,12 @@ export class Engine {
     for (const h of held) h();
   }
 
-  private failJoin(room: RoomState, err: RtcError): void {
+  /**
+   * The room is gone without a leave of the page's own (its join failed,
+   * or the server removed it): a join in progress rejects with err, its
+   * sends fail, and the idle timer starts.
+   */
+  private dropRoom(room: RoomState, err: RtcError): void {
     if (this.room !== room) return;
     this.room = null;
     room.acks.clear();
@@ -759,13 +764,7 @@ export class Engine {
         const v = f.body.value;
         if (!room || v.roomId !== room.roomId) return;
         const err = roomError(v.code, v.reason);
-        if (room.join) this.failJoin(room, err);
-        else {
-          this.room = null;
-          room.acks.clear();
-          this.failRoomSends(2);
-          this.armIdleTimer();
-        }
+        this.dropRoom(room, err);
         this.notifyLeave(room, UserOfflineReason.DROPPED);
         this.emit("onError", { errorCode: roomCodeName(v.code), result: v.code, errorMessage: v.reason });
         return;
