@@ -22,7 +22,7 @@ import (
 //	go test -run '^$' -bench BenchmarkJoin -benchtime 30x .
 func BenchmarkJoin(b *testing.B) {
 	srv := parleytest.NewServer(b)
-	api := transport.NewAPI(transport.Options{LoopbackOnly: true})
+	api := transport.NewAPI(transport.Options{LoopbackOnly: true, UnbatchedUDP: true})
 	var joins, raws []time.Duration
 	for i := 0; b.Loop(); i++ {
 		raws = append(raws, rawSetup(b, api))

@@ -293,7 +293,7 @@ func (w *rawWriter) Write(ctx context.Context, p []byte) error {
 
 func newRawPair(b *testing.B) *rawPair {
 	b.Helper()
-	pcs, dcs, chans := connectRaw(b, transport.NewAPI(transport.Options{LoopbackOnly: true}))
+	pcs, dcs, chans := connectRaw(b, transport.NewAPI(transport.Options{LoopbackOnly: true, UnbatchedUDP: true}))
 	for _, pc := range pcs {
 		b.Cleanup(func() { _ = pc.Close() })
 	}

@@ -164,7 +164,10 @@ func (s *Server) Start() error {
 	if s.cfg.ICENet != nil {
 		udp, err = transport.ListenNetUDP(s.cfg.ICENet, s.cfg.UDPPort)
 	} else {
-		udp, err = transport.ListenUDP(&net.UDPAddr{IP: ip, Port: s.cfg.UDPPort}, s.log)
+		var conn *net.UDPConn
+		if conn, err = transport.ListenUDP(&net.UDPAddr{IP: ip, Port: s.cfg.UDPPort}, s.log); err == nil {
+			udp = transport.BatchUDP(conn, s.log)
+		}
 	}
 	if err != nil {
 		ln.Close()

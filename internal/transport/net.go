@@ -18,9 +18,10 @@ type bufferedNet struct {
 	log    *zap.Logger
 	size   int          // the buffer size asked for: SocketBuffer
 	warned *atomic.Bool // a short buffer was reported at Warn once already
+	batch  bool         // ICE sockets batch their system calls (udpbatch.go)
 }
 
-func newBufferedNet(log *zap.Logger) (transport.Net, error) {
+func newBufferedNet(log *zap.Logger, batch bool) (transport.Net, error) {
 	n, err := stdnet.NewNet()
 	if err != nil {
 		return nil, err
@@ -28,7 +29,7 @@ func newBufferedNet(log *zap.Logger) (transport.Net, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return bufferedNet{Net: n, log: log, size: SocketBuffer, warned: new(atomic.Bool)}, nil
+	return bufferedNet{Net: n, log: log, size: SocketBuffer, warned: new(atomic.Bool), batch: batch}, nil
 }
 
 func (n bufferedNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
@@ -38,6 +39,9 @@ func (n bufferedNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UD
 	}
 	if u, ok := c.(*net.UDPConn); ok {
 		n.setBuffers(u)
+		if n.batch {
+			return newBatchUDP(u, n.log), nil
+		}
 	}
 	return c, nil
 }

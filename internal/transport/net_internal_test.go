@@ -65,7 +65,7 @@ func TestListenUDPWarnsOnShortBuffers(t *testing.T) {
 // grant at Warn the first time and at Debug after.
 func TestBufferedNetWarnsOnce(t *testing.T) {
 	core, logs := observer.New(zapcore.DebugLevel)
-	n, err := newBufferedNet(zap.New(core))
+	n, err := newBufferedNet(zap.New(core), true)
 	require.NoError(t, err)
 	bn := n.(bufferedNet)
 	bn.size = 1 << 30 // more than any kernel grants

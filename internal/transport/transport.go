@@ -82,6 +82,11 @@ type Options struct {
 	// and IP filters do not apply; loopback candidates stay off, and the
 	// traffic never leaves the process anyway. Nil: the host's network.
 	Net Net
+	// UnbatchedUDP leaves the sockets pion opens as the kernel gives them:
+	// a system call a packet, as in pion itself. Benchmarks' raw pion
+	// baselines set it. Without it, on Linux, each socket's reads and
+	// writes are batched (udpbatch.go).
+	UnbatchedUDP bool
 }
 
 // Net is pion's network interface (github.com/pion/transport/v5), which
@@ -109,7 +114,7 @@ func NewAPI(o Options) *webrtc.API {
 	}
 	if o.Net != nil {
 		se.SetNet(o.Net)
-	} else if n, err := newBufferedNet(o.Logger); err == nil {
+	} else if n, err := newBufferedNet(o.Logger, !o.UnbatchedUDP); err == nil {
 		// One network for every PeerConnection of the API. Without it pion
 		// makes one per ICE agent, which lists the host's interfaces over
 		// netlink as the PeerConnection is set up and keeps the answer for

@@ -1,0 +1,66 @@
+package transport
+
+import (
+	"net"
+	"net/netip"
+
+	"go.uber.org/zap"
+)
+
+// Batching a UDP socket's system calls.
+//
+// The server carries every member's ICE traffic on one UDP socket (pion's
+// UDPMux), and each packet in or out used to be one system call: a
+// sendto per delivery, ack and keepalive, a recvfrom per packet in. On a
+// machine where a system call is dear (a VM with page-table isolation:
+// about 1 µs a call, and a loopback sendto that wakes the peer costs
+// many times that), those calls were a fifth of the server's profile.
+// Linux takes many datagrams in one call, to as many destinations:
+// sendmmsg and recvmmsg. BatchUDP puts a socket behind them:
+//
+//   - Writes are queued and sent by one writer goroutine, which lets every
+//     goroutine already runnable have its turn first (runtime.Gosched), so
+//     the packets of a fan-out, each written by its own association's
+//     goroutine, leave in one sendmmsg. A lone packet waits for nothing
+//     but that turn: with nothing else runnable the writer sends it at
+//     once.
+//   - Reads take up to udpBatchSize datagrams a call, as many as the
+//     socket holds, and hand them out one by one to the UDPMux's reader.
+//
+// Elsewhere (not Linux, or a socket that is not a *net.UDPConn) BatchUDP
+// returns the socket as it is.
+
+const (
+	// udpBatchSize is the most datagrams one sendmmsg or recvmmsg takes.
+	udpBatchSize = 64
+	// udpQueueLimit is the most packets queued for the writer; a writer
+	// beyond it waits, as it would on a full socket buffer.
+	udpQueueLimit = 4 * udpBatchSize
+	// udpReadSize is the buffer for one datagram read: pion's receiveMTU.
+	udpReadSize = 8192
+)
+
+// BatchUDP returns conn with its reads and writes batched where the
+// platform allows (see above), or conn itself. Closing the result closes
+// conn. The result implements pion/ice's AddrPortReaderWriter, which its
+// UDPMux uses for allocation-free reads and writes.
+func BatchUDP(conn *net.UDPConn, log *zap.Logger) net.PacketConn {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return newBatchUDP(conn, log)
+}
+
+// udpAddr is addr as a *net.UDPAddr, for the net.PacketConn methods.
+func udpAddr(addr netip.AddrPort) net.Addr {
+	return net.UDPAddrFromAddrPort(addr)
+}
+
+// addrPort is addr as a netip.AddrPort, or false if addr is not UDP.
+func addrPort(addr net.Addr) (netip.AddrPort, bool) {
+	u, ok := addr.(*net.UDPAddr)
+	if !ok {
+		return netip.AddrPort{}, false
+	}
+	return u.AddrPort(), true
+}
