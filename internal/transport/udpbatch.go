@@ -24,8 +24,11 @@ import (
 //     goroutine, leave in one sendmmsg. A lone packet waits for nothing
 //     but that turn: with nothing else runnable the writer sends it at
 //     once.
-//   - Reads take up to udpBatchSize datagrams a call, as many as the
-//     socket holds, and hand them out one by one to the UDPMux's reader.
+//   - Reads take as many datagrams a call as the socket holds, up to its
+//     read slots: one at first, doubled up to udpBatchSize each time a
+//     read fills them all, so a quiet socket keeps one buffer. They are
+//     handed out one by one to the reader (pion's UDPMux, or a candidate's
+//     read loop).
 //
 // Elsewhere (not Linux, or a socket that is not a *net.UDPConn) BatchUDP
 // returns the socket as it is.

@@ -92,6 +92,27 @@ func TestBatchUDPSendCalls(t *testing.T) {
 	}
 }
 
+// TestBatchUDPReadSlotsGrow: a socket reads one datagram a call until a
+// read finds more waiting than it has slots for; then its slots double,
+// up to udpBatchSize, and every datagram still comes out, in order.
+func TestBatchUDPReadSlotsGrow(t *testing.T) {
+	_, b, _, bAddr := newBatchPair(t)
+	plain, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	defer plain.Close()
+	require.Equal(t, 1, b.rslots, "a new socket reads one at a time")
+	const n = 2 * udpBatchSize
+	for i := range n { // all in b's receive buffer before its first read
+		_, err := plain.WriteToUDP(fmt.Appendf(nil, "%d", i), net.UDPAddrFromAddrPort(bAddr))
+		require.NoError(t, err)
+	}
+	for i := range n {
+		s, _ := readString(t, b)
+		require.Equal(t, fmt.Sprint(i), s)
+	}
+	require.Equal(t, udpBatchSize, b.rslots)
+}
+
 // TestBatchUDPSkipsRefusedDestination: a packet the kernel refuses (an
 // IPv6 destination for the IPv4 socket) is dropped and the packets
 // behind it in the same batch still go.

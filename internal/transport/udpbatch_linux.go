@@ -62,6 +62,7 @@ type batchUDP struct {
 	riovs  [udpBatchSize]unix.Iovec // guarded by rmu
 	rnames [udpBatchSize]sockaddr   // guarded by rmu
 	rbufs  [udpBatchSize][]byte     // guarded by rmu
+	rslots int                      // guarded by rmu: the slots in use, each with a buffer (see fill)
 	rnext  int                      // guarded by rmu: the next datagram to hand out
 	rcount int                      // guarded by rmu: datagrams the last recvmmsg read
 }
@@ -79,7 +80,14 @@ func newBatchUDP(conn *net.UDPConn, log *zap.Logger) transport.UDPConn {
 		done:    make(chan struct{}),
 	}
 	c.room.L = &c.mu
-	for i := range c.rmsgs {
+	c.growSlots(1)
+	go c.writer()
+	return c
+}
+
+// growSlots gives the read slots up to n a buffer each.
+func (c *batchUDP) growSlots(n int) {
+	for i := c.rslots; i < n; i++ {
 		c.rbufs[i] = make([]byte, udpReadSize)
 		c.riovs[i].Base = &c.rbufs[i][0]
 		c.riovs[i].SetLen(udpReadSize)
@@ -87,8 +95,7 @@ func newBatchUDP(conn *net.UDPConn, log *zap.Logger) transport.UDPConn {
 		c.rmsgs[i].hdr.SetIovlen(1)
 		c.rmsgs[i].hdr.Name = &c.rnames[i][0]
 	}
-	go c.writer()
-	return c
+	c.rslots = n
 }
 
 // WriteToAddrPort queues a copy of b for addr and returns; the writer
@@ -295,10 +302,13 @@ func (c *batchUDP) closedErr(err error) error {
 	return err
 }
 
-// fill reads as many datagrams as the socket holds, up to udpBatchSize,
-// waiting for the first.
+// fill reads as many datagrams as the socket holds, up to the slots in
+// use, waiting for the first. A socket starts with one slot and doubles
+// them, up to udpBatchSize, each time a read fills them all: a quiet
+// socket (a client's, in the SDK) keeps one 8 KiB buffer, a busy one
+// (the server's) soon reads 64 datagrams a call.
 func (c *batchUDP) fill() error {
-	for i := range c.rmsgs {
+	for i := range c.rslots {
 		c.rmsgs[i].hdr.Namelen = uint32(len(sockaddr{}))
 		c.rmsgs[i].hdr.Flags = 0
 		c.rmsgs[i].n = 0
@@ -306,7 +316,7 @@ func (c *batchUDP) fill() error {
 	var got int
 	var errno syscall.Errno
 	err := c.raw.Read(func(fd uintptr) bool {
-		r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&c.rmsgs[0])), udpBatchSize, 0, 0, 0)
+		r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&c.rmsgs[0])), uintptr(c.rslots), 0, 0, 0)
 		if e == unix.EAGAIN {
 			return false
 		}
@@ -321,6 +331,9 @@ func (c *batchUDP) fill() error {
 		return &net.OpError{Op: "read", Net: "udp", Source: c.LocalAddr(), Err: err}
 	}
 	c.rnext, c.rcount = 0, got
+	if got == c.rslots && c.rslots < udpBatchSize {
+		c.growSlots(min(2*c.rslots, udpBatchSize))
+	}
 	return nil
 }
 
