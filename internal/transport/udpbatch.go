@@ -23,7 +23,9 @@ import (
 //     the packets of a fan-out, each written by its own association's
 //     goroutine, leave in one sendmmsg. A lone packet waits for nothing
 //     but that turn: with nothing else runnable the writer sends it at
-//     once.
+//     once. (The turn is at the back of Go's global run queue: in a
+//     process of thousands of busy Engines, such as the load tool with a
+//     room of 2,000, it is a long one; see docs/performance.md.)
 //   - Reads take as many datagrams a call as the socket holds, up to its
 //     read slots: one at first, doubled up to udpBatchSize each time a
 //     read fills them all, so a quiet socket keeps one buffer. They are
@@ -37,8 +39,13 @@ const (
 	// udpBatchSize is the most datagrams one sendmmsg or recvmmsg takes.
 	udpBatchSize = 64
 	// udpQueueLimit is the most packets queued for the writer; a writer
-	// beyond it waits, as it would on a full socket buffer.
-	udpQueueLimit = 4 * udpBatchSize
+	// beyond it waits, as it would on a full socket buffer. It holds a
+	// broadcast to a room of 4,000 at once: every waiting writer wakes
+	// each time the writer takes the queue, so a fan-out that waited on a
+	// short queue would wake its goroutines over and over.
+	udpQueueLimit = 4096
+	// udpFreeLimit is the most packet buffers a socket keeps for reuse.
+	udpFreeLimit = 256
 	// udpReadSize is the buffer for one datagram read: pion's receiveMTU.
 	udpReadSize = 8192
 )

@@ -144,14 +144,15 @@ func TestBatchUDPSkipsBadDatagrams(t *testing.T) {
 	require.Equal(t, plain.LocalAddr().(*net.UDPAddr).AddrPort(), from)
 }
 
-// TestBatchUDPWaitsForRoom: a write beyond udpQueueLimit waits for the
-// writer to take the queue, then goes.
+// TestBatchUDPWaitsForRoom: a write beyond the queue's limit waits for
+// the writer to take the queue, then goes.
 func TestBatchUDPWaitsForRoom(t *testing.T) {
 	a, b, _, bAddr := newBatchPair(t)
+	a.limit = 16 // (udpQueueLimit's datagrams would overflow a default receive buffer)
 	// Fill the queue as writes would if the writer had not run yet (the
 	// writer is woken only by a write to an empty queue, so it sleeps).
 	a.mu.Lock()
-	for i := range udpQueueLimit {
+	for i := range a.limit {
 		var p outPacket
 		require.True(t, p.setTo(bAddr))
 		p.buf = fmt.Appendf(nil, "%d", i)
@@ -165,7 +166,7 @@ func TestBatchUDPWaitsForRoom(t *testing.T) {
 	}()
 	a.wake <- struct{}{}
 	require.NoError(t, <-wrote)
-	for i := range udpQueueLimit {
+	for i := range a.limit {
 		s, _ := readString(t, b)
 		require.Equal(t, fmt.Sprint(i), s)
 	}
@@ -203,7 +204,8 @@ func TestBatchUDPCloseSendsQueued(t *testing.T) {
 func TestBatchUDPClose(t *testing.T) {
 	a, _, _, bAddr := newBatchPair(t)
 	a.mu.Lock()
-	a.queue = make([]outPacket, udpQueueLimit) // as in TestBatchUDPWaitsForRoom
+	a.limit = 16
+	a.queue = make([]outPacket, a.limit) // as in TestBatchUDPWaitsForRoom
 	a.mu.Unlock()
 	wrote := make(chan error, 1)
 	go func() {

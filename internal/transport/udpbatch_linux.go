@@ -48,6 +48,7 @@ type batchUDP struct {
 	spare  []outPacket // guarded by mu: the writer's last batch, for reuse
 	free   [][]byte    // guarded by mu: packet buffers to reuse
 	closed bool        // guarded by mu
+	limit  int         // the most packets queued: udpQueueLimit (tests set less)
 
 	wake chan struct{} // 1-buffered, sent to and closed under mu: the queue went from empty to not
 	done chan struct{} // closed when the writer has returned
@@ -76,6 +77,7 @@ func newBatchUDP(conn *net.UDPConn, log *zap.Logger) transport.UDPConn {
 		UDPConn: conn,
 		raw:     raw,
 		log:     log,
+		limit:   udpQueueLimit,
 		wake:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}
@@ -99,14 +101,14 @@ func (c *batchUDP) growSlots(n int) {
 }
 
 // WriteToAddrPort queues a copy of b for addr and returns; the writer
-// sends it. It waits only while udpQueueLimit packets are queued.
+// sends it. It waits only while c.limit packets are queued.
 func (c *batchUDP) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
 	var p outPacket
 	if !p.setTo(addr) {
 		return 0, &net.OpError{Op: "write", Net: "udp", Source: c.LocalAddr(), Addr: udpAddr(addr), Err: errAddrFamily}
 	}
 	c.mu.Lock()
-	for len(c.queue) >= udpQueueLimit && !c.closed {
+	for len(c.queue) >= c.limit && !c.closed {
 		c.room.Wait()
 	}
 	if c.closed {
@@ -195,7 +197,7 @@ func (c *batchUDP) flush(wait bool) {
 	c.send(batch, wait)
 	c.mu.Lock()
 	for i := range batch {
-		if len(c.free) < udpQueueLimit {
+		if len(c.free) < udpFreeLimit {
 			c.free = append(c.free, batch[i].buf)
 		}
 		batch[i].buf = nil
