@@ -1,12 +1,15 @@
 package server
 
 import (
+	"net"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/parleyhq/parley/internal/transport"
 )
 
 // metrics are one server's Prometheus metrics, in a registry of its own so
@@ -178,6 +181,27 @@ func kindOf(msg wireMessage) string {
 		return kindBroadcast
 	}
 	return kindUser
+}
+
+// watchUDP adds the counts of the server's batched UDP socket, read from
+// it at each scrape: where sockets are not batched (not Linux) there are
+// none.
+func (m *metrics) watchUDP(conn net.PacketConn) {
+	if _, ok := transport.BatchStats(conn); !ok {
+		return
+	}
+	count := func(name, help string, get func(transport.UDPBatchStats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 {
+			s, _ := transport.BatchStats(conn)
+			return float64(get(s))
+		})
+	}
+	m.reg.MustRegister(
+		count("parley_udp_packets_sent_total", "UDP datagrams the server's ICE socket sent.", func(s transport.UDPBatchStats) uint64 { return s.PacketsSent }),
+		count("parley_udp_send_calls_total", "sendmmsg calls that sent them: packets sent over calls is the batch the writer averages.", func(s transport.UDPBatchStats) uint64 { return s.SendCalls }),
+		count("parley_udp_packets_received_total", "UDP datagrams the server's ICE socket received.", func(s transport.UDPBatchStats) uint64 { return s.PacketsReceived }),
+		count("parley_udp_receive_calls_total", "recvmmsg calls that returned datagrams.", func(s transport.UDPBatchStats) uint64 { return s.ReceiveCalls }),
+	)
 }
 
 // watchNATS adds parley_nats_connected, read from c at each scrape: only

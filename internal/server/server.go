@@ -195,6 +195,7 @@ func (s *Server) Start() error {
 		}
 	}
 	s.ln, s.udp = ln, udp
+	s.metrics.watchUDP(udp)
 	s.mux = webrtc.NewICEUDPMux(transport.NewLogger(s.log, "ice"), udp)
 	loopback := s.cfg.LoopbackOnly || (ip != nil && ip.IsLoopback())
 	s.api = transport.NewAPI(transport.Options{

@@ -61,6 +61,23 @@ func BatchUDP(conn *net.UDPConn, log *zap.Logger) net.PacketConn {
 	return newBatchUDP(conn, log)
 }
 
+// UDPBatchStats counts a batched socket's datagrams and the system calls
+// that carried them, since it opened.
+type UDPBatchStats struct {
+	PacketsSent, SendCalls        uint64
+	PacketsReceived, ReceiveCalls uint64
+}
+
+// BatchStats returns the counts of conn, a socket from BatchUDP, or false
+// if conn is not batched (not Linux).
+func BatchStats(conn net.PacketConn) (UDPBatchStats, bool) {
+	c, ok := conn.(interface{ stats() UDPBatchStats })
+	if !ok {
+		return UDPBatchStats{}, false
+	}
+	return c.stats(), true
+}
+
 // udpAddr is addr as a *net.UDPAddr, for the net.PacketConn methods.
 func udpAddr(addr netip.AddrPort) net.Addr {
 	return net.UDPAddrFromAddrPort(addr)

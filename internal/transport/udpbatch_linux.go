@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -49,6 +50,10 @@ type batchUDP struct {
 	free   [][]byte    // guarded by mu: packet buffers to reuse
 	closed bool        // guarded by mu
 	limit  int         // the most packets queued: udpQueueLimit (tests set less)
+
+	// Counts for BatchStats.
+	sentPackets, sendCalls atomic.Uint64
+	readPackets, readCalls atomic.Uint64
 
 	wake chan struct{} // 1-buffered, sent to and closed under mu: the queue went from empty to not
 	done chan struct{} // closed when the writer has returned
@@ -243,6 +248,7 @@ func (c *batchUDP) send(ps []outPacket, wait bool) (calls int) {
 			}
 		}
 		calls++
+		c.sendCalls.Add(1)
 		clear(c.wmsgs[:n])
 		clear(c.wiovs[:n])
 		if err != nil {
@@ -254,6 +260,8 @@ func (c *batchUDP) send(ps []outPacket, wait bool) (calls int) {
 				ce.Write(zap.Error(errno))
 			}
 			sent = 1
+		} else {
+			c.sentPackets.Add(uint64(sent))
 		}
 		sent = max(sent, 1) // (sendmmsg sends at least one or fails)
 		ps = ps[sent:]
@@ -333,10 +341,19 @@ func (c *batchUDP) fill() error {
 		return &net.OpError{Op: "read", Net: "udp", Source: c.LocalAddr(), Err: err}
 	}
 	c.rnext, c.rcount = 0, got
+	c.readCalls.Add(1)
+	c.readPackets.Add(uint64(got))
 	if got == c.rslots && c.rslots < udpBatchSize {
 		c.growSlots(min(2*c.rslots, udpBatchSize))
 	}
 	return nil
+}
+
+func (c *batchUDP) stats() UDPBatchStats {
+	return UDPBatchStats{
+		PacketsSent: c.sentPackets.Load(), SendCalls: c.sendCalls.Load(),
+		PacketsReceived: c.readPackets.Load(), ReceiveCalls: c.readCalls.Load(),
+	}
 }
 
 // sockaddrAddrPort decodes the sockaddr the kernel wrote.
