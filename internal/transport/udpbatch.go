@@ -2,7 +2,6 @@ package transport
 
 import (
 	"net"
-	"net/netip"
 
 	"go.uber.org/zap"
 )
@@ -76,18 +75,4 @@ func BatchStats(conn net.PacketConn) (UDPBatchStats, bool) {
 		return UDPBatchStats{}, false
 	}
 	return c.stats(), true
-}
-
-// udpAddr is addr as a *net.UDPAddr, for the net.PacketConn methods.
-func udpAddr(addr netip.AddrPort) net.Addr {
-	return net.UDPAddrFromAddrPort(addr)
-}
-
-// addrPort is addr as a netip.AddrPort, or false if addr is not UDP.
-func addrPort(addr net.Addr) (netip.AddrPort, bool) {
-	u, ok := addr.(*net.UDPAddr)
-	if !ok {
-		return netip.AddrPort{}, false
-	}
-	return u.AddrPort(), true
 }

@@ -4,6 +4,7 @@ package transport
 
 import (
 	"errors"
+	"math/bits"
 	"net"
 	"net/netip"
 	"runtime"
@@ -110,7 +111,7 @@ func (c *batchUDP) growSlots(n int) {
 func (c *batchUDP) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
 	var p outPacket
 	if !p.setTo(addr) {
-		return 0, &net.OpError{Op: "write", Net: "udp", Source: c.LocalAddr(), Addr: udpAddr(addr), Err: errAddrFamily}
+		return 0, &net.OpError{Op: "write", Net: "udp", Source: c.LocalAddr(), Addr: net.UDPAddrFromAddrPort(addr), Err: errAddrFamily}
 	}
 	c.mu.Lock()
 	for len(c.queue) >= c.limit && !c.closed {
@@ -118,7 +119,7 @@ func (c *batchUDP) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
 	}
 	if c.closed {
 		c.mu.Unlock()
-		return 0, &net.OpError{Op: "write", Net: "udp", Source: c.LocalAddr(), Addr: udpAddr(addr), Err: net.ErrClosed}
+		return 0, &net.OpError{Op: "write", Net: "udp", Source: c.LocalAddr(), Addr: net.UDPAddrFromAddrPort(addr), Err: net.ErrClosed}
 	}
 	if n := len(c.free); n > 0 && cap(c.free[n-1]) >= len(b) {
 		p.buf = append(c.free[n-1][:0], b...)
@@ -139,11 +140,11 @@ func (c *batchUDP) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
 
 // WriteTo is WriteToAddrPort for a *net.UDPAddr.
 func (c *batchUDP) WriteTo(b []byte, addr net.Addr) (int, error) {
-	ap, ok := addrPort(addr)
+	u, ok := addr.(*net.UDPAddr)
 	if !ok {
 		return 0, &net.OpError{Op: "write", Net: "udp", Source: c.LocalAddr(), Addr: addr, Err: syscall.EINVAL}
 	}
-	return c.WriteToAddrPort(b, ap)
+	return c.WriteToAddrPort(b, u.AddrPort())
 }
 
 // errAddrFamily is a destination the IPv4 socket cannot reach.
@@ -158,13 +159,13 @@ func (p *outPacket) setTo(addr netip.AddrPort) bool {
 	case ip.Is4():
 		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&p.to[0]))
 		sa.Family = unix.AF_INET
-		sa.Port = port<<8 | port>>8 // network byte order on a little-endian CPU (the build tags')
+		sa.Port = bits.ReverseBytes16(port) // network byte order on a little-endian CPU (the build tags')
 		sa.Addr = ip.As4()
 		p.toLen = unix.SizeofSockaddrInet4
 	case ip.Is6():
 		sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(&p.to[0]))
 		sa.Family = unix.AF_INET6
-		sa.Port = port<<8 | port>>8
+		sa.Port = bits.ReverseBytes16(port)
 		sa.Addr = ip.As16()
 		p.toLen = unix.SizeofSockaddrInet6
 	default:
@@ -211,12 +212,12 @@ func (c *batchUDP) flush(wait bool) {
 	c.mu.Unlock()
 }
 
-// send writes ps with as few sendmmsg calls as it can, and returns how
-// many it made. A packet the kernel refuses (an unreachable destination)
+// send writes ps with as few sendmmsg calls as it can (counted in
+// sendCalls). A packet the kernel refuses (an unreachable destination)
 // is dropped, as a sendto's error would drop it, and the rest still go.
 // With wait, a full socket buffer is waited out (and the write deadline
 // honoured); without, the rest are dropped.
-func (c *batchUDP) send(ps []outPacket, wait bool) (calls int) {
+func (c *batchUDP) send(ps []outPacket, wait bool) {
 	for len(ps) > 0 {
 		n := min(len(ps), udpBatchSize)
 		for i := range n {
@@ -247,12 +248,11 @@ func (c *batchUDP) send(ps []outPacket, wait bool) (calls int) {
 				err = errno
 			}
 		}
-		calls++
 		c.sendCalls.Add(1)
 		clear(c.wmsgs[:n])
 		clear(c.wiovs[:n])
 		if err != nil {
-			return calls // closed, past the deadline, or full without wait: the rest are dropped
+			return // closed, past the deadline, or full without wait: the rest are dropped
 		}
 		if errno != 0 {
 			// sendmmsg reports an error only for its first message.
@@ -266,7 +266,6 @@ func (c *batchUDP) send(ps []outPacket, wait bool) (calls int) {
 		sent = max(sent, 1) // (sendmmsg sends at least one or fails)
 		ps = ps[sent:]
 	}
-	return calls
 }
 
 // ReadFromAddrPort returns the next datagram, reading up to udpBatchSize
@@ -358,20 +357,19 @@ func (c *batchUDP) stats() UDPBatchStats {
 
 // sockaddrAddrPort decodes the sockaddr the kernel wrote.
 func sockaddrAddrPort(sa *sockaddr, n uint32) (netip.AddrPort, bool) {
-	port := func(p uint16) uint16 { return p<<8 | p>>8 }
 	switch (*unix.RawSockaddr)(unsafe.Pointer(&sa[0])).Family {
 	case unix.AF_INET:
 		if n < unix.SizeofSockaddrInet4 {
 			return netip.AddrPort{}, false
 		}
 		s := (*unix.RawSockaddrInet4)(unsafe.Pointer(&sa[0]))
-		return netip.AddrPortFrom(netip.AddrFrom4(s.Addr), port(s.Port)), true
+		return netip.AddrPortFrom(netip.AddrFrom4(s.Addr), bits.ReverseBytes16(s.Port)), true
 	case unix.AF_INET6:
 		if n < unix.SizeofSockaddrInet6 {
 			return netip.AddrPort{}, false
 		}
 		s := (*unix.RawSockaddrInet6)(unsafe.Pointer(&sa[0]))
-		return netip.AddrPortFrom(netip.AddrFrom16(s.Addr), port(s.Port)), true
+		return netip.AddrPortFrom(netip.AddrFrom16(s.Addr), bits.ReverseBytes16(s.Port)), true
 	}
 	return netip.AddrPort{}, false
 }
@@ -379,10 +377,10 @@ func sockaddrAddrPort(sa *sockaddr, n uint32) (netip.AddrPort, bool) {
 // ReadFrom is ReadFromAddrPort with a *net.UDPAddr.
 func (c *batchUDP) ReadFrom(b []byte) (int, net.Addr, error) {
 	n, from, err := c.ReadFromAddrPort(b)
-	if !from.IsValid() {
+	if err != nil {
 		return n, nil, err
 	}
-	return n, udpAddr(from), err
+	return n, net.UDPAddrFromAddrPort(from), nil
 }
 
 // Close ends the writer, once it has sent what was queued (closeFlush at
