@@ -90,7 +90,6 @@ func Run(ctx context.Context, cfg Config, progress Progress) (*Summary, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
-	defer setGCBudget(cfg.GCBudget)()
 	clk := clock{base: time.Now()}
 	r := &runner{cfg: cfg, rec: newRecorder(clk), joins: newJoinRecorder()}
 	r.setPhase(phaseJoin)
@@ -145,6 +144,18 @@ func Run(ctx context.Context, cfg Config, progress Progress) (*Summary, error) {
 		defer f.Close()
 		prof = f
 	}
+
+	if cfg.GCBudget > 0 && cfg.Pretouch && ctx.Err() == nil {
+		n := pretouchBytes(cfg.GCBudget)
+		if progress.W != nil {
+			fmt.Fprintf(progress.W, "pre-touching %s of the gc budget (--pretouch=false: don't)\n", bytesIEC(float64(n)))
+		}
+		s.Load.PretouchBytes, s.Load.PretouchSeconds = n, pretouch(n).Seconds()
+		if sc != nil {
+			sc.before = sc.scrape(ctx) // the server's figures while joining start now
+		}
+	}
+	defer setGCBudget(cfg.GCBudget)()
 
 	stopProgress := r.startProgress(progress, sc)
 	defer stopProgress()

@@ -34,6 +34,7 @@ func testConfig(srv *parleytest.Server) Config {
 	cfg.Duration = 2 * time.Second
 	cfg.Drain = 15 * time.Second // a loaded machine: the drain ends as soon as all is in
 	cfg.JoinConcurrency = 8
+	cfg.Pretouch = false // TestRunPretouch tests it; here it would map most of a test's budget
 	return cfg
 }
 

@@ -71,6 +71,10 @@ type Config struct {
 	// run, whatever GOGC and GOMEMLIMIT say; at least MinGCBudget. 0: the
 	// collector as the environment set it.
 	GCBudget int64
+	// Pretouch, with a GCBudget, maps most of the budget into the process
+	// before the joins (pretouch.go), so that the run's heap growth does
+	// not page-fault. Default true.
+	Pretouch bool
 
 	MetricsURL string // the server's Prometheus /metrics; "" for none
 	CPUProfile string // where to write the load process's CPU profile of the measurement; "" for none
@@ -97,6 +101,7 @@ func DefaultConfig() Config {
 		Drain:           5 * time.Second,
 		JoinConcurrency: 32,
 		JoinTimeout:     30 * time.Second,
+		Pretouch:        true,
 	}
 }
 
@@ -120,6 +125,7 @@ func Flags(cfg *Config, output io.Writer) *flag.FlagSet {
 	fs.IntVar(&cfg.JoinConcurrency, "join-concurrency", cfg.JoinConcurrency, "joins in flight at once")
 	fs.DurationVar(&cfg.JoinTimeout, "join-timeout", cfg.JoinTimeout, "longest wait for one join")
 	fs.Var((*byteSize)(&cfg.GCBudget), "gc-budget", "load process's memory budget, e.g. 8GiB (`SIZE`: B, KiB, MiB, GiB or TiB, as in GOMEMLIMIT): it collects garbage only when its heap reaches it, keeping its own pauses out of the latencies; the cost: its RSS grows up to it. Overrides GOGC and GOMEMLIMIT (default: none, Go's collector as they set it)")
+	fs.BoolVar(&cfg.Pretouch, "pretouch", cfg.Pretouch, "with --gc-budget, map 90% of the budget into the process before the joins, so that its heap's growth during the run does not page-fault (as the JVM's AlwaysPreTouch; it takes a second or more a GiB on a VM with costly page faults, and the RSS is the budget from the start); --pretouch=false: grow into it")
 	fs.StringVar(&cfg.MetricsURL, "metrics", cfg.MetricsURL, "server's Prometheus `URL`, e.g. http://127.0.0.1:7880/metrics, for its CPU and memory")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", cfg.CPUProfile, "write the load process's CPU profile of the measurement to `file` (go tool pprof reads it): where the tool's own core goes")
 	fs.StringVar(&cfg.RoomPrefix, "room-prefix", cfg.RoomPrefix, "room IDs' `prefix` (default: bench- and 6 random hex digits)")

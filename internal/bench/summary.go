@@ -184,6 +184,10 @@ type LoadSummary struct {
 	// latencies (--gc-budget keeps them out).
 	GCCycles     int64   `json:"gc_cycles"`
 	GCCPUSeconds float64 `json:"gc_cpu_seconds"`
+	// PretouchBytes is how much of --gc-budget was mapped before the
+	// joins (--pretouch), and PretouchSeconds how long it took; 0: none.
+	PretouchBytes   int64   `json:"pretouch_bytes,omitempty"`
+	PretouchSeconds float64 `json:"pretouch_seconds,omitempty"`
 }
 
 // FileLimit is what the run found of its descriptor limit.
@@ -272,6 +276,9 @@ func (s *Summary) WriteText(w io.Writer) error {
 	p("%-13s cpu %.1f%% of one core measuring, %.1f%% joining; waited for a cpu %.1f%% of the time; max rss %s; %d late sends; %s (%v of gc cpu) while measuring\n", "load process",
 		l.CPUPercent, l.JoinCPUPercent, l.RunqueueWaitPercent, bytesIEC(float64(l.MaxRSSBytes)), l.LateSends,
 		collections(l.GCCycles), seconds(l.GCCPUSeconds))
+	if l.PretouchBytes > 0 {
+		p("%-13s pre-touched %s of the gc budget in %v before the joins\n", "", bytesIEC(float64(l.PretouchBytes)), seconds(l.PretouchSeconds))
+	}
 	for _, w := range s.Warnings {
 		p("warning: %s\n", w)
 	}

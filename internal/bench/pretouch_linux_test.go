@@ -1,0 +1,102 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/parleyhq/parley/parleytest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// minorFaults is the process's page faults so far that read no disk.
+func minorFaults(t *testing.T) int64 {
+	var ru syscall.Rusage
+	require.NoError(t, syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
+	return ru.Minflt
+}
+
+// TestPretouch: after pretouch and setGCBudget, the heap's growth reuses
+// the pages pretouch mapped instead of faulting a page at a time; the
+// same growth without it faults once a page (the control). Each runs in
+// a process of its own: in this one, earlier tests have left pages the
+// allocator would take first. Not under the race detector, whose shadow
+// memory faults on its own.
+func TestPretouch(t *testing.T) {
+	const grow = 64 << 20 // in 8 KiB objects, each written, kept alive
+	if mode := os.Getenv("PARLEY_TEST_PRETOUCH"); mode != "" {
+		if mode == "pretouch" {
+			pretouch(4 * grow)
+		}
+		defer setGCBudget(1 << 30)()
+		keep := make([][]byte, 0, grow/8192)
+		f0 := minorFaults(t)
+		for range cap(keep) {
+			b := make([]byte, 8192)
+			b[0], b[4096] = 1, 1 // fresh memory is not zeroed, so only a write maps it
+			keep = append(keep, b)
+		}
+		fmt.Printf("faults %d\n", minorFaults(t)-f0)
+		runtime.KeepAlive(keep)
+		return
+	}
+	if raceEnabled {
+		t.Skip("the race detector's shadow memory page-faults as the heap grows")
+	}
+	faults := func(mode string) int64 {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestPretouch$", "-test.count=1", "-test.v")
+		cmd.Env = append(os.Environ(), "PARLEY_TEST_PRETOUCH="+mode)
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		m := regexp.MustCompile(`(?m)^faults (\d+)$`).FindSubmatch(out)
+		require.NotNil(t, m, "%s", out)
+		n, err := strconv.ParseInt(string(m[1]), 10, 64)
+		require.NoError(t, err)
+		return n
+	}
+	pages := int64(grow / os.Getpagesize())
+	cold, warm := faults("control"), faults("pretouch")
+	t.Logf("%d pages written: %d faults cold, %d after a pre-touch", pages, cold, warm)
+	assert.Greater(t, cold, pages/2, "control: a fresh heap faults about once a page")
+	assert.Less(t, warm, pages/8, "after the pre-touch, few faults")
+}
+
+// TestRunPretouch: with --gc-budget a run pre-touches 90% of it before
+// the joins and says so; --pretouch=false does not.
+func TestRunPretouch(t *testing.T) {
+	flags := DefaultConfig()
+	assert.True(t, flags.Pretouch, "on by default")
+	require.NoError(t, Flags(&flags, io.Discard).Parse([]string{"--pretouch=false"}))
+	assert.False(t, flags.Pretouch)
+
+	srv := parleytest.NewServer(t)
+	cfg := testConfig(srv)
+	cfg.Members, cfg.RoomSize = 4, 2
+	cfg.MetricsURL = ""
+	cfg.GCBudget = 256 << 20
+	cfg.Pretouch = true
+	s, err := Run(context.Background(), cfg, Progress{})
+	require.NoError(t, err)
+	assert.Equal(t, pretouchBytes(256<<20), s.Load.PretouchBytes)
+	assert.Equal(t, int64(241591910), s.Load.PretouchBytes, "90% of 256 MiB")
+	assert.Positive(t, s.Load.PretouchSeconds)
+	var text strings.Builder
+	require.NoError(t, s.WriteText(&text))
+	assert.Contains(t, text.String(), "pre-touched 230.4 MiB of the gc budget")
+	assert.Zero(t, s.Load.GCCycles)
+
+	cfg.Pretouch = false
+	s, err = Run(context.Background(), cfg, Progress{})
+	require.NoError(t, err)
+	assert.Zero(t, s.Load.PretouchBytes)
+	assert.Zero(t, s.Load.PretouchSeconds)
+}
