@@ -559,6 +559,9 @@ func (r *runner) summarise(s *Summary, winStart, winEnd int64, sc *scraper) {
 			members += s.PeerJoins.Joined
 		}
 		s.Server = sc.summary(members)
+		if w := serverGrowthWarning(s.Server, r.cfg.Warmup); w != "" {
+			s.Warnings = append(s.Warnings, w)
+		}
 	}
 }
 

@@ -382,3 +382,25 @@ func TestRunqueueWait(t *testing.T) {
 	require.True(t, ok, "/proc/self/task/*/schedstat")
 	assert.GreaterOrEqual(t, w, time.Duration(0))
 }
+
+// TestServerGrowthWarning: a server whose RSS grew by a quarter and 64 MiB
+// or more while measuring gets a warning that names the growth and the
+// warm-up; less growth, or a missing sample, none.
+func TestServerGrowthWarning(t *testing.T) {
+	at := time.Now()
+	sv := func(from, to float64) *ServerSummary {
+		return &ServerSummary{
+			MeasureStart: ServerSample{At: at, RSSBytes: from},
+			End:          ServerSample{At: at.Add(30 * time.Second), RSSBytes: to},
+		}
+	}
+	w := serverGrowthWarning(sv(400<<20, 800<<20), 5*time.Second)
+	assert.Contains(t, w, "grew from 400.0 MiB to 800.0 MiB")
+	assert.Contains(t, w, "a longer --warmup than 5s")
+	assert.Empty(t, serverGrowthWarning(sv(800<<20, 843<<20), 40*time.Second), "steady")
+	assert.Empty(t, serverGrowthWarning(sv(100<<20, 160<<20), time.Second), "doubled, but by less than 64 MiB")
+	assert.Empty(t, serverGrowthWarning(sv(400<<20, 0), time.Second), "the end scrape failed")
+	missing := sv(400<<20, 800<<20)
+	missing.End.At = time.Time{}
+	assert.Empty(t, serverGrowthWarning(missing, time.Second))
+}

@@ -104,3 +104,32 @@ func cpuPercent(from, to ServerSample) float64 {
 	}
 	return 100 * (to.CPUSeconds - from.CPUSeconds) / wall
 }
+
+// A server still growing. A fresh server's heap grows until its
+// collections reach their steady size (parleyd runs at GOGC=450, so the
+// heap grows to several times what is live, over its first collections),
+// and every page it grows into is a page fault; on a VM with costly page
+// faults that costs the server a tenth of its core or more, which its
+// steady state does not pay. Measured on the VM of docs/performance.md,
+// 1,000 members: with a 5 s warm-up the server's RSS doubled during the
+// measurement and it used 62–75 % of its core; with 40 s, flat RSS and
+// 53–54 %.
+
+// growthWarnRatio and growthWarnBytes: the RSS growth during the
+// measurement that gets a warning, both at once.
+const (
+	growthWarnRatio = 1.25
+	growthWarnBytes = 64 << 20
+)
+
+// serverGrowthWarning says, when the server's RSS grew much during the
+// measurement, that its figures include that growth, and how to measure
+// its steady state; "" when it did not.
+func serverGrowthWarning(sv *ServerSummary, warmup time.Duration) string {
+	from, to := sv.MeasureStart.RSSBytes, sv.End.RSSBytes
+	if sv.MeasureStart.At.IsZero() || sv.End.At.IsZero() || to < from*growthWarnRatio || to-from < growthWarnBytes {
+		return ""
+	}
+	return fmt.Sprintf("the server's RSS grew from %s to %s while measuring: its heap was still growing into fresh memory (page faults; parleyd's first collections), which costs CPU and latency its steady state does not pay; a longer --warmup than %v (until the server has collected a few times: 40s for 1,000 members) measures the steady state",
+		bytesIEC(from), bytesIEC(to), warmup)
+}
