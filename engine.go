@@ -127,8 +127,11 @@ func NewEngine(cfg EngineConfig, h EngineEventHandler, opts ...Option) (*Engine,
 		log:     log,
 		handler: h,
 		q:       dispatch.New(0),
-		api:     transport.NewAPI(transport.Options{Logger: o.logger, LoopbackOnly: o.loopbackOnly}),
-		rooms:   make(map[string]*Room),
+		// Data channels only: pion's media interceptors (NACK, RTCP
+		// reports, TWCC) would add goroutines and a 100 ms ticker to every
+		// PeerConnection for media it never carries.
+		api:   transport.NewAPI(transport.Options{Logger: o.logger, LoopbackOnly: o.loopbackOnly, DataOnly: true}),
+		rooms: make(map[string]*Room),
 	}
 	e.out = newOutbox(o.messageTimeout, func(id int64) { e.resolve(id, int(UserMessageSendResultTimeout)) })
 	e.ctx, e.cancel = context.WithCancel(context.Background())
