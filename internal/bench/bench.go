@@ -146,11 +146,11 @@ func Run(ctx context.Context, cfg Config, progress Progress) (*Summary, error) {
 	}
 
 	if cfg.GCBudget > 0 && cfg.Pretouch && ctx.Err() == nil {
-		n := pretouchBytes(cfg.GCBudget)
+		n, note := pretouchBytes(cfg.GCBudget, os.DirFS("/"))
 		if progress.W != nil {
 			fmt.Fprintf(progress.W, "pre-touching %s of the gc budget (--pretouch=false: don't)\n", bytesIEC(float64(n)))
 		}
-		s.Load.PretouchBytes, s.Load.PretouchSeconds = n, pretouch(n).Seconds()
+		s.Load.PretouchBytes, s.Load.PretouchSeconds, s.Load.PretouchNote = n, pretouch(n).Seconds(), note
 		if sc != nil {
 			sc.before = sc.scrape(ctx) // the server's figures while joining start now
 		}

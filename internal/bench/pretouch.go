@@ -1,11 +1,15 @@
 package bench
 
 import (
+	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"runtime"
 	"runtime/debug"
 	"time"
+
+	"github.com/parleyhq/parley/internal/memlimit"
 )
 
 // Pre-touching the budget. With --gc-budget the load process's heap only
@@ -32,9 +36,30 @@ import (
 // counts too, so that the large allocation never starts a collection.
 const pretouchShare = 0.9
 
-// pretouchBytes is how much of budget pretouch takes.
-func pretouchBytes(budget int64) int64 {
-	return int64(float64(budget) * pretouchShare)
+// pretouchAvailableShare bounds the pre-touch by what the machine has: a
+// budget set beyond its free memory would otherwise have the process
+// killed at start, where without the pre-touch it would have grown into
+// only what the run needs.
+const pretouchAvailableShare = 0.75
+
+// pretouchBytes is how much of budget pretouch takes: pretouchShare of
+// it, but at most pretouchAvailableShare of the memory available (the
+// machine's MemAvailable, and the process's cgroup limit), read in root
+// (the file system at /). note says so when that capped it.
+func pretouchBytes(budget int64, root fs.FS) (n int64, note string) {
+	n = int64(float64(budget) * pretouchShare)
+	avail, ok := memlimit.Available(root)
+	what := "the memory available"
+	if cg, cgOK := memlimit.Cgroup(root); cgOK && (!ok || cg < avail) {
+		avail, ok, what = cg, true, "the cgroup's memory limit"
+	}
+	if !ok {
+		return n, ""
+	}
+	if most := int64(float64(avail) * pretouchAvailableShare); n > most {
+		return most, fmt.Sprintf("capped at %.0f%% of %s (%s): the rest of the budget is grown into as the run needs it", 100*pretouchAvailableShare, what, bytesIEC(float64(avail)))
+	}
+	return n, ""
 }
 
 // pretouch maps n bytes of heap into the process and frees them for the

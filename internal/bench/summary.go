@@ -188,6 +188,9 @@ type LoadSummary struct {
 	// joins (--pretouch), and PretouchSeconds how long it took; 0: none.
 	PretouchBytes   int64   `json:"pretouch_bytes,omitempty"`
 	PretouchSeconds float64 `json:"pretouch_seconds,omitempty"`
+	// PretouchNote says why less was pre-touched than 90% of the budget:
+	// the machine's available memory, or its cgroup's limit.
+	PretouchNote string `json:"pretouch_note,omitempty"`
 }
 
 // FileLimit is what the run found of its descriptor limit.
@@ -277,7 +280,11 @@ func (s *Summary) WriteText(w io.Writer) error {
 		l.CPUPercent, l.JoinCPUPercent, l.RunqueueWaitPercent, bytesIEC(float64(l.MaxRSSBytes)), l.LateSends,
 		collections(l.GCCycles), seconds(l.GCCPUSeconds))
 	if l.PretouchBytes > 0 {
-		p("%-13s pre-touched %s of the gc budget in %v before the joins\n", "", bytesIEC(float64(l.PretouchBytes)), seconds(l.PretouchSeconds))
+		p("%-13s pre-touched %s of the gc budget in %v before the joins", "", bytesIEC(float64(l.PretouchBytes)), seconds(l.PretouchSeconds))
+		if l.PretouchNote != "" {
+			p(", %s", l.PretouchNote)
+		}
+		p("\n")
 	}
 	for _, w := range s.Warnings {
 		p("warning: %s\n", w)

@@ -116,7 +116,8 @@ deliveries as if the server had been slow (the summary warns when there
 were any). --gc-budget keeps them out, at the price of the tool's RSS.
 With it the tool maps 90% of the budget before the joins (--pretouch), so
 that its heap's growth does not page-fault during the run: on a VM with
-costly page faults that halved the joins of a room of 2,000.
+costly page faults that halved the joins of a room of 2,000. It takes
+at most three quarters of the memory available (or of its cgroup's limit).
 
 On a terminal a progress line (phase, joins, messages/s, the last
 second's p50/p99, CPU) is updated every second; otherwise a plain line

@@ -3,15 +3,13 @@ package parleyd
 import (
 	"fmt"
 	"io/fs"
-	"path"
 	"runtime/debug"
-	"slices"
 	"strconv"
-	"strings"
 
 	"go.uber.org/zap"
 
 	"github.com/parleyhq/parley/internal/bytesize"
+	"github.com/parleyhq/parley/internal/memlimit"
 )
 
 // DefaultGCPercent is parleyd's GOGC unless gc_percent or the environment
@@ -79,7 +77,7 @@ func setGC(cfg Config, env gcSettings, log *zap.Logger) (restore func()) {
 		limit, _ = bytesize.Parse(cfg.MemoryLimit) // checked
 		from = "memory_limit"
 	default:
-		if cg, ok := cgroupMemoryLimit(env.root); ok {
+		if cg, ok := memlimit.Cgroup(env.root); ok {
 			limit = int64(float64(cg) * cgroupShare)
 			from = fmt.Sprintf("%.0f%% of the cgroup's limit, %s", cgroupShare*100, bytesize.Format(cg))
 		} else {
@@ -97,63 +95,4 @@ func setGC(cfg Config, env gcSettings, log *zap.Logger) (restore func()) {
 			f()
 		}
 	}
-}
-
-// noLimit is where a cgroup's memory limit means none: cgroup v1 writes
-// "unlimited" as the largest multiple of the page size.
-const noLimit = 1 << 62
-
-// cgroupMemoryLimit returns the memory limit of the process's cgroup, v2
-// (memory.max) or v1 (memory.limit_in_bytes), read in root (the file
-// system at /), and false when there is none or it cannot be read.
-func cgroupMemoryLimit(root fs.FS) (int64, bool) {
-	b, err := fs.ReadFile(root, "proc/self/cgroup")
-	if err != nil {
-		return 0, false
-	}
-	var v1, v2 string // the process's cgroup in each hierarchy; v2's is never empty ("/" at least)
-	for line := range strings.Lines(string(b)) {
-		// hierarchy-ID:controller-list:path
-		id, rest, ok := strings.Cut(strings.TrimSuffix(line, "\n"), ":")
-		if !ok {
-			continue
-		}
-		controllers, p, ok := strings.Cut(rest, ":")
-		if !ok {
-			continue
-		}
-		switch {
-		case id == "0" && controllers == "":
-			v2 = p
-		case slices.Contains(strings.Split(controllers, ","), "memory"):
-			v1 = p
-		}
-	}
-	var candidates []string
-	if v1 != "" {
-		candidates = append(candidates,
-			path.Join("sys/fs/cgroup/memory", v1, "memory.limit_in_bytes"),
-			"sys/fs/cgroup/memory/memory.limit_in_bytes") // a namespace shows the cgroup at the root
-	}
-	if v2 != "" {
-		candidates = append(candidates,
-			path.Join("sys/fs/cgroup", v2, "memory.max"),
-			"sys/fs/cgroup/memory.max")
-	}
-	for _, name := range candidates {
-		b, err := fs.ReadFile(root, name)
-		if err != nil {
-			continue
-		}
-		s := strings.TrimSpace(string(b))
-		if s == "max" {
-			return 0, false
-		}
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || n <= 0 || n >= noLimit {
-			return 0, false
-		}
-		return n, true
-	}
-	return 0, false
 }

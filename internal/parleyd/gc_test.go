@@ -85,40 +85,6 @@ func TestSetGC(t *testing.T) {
 	require.Equal(t, int64(math.MaxInt64), limit0, "the test process has no memory limit of its own")
 }
 
-// TestCgroupMemoryLimit reads the limit where each cgroup version keeps
-// it, the container's own view (its cgroup at the root) too, and nothing
-// from files that are missing or malformed.
-func TestCgroupMemoryLimit(t *testing.T) {
-	for _, c := range []struct {
-		name  string
-		root  fstest.MapFS
-		want  int64
-		found bool
-	}{
-		{"v1", cgroupV1("1073741824"), 1 << 30, true},
-		{"v1 at the root", fstest.MapFS{
-			"proc/self/cgroup":                           {Data: []byte("4:memory:/docker/abc\n")},
-			"sys/fs/cgroup/memory/memory.limit_in_bytes": {Data: []byte("2147483648\n")},
-		}, 2 << 30, true},
-		{"v2", cgroupV2("1073741824"), 1 << 30, true},
-		{"v2 at the root", fstest.MapFS{
-			"proc/self/cgroup":         {Data: []byte("0::/\n")},
-			"sys/fs/cgroup/memory.max": {Data: []byte("3221225472\n")},
-		}, 3 << 30, true},
-		{"v2 max", cgroupV2("max"), 0, false},
-		{"v1 unlimited", cgroupV1("9223372036854771712"), 0, false},
-		{"malformed", cgroupV2("lots"), 0, false},
-		{"no proc", fstest.MapFS{}, 0, false},
-		{"no limit file", fstest.MapFS{"proc/self/cgroup": {Data: []byte("0::/x\n")}}, 0, false},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			got, found := cgroupMemoryLimit(c.root)
-			require.Equal(t, c.found, found)
-			require.Equal(t, c.want, got)
-		})
-	}
-}
-
 // TestMemoryLimitKey: memory_limit takes GOMEMLIMIT's forms; gc_percent is
 // not negative.
 func TestMemoryLimitKey(t *testing.T) {

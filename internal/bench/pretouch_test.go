@@ -1,0 +1,36 @@
+package bench
+
+import (
+	"testing"
+	"testing/fstest"
+
+	"github.com/stretchr/testify/assert"
+)
+
+// TestPretouchBytes: 90% of the budget, but at most three quarters of
+// the memory available or of the cgroup's limit, whichever is less, and
+// the summary says why.
+func TestPretouchBytes(t *testing.T) {
+	meminfo := func(kB string) *fstest.MapFile {
+		return &fstest.MapFile{Data: []byte("MemTotal: 24570408 kB\nMemAvailable: " + kB + " kB\n")}
+	}
+	n, note := pretouchBytes(256<<20, fstest.MapFS{})
+	assert.Equal(t, int64(241591910), n, "90% of 256 MiB; nothing known of the machine")
+	assert.Empty(t, note)
+
+	roomy := fstest.MapFS{"proc/meminfo": meminfo("16777216")} // 16 GiB
+	n, note = pretouchBytes(8<<30, roomy)
+	assert.Equal(t, int64(7730941132), n, "90% of 8 GiB")
+	assert.Empty(t, note)
+
+	tight := fstest.MapFS{"proc/meminfo": meminfo("4194304")} // 4 GiB
+	n, note = pretouchBytes(8<<30, tight)
+	assert.Equal(t, int64(3<<30), n)
+	assert.Contains(t, note, "capped at 75% of the memory available (4.00 GiB)")
+
+	tight["proc/self/cgroup"] = &fstest.MapFile{Data: []byte("0::/bench\n")}
+	tight["sys/fs/cgroup/bench/memory.max"] = &fstest.MapFile{Data: []byte("2147483648\n")}
+	n, note = pretouchBytes(8<<30, tight)
+	assert.Equal(t, int64(3<<29), n, "the cgroup's 2 GiB is less")
+	assert.Contains(t, note, "of the cgroup's memory limit (2.00 GiB)")
+}
