@@ -150,7 +150,8 @@ func Run(ctx context.Context, cfg Config, progress Progress) (*Summary, error) {
 		if progress.W != nil {
 			fmt.Fprintf(progress.W, "pre-touching %s of the gc budget (--pretouch=false: don't)\n", bytesIEC(float64(n)))
 		}
-		s.Load.PretouchBytes, s.Load.PretouchSeconds, s.Load.PretouchNote = n, pretouch(n).Seconds(), note
+		touched, took := pretouch(ctx, n)
+		s.Load.PretouchBytes, s.Load.PretouchSeconds, s.Load.PretouchNote = touched, took.Seconds(), note
 		if sc != nil {
 			sc.before = sc.scrape(ctx) // the server's figures while joining start now
 		}

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"fmt"
 	"io/fs"
 	"math"
@@ -62,26 +63,38 @@ func pretouchBytes(budget int64, root fs.FS) (n int64, note string) {
 	return n, ""
 }
 
+// pretouchChunk is how much pretouch maps between two looks at its
+// context: a SIGINT stops it within a fraction of a second.
+const pretouchChunk = 64 << 20
+
 // pretouch maps n bytes of heap into the process and frees them for the
-// allocator to reuse, and returns how long that took. Call setGCBudget
-// right after it: until then the scavenger may return the pages.
-func pretouch(n int64) time.Duration {
+// allocator to reuse, and returns how many it mapped (fewer when ctx
+// ended first) and how long that took. Call setGCBudget right after it:
+// until then the scavenger may return the pages.
+func pretouch(ctx context.Context, n int64) (touched int64, took time.Duration) {
 	t0 := time.Now()
 	percent, limit := debug.SetGCPercent(100), debug.SetMemoryLimit(math.MaxInt64)
-	touch(make([]byte, n))
+	touched = touch(ctx, make([]byte, n))
 	runtime.GC() // frees it, nothing refers to it any more, at a small heap goal
 	debug.SetGCPercent(percent)
 	debug.SetMemoryLimit(limit)
-	return time.Since(t0)
+	return touched, time.Since(t0)
 }
 
-// touch maps b's pages: populated, then written a byte a page (under
-// shadow page tables, populating alone still leaves a cheaper fault a
-// page to the first write).
-func touch(b []byte) {
-	populate(b)
+// touch maps b's pages, a chunk at a time until ctx ends: populated, then
+// written a byte a page (under shadow page tables, populating alone still
+// leaves a cheaper fault a page to the first write). It returns how many
+// bytes it mapped.
+func touch(ctx context.Context, b []byte) int64 {
 	page := os.Getpagesize()
-	for i := 0; i < len(b); i += page {
-		b[i] = 1
+	var done int
+	for done < len(b) && ctx.Err() == nil {
+		chunk := b[done:min(done+pretouchChunk, len(b))]
+		populate(chunk)
+		for i := 0; i < len(chunk); i += page {
+			chunk[i] = 1
+		}
+		done += len(chunk)
 	}
+	return int64(done)
 }

@@ -35,7 +35,7 @@ func TestPretouch(t *testing.T) {
 	const grow = 64 << 20 // in 8 KiB objects, each written, kept alive
 	if mode := os.Getenv("PARLEY_TEST_PRETOUCH"); mode != "" {
 		if mode == "pretouch" {
-			pretouch(4 * grow)
+			pretouch(context.Background(), 4*grow)
 		}
 		defer setGCBudget(1 << 30)()
 		keep := make([][]byte, 0, grow/8192)

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"testing"
 	"testing/fstest"
 
@@ -33,4 +34,16 @@ func TestPretouchBytes(t *testing.T) {
 	n, note = pretouchBytes(8<<30, tight)
 	assert.Equal(t, int64(3<<29), n, "the cgroup's 2 GiB is less")
 	assert.Contains(t, note, "of the cgroup's memory limit (2.00 GiB)")
+}
+
+// TestPretouchStops: an ended context stops the pre-touch at the next
+// chunk; a live one maps it all.
+func TestPretouchStops(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	touched, _ := pretouch(ctx, 4*pretouchChunk)
+	assert.Zero(t, touched)
+	touched, took := pretouch(context.Background(), pretouchChunk+4096)
+	assert.Equal(t, int64(pretouchChunk+4096), touched)
+	assert.Positive(t, took)
 }
