@@ -99,6 +99,8 @@ func TestRoomsMode(t *testing.T) {
 	assert.Positive(t, s.Server.GoroutinesPerMember)
 	require.NotNil(t, s.Server.CPUPercent)
 	assert.Positive(t, *s.Server.CPUPercent)
+	require.NotNil(t, s.Server.RelayLatency, "parleyd's relay histogram, read")
+	assert.Positive(t, s.Server.RelayLatency.Count)
 	require.NotNil(t, s.Server.JoinCPUPercent)
 	assert.Positive(t, s.Load.CPUPercent)
 	assert.GreaterOrEqual(t, s.Load.RunqueueWaitPercent, 0.0)

@@ -20,6 +20,8 @@ type ServerSample struct {
 	RSSBytes       float64   `json:"rss_bytes"`        // process_resident_memory_bytes
 	Goroutines     float64   `json:"goroutines"`       // go_goroutines
 	HeapInuseBytes float64   `json:"heap_inuse_bytes"` // go_memstats_heap_inuse_bytes
+
+	relay []bucket // parley_relay_latency_seconds, summed over kinds; none without it (relay.go)
 }
 
 // maxMetricsBody bounds what a scrape reads.
@@ -79,6 +81,9 @@ func parseMetrics(r io.Reader) (ServerSample, error) {
 			return ServerSample{}, fmt.Errorf("no %s in the metrics", m.name)
 		}
 		*m.to = value(f.GetMetric()[0])
+	}
+	if f, ok := families[relayMetric]; ok {
+		s.relay = relayBuckets(f)
 	}
 	return s, nil
 }

@@ -54,6 +54,7 @@ func (sc *scraper) summary(members int) *ServerSummary {
 	if !sc.start.At.IsZero() && !sc.end.At.IsZero() {
 		v := cpuPercent(sc.start, sc.end)
 		out.CPUPercent = &v
+		out.RelayLatency = relayLatency(sc.start, sc.end)
 	}
 	if members > 0 && !end.At.IsZero() {
 		n := float64(members)

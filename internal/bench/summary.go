@@ -158,6 +158,10 @@ type ServerSummary struct {
 	GoroutinesPerMember float64 `json:"goroutines_per_member"`
 	HeapPerMember       float64 `json:"heap_inuse_bytes_per_member"`
 	Errors              int     `json:"scrape_errors"`
+	// RelayLatency is the server's relay step during the measurement,
+	// from its parley_relay_latency_seconds (relay.go); nil from a server
+	// without it.
+	RelayLatency *RelayLatency `json:"relay_latency,omitempty"`
 }
 
 // LoadSummary is the load process's own use: on the same core count it
@@ -271,6 +275,9 @@ func (s *Summary) WriteText(w io.Writer) error {
 			bytesIEC(sv.End.RSSBytes), bytesIEC(sv.Before.RSSBytes), bytesIEC(sv.RSSPerMember),
 			sv.End.Goroutines, sv.Before.Goroutines, sv.GoroutinesPerMember,
 			bytesIEC(sv.End.HeapInuseBytes), bytesIEC(sv.HeapPerMember))
+		if sv.RelayLatency != nil {
+			p("%-13s relay step (arrival to hand-off to the receivers' channels): %s; the rest of the latency is the transport and the receivers\n", "", sv.RelayLatency)
+		}
 		if sv.Errors > 0 {
 			p("%-13s %d scrapes failed\n", "", sv.Errors)
 		}
