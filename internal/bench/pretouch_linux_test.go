@@ -3,17 +3,14 @@ package bench
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"regexp"
 	"runtime"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 
-	"github.com/parleyhq/parley/parleytest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -68,35 +65,4 @@ func TestPretouch(t *testing.T) {
 	t.Logf("%d pages written: %d faults cold, %d after a pre-touch", pages, cold, warm)
 	assert.Greater(t, cold, pages/2, "control: a fresh heap faults about once a page")
 	assert.Less(t, warm, pages/8, "after the pre-touch, few faults")
-}
-
-// TestRunPretouch: with --gc-budget a run pre-touches 90% of it before
-// the joins and says so; --pretouch=false does not.
-func TestRunPretouch(t *testing.T) {
-	flags := DefaultConfig()
-	assert.True(t, flags.Pretouch, "on by default")
-	require.NoError(t, Flags(&flags, io.Discard).Parse([]string{"--pretouch=false"}))
-	assert.False(t, flags.Pretouch)
-
-	srv := parleytest.NewServer(t)
-	cfg := testConfig(srv)
-	cfg.Members, cfg.RoomSize = 4, 2
-	cfg.MetricsURL = ""
-	cfg.GCBudget = 256 << 20
-	cfg.Pretouch = true
-	s, err := Run(context.Background(), cfg, Progress{})
-	require.NoError(t, err)
-	n, _ := pretouchBytes(256<<20, os.DirFS("/"))
-	assert.Equal(t, n, s.Load.PretouchBytes)
-	assert.Positive(t, s.Load.PretouchSeconds)
-	var text strings.Builder
-	require.NoError(t, s.WriteText(&text))
-	assert.Contains(t, text.String(), "pre-touched "+bytesIEC(float64(n))+" of the gc budget")
-	assert.Zero(t, s.Load.GCCycles)
-
-	cfg.Pretouch = false
-	s, err = Run(context.Background(), cfg, Progress{})
-	require.NoError(t, err)
-	assert.Zero(t, s.Load.PretouchBytes)
-	assert.Zero(t, s.Load.PretouchSeconds)
 }

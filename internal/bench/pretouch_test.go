@@ -2,10 +2,16 @@ package bench
 
 import (
 	"context"
+	"io"
+	"os"
+	"strings"
 	"testing"
 	"testing/fstest"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/parleyhq/parley/parleytest"
 )
 
 // TestPretouchBytes: 90% of the budget, but at most three quarters of
@@ -46,4 +52,35 @@ func TestPretouchStops(t *testing.T) {
 	touched, took := pretouch(context.Background(), pretouchChunk+4096)
 	assert.Equal(t, int64(pretouchChunk+4096), touched)
 	assert.Positive(t, took)
+}
+
+// TestRunPretouch: with --gc-budget a run pre-touches 90% of it before
+// the joins and says so; --pretouch=false does not.
+func TestRunPretouch(t *testing.T) {
+	flags := DefaultConfig()
+	assert.True(t, flags.Pretouch, "on by default")
+	require.NoError(t, Flags(&flags, io.Discard).Parse([]string{"--pretouch=false"}))
+	assert.False(t, flags.Pretouch)
+
+	srv := parleytest.NewServer(t)
+	cfg := testConfig(srv)
+	cfg.Members, cfg.RoomSize = 4, 2
+	cfg.MetricsURL = ""
+	cfg.GCBudget = 256 << 20
+	cfg.Pretouch = true
+	s, err := Run(context.Background(), cfg, Progress{})
+	require.NoError(t, err)
+	n, _ := pretouchBytes(256<<20, os.DirFS("/"))
+	assert.Equal(t, n, s.Load.PretouchBytes)
+	assert.Positive(t, s.Load.PretouchSeconds)
+	var text strings.Builder
+	require.NoError(t, s.WriteText(&text))
+	assert.Contains(t, text.String(), "pre-touched "+bytesIEC(float64(n))+" of the gc budget")
+	assert.Zero(t, s.Load.GCCycles)
+
+	cfg.Pretouch = false
+	s, err = Run(context.Background(), cfg, Progress{})
+	require.NoError(t, err)
+	assert.Zero(t, s.Load.PretouchBytes)
+	assert.Zero(t, s.Load.PretouchSeconds)
 }

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -30,7 +31,7 @@ type bucket struct {
 }
 
 // relayBuckets is the histogram summed over its kinds (user, broadcast,
-// outside), ascending; nil when the family is missing.
+// outside), ascending by bound.
 func relayBuckets(f *dto.MetricFamily) []bucket {
 	var out []bucket
 	for _, m := range f.GetMetric() {
@@ -43,15 +44,7 @@ func relayBuckets(f *dto.MetricFamily) []bucket {
 			out[i].count += b.GetCumulativeCount()
 		}
 	}
-	slices.SortFunc(out, func(a, b bucket) int {
-		switch {
-		case a.le < b.le:
-			return -1
-		case a.le > b.le:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b bucket) int { return cmp.Compare(a.le, b.le) })
 	return out
 }
 

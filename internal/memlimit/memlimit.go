@@ -4,8 +4,6 @@
 package memlimit
 
 import (
-	"bufio"
-	"bytes"
 	"io/fs"
 	"path"
 	"slices"
@@ -80,10 +78,9 @@ func Available(root fs.FS) (int64, bool) {
 	if err != nil {
 		return 0, false
 	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
+	for line := range strings.Lines(string(b)) {
 		// "MemAvailable:   16191476 kB"
-		f := strings.Fields(sc.Text())
+		f := strings.Fields(line)
 		if len(f) != 3 || f[0] != "MemAvailable:" || f[2] != "kB" {
 			continue
 		}
