@@ -711,7 +711,7 @@ func (s *Server) nodeDown(node string, graceful bool, moving []*clusterpb.Moving
 // settleMoving waits, as the node leaves and before its members hear
 // GoAway, until each active member has acknowledged the reliable messages
 // it holds now, or half the drain timeout passes (a receiver's SDK acks a
-// broadcast within 500 ms, a user message within a few milliseconds, but a
+// broadcast within 2 s, a user message within a few milliseconds, but a
 // member far behind takes longer). The other nodes keep what they send
 // after answering the Bye for the members' next node; what they sent
 // before is here (nodes.close), and a broadcast has no other copy: once

@@ -48,11 +48,11 @@ const ACK_DELAY_MS = 2; // a user message's ack (its sender waits): batched per 
 // came when the server handed it on), so it may wait: up to
 // BROADCAST_ACK_DELAY_MS, or until BROADCAST_ACK_BYTES of broadcasts are
 // owed; meanwhile it rides with the page's next reliable send in the room.
-// A page receiving a steady trickle of broadcasts then acks a few times a
-// second, not once per broadcast; the server keeps each copy that much
+// A page receiving a steady trickle of broadcasts then acks every 2 s at
+// most, not once per broadcast; the server keeps each copy that much
 // longer, well inside its member queue. The Go SDK's broadcastAckDelay and
 // broadcastAckBytes.
-const BROADCAST_ACK_DELAY_MS = 500;
+const BROADCAST_ACK_DELAY_MS = 2_000;
 const BROADCAST_ACK_BYTES = 256 << 10;
 const ID_PATTERN = /^[a-zA-Z0-9_@\-.]{1,128}$/;
 
