@@ -69,12 +69,14 @@ func Load(ctx context.Context, cfg LoadConfig) (Result, error) {
 	api := transport.NewAPI(transport.Options{LoopbackOnly: true, DataOnly: true}) // the SDK's Engine's
 	rooms := (cfg.Members + cfg.RoomSize - 1) / cfg.RoomSize
 	members := make([]*member, cfg.Members)
+	var readers sync.WaitGroup // the members' read loops
 	defer func() {
 		for _, m := range members {
 			if m != nil {
 				m.pc.Close()
 			}
 		}
+		readers.Wait()
 	}()
 
 	var (
@@ -86,7 +88,6 @@ func Load(ctx context.Context, cfg LoadConfig) (Result, error) {
 		measureE atomic.Int64
 		received atomic.Int64
 		overflow atomic.Int64
-		readers  sync.WaitGroup
 	)
 	inWindow := func(t time.Duration) bool {
 		s, e := measure.Load(), measureE.Load()
@@ -221,11 +222,6 @@ func Load(ctx context.Context, cfg LoadConfig) (Result, error) {
 	res.P50, res.P90, res.P99, res.P999 = ms(50), ms(90), ms(99), ms(99.9)
 	res.Max = float64(hist.Max()) / 1000
 	mu.Unlock()
-	for _, m := range members {
-		m.pc.Close()
-	}
-	members = nil
-	readers.Wait()
 	return res, nil
 }
 
