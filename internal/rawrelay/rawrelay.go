@@ -49,6 +49,7 @@ type Server struct {
 // peer is one member's reliable channel at the server.
 type peer struct {
 	room string
+	pc   *webrtc.PeerConnection
 	rw   datachannel.ReadWriteCloser
 }
 
@@ -145,13 +146,21 @@ func (s *Server) offer(w http.ResponseWriter, r *http.Request) {
 		pc.Close()
 		http.Error(w, err.Error(), http.StatusBadRequest)
 	}
+	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		if st == webrtc.PeerConnectionStateFailed { // gone before or after its channel opened
+			s.mu.Lock()
+			delete(s.pcs, pc)
+			s.mu.Unlock()
+			pc.Close()
+		}
+	})
 	dcs, err := transport.CreateChannels(pc)
 	if err != nil {
 		fail(err)
 		return
 	}
 	transport.OnOpen(dcs, func(ch transport.Channels) {
-		p := &peer{room: room, rw: ch[transport.ChannelReliable]}
+		p := &peer{room: room, pc: pc, rw: ch[transport.ChannelReliable]}
 		s.mu.Lock()
 		if !s.pcs[pc] { // closed meanwhile
 			s.mu.Unlock()
@@ -184,7 +193,8 @@ func (s *Server) offer(w http.ResponseWriter, r *http.Request) {
 }
 
 // relay reads p's messages and writes each to the rest of its room, on
-// p's reader goroutine: the least a relay can do.
+// p's reader goroutine: the least a relay can do. When p's channel closes,
+// the relay forgets p and closes its PeerConnection.
 func (s *Server) relay(p *peer) {
 	defer s.wg.Done()
 	var others []*peer
@@ -203,7 +213,19 @@ func (s *Server) relay(p *peer) {
 	})
 	s.mu.Lock()
 	delete(s.rooms[p.room], p)
+	if len(s.rooms[p.room]) == 0 {
+		delete(s.rooms, p.room)
+	}
+	delete(s.pcs, p.pc)
 	s.mu.Unlock()
+	p.pc.Close()
+}
+
+// members counts the PeerConnections the relay holds.
+func (s *Server) members() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.pcs)
 }
 
 // serverCPU reads the server's CPU seconds from its /cpu.

@@ -52,3 +52,23 @@ func TestListenLoopbackOnly(t *testing.T) {
 	_, err := Listen("127.0.0.1:0", "0.0.0.0:0")
 	require.ErrorContains(t, err, "not a loopback address")
 }
+
+// TestServerForgetsMembers: once a load's members have closed, the relay
+// holds none of their PeerConnections.
+func TestServerForgetsMembers(t *testing.T) {
+	s, err := Listen("127.0.0.1:0", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err = Load(ctx, LoadConfig{
+		URL: s.URL(), Members: 4, RoomSize: 2, Rate: 20, Payload: 64,
+		Warmup: 100 * time.Millisecond, Duration: 300 * time.Millisecond,
+	})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return s.members() == 0 }, 30*time.Second, 10*time.Millisecond,
+		"the relay still holds %d PeerConnections", s.members())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	require.Empty(t, s.rooms)
+}
