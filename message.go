@@ -25,8 +25,8 @@ const ackDelay = 2 * time.Millisecond
 // A broadcast's ack settles only the server's copy (its sender's result
 // came when the server handed it on), so it may wait: up to
 // broadcastAckDelay, or until broadcastAckBytes of broadcasts are owed. A
-// member receiving a steady trickle of broadcasts then sends an ack every
-// 2 s at most, not one per broadcast, and one that sends too carries its
+// member receiving a steady trickle of broadcasts then sends at most one
+// ack every 2 s, not one per broadcast, and one that sends too carries its
 // acks with its own messages; the server keeps each copy that much longer,
 // well inside its MemberQueue, and a node that drains waits that long at
 // most for them (half its DrainTimeout, 5 s by default, bounds the wait).

@@ -140,18 +140,12 @@ func (s *Server) offer(w http.ResponseWriter, r *http.Request) {
 	s.pcs[pc] = true
 	s.mu.Unlock()
 	fail := func(err error) {
-		s.mu.Lock()
-		delete(s.pcs, pc)
-		s.mu.Unlock()
-		pc.Close()
+		s.drop(pc)
 		http.Error(w, err.Error(), http.StatusBadRequest)
 	}
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		if st == webrtc.PeerConnectionStateFailed { // gone before or after its channel opened
-			s.mu.Lock()
-			delete(s.pcs, pc)
-			s.mu.Unlock()
-			pc.Close()
+			s.drop(pc)
 		}
 	})
 	dcs, err := transport.CreateChannels(pc)
@@ -173,7 +167,7 @@ func (s *Server) offer(w http.ResponseWriter, r *http.Request) {
 		s.wg.Add(1)
 		s.mu.Unlock()
 		go s.relay(p)
-	}, func(error) { pc.Close() })
+	}, func(error) { s.drop(pc) })
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: string(sdp)}); err != nil {
 		fail(err)
 		return
@@ -216,9 +210,16 @@ func (s *Server) relay(p *peer) {
 	if len(s.rooms[p.room]) == 0 {
 		delete(s.rooms, p.room)
 	}
-	delete(s.pcs, p.pc)
 	s.mu.Unlock()
-	p.pc.Close()
+	s.drop(p.pc)
+}
+
+// drop forgets pc and closes it.
+func (s *Server) drop(pc *webrtc.PeerConnection) {
+	s.mu.Lock()
+	delete(s.pcs, pc)
+	s.mu.Unlock()
+	pc.Close()
 }
 
 // members counts the PeerConnections the relay holds.

@@ -13,15 +13,23 @@ import (
 // closes its members and Close the relay's.
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+// newServer starts a raw relay on loopback, closed when t ends, and gives
+// a context bounding the test's load.
+func newServer(t *testing.T) (*Server, context.Context) {
+	t.Helper()
+	s, err := Listen("127.0.0.1:0", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, s.Close()) })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return s, ctx
+}
+
 // TestLoad runs a small load through a real relay, real pion
 // PeerConnections on loopback, and checks that every measured message
 // reached every other member of its room and was measured.
 func TestLoad(t *testing.T) {
-	s, err := Listen("127.0.0.1:0", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer s.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	s, ctx := newServer(t)
 	res, err := Load(ctx, LoadConfig{
 		URL: s.URL(), Members: 7, RoomSize: 3, Rate: 40, Payload: 64,
 		Warmup: 200 * time.Millisecond, Duration: time.Second,
@@ -56,12 +64,8 @@ func TestListenLoopbackOnly(t *testing.T) {
 // TestServerForgetsMembers: once a load's members have closed, the relay
 // holds none of their PeerConnections.
 func TestServerForgetsMembers(t *testing.T) {
-	s, err := Listen("127.0.0.1:0", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer s.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	_, err = Load(ctx, LoadConfig{
+	s, ctx := newServer(t)
+	_, err := Load(ctx, LoadConfig{
 		URL: s.URL(), Members: 4, RoomSize: 2, Rate: 20, Payload: 64,
 		Warmup: 100 * time.Millisecond, Duration: 300 * time.Millisecond,
 	})

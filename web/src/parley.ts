@@ -48,8 +48,8 @@ const ACK_DELAY_MS = 2; // a user message's ack (its sender waits): batched per 
 // came when the server handed it on), so it may wait: up to
 // BROADCAST_ACK_DELAY_MS, or until BROADCAST_ACK_BYTES of broadcasts are
 // owed; meanwhile it rides with the page's next reliable send in the room.
-// A page receiving a steady trickle of broadcasts then acks every 2 s at
-// most, not once per broadcast; the server keeps each copy that much
+// A page receiving a steady trickle of broadcasts then acks at most once
+// every 2 s, not once per broadcast; the server keeps each copy that much
 // longer, well inside its member queue. The Go SDK's broadcastAckDelay and
 // broadcastAckBytes.
 const BROADCAST_ACK_DELAY_MS = 2_000;
